@@ -1,0 +1,38 @@
+# netheal — build, test, demo. `make help` lists the targets.
+CARGO   ?= cargo
+PREFIX  ?= /usr/local
+
+.PHONY: all build release test lint unit demo clean help ci
+
+all: build
+
+help:
+	@echo "make build      debug build"
+	@echo "make release    optimised host build (target/release/netheal)"
+	@echo "make test       everything CI runs: rustfmt, clippy -D warnings, unit and namespace tests"
+	@echo "make demo       (root) a throw-away namespace lab: break the link, watch netheal heal it"
+	@echo "make cross      static musl release binaries for every target in cross/targets"
+	@echo "make cross-test every target's unit tests and smoke checks under qemu-user"
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# Namespace tests need root; with CI=true they refuse to skip.
+test: lint
+	$(CARGO) test --all-targets
+
+demo: release
+	sh tests/demo.sh target/release/netheal
+
+clean:
+	$(CARGO) clean
+	rm -rf dist
+
+-include cross/cross.mk
