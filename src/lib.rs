@@ -2,6 +2,8 @@
 //! place where errors become exit codes.
 use std::process::ExitCode;
 
+pub mod wire;
+
 pub fn run() -> ExitCode {
     ExitCode::SUCCESS
 }

@@ -1,0 +1,257 @@
+//! ICMP echo request/reply (RFC 792 page 14) and ICMPv6 echo (RFC 4443 section 4): a common
+//! 8-byte header — type, code, checksum, identifier, sequence — then opaque data.
+//!
+//! Checksums: ICMPv4 is covered by a plain Internet checksum, which we compute and verify.
+//! ICMPv6's covers a pseudo-header with both addresses (RFC 4443 section 2.3); Linux computes
+//! it on send and verifies it on receive for ICMPv6 sockets (RFC 3542 section 3.1), so we
+//! leave it zero on emit and do not check it on parse.
+
+use super::{checksum, WireError};
+
+/// Type + code + checksum + identifier + sequence.
+pub const ECHO_HEADER_LEN: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoKind {
+    Request,
+    Reply,
+}
+
+impl Family {
+    fn echo_type(self, kind: EchoKind) -> u8 {
+        match (self, kind) {
+            (Family::V4, EchoKind::Request) => 8,
+            (Family::V4, EchoKind::Reply) => 0,
+            (Family::V6, EchoKind::Request) => 128,
+            (Family::V6, EchoKind::Reply) => 129,
+        }
+    }
+
+    fn echo_kind(self, icmp_type: u8) -> Option<EchoKind> {
+        [EchoKind::Request, EchoKind::Reply]
+            .into_iter()
+            .find(|&k| self.echo_type(k) == icmp_type)
+    }
+}
+
+/// An echo message, borrowed from or to be written into a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Echo<'a> {
+    pub kind: EchoKind,
+    pub ident: u16,
+    pub seq: u16,
+    pub payload: &'a [u8],
+}
+
+impl<'a> Echo<'a> {
+    /// Reads an echo message from `msg` (the ICMP part only). Anything else that is well
+    /// formed — errors, neighbour discovery, router adverts — is `NotEchoReply`.
+    pub fn parse(family: Family, msg: &'a [u8]) -> Result<Self, WireError> {
+        if msg.len() < ECHO_HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        if family == Family::V4 && checksum(msg) != 0 {
+            return Err(WireError::BadChecksum);
+        }
+        let kind = family.echo_kind(msg[0]).ok_or(WireError::NotEchoReply)?;
+        if msg[1] != 0 {
+            return Err(WireError::NotEchoReply);
+        }
+        Ok(Echo {
+            kind,
+            ident: u16::from_be_bytes([msg[4], msg[5]]),
+            seq: u16::from_be_bytes([msg[6], msg[7]]),
+            payload: &msg[ECHO_HEADER_LEN..],
+        })
+    }
+
+    pub fn buffer_len(&self) -> usize {
+        ECHO_HEADER_LEN + self.payload.len()
+    }
+
+    /// Writes the message at the start of `buf`; returns its length, or `None` when `buf` is
+    /// too short (nothing is written then).
+    pub fn emit(&self, family: Family, buf: &mut [u8]) -> Option<usize> {
+        let len = self.buffer_len();
+        let out = buf.get_mut(..len)?;
+        out[0] = family.echo_type(self.kind);
+        out[1] = 0;
+        out[2..4].fill(0);
+        out[4..6].copy_from_slice(&self.ident.to_be_bytes());
+        out[6..8].copy_from_slice(&self.seq.to_be_bytes());
+        out[ECHO_HEADER_LEN..].copy_from_slice(self.payload);
+        if family == Family::V4 {
+            let sum = checksum(out);
+            out[2..4].copy_from_slice(&sum.to_be_bytes());
+        }
+        Some(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ICMPv4 echo request, ident 0x1a2b, seq 7, payload 01..08 (checksum by hand:
+    /// 0x0800 + 0x1a2b + 0x0007 + 0x0102 + 0x0304 + 0x0506 + 0x0708 = 0x3246, !0x3246 = 0xcdb9).
+    const V4_REQUEST: [u8; 16] = [
+        0x08, 0x00, 0xcd, 0xb9, 0x1a, 0x2b, 0x00, 0x07, 1, 2, 3, 4, 5, 6, 7, 8,
+    ];
+    /// The matching reply: type 0, so the checksum is 0x0800 higher.
+    const V4_REPLY: [u8; 16] = [
+        0x00, 0x00, 0xd5, 0xb9, 0x1a, 0x2b, 0x00, 0x07, 1, 2, 3, 4, 5, 6, 7, 8,
+    ];
+    /// ICMPv6 echo reply as a raw ICMPv6 socket returns it (kernel-verified checksum).
+    const V6_REPLY: [u8; 12] = [
+        0x81, 0x00, 0x5e, 0x1f, 0xbe, 0xef, 0xff, 0xfe, 0xca, 0xfe, 0, 1,
+    ];
+
+    #[test]
+    fn emits_v4_request_fixture() {
+        let mut buf = [0u8; 64];
+        let echo = Echo {
+            kind: EchoKind::Request,
+            ident: 0x1a2b,
+            seq: 7,
+            payload: &[1, 2, 3, 4, 5, 6, 7, 8],
+        };
+        assert_eq!(echo.emit(Family::V4, &mut buf), Some(16));
+        assert_eq!(buf[..16], V4_REQUEST);
+    }
+
+    #[test]
+    fn emits_v6_request_with_zero_checksum() {
+        let mut buf = [0xffu8; 10];
+        let echo = Echo {
+            kind: EchoKind::Request,
+            ident: 0xbeef,
+            seq: 0xfffe,
+            payload: &[0xca, 0xfe],
+        };
+        assert_eq!(echo.emit(Family::V6, &mut buf), Some(10));
+        assert_eq!(buf, [0x80, 0, 0, 0, 0xbe, 0xef, 0xff, 0xfe, 0xca, 0xfe]);
+    }
+
+    #[test]
+    fn emit_refuses_short_buffer_without_writing() {
+        let mut buf = [0x55u8; 15];
+        let echo = Echo::parse(Family::V4, &V4_REQUEST).unwrap();
+        assert_eq!(echo.emit(Family::V4, &mut buf), None);
+        assert_eq!(buf, [0x55; 15]);
+    }
+
+    #[test]
+    fn parses_v4_reply_fixture() {
+        let echo = Echo::parse(Family::V4, &V4_REPLY).unwrap();
+        assert_eq!(echo.kind, EchoKind::Reply);
+        assert_eq!((echo.ident, echo.seq), (0x1a2b, 7));
+        assert_eq!(echo.payload, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            Echo::parse(Family::V4, &V4_REQUEST).unwrap().kind,
+            EchoKind::Request
+        );
+    }
+
+    #[test]
+    fn parses_v6_reply_fixture() {
+        let echo = Echo::parse(Family::V6, &V6_REPLY).unwrap();
+        assert_eq!(echo.kind, EchoKind::Reply);
+        assert_eq!((echo.ident, echo.seq), (0xbeef, 0xfffe));
+        assert_eq!(echo.payload, &[0xca, 0xfe, 0, 1]);
+    }
+
+    #[test]
+    fn round_trip_both_families() {
+        let payload = *b"cookie!!";
+        for family in [Family::V4, Family::V6] {
+            let echo = Echo {
+                kind: EchoKind::Reply,
+                ident: 1,
+                seq: 65535,
+                payload: &payload,
+            };
+            let mut buf = [0u8; 32];
+            let n = echo.emit(family, &mut buf).unwrap();
+            assert_eq!(Echo::parse(family, &buf[..n]), Ok(echo));
+        }
+    }
+
+    #[test]
+    fn truncated_inputs() {
+        for len in 0..ECHO_HEADER_LEN {
+            assert_eq!(
+                Echo::parse(Family::V4, &V4_REPLY[..len]),
+                Err(WireError::Truncated)
+            );
+            assert_eq!(
+                Echo::parse(Family::V6, &V6_REPLY[..len]),
+                Err(WireError::Truncated)
+            );
+        }
+        // A header-only v4 reply with a fixed-up checksum is a valid echo with no data.
+        let mut bare = [0u8, 0, 0, 0, 0x1a, 0x2b, 0, 7];
+        let sum = checksum(&bare);
+        bare[2..4].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(
+            Echo::parse(Family::V4, &bare).unwrap().payload,
+            &[] as &[u8]
+        );
+    }
+
+    #[test]
+    fn corrupt_v4_checksum_is_rejected() {
+        for i in 0..V4_REPLY.len() {
+            let mut p = V4_REPLY;
+            p[i] ^= 0x40;
+            assert_eq!(
+                Echo::parse(Family::V4, &p),
+                Err(WireError::BadChecksum),
+                "byte {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_messages_are_not_echo() {
+        // ICMPv6 neighbour solicitation (135), router advert (134), destination unreachable (1).
+        for t in [135u8, 134, 1, 3] {
+            let mut p = V6_REPLY;
+            p[0] = t;
+            assert_eq!(Echo::parse(Family::V6, &p), Err(WireError::NotEchoReply));
+        }
+        // A v6 echo type seen on a v4 socket is not an echo there (128 = v6 request).
+        let mut p = [128u8, 0, 0, 0, 0, 0, 0, 0];
+        let sum = checksum(&p);
+        p[2..4].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(Echo::parse(Family::V4, &p), Err(WireError::NotEchoReply));
+        // Nonzero code.
+        let mut p = V6_REPLY;
+        p[1] = 1;
+        assert_eq!(Echo::parse(Family::V6, &p), Err(WireError::NotEchoReply));
+    }
+
+    #[test]
+    fn never_panics_on_any_short_input() {
+        // Every 0..=3-byte input, and every 8-byte input over a sample of types and codes.
+        for len in 0..4 {
+            for v in 0..=255u8 {
+                let p = vec![v; len];
+                let _ = Echo::parse(Family::V4, &p);
+                let _ = Echo::parse(Family::V6, &p);
+            }
+        }
+        for t in 0..=255u8 {
+            for c in [0u8, 1, 255] {
+                let p = [t, c, 0, 0, 0, 0, 0, 0];
+                let _ = Echo::parse(Family::V4, &p);
+                let _ = Echo::parse(Family::V6, &p);
+            }
+        }
+    }
+}

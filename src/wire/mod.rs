@@ -1,0 +1,26 @@
+//! Packet codec for ICMP and ICMPv6 echo (RFC 792, RFC 4443) and the IPv4 header in front of
+//! raw IPv4 replies (RFC 791). Pure byte handling: no I/O, no allocation, no `unsafe`, and no
+//! panics on any input — every length is checked before a field is read, and the tests feed
+//! truncated and corrupt packets to hold that.
+#![forbid(unsafe_code)]
+
+mod checksum;
+mod icmp;
+mod ipv4;
+
+pub use checksum::checksum;
+pub use icmp::{Echo, EchoKind, Family, ECHO_HEADER_LEN};
+pub use ipv4::strip_ipv4_header;
+
+/// Why a received packet was not an echo reply we can read. Each is counted, never fatal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// Shorter than the header it claims or needs.
+    Truncated,
+    /// IPv4 header that is not version 4, has IHL < 5, or does not carry ICMP.
+    BadIpHeader,
+    /// ICMP checksum does not verify.
+    BadChecksum,
+    /// A well-formed ICMP message that is not an echo reply (errors, requests, NDP...).
+    NotEchoReply,
+}
