@@ -7,3 +7,5 @@ pub mod wire;
 pub fn run() -> ExitCode {
     ExitCode::SUCCESS
 }
+pub mod cli;
+pub mod config;

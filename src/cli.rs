@@ -1,0 +1,352 @@
+//! The command line: a lexopt loop that maps each option to a `config::Builder` setting. No
+//! I/O; `-h` and `-V` return early so they work whatever else is on the line.
+#![forbid(unsafe_code)]
+
+use std::ffi::OsString;
+
+use crate::config::{Builder, Config, ConfigError};
+
+pub const HELP: &str = "\
+netheal — self-healing network watchdog
+
+Usage: netheal [OPTIONS] IFACE
+
+Probes targets through IFACE with ICMP echo; after --fail-after failed rounds in a row it
+heals IFACE by climbing the --heal ladder, with exponential backoff between attempts.
+
+Options:
+  -t, --target ADDR        IPv4 or IPv6 address, or 'gateway' (IFACE's default gateway,
+                           re-read every round). Repeatable. Default: gateway
+  -c, --count N            echoes per target per round, spread over the first half of
+                           the timeout; a target that answered gets no more (default 3)
+  -i, --interval DUR       time between rounds while up (default 10s)
+  -W, --timeout DUR        how long a round waits for replies (default 2s)
+  -n, --fail-after N       failed rounds in a row before healing (default 3); after the
+                           first failed round, rounds follow each other without waiting
+  -k, --quorum N           targets that must answer for a round to be good (default 1)
+  -u, --up-after N         good rounds in a row that end an outage (default 1)
+  -a, --heal STEP          escalation ladder, in order, repeatable; attempt k runs step
+                           min(k, steps). STEP: ifupdown (ifdown IFACE; ifup IFACE),
+                           link (IFACE down then up, built in), or /absolute/path run as
+                           'PATH IFACE' with NETHEAL_IFACE, NETHEAL_ATTEMPT and
+                           NETHEAL_REASON set. Default: ifupdown
+  -b, --backoff MIN[:MAX]  wait after a heal attempt before the next, doubling up to MAX,
+                           +/-10% jitter, reset when up (default 30s:15m)
+      --heal-timeout DUR   SIGTERM a step's process group after DUR, SIGKILL 5s later
+                           (default 60s)
+      --once               run one round; exit 0 if good, 1 if not; never heals
+      --dry-run            decide and log everything, run no heal step
+      --log DEST           auto, syslog or stderr (default auto: stderr when it is a
+                           terminal or /dev/log is missing, else syslog)
+  -v, --verbose            also log every round with its round-trip times
+  -h, --help               print this help
+  -V, --version            print version, commit, target and build date
+
+DUR: 250ms, 10s, 1.5s, 5m, 1h; a bare number is seconds.
+Exit: 0 stopped by SIGTERM/SIGINT or good --once; 1 bad --once; 2 usage error;
+3 no ICMP socket (needs CAP_NET_RAW or net.ipv4.ping_group_range).
+Signals: SIGUSR1 logs a status line; SIGTERM/SIGINT stop (a running step is killed).
+";
+
+pub fn version() -> String {
+    format!(
+        "netheal {} (commit {}, target {}, built {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("NETHEAL_COMMIT"),
+        env!("NETHEAL_TARGET"),
+        env!("NETHEAL_BUILD_DATE"),
+    )
+}
+
+#[derive(Debug)]
+pub enum Command {
+    Run(Config),
+    Help,
+    Version,
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<I>(args: I) -> Result<Command, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut b = Builder::default();
+    loop {
+        let arg = match parser.next() {
+            Ok(Some(arg)) => arg,
+            Ok(None) => break,
+            Err(e) => return Err(lexopt_error(e)),
+        };
+        let key = match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Long("once") | Long("dry-run") | Short('v') | Long("verbose") => {
+                let key = match arg {
+                    Long("once") => "--once",
+                    Long("dry-run") => "--dry-run",
+                    _ => "--verbose",
+                };
+                b.switch(key)?;
+                continue;
+            }
+            Value(v) => {
+                let name = v.to_str().ok_or_else(|| not_utf8("IFACE"))?;
+                b.iface(name)?;
+                continue;
+            }
+            Short('t') | Long("target") => "--target",
+            Short('c') | Long("count") => "--count",
+            Short('i') | Long("interval") => "--interval",
+            Short('W') | Long("timeout") => "--timeout",
+            Short('n') | Long("fail-after") => "--fail-after",
+            Short('k') | Long("quorum") => "--quorum",
+            Short('u') | Long("up-after") => "--up-after",
+            Short('a') | Long("heal") => "--heal",
+            Short('b') | Long("backoff") => "--backoff",
+            Long("heal-timeout") => "--heal-timeout",
+            Long("log") => "--log",
+            _ => return Err(lexopt_error(arg.unexpected())),
+        };
+        let value = parser
+            .value()
+            .map_err(|_| ConfigError::new(key, None, "missing value"))?;
+        let value = value.to_str().ok_or_else(|| not_utf8(key))?;
+        b.set(key, value)?;
+    }
+    b.finish().map(Command::Run)
+}
+
+fn not_utf8(key: &str) -> ConfigError {
+    ConfigError::new(key, None, "value is not valid UTF-8")
+}
+
+fn lexopt_error(e: lexopt::Error) -> ConfigError {
+    match e {
+        lexopt::Error::UnexpectedOption(opt) => {
+            ConfigError::new(&opt, None, "unknown option (see netheal --help)")
+        }
+        lexopt::Error::UnexpectedValue { option, value } => ConfigError::new(
+            &option,
+            Some(&value.to_string_lossy()),
+            "this option takes no value",
+        ),
+        other => ConfigError::new("arguments", None, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HealStep, LogDest, Target};
+    use std::time::Duration;
+
+    fn run(args: &[&str]) -> Result<Config, String> {
+        match parse(args.iter().copied()) {
+            Ok(Command::Run(c)) => Ok(c),
+            Ok(other) => panic!("{args:?}: unexpected {other:?}"),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn every_option_long_and_short() {
+        let long = run(&[
+            "--target",
+            "198.51.100.1",
+            "--target=2001:db8::1",
+            "--count",
+            "5",
+            "--interval",
+            "1s",
+            "--timeout",
+            "500ms",
+            "--fail-after",
+            "4",
+            "--quorum",
+            "2",
+            "--up-after",
+            "2",
+            "--heal",
+            "link",
+            "--heal",
+            "ifupdown",
+            "--backoff",
+            "1s:8s",
+            "--heal-timeout",
+            "3s",
+            "--once",
+            "--dry-run",
+            "--log",
+            "stderr",
+            "--verbose",
+            "eth0",
+        ])
+        .unwrap();
+        let short = run(&[
+            "-t",
+            "198.51.100.1",
+            "-t2001:db8::1",
+            "-c",
+            "5",
+            "-i",
+            "1s",
+            "-W",
+            "500ms",
+            "-n",
+            "4",
+            "-k",
+            "2",
+            "-u",
+            "2",
+            "-a",
+            "link",
+            "-a",
+            "ifupdown",
+            "-b",
+            "1s:8s",
+            "--heal-timeout",
+            "3s",
+            "--once",
+            "--dry-run",
+            "--log=stderr",
+            "-v",
+            "eth0",
+        ])
+        .unwrap();
+        assert_eq!(long, short);
+        let c = long;
+        assert_eq!(c.iface, "eth0");
+        assert_eq!(
+            c.targets,
+            vec![
+                Target::Addr("198.51.100.1".parse().unwrap()),
+                Target::Addr("2001:db8::1".parse().unwrap())
+            ]
+        );
+        assert_eq!((c.count, c.fail_after, c.quorum, c.up_after), (5, 4, 2, 2));
+        assert_eq!(c.interval, Duration::from_secs(1));
+        assert_eq!(c.timeout, Duration::from_millis(500));
+        assert_eq!(c.heal, vec![HealStep::Link, HealStep::IfUpDown]);
+        assert_eq!(
+            (c.backoff_min, c.backoff_max),
+            (Duration::from_secs(1), Duration::from_secs(8))
+        );
+        assert_eq!(c.heal_timeout, Duration::from_secs(3));
+        assert!(c.once && c.dry_run && c.verbose);
+        assert_eq!(c.log, LogDest::Stderr);
+    }
+
+    #[test]
+    fn help_and_version_win() {
+        assert!(matches!(parse(["--interval", "bad", "-h"]), Err(_)));
+        assert!(matches!(
+            parse(["-h", "--interval", "bad"]),
+            Ok(Command::Help)
+        ));
+        assert!(matches!(parse(["eth0", "--help"]), Ok(Command::Help)));
+        assert!(matches!(parse(["-V"]), Ok(Command::Version)));
+        assert!(version().starts_with(&format!("netheal {} (commit ", env!("CARGO_PKG_VERSION"))));
+    }
+
+    #[test]
+    fn every_error_names_option_value_and_expectation() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--bogus", "eth0"], "--bogus: unknown option"),
+            (&["-x", "eth0"], "-x: unknown option"),
+            (
+                &["--once=yes", "eth0"],
+                "--once: 'yes': this option takes no value",
+            ),
+            (&["eth0", "--interval"], "--interval: missing value"),
+            (
+                &["--interval", "10x", "eth0"],
+                "--interval: '10x': expected a duration",
+            ),
+            (&["-W", "0", "eth0"], "--timeout: '0': expected a duration"),
+            (
+                &["-c", "0", "eth0"],
+                "--count: '0': expected a whole number from 1 to 20",
+            ),
+            (
+                &["-n", "-1", "eth0"],
+                "--fail-after: '-1': expected a whole number",
+            ),
+            (
+                &["-u", "x", "eth0"],
+                "--up-after: 'x': expected a whole number",
+            ),
+            (
+                &["-k", "2", "eth0"],
+                "--quorum: '2': at most the number of targets (1)",
+            ),
+            (
+                &["-t", "example.com", "eth0"],
+                "--target: 'example.com': expected an IPv4 or IPv6 address",
+            ),
+            (
+                &["-t", "1.1.1.1", "-t", "1.1.1.1", "eth0"],
+                "--target: '1.1.1.1': this target is already given",
+            ),
+            (
+                &["-a", "reboot", "eth0"],
+                "--heal: 'reboot': expected ifupdown, link, or the absolute path",
+            ),
+            (
+                &["-b", "5m:1m", "eth0"],
+                "--backoff: '5m:1m': expected MIN or MIN:MAX",
+            ),
+            (
+                &["--heal-timeout", "1d", "eth0"],
+                "--heal-timeout: '1d': expected a duration",
+            ),
+            (
+                &["--log", "file", "eth0"],
+                "--log: 'file': expected auto, syslog or stderr",
+            ),
+            (&[], "IFACE: missing"),
+            (&["eth0", "eth1"], "IFACE: 'eth1': one interface only"),
+            (
+                &["averyveryverylongname"],
+                "IFACE: 'averyveryverylongname': expected an interface name",
+            ),
+        ];
+        for (args, want) in cases {
+            let got = run(args).unwrap_err();
+            assert!(
+                got.starts_with(want),
+                "{args:?}: got {got:?}, want prefix {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn help_mentions_every_option() {
+        for opt in [
+            "--target",
+            "--count",
+            "--interval",
+            "--timeout",
+            "--fail-after",
+            "--quorum",
+            "--up-after",
+            "--heal",
+            "--backoff",
+            "--heal-timeout",
+            "--once",
+            "--dry-run",
+            "--log",
+            "--verbose",
+            "--help",
+            "--version",
+        ] {
+            assert!(HELP.contains(opt), "{opt}");
+        }
+        assert!(
+            HELP.lines().all(|l| l.chars().count() <= 92),
+            "help lines fit a terminal"
+        );
+    }
+}
