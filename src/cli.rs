@@ -21,8 +21,9 @@ Options:
                            the timeout; a target that answered gets no more (default 3)
   -i, --interval DUR       time between rounds while up (default 10s)
   -W, --timeout DUR        how long a round waits for replies (default 2s)
-  -n, --fail-after N       failed rounds in a row before healing (default 3); after the
-                           first failed round, rounds follow each other without waiting
+  -n, --fail-after N       failed rounds in a row before healing (default 3); from the
+                           first failed round until the outage ends, rounds start a
+                           timeout apart instead of an interval
   -k, --quorum N           targets that must answer for a round to be good (default 1)
   -u, --up-after N         good rounds in a row that end an outage (default 1)
   -a, --heal STEP          escalation ladder, in order, repeatable; attempt k runs step

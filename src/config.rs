@@ -320,6 +320,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A duration for people: `250ms`, `1.5s`, `2m05s`, `1h02m`.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1_000..=59_999 => {
+            let tenths = (ms + 50) / 100;
+            format!("{}.{}s", tenths / 10, tenths % 10)
+        }
+        60_000..=3_599_999 => format!("{}m{:02}s", ms / 60_000, ms / 1_000 % 60),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
 fn parse_backoff(s: &str) -> Result<(Duration, Duration), String> {
     let expected = "expected MIN or MIN:MAX durations with MIN <= MAX, such as 30s:15m";
     let (min, max) = match s.split_once(':') {
@@ -401,6 +415,23 @@ mod tests {
             "1,5s",
         ] {
             assert!(parse_duration(s).is_err(), "{s:?} should fail");
+        }
+    }
+
+    #[test]
+    fn human_durations() {
+        let cases = [
+            (0, "0ms"),
+            (250, "250ms"),
+            (1_000, "1.0s"),
+            (1_249, "1.2s"),
+            (59_960, "60.0s"),
+            (60_000, "1m00s"),
+            (125_000, "2m05s"),
+            (3_720_000, "1h02m"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(human(ms(n)), want);
         }
     }
 

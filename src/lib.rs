@@ -9,3 +9,4 @@ pub fn run() -> ExitCode {
 }
 pub mod cli;
 pub mod config;
+pub mod watchdog;

@@ -1,0 +1,740 @@
+//! The decision logic as a pure state machine: round verdicts, heal-step ends and the time go
+//! in, actions come out (`poll_action`). It owns hysteresis (fail-after / up-after), the round
+//! schedule, the escalation ladder and the backoff between heal attempts. It never reads a
+//! clock and does no I/O: the caller hands it `now` (monotonic) and acts on what it returns,
+//! so the tests below drive hours of virtual time in microseconds.
+#![forbid(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::config::human;
+
+/// What the state machine needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub interval: Duration,
+    /// How long a round waits for replies; also the round spacing during an outage.
+    pub timeout: Duration,
+    pub fail_after: u32,
+    pub up_after: u32,
+    /// Number of steps on the heal ladder (at least 1).
+    pub steps: usize,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// No round has ended yet.
+    Starting,
+    Up,
+    /// Some rounds failed in a row, fewer than fail-after.
+    Suspect,
+    /// In an outage, waiting for the backoff before the next heal attempt.
+    Down,
+    /// In an outage, a heal step is running.
+    Healing,
+    /// In an outage, good rounds in a row, fewer than up-after.
+    Recovering,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Starting => "starting",
+            State::Up => "up",
+            State::Suspect => "suspect",
+            State::Down => "down",
+            State::Healing => "healing",
+            State::Recovering => "recovering",
+        })
+    }
+}
+
+/// The outcome of one probe round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub good: bool,
+    pub answered: usize,
+    pub targets: usize,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{} targets answered", self.answered, self.targets)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start a probe round now, and report its end with `round_ended` (or `round_skipped`).
+    StartRound,
+    /// The state changed; log it.
+    Transition {
+        from: State,
+        to: State,
+        reason: String,
+    },
+    /// Run ladder step `step` (0-based) as attempt `attempt` (1-based); report its end with
+    /// `heal_ended`.
+    RunHeal {
+        attempt: u32,
+        step: usize,
+        reason: String,
+    },
+}
+
+#[derive(Debug)]
+pub struct Watchdog {
+    policy: Policy,
+    state: State,
+    since: Instant,
+    /// Failed / good rounds in a row.
+    fails: u32,
+    goods: u32,
+    /// When the first round of the current failure streak started.
+    streak_start: Option<Instant>,
+    /// Why the current outage began (NETHEAL_REASON for every attempt in it).
+    outage_reason: String,
+    outage_start: Option<Instant>,
+    attempts: u32,
+    heals: u64,
+    round_start: Option<Instant>,
+    next_round: Option<Instant>,
+    /// While in an outage and not healing: the earliest time for the next attempt.
+    next_heal: Option<Instant>,
+    rng: u64,
+    actions: VecDeque<Action>,
+}
+
+impl Watchdog {
+    /// `seed` feeds the backoff jitter; any value works, 0 included.
+    pub fn new(policy: Policy, now: Instant, seed: u64) -> Self {
+        assert!(policy.steps >= 1 && policy.fail_after >= 1 && policy.up_after >= 1);
+        Watchdog {
+            policy,
+            state: State::Starting,
+            since: now,
+            fails: 0,
+            goods: 0,
+            streak_start: None,
+            outage_reason: String::new(),
+            outage_start: None,
+            attempts: 0,
+            heals: 0,
+            round_start: None,
+            next_round: Some(now),
+            next_heal: None,
+            rng: seed ^ 0x9e37_79b9_7f4a_7c15,
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// When the current state was entered.
+    pub fn since(&self) -> Instant {
+        self.since
+    }
+
+    /// Heal attempts since start.
+    pub fn heals(&self) -> u64 {
+        self.heals
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next instant at which `handle_timeout` has work, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let heal = self.next_heal.filter(|_| self.state == State::Down);
+        match (self.next_round, heal) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.next_round.is_some_and(|t| t <= now) {
+            self.next_round = None;
+            self.round_start = Some(now);
+            self.actions.push_back(Action::StartRound);
+        }
+        if self.state == State::Down && self.next_heal.is_some_and(|t| t <= now) {
+            self.start_heal(now);
+        }
+    }
+
+    pub fn round_ended(&mut self, now: Instant, v: Verdict) {
+        let started = self.round_start.take().unwrap_or(now);
+        if v.good {
+            self.goods += 1;
+            self.fails = 0;
+            self.streak_start = None;
+        } else {
+            self.fails += 1;
+            self.goods = 0;
+            self.streak_start.get_or_insert(started);
+        }
+        match (self.state, v.good) {
+            (State::Starting, true) => {
+                self.enter(now, State::Up, format!("first round good ({v})"))
+            }
+            (State::Suspect, true) => self.enter(now, State::Up, format!("round good again ({v})")),
+            (State::Up, true) | (State::Healing, _) => {}
+            (State::Starting | State::Up | State::Suspect, false) => {
+                if self.fails >= self.policy.fail_after {
+                    self.begin_outage(now, v);
+                } else if self.state != State::Suspect {
+                    self.enter(now, State::Suspect, format!("round failed ({v})"));
+                }
+            }
+            (State::Down | State::Recovering, true) => {
+                if self.goods >= self.policy.up_after {
+                    self.recovered(now);
+                } else if self.state == State::Down {
+                    let reason = format!("good round {} of {}", self.goods, self.policy.up_after);
+                    self.enter(now, State::Recovering, reason);
+                }
+            }
+            (State::Down | State::Recovering, false) => {
+                if self.state == State::Recovering {
+                    self.enter(now, State::Down, format!("round failed ({v})"));
+                }
+                if self.next_heal.is_some_and(|t| t <= now) {
+                    self.start_heal(now);
+                }
+            }
+        }
+        self.schedule_round(now, started);
+    }
+
+    /// A round could not run (the interface is missing): no verdict, try again an interval on.
+    pub fn round_skipped(&mut self, now: Instant) {
+        let started = self.round_start.take().unwrap_or(now);
+        self.next_round = Some(later(started, self.policy.interval).max(now));
+    }
+
+    /// The heal step of the current attempt has ended (whatever its exit status: the rounds,
+    /// not the step, say whether it worked).
+    pub fn heal_ended(&mut self, now: Instant) {
+        if self.state != State::Healing {
+            return;
+        }
+        let wait = self.backoff(self.attempts);
+        self.next_heal = Some(later(now, wait));
+        let k = self.attempts;
+        if self.goods >= self.policy.up_after {
+            self.recovered(now);
+        } else if self.goods > 0 {
+            let reason = format!(
+                "heal attempt {k} ended; good round {} of {}",
+                self.goods, self.policy.up_after
+            );
+            self.enter(now, State::Recovering, reason);
+        } else {
+            let reason = format!(
+                "heal attempt {k} ended; next attempt in {} unless it recovers",
+                human(wait)
+            );
+            self.enter(now, State::Down, reason);
+        }
+    }
+
+    fn begin_outage(&mut self, now: Instant, v: Verdict) {
+        self.outage_reason = format!("{} failed rounds in a row ({v})", self.fails);
+        self.outage_start = self.streak_start.or(Some(now));
+        self.attempts = 0;
+        self.enter(now, State::Down, self.outage_reason.clone());
+        self.start_heal(now);
+    }
+
+    fn start_heal(&mut self, now: Instant) {
+        self.attempts += 1;
+        self.heals += 1;
+        self.next_heal = None;
+        let attempt = self.attempts;
+        let step = (attempt as usize).min(self.policy.steps) - 1;
+        self.enter(now, State::Healing, format!("heal attempt {attempt}"));
+        self.actions.push_back(Action::RunHeal {
+            attempt,
+            step,
+            reason: self.outage_reason.clone(),
+        });
+    }
+
+    fn recovered(&mut self, now: Instant) {
+        let lasted = self
+            .outage_start
+            .map(|t| now.saturating_duration_since(t))
+            .unwrap_or_default();
+        let n = self.attempts;
+        let reason = format!(
+            "outage over after {}, {n} heal attempt{}",
+            human(lasted),
+            if n == 1 { "" } else { "s" }
+        );
+        self.enter(now, State::Up, reason);
+        self.attempts = 0;
+        self.next_heal = None;
+        self.outage_start = None;
+    }
+
+    fn enter(&mut self, now: Instant, to: State, reason: String) {
+        let from = self.state;
+        self.state = to;
+        self.since = now;
+        self.actions
+            .push_back(Action::Transition { from, to, reason });
+    }
+
+    fn schedule_round(&mut self, now: Instant, started: Instant) {
+        // While up, rounds start an interval apart. From the first failure until the outage
+        // ends they start a timeout apart: a failing round lasts that long, so failing rounds
+        // follow each other at once, and good rounds during recovery (which end after one
+        // round-trip) do not turn into a flood.
+        let spacing = if matches!(self.state, State::Up | State::Starting) {
+            self.policy.interval
+        } else {
+            self.policy.timeout
+        };
+        self.next_round = Some(later(started, spacing).max(now));
+    }
+
+    /// min(MIN * 2^(k-1), MAX), then +/-10% jitter so a fleet that lost the same uplink does
+    /// not retry in lockstep.
+    fn backoff(&mut self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(30);
+        let base = self
+            .policy
+            .backoff_min
+            .saturating_mul(1 << doublings)
+            .min(self.policy.backoff_max);
+        let permille = 900 + (self.next_random() % 201) as u32; // 900..=1100
+        base * permille / 1000
+    }
+
+    /// xorshift64*: enough for jitter, deterministic for the tests.
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn later(t: Instant, d: Duration) -> Instant {
+    // An Instant near the end of its range cannot happen in practice; saturate rather than panic.
+    t.checked_add(d).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: f64) -> Duration {
+        Duration::from_secs_f64(x)
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            interval: s(10.0),
+            timeout: s(2.0),
+            fail_after: 3,
+            up_after: 1,
+            steps: 1,
+            backoff_min: s(30.0),
+            backoff_max: s(900.0),
+        }
+    }
+
+    /// A virtual lab: rounds take 1 ms when the link is good and the whole timeout when it is
+    /// not; heal steps take `heal_len`; attempt `fix_on` (if any) repairs the link for good.
+    struct Sim {
+        wd: Watchdog,
+        t0: Instant,
+        now: Instant,
+        timeout: Duration,
+        heal_len: Duration,
+        bad: Box<dyn Fn(f64) -> bool>,
+        fix_on: Option<u32>,
+        fixed: bool,
+        round_end: Option<(Instant, bool)>,
+        heal_end: Option<(Instant, u32)>,
+        /// (seconds since t0, action), everything the machine asked for.
+        log: Vec<(f64, Action)>,
+    }
+
+    impl Sim {
+        fn new(policy: Policy, bad: impl Fn(f64) -> bool + 'static) -> Sim {
+            let t0 = Instant::now();
+            Sim {
+                wd: Watchdog::new(policy, t0, 42),
+                t0,
+                now: t0,
+                timeout: s(2.0),
+                heal_len: s(1.0),
+                bad: Box::new(bad),
+                fix_on: None,
+                fixed: false,
+                round_end: None,
+                heal_end: None,
+                log: Vec::new(),
+            }
+        }
+
+        fn at(&self) -> f64 {
+            (self.now - self.t0).as_secs_f64()
+        }
+
+        fn run(&mut self, until_secs: f64) {
+            let until = self.t0 + s(until_secs);
+            for _ in 0..1_000_000 {
+                let next = [
+                    self.wd.poll_timeout(),
+                    self.round_end.map(|r| r.0),
+                    self.heal_end.map(|h| h.0),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .expect("the machine always has something scheduled");
+                if next > until {
+                    self.now = until;
+                    return;
+                }
+                assert!(next >= self.now, "time went backwards");
+                self.now = next;
+                if let Some((t, good)) = self.round_end.filter(|r| r.0 <= self.now) {
+                    self.round_end = None;
+                    let v = Verdict {
+                        good,
+                        answered: usize::from(good),
+                        targets: 1,
+                    };
+                    self.wd.round_ended(t, v);
+                }
+                if self.heal_end.is_some_and(|h| h.0 <= self.now) {
+                    self.heal_end = None;
+                    self.wd.heal_ended(self.now);
+                }
+                self.wd.handle_timeout(self.now);
+                while let Some(a) = self.wd.poll_action() {
+                    match &a {
+                        Action::StartRound => {
+                            assert!(self.round_end.is_none(), "rounds never overlap");
+                            let good = self.fixed || !(self.bad)(self.at());
+                            let len = if good { s(0.001) } else { self.timeout };
+                            self.round_end = Some((self.now + len, good));
+                        }
+                        Action::RunHeal { attempt, .. } => {
+                            assert!(self.heal_end.is_none(), "heal steps never overlap");
+                            // The repair takes effect as the step starts (ifup configures the
+                            // address first, then runs its hooks).
+                            if self.fix_on.is_some_and(|k| *attempt >= k) {
+                                self.fixed = true;
+                            }
+                            self.heal_end = Some((self.now + self.heal_len, *attempt));
+                        }
+                        Action::Transition { from, to, .. } => assert_ne!(from, to),
+                    }
+                    self.log.push((self.at(), a));
+                }
+            }
+            panic!("step cap reached: the machine spins");
+        }
+
+        fn heals(&self) -> Vec<(f64, u32, usize)> {
+            self.log
+                .iter()
+                .filter_map(|(t, a)| match a {
+                    Action::RunHeal { attempt, step, .. } => Some((*t, *attempt, *step)),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn rounds(&self) -> Vec<f64> {
+            self.log
+                .iter()
+                .filter(|(_, a)| *a == Action::StartRound)
+                .map(|(t, _)| *t)
+                .collect()
+        }
+
+        fn transitions(&self) -> Vec<(State, State)> {
+            self.log
+                .iter()
+                .filter_map(|(_, a)| match a {
+                    Action::Transition { from, to, .. } => Some((*from, *to)),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn heal_ends(&self) -> Vec<f64> {
+            self.heals()
+                .iter()
+                .map(|h| h.0 + self.heal_len.as_secs_f64())
+                .collect()
+        }
+    }
+
+    #[test]
+    fn healthy_rounds_are_an_interval_apart() {
+        let mut sim = Sim::new(policy(), |_| false);
+        sim.run(100.0);
+        let rounds = sim.rounds();
+        assert_eq!(rounds.len(), 11, "{rounds:?}");
+        for w in rounds.windows(2) {
+            assert!((w[1] - w[0] - 10.0).abs() < 1e-6);
+        }
+        assert_eq!(sim.transitions(), vec![(State::Starting, State::Up)]);
+        assert!(sim.heals().is_empty());
+    }
+
+    #[test]
+    fn single_loss_does_not_heal() {
+        let mut sim = Sim::new(policy(), |t| (20.0..21.0).contains(&t));
+        sim.run(600.0);
+        assert!(sim.heals().is_empty());
+        assert_eq!(
+            sim.transitions(),
+            vec![
+                (State::Starting, State::Up),
+                (State::Up, State::Suspect),
+                (State::Suspect, State::Up)
+            ]
+        );
+        // The round after the failed one came at once, not an interval later.
+        let r = sim.rounds();
+        assert_eq!((r[2], r[3]), (20.0, 22.0));
+    }
+
+    #[test]
+    fn fail_after_consecutive_losses_heals_within_the_bound() {
+        let fault = 35.0;
+        let mut sim = Sim::new(policy(), move |t| t >= fault);
+        sim.run(60.0);
+        let heals = sim.heals();
+        assert_eq!(heals.len(), 1);
+        // Detection bound: INTERVAL + N x TIMEOUT after the fault began.
+        let bound = fault + 10.0 + 3.0 * 2.0;
+        assert!(
+            heals[0].0 <= bound,
+            "heal at {} > bound {bound}",
+            heals[0].0
+        );
+        assert_eq!(heals[0].0, 46.0); // rounds 40-42, 42-44, 44-46 failed
+        assert_eq!(
+            sim.transitions()[..4],
+            [
+                (State::Starting, State::Up),
+                (State::Up, State::Suspect),
+                (State::Suspect, State::Down),
+                (State::Down, State::Healing)
+            ]
+        );
+    }
+
+    #[test]
+    fn two_losses_then_good_is_no_outage() {
+        let mut sim = Sim::new(policy(), |t| (10.0..13.0).contains(&t));
+        sim.run(300.0);
+        assert!(sim.heals().is_empty());
+    }
+
+    #[test]
+    fn failing_heal_backs_off_doubling_to_the_cap() {
+        let mut p = policy();
+        p.backoff_max = s(240.0);
+        let mut sim = Sim::new(p, |t| t >= 5.0);
+        sim.run(3600.0);
+        let heals = sim.heals();
+        let ends = sim.heal_ends();
+        let gaps: Vec<f64> = heals
+            .iter()
+            .skip(1)
+            .zip(&ends)
+            .map(|(h, end)| h.0 - end)
+            .collect();
+        let want = [30.0, 60.0, 120.0, 240.0, 240.0, 240.0];
+        assert!(gaps.len() >= want.len(), "{gaps:?}");
+        for (g, w) in gaps.iter().zip(want) {
+            assert!(
+                *g >= w * 0.9 - 1e-6 && *g <= w * 1.1 + 1e-6,
+                "gap {g} vs {w}: {gaps:?}"
+            );
+        }
+        for g in &gaps[want.len()..] {
+            assert!(*g <= 240.0 * 1.1 + 1e-6, "capped: {gaps:?}");
+        }
+        // The jitter really varies.
+        assert!(
+            gaps[3..].windows(2).any(|w| (w[0] - w[1]).abs() > 1e-3),
+            "{gaps:?}"
+        );
+        // Probing went on meanwhile: about one failing round per timeout.
+        let rounds = sim.rounds().len() as f64;
+        assert!(
+            rounds > 3600.0 / 2.0 * 0.9 && rounds < 3600.0 / 2.0 + 10.0,
+            "{rounds}"
+        );
+    }
+
+    #[test]
+    fn ladder_runs_in_order_then_stays_on_the_last_step() {
+        let mut p = policy();
+        p.steps = 3;
+        p.backoff_min = s(1.0);
+        p.backoff_max = s(4.0);
+        let mut sim = Sim::new(p, |t| t >= 1.0);
+        sim.run(120.0);
+        let steps: Vec<(u32, usize)> = sim.heals().iter().map(|h| (h.1, h.2)).take(6).collect();
+        assert_eq!(steps, vec![(1, 0), (2, 1), (3, 2), (4, 2), (5, 2), (6, 2)]);
+    }
+
+    #[test]
+    fn recovery_resets_the_ladder_and_the_backoff() {
+        let mut p = policy();
+        p.steps = 2;
+        let mut sim = Sim::new(p, |t| (50.0..60.0).contains(&t) || t >= 1000.0);
+        sim.fix_on = Some(2);
+        // First outage: the link comes back by itself at 60 s, after attempt 1.
+        sim.run(200.0);
+        assert_eq!(sim.heals().iter().map(|h| h.1).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(sim.wd.state(), State::Up);
+        let up = sim.log.iter().find_map(|(_, a)| match a {
+            Action::Transition {
+                to: State::Up,
+                from: State::Down,
+                reason,
+            } => Some(reason.clone()),
+            _ => None,
+        });
+        assert!(
+            up.unwrap().starts_with("outage over after"),
+            "recovered with a reason"
+        );
+        // Second outage: attempt numbering and ladder start again at 1 / step 0; attempt 2
+        // (step 1) fixes it after ~30 s of backoff, not 60.
+        sim.run(1200.0);
+        let second: Vec<_> = sim.heals().into_iter().filter(|h| h.0 >= 1000.0).collect();
+        assert_eq!(
+            second.iter().map(|h| (h.1, h.2)).collect::<Vec<_>>(),
+            vec![(1, 0), (2, 1)]
+        );
+        let gap = second[1].0 - (second[0].0 + 1.0);
+        assert!((27.0..=33.0).contains(&gap), "{gap}");
+        assert_eq!(sim.wd.state(), State::Up);
+    }
+
+    #[test]
+    fn up_after_needs_that_many_good_rounds_in_a_row() {
+        let mut p = policy();
+        p.up_after = 3;
+        // Down from 10 s; from 40 s the link flaps (good, bad, good...) by 2 s slots; from
+        // 100 s it is steady.
+        let mut sim = Sim::new(p, |t| {
+            (10.0..40.0).contains(&t) || ((40.0..100.0).contains(&t) && (t as u64 / 2) % 2 == 0)
+        });
+        sim.run(99.0);
+        assert_ne!(sim.wd.state(), State::Up, "{:?}", sim.transitions());
+        assert!(sim
+            .transitions()
+            .contains(&(State::Down, State::Recovering)));
+        assert!(sim
+            .transitions()
+            .contains(&(State::Recovering, State::Down)));
+        sim.run(130.0);
+        assert_eq!(sim.wd.state(), State::Up);
+    }
+
+    #[test]
+    fn good_rounds_during_an_outage_start_a_timeout_apart() {
+        let mut p = policy();
+        p.up_after = 5;
+        let mut sim = Sim::new(p, |t| (10.0..20.0).contains(&t));
+        sim.run(60.0);
+        let r = sim.rounds();
+        let during: Vec<f64> = r
+            .iter()
+            .copied()
+            .filter(|t| (20.0..30.0).contains(t))
+            .collect();
+        assert!(
+            during.windows(2).all(|w| (w[1] - w[0] - 2.0).abs() < 1e-6),
+            "{r:?}"
+        );
+        assert!(sim.transitions().contains(&(State::Recovering, State::Up)));
+    }
+
+    #[test]
+    fn a_step_that_fixes_the_link_ends_the_outage_when_it_ends() {
+        let mut sim = Sim::new(policy(), |t| t >= 5.0);
+        sim.fix_on = Some(1);
+        sim.heal_len = s(5.0);
+        sim.run(100.0);
+        assert_eq!(sim.heals().len(), 1);
+        let t = sim.transitions();
+        assert_eq!(t.last(), Some(&(State::Healing, State::Up)), "{t:?}");
+    }
+
+    #[test]
+    fn fail_after_one_heals_on_the_first_failed_round() {
+        let mut p = policy();
+        p.fail_after = 1;
+        let mut sim = Sim::new(p, |t| t >= 15.0);
+        sim.run(30.0);
+        assert_eq!(sim.heals()[0].0, 22.0);
+        assert!(!sim.transitions().contains(&(State::Up, State::Suspect)));
+    }
+
+    #[test]
+    fn starting_with_a_dead_link_heals_without_ever_being_up() {
+        let mut sim = Sim::new(policy(), |_| true);
+        sim.run(10.0);
+        assert_eq!(sim.heals()[0].0, 6.0);
+        assert_eq!(sim.transitions()[0], (State::Starting, State::Suspect));
+    }
+
+    #[test]
+    fn skipped_rounds_wait_an_interval_and_decide_nothing() {
+        let t0 = Instant::now();
+        let mut wd = Watchdog::new(policy(), t0, 1);
+        wd.handle_timeout(t0);
+        assert_eq!(wd.poll_action(), Some(Action::StartRound));
+        wd.round_skipped(t0);
+        assert_eq!(wd.poll_action(), None);
+        assert_eq!(wd.poll_timeout(), Some(t0 + s(10.0)));
+        assert_eq!(wd.state(), State::Starting);
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let t0 = Instant::now();
+        for seed in 0..200 {
+            let mut wd = Watchdog::new(policy(), t0, seed);
+            for attempt in 1..8 {
+                let base = (30.0 * f64::from(1u32 << (attempt - 1))).min(900.0);
+                let b = wd.backoff(attempt).as_secs_f64();
+                assert!(
+                    b >= base * 0.9 - 1e-9 && b <= base * 1.1 + 1e-9,
+                    "{attempt}: {b}"
+                );
+            }
+        }
+        let mut wd = Watchdog::new(policy(), t0, 7);
+        assert!(
+            wd.backoff(u32::MAX) <= s(990.0),
+            "huge attempt numbers saturate"
+        );
+    }
+}
