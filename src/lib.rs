@@ -9,4 +9,6 @@ pub fn run() -> ExitCode {
 }
 pub mod cli;
 pub mod config;
+pub mod probe;
+pub mod route;
 pub mod watchdog;
