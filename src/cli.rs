@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn help_and_version_win() {
-        assert!(matches!(parse(["--interval", "bad", "-h"]), Err(_)));
+        assert!(parse(["--interval", "bad", "-h"]).is_err());
         assert!(matches!(
             parse(["-h", "--interval", "bad"]),
             Ok(Command::Help)

@@ -12,3 +12,6 @@ pub mod config;
 pub mod probe;
 pub mod route;
 pub mod watchdog;
+
+pub mod heal;
+pub mod sys;

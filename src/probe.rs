@@ -481,7 +481,7 @@ mod tests {
         let tx = sends(&mut p, t0);
         let good = reply_to(Family::V4, &tx[0].1);
         let echo = Echo::parse(Family::V4, &good).unwrap();
-        let mut other = |e: Echo| {
+        let other = |e: Echo| {
             let mut b = [0u8; 64];
             let n = e.emit(Family::V4, &mut b).unwrap();
             b[..n].to_vec()

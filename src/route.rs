@@ -76,7 +76,10 @@ mod tests {
 
     /// /proc/net/route with the addresses encoded for this machine's byte order, as the
     /// kernel prints them.
-    fn v4_table(rows: &[(&str, [u8; 4], [u8; 4], u32, u32, [u8; 4])]) -> String {
+    /// (device, destination, gateway, flags, metric, mask)
+    type Row<'a> = (&'a str, [u8; 4], [u8; 4], u32, u32, [u8; 4]);
+
+    fn v4_table(rows: &[Row]) -> String {
         let mut t = String::from(
             "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
         );

@@ -1,0 +1,218 @@
+//! ICMP and ICMPv6 sockets. A raw socket (CAP_NET_RAW) is tried first; when that is denied,
+//! the unprivileged ICMP datagram socket ("ping socket", allowed by
+//! net.ipv4.ping_group_range; see icmp(7)). Both are non-blocking and close-on-exec, bound to
+//! the watched interface with SO_BINDTODEVICE so another uplink cannot answer for it.
+#![allow(unsafe_code)]
+
+use std::ffi::OsString;
+use std::io;
+use std::net::{IpAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    self, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn,
+    SockaddrIn6, SockaddrStorage,
+};
+
+use super::cvt;
+use crate::wire::{strip_ipv4_header, Family, WireError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Raw,
+    Datagram,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Raw => "raw socket",
+            Kind::Datagram => "datagram socket",
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct IcmpSocket {
+    fd: OwnedFd,
+    family: Family,
+    kind: Kind,
+}
+
+/// Linux's ICMP_FILTER (raw(7)): a bitmask of ICMP types the raw socket will NOT receive.
+const SOL_RAW: libc::c_int = 255;
+const ICMP_FILTER: libc::c_int = 1;
+/// ICMP6_FILTER (RFC 3542 section 3.2): a 256-bit mask, a set bit blocks that type.
+const ICMP6_FILTER: libc::c_int = 1;
+const ICMP_ECHOREPLY: u32 = 0;
+const ICMP6_ECHO_REPLY: usize = 129;
+
+impl IcmpSocket {
+    /// Opens a raw socket, or a datagram socket when raw ones are not permitted. The error,
+    /// when both fail, is the datagram socket's (the raw one's is always EPERM then).
+    pub fn open(family: Family) -> io::Result<Self> {
+        let (af, proto) = match family {
+            Family::V4 => (AddressFamily::Inet, SockProtocol::Icmp),
+            Family::V6 => (AddressFamily::Inet6, SockProtocol::IcmpV6),
+        };
+        let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+        match socket::socket(af, SockType::Raw, flags, proto) {
+            Ok(fd) => {
+                let s = IcmpSocket {
+                    fd,
+                    family,
+                    kind: Kind::Raw,
+                };
+                s.filter_echo_replies()?;
+                Ok(s)
+            }
+            Err(Errno::EPERM | Errno::EACCES) => {
+                let fd = socket::socket(af, SockType::Datagram, flags, proto)?;
+                Ok(IcmpSocket {
+                    fd,
+                    family,
+                    kind: Kind::Datagram,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// A raw socket otherwise wakes us for every ICMP message the host receives (neighbour
+    /// discovery, router adverts, other programs' pings...); let only echo replies through.
+    fn filter_echo_replies(&self) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        match self.family {
+            Family::V4 => {
+                let mask: u32 = !(1 << ICMP_ECHOREPLY);
+                // SAFETY: fd is an open raw ICMP socket; the option value is a u32 that lives
+                // across the call, and its size is passed.
+                cvt(unsafe {
+                    libc::setsockopt(
+                        fd,
+                        SOL_RAW,
+                        ICMP_FILTER,
+                        (&mask as *const u32).cast(),
+                        std::mem::size_of::<u32>() as libc::socklen_t,
+                    )
+                })?;
+            }
+            Family::V6 => {
+                let mut mask = [u32::MAX; 8];
+                mask[ICMP6_ECHO_REPLY >> 5] &= !(1 << (ICMP6_ECHO_REPLY & 31));
+                // SAFETY: as above; struct icmp6_filter is exactly eight u32 words.
+                cvt(unsafe {
+                    libc::setsockopt(
+                        fd,
+                        libc::IPPROTO_ICMPV6,
+                        ICMP6_FILTER,
+                        mask.as_ptr().cast(),
+                        std::mem::size_of_val(&mask) as libc::socklen_t,
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn bind_to_device(&self, iface: &str) -> io::Result<()> {
+        socket::setsockopt(&self.fd, sockopt::BindToDevice, &OsString::from(iface))?;
+        Ok(())
+    }
+
+    /// For a datagram socket: binds it so the kernel picks a free identifier ("port"), and
+    /// returns it; replies are then demultiplexed to us by it. Raw sockets return None: there
+    /// the identifier is ours to choose.
+    pub fn bind_ident(&self) -> io::Result<Option<u16>> {
+        if self.kind == Kind::Raw {
+            return Ok(None);
+        }
+        let fd = self.fd.as_raw_fd();
+        let port = match self.family {
+            Family::V4 => {
+                socket::bind(fd, &SockaddrIn::from(SocketAddrV4::new(0u32.into(), 0)))?;
+                socket::getsockname::<SockaddrIn>(fd)?.port()
+            }
+            Family::V6 => {
+                socket::bind(
+                    fd,
+                    &SockaddrIn6::from(SocketAddrV6::new(0u128.into(), 0, 0, 0)),
+                )?;
+                socket::getsockname::<SockaddrIn6>(fd)?.port()
+            }
+        };
+        Ok(Some(port))
+    }
+
+    /// Sends one message. `scope` is the interface index, used for link-local IPv6 targets.
+    pub fn send_to(&self, msg: &[u8], dest: IpAddr, scope: u32) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        let n = match dest {
+            IpAddr::V4(a) => socket::sendto(
+                fd,
+                msg,
+                &SockaddrIn::from(SocketAddrV4::new(a, 0)),
+                MsgFlags::empty(),
+            ),
+            IpAddr::V6(a) => {
+                let scope = if is_link_local(a) { scope } else { 0 };
+                let sa = SockaddrIn6::from(SocketAddrV6::new(a, 0, 0, scope));
+                socket::sendto(fd, msg, &sa, MsgFlags::empty())
+            }
+        }?;
+        if n != msg.len() {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short send"));
+        }
+        Ok(())
+    }
+
+    /// Receives one datagram into `buf`: its length and source, or None when nothing is
+    /// waiting. EINTR is retried.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, IpAddr)>> {
+        loop {
+            match socket::recvfrom::<SockaddrStorage>(self.fd.as_raw_fd(), buf) {
+                Ok((n, Some(addr))) => {
+                    let ip = if let Some(a) = addr.as_sockaddr_in() {
+                        IpAddr::V4(a.ip())
+                    } else if let Some(a) = addr.as_sockaddr_in6() {
+                        IpAddr::V6(a.ip())
+                    } else {
+                        continue; // not an address family we sent to: drop it
+                    };
+                    return Ok(Some((n, ip)));
+                }
+                Ok((_, None)) => continue,
+                Err(Errno::EAGAIN) => return Ok(None),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The ICMP message in a received datagram: raw IPv4 sockets deliver the IP header too.
+    pub fn icmp_part<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], WireError> {
+        match (self.family, self.kind) {
+            (Family::V4, Kind::Raw) => strip_ipv4_header(datagram),
+            _ => Ok(datagram),
+        }
+    }
+}
+
+impl AsFd for IcmpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn is_link_local(a: std::net::Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}

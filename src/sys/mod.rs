@@ -1,0 +1,17 @@
+//! The thin layer over the kernel: ICMP sockets, interface flags and signals. This is the only
+//! module allowed `unsafe`, and only where nix has no safe call; every block says why it is
+//! sound. Everything here returns `io::Error`s for the caller to name.
+pub mod icmp;
+pub mod iface;
+pub mod signals;
+
+use std::io;
+
+/// `-1` + errno into `io::Error`, anything else into Ok.
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
