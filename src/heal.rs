@@ -561,16 +561,24 @@ mod tests {
         let grandchild = std::fs::read_to_string(&pidfile).unwrap();
         let _ = std::fs::remove_file(&pidfile);
         // The background sleep was in the step's group: killed too (a zombie at most, until
-        // its reaper, init or the test harness, collects it).
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", grandchild.trim()))
-            .unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .next()
-            .unwrap_or("gone");
+        // its reaper collects it). SIGKILL is delivered asynchronously: allow it a moment.
+        let state = || {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", grandchild.trim()))
+                .unwrap_or_default();
+            let st = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                .unwrap_or("gone");
+            st.to_string()
+        };
+        let until = Instant::now() + Duration::from_secs(2);
+        while !matches!(state().as_str(), "gone" | "Z") && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let state = state();
         assert!(state == "gone" || state == "Z", "grandchild state {state}");
     }
 
