@@ -36,3 +36,4 @@ clean:
 	rm -rf dist
 
 -include cross/cross.mk
+-include bench/bench.mk
