@@ -324,6 +324,15 @@ mod tests {
     }
 
     #[test]
+    fn readme_carries_the_help_text() {
+        let readme = include_str!("../README.md");
+        let options = HELP.lines().skip_while(|l| !l.starts_with("Options:")).skip(1);
+        for line in options.take_while(|l| !l.is_empty()) {
+            assert!(readme.contains(line), "README.md lacks this --help line: {line}");
+        }
+    }
+
+    #[test]
     fn help_mentions_every_option() {
         for opt in [
             "--target",

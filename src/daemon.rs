@@ -236,7 +236,8 @@ impl Daemon {
     fn check_interface(&mut self, now: Instant) -> bool {
         let Some(index) = iface::index(&self.cfg.iface) else {
             if !self.absent_logged {
-                self.say(Level::Warning, "interface not found; waiting for it");
+                let msg = if self.cfg.once { "interface not found" } else { "interface not found; waiting for it" };
+                self.say(Level::Warning, msg);
                 self.absent_logged = true;
             }
             self.bound = None;
