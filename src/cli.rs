@@ -1,23 +1,25 @@
-//! The command line: a lexopt loop that maps each option to a `config::Builder` setting. No
-//! I/O; `-h` and `-V` return early so they work whatever else is on the line.
+//! The command line: a lexopt loop that turns options into `config::Args` (settings keyed by
+//! their long names) and mode switches. No I/O; `-h` and `-V` return early so they work
+//! whatever else is on the line.
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
 
-use crate::config::{Builder, Config, ConfigError};
+use crate::config::{Args, ConfigError, GLOBAL_KEYS, IFACE_KEYS, SWITCHES};
 
 pub const HELP: &str = "\
 netheal — self-healing network watchdog
 
-Usage: netheal [OPTIONS] IFACE
+Usage: netheal [OPTIONS] [IFACE]
 
 Probes targets through IFACE with ICMP echo; after --fail-after failed rounds in a row it
 heals IFACE by climbing the --heal ladder, with exponential backoff between attempts.
+Without IFACE, watches every [IFACE] section of the configuration file.
 
 Options:
   -t, --target ADDR        IPv4 or IPv6 address, or 'gateway' (IFACE's default gateway,
                            re-read every round). Repeatable. Default: gateway
-  -c, --count N            echoes per target per round, spread over the first half of
+      --count N            echoes per target per round, spread over the first half of
                            the timeout; a target that answered gets no more (default 3)
   -i, --interval DUR       time between rounds while up (default 10s)
   -W, --timeout DUR        how long a round waits for replies (default 2s)
@@ -35,8 +37,18 @@ Options:
                            +/-10% jitter, reset when up (default 30s:15m)
       --heal-timeout DUR   SIGTERM a step's process group after DUR, SIGKILL 5s later
                            (default 60s)
+      --on-change PATH     run 'PATH IFACE' on every state change, with NETHEAL_STATE,
+                           NETHEAL_PREVIOUS, NETHEAL_REASON, NETHEAL_ATTEMPT, NETHEAL_IFACE
       --once               run one round; exit 0 if good, 1 if not; never heals
       --dry-run            decide and log everything, run no heal step
+  -c, --config FILE        configuration file (default /etc/netheal.conf, if it exists)
+      --check              check the configuration, print the effective settings, exit
+      --status             print the status of the running netheal and exit
+      --status-file PATH   where to keep the status (default /run/netheal/status; none)
+      --metrics-file PATH  Prometheus textfile to keep up to date (default none)
+  -d, --daemon             detach into the background and write a pidfile
+      --pidfile PATH       pidfile, refusing a second instance (default with -d:
+                           /run/netheal.pid)
       --log DEST           auto, syslog or stderr (default auto: stderr when it is a
                            terminal or /dev/log is missing, else syslog)
   -v, --verbose            also log every round with its round-trip times
@@ -44,9 +56,11 @@ Options:
   -V, --version            print version, commit, target and build date
 
 DUR: 250ms, 10s, 1.5s, 5m, 1h; a bare number is seconds.
-Exit: 0 stopped by SIGTERM/SIGINT or good --once; 1 bad --once; 2 usage error;
-3 no ICMP socket (needs CAP_NET_RAW or net.ipv4.ping_group_range).
-Signals: SIGUSR1 logs a status line; SIGTERM/SIGINT stop (a running step is killed).
+Exit: 0 stopped by SIGTERM/SIGINT, good --once or valid --check; 1 bad --once or a
+fatal error; 2 usage or configuration error; 3 no ICMP socket (needs CAP_NET_RAW or
+net.ipv4.ping_group_range).
+Signals: SIGHUP reloads the configuration file; SIGUSR1 logs a status line;
+SIGTERM/SIGINT stop (a running step is killed).
 ";
 
 pub fn version() -> String {
@@ -59,9 +73,19 @@ pub fn version() -> String {
     )
 }
 
+/// What to do, as the command line says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Invocation {
+    pub args: Args,
+    pub once: bool,
+    pub check: bool,
+    pub status: bool,
+    pub daemon: bool,
+}
+
 #[derive(Debug)]
 pub enum Command {
-    Run(Config),
+    Run(Invocation),
     Help,
     Version,
 }
@@ -74,7 +98,7 @@ where
 {
     use lexopt::prelude::*;
     let mut parser = lexopt::Parser::from_args(args);
-    let mut b = Builder::default();
+    let mut inv = Invocation::default();
     loop {
         let arg = match parser.next() {
             Ok(Some(arg)) => arg,
@@ -84,40 +108,61 @@ where
         let key = match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
-            Long("once") | Long("dry-run") | Short('v') | Long("verbose") => {
-                let key = match arg {
-                    Long("once") => "--once",
-                    Long("dry-run") => "--dry-run",
-                    _ => "--verbose",
-                };
-                b.switch(key)?;
+            Long("once") => {
+                inv.once = true;
+                continue;
+            }
+            Long("check") => {
+                inv.check = true;
+                continue;
+            }
+            Long("status") => {
+                inv.status = true;
+                continue;
+            }
+            Short('d') | Long("daemon") => {
+                inv.daemon = true;
+                continue;
+            }
+            Short('c') | Long("config") => {
+                let v = parser
+                    .value()
+                    .map_err(|_| ConfigError::new("--config", None, "missing value"))?;
+                inv.args.config = Some(v.into());
                 continue;
             }
             Value(v) => {
                 let name = v.to_str().ok_or_else(|| not_utf8("IFACE"))?;
-                b.iface(name)?;
+                inv.args.set_iface(name)?;
                 continue;
             }
-            Short('t') | Long("target") => "--target",
-            Short('c') | Long("count") => "--count",
-            Short('i') | Long("interval") => "--interval",
-            Short('W') | Long("timeout") => "--timeout",
-            Short('n') | Long("fail-after") => "--fail-after",
-            Short('k') | Long("quorum") => "--quorum",
-            Short('u') | Long("up-after") => "--up-after",
-            Short('a') | Long("heal") => "--heal",
-            Short('b') | Long("backoff") => "--backoff",
-            Long("heal-timeout") => "--heal-timeout",
-            Long("log") => "--log",
+            Short('v') => "verbose",
+            Short('t') => "target",
+            Short('i') => "interval",
+            Short('W') => "timeout",
+            Short('n') => "fail-after",
+            Short('k') => "quorum",
+            Short('u') => "up-after",
+            Short('a') => "heal",
+            Short('b') => "backoff",
+            Long(name) => match IFACE_KEYS.iter().chain(GLOBAL_KEYS).find(|k| **k == name) {
+                Some(k) => k,
+                None => return Err(lexopt_error(arg.unexpected())),
+            },
             _ => return Err(lexopt_error(arg.unexpected())),
         };
+        if SWITCHES.contains(&key) {
+            inv.args.add(key, "yes")?;
+            continue;
+        }
+        let flag = format!("--{key}");
         let value = parser
             .value()
-            .map_err(|_| ConfigError::new(key, None, "missing value"))?;
-        let value = value.to_str().ok_or_else(|| not_utf8(key))?;
-        b.set(key, value)?;
+            .map_err(|_| ConfigError::new(&flag, None, "missing value"))?;
+        let value = value.to_str().ok_or_else(|| not_utf8(&flag))?;
+        inv.args.add(key, value)?;
     }
-    b.finish().map(Command::Run)
+    Ok(Command::Run(inv))
 }
 
 fn not_utf8(key: &str) -> ConfigError {
@@ -141,20 +186,31 @@ fn lexopt_error(e: lexopt::Error) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{HealStep, LogDest, Target};
+    use crate::config::{build, Config, HealStep, IfaceConfig, LogDest, Target};
     use std::time::Duration;
 
-    fn run(args: &[&str]) -> Result<Config, String> {
+    fn invocation(args: &[&str]) -> Result<Invocation, String> {
         match parse(args.iter().copied()) {
-            Ok(Command::Run(c)) => Ok(c),
+            Ok(Command::Run(inv)) => Ok(inv),
             Ok(other) => panic!("{args:?}: unexpected {other:?}"),
             Err(e) => Err(e.to_string()),
         }
     }
 
+    /// Parses and builds without any configuration file.
+    fn run(args: &[&str]) -> Result<(Invocation, Config), String> {
+        let inv = invocation(args)?;
+        let cfg = build(&inv.args, None).map_err(|e| e.to_string())?;
+        Ok((inv, cfg))
+    }
+
+    fn watch(args: &[&str]) -> IfaceConfig {
+        run(args).unwrap().1.watches.remove(0)
+    }
+
     #[test]
     fn every_option_long_and_short() {
-        let long = run(&[
+        let long = watch(&[
             "--target",
             "198.51.100.1",
             "--target=2001:db8::1",
@@ -178,19 +234,17 @@ mod tests {
             "1s:8s",
             "--heal-timeout",
             "3s",
-            "--once",
             "--dry-run",
-            "--log",
-            "stderr",
             "--verbose",
+            "--on-change",
+            "/bin/true",
             "eth0",
-        ])
-        .unwrap();
-        let short = run(&[
+        ]);
+        let short = watch(&[
             "-t",
             "198.51.100.1",
             "-t2001:db8::1",
-            "-c",
+            "--count",
             "5",
             "-i",
             "1s",
@@ -210,13 +264,11 @@ mod tests {
             "1s:8s",
             "--heal-timeout",
             "3s",
-            "--once",
             "--dry-run",
-            "--log=stderr",
             "-v",
+            "--on-change=/bin/true",
             "eth0",
-        ])
-        .unwrap();
+        ]);
         assert_eq!(long, short);
         let c = long;
         assert_eq!(c.iface, "eth0");
@@ -236,8 +288,36 @@ mod tests {
             (Duration::from_secs(1), Duration::from_secs(8))
         );
         assert_eq!(c.heal_timeout, Duration::from_secs(3));
-        assert!(c.once && c.dry_run && c.verbose);
-        assert_eq!(c.log, LogDest::Stderr);
+        assert!(c.dry_run && c.verbose);
+        assert_eq!(c.on_change, Some("/bin/true".into()));
+    }
+
+    #[test]
+    fn modes_and_globals() {
+        let (inv, cfg) = run(&[
+            "--once",
+            "--check",
+            "--status",
+            "-d",
+            "-c",
+            "/etc/x.conf",
+            "--log",
+            "stderr",
+            "--status-file",
+            "none",
+            "--metrics-file",
+            "/run/m.prom",
+            "--pidfile",
+            "/run/p.pid",
+            "eth0",
+        ])
+        .unwrap();
+        assert!(inv.once && inv.check && inv.status && inv.daemon);
+        assert_eq!(inv.args.config, Some("/etc/x.conf".into()));
+        assert_eq!(cfg.log, LogDest::Stderr);
+        assert_eq!(cfg.status_file, None);
+        assert_eq!(cfg.metrics_file, Some("/run/m.prom".into()));
+        assert_eq!(cfg.pidfile, Some("/run/p.pid".into()));
     }
 
     #[test]
@@ -266,9 +346,13 @@ mod tests {
                 &["--interval", "10x", "eth0"],
                 "--interval: '10x': expected a duration",
             ),
+            (
+                &["--interval", "10x"],
+                "--interval: '10x': expected a duration",
+            ),
             (&["-W", "0", "eth0"], "--timeout: '0': expected a duration"),
             (
-                &["-c", "0", "eth0"],
+                &["--count", "0", "eth0"],
                 "--count: '0': expected a whole number from 1 to 20",
             ),
             (
@@ -307,6 +391,15 @@ mod tests {
                 &["--log", "file", "eth0"],
                 "--log: 'file': expected auto, syslog or stderr",
             ),
+            (
+                &["--on-change", "hook", "eth0"],
+                "--on-change: 'hook': expected the absolute path",
+            ),
+            (
+                &["--status-file", "run/x", "eth0"],
+                "--status-file: 'run/x': expected an absolute path, or none",
+            ),
+            (&["-c"], "--config: missing value"),
             (&[], "IFACE: missing"),
             (&["eth0", "eth1"], "IFACE: 'eth1': one interface only"),
             (
@@ -326,29 +419,29 @@ mod tests {
     #[test]
     fn readme_carries_the_help_text() {
         let readme = include_str!("../README.md");
-        let options = HELP.lines().skip_while(|l| !l.starts_with("Options:")).skip(1);
+        let options = HELP
+            .lines()
+            .skip_while(|l| !l.starts_with("Options:"))
+            .skip(1);
         for line in options.take_while(|l| !l.is_empty()) {
-            assert!(readme.contains(line), "README.md lacks this --help line: {line}");
+            assert!(
+                readme.contains(line),
+                "README.md lacks this --help line: {line}"
+            );
         }
     }
 
     #[test]
     fn help_mentions_every_option() {
+        for key in IFACE_KEYS.iter().chain(GLOBAL_KEYS) {
+            assert!(HELP.contains(&format!("--{key}")), "{key}");
+        }
         for opt in [
-            "--target",
-            "--count",
-            "--interval",
-            "--timeout",
-            "--fail-after",
-            "--quorum",
-            "--up-after",
-            "--heal",
-            "--backoff",
-            "--heal-timeout",
             "--once",
-            "--dry-run",
-            "--log",
-            "--verbose",
+            "--config",
+            "--check",
+            "--status ",
+            "--daemon",
             "--help",
             "--version",
         ] {

@@ -1,4 +1,4 @@
-//! Runs heal steps without ever blocking the poll loop. A step is a short sequence of
+//! Runs heal steps (and on-change hooks) without ever blocking the poll loop. A step is a short sequence of
 //! commands (`ifdown` then `ifup`, or one executable), each started with argv (no shell),
 //! stdin from /dev/null, stdout and stderr into one pipe whose lines are logged, in its own
 //! process group, under one deadline for the whole step: at the deadline the group gets
@@ -48,6 +48,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Exited 0 in time, or the built-in step worked.
+    pub fn success(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Exited {
+                code: 0,
+                timed_out: false
+            } | Outcome::BuiltIn(Ok(()))
+        )
+    }
+
     fn from_status(status: ExitStatus, timed_out: bool) -> Self {
         match status.code() {
             Some(code) => Outcome::Exited { code, timed_out },
@@ -135,9 +146,9 @@ impl HealRunner {
         self.events.pop_front()
     }
 
-    /// Starts `step` for `iface`. Never blocks on the step; a step that cannot start, and
+    /// Starts heal `step` for `iface`. Never blocks on the step; a step that cannot start, and
     /// the built-in one, report their end at once.
-    pub fn start(
+    pub fn start_heal(
         &mut self,
         now: Instant,
         attempt: u32,
@@ -146,7 +157,6 @@ impl HealRunner {
         reason: &str,
         timeout: Duration,
     ) {
-        assert!(self.running.is_none(), "heal steps never overlap");
         let name = step.to_string();
         let commands: Vec<Vec<String>> = match step {
             HealStep::Link => {
@@ -188,6 +198,32 @@ impl HealRunner {
             ("NETHEAL_ATTEMPT", attempt.to_string()),
             ("NETHEAL_REASON", reason.to_string()),
         ];
+        self.start_job(now, attempt, name, commands, env, timeout);
+    }
+
+    /// Starts `PATH IFACE` with `env`, supervised like a heal step.
+    pub fn start_hook(
+        &mut self,
+        now: Instant,
+        path: &Path,
+        iface: &str,
+        env: Vec<(&'static str, String)>,
+        timeout: Duration,
+    ) {
+        let argv = vec![path.display().to_string(), iface.to_string()];
+        self.start_job(now, 0, path.display().to_string(), vec![argv], env, timeout);
+    }
+
+    fn start_job(
+        &mut self,
+        now: Instant,
+        attempt: u32,
+        name: String,
+        commands: Vec<Vec<String>>,
+        env: Vec<(&'static str, String)>,
+        timeout: Duration,
+    ) {
+        assert!(self.running.is_none(), "jobs of one runner never overlap");
         let mut rest: VecDeque<Vec<String>> = commands.into();
         let first = rest.pop_front().unwrap_or_default();
         match spawn(&first, &env) {
@@ -481,7 +517,7 @@ mod tests {
     fn exec_step_gets_argv_env_and_its_output_is_logged() {
         let s = Script::new("env", "echo \"args=$* iface=$NETHEAL_IFACE attempt=$NETHEAL_ATTEMPT\"\necho \"reason=$NETHEAL_REASON\" >&2\nread x && echo stdin-not-null\nprintf 'no newline'\nexit 3");
         let mut r = HealRunner::default();
-        r.start(
+        r.start_heal(
             Instant::now(),
             2,
             &HealStep::Exec(s.0.clone()),
@@ -536,7 +572,7 @@ mod tests {
         let s = Script::new("hang", &body);
         let mut r = HealRunner::default();
         let t0 = Instant::now();
-        r.start(
+        r.start_heal(
             t0,
             1,
             &HealStep::Exec(s.0.clone()),
@@ -587,7 +623,7 @@ mod tests {
         let s = Script::new("stubborn", "trap '' TERM\nwhile :; do sleep 0.05; done");
         let mut r = HealRunner::default();
         let t0 = Instant::now();
-        r.start(
+        r.start_heal(
             t0,
             1,
             &HealStep::Exec(s.0.clone()),
@@ -613,7 +649,7 @@ mod tests {
     #[test]
     fn missing_executable_fails_to_start() {
         let mut r = HealRunner::default();
-        r.start(
+        r.start_heal(
             Instant::now(),
             1,
             &HealStep::Exec("/nonexistent/heal".into()),
@@ -635,7 +671,7 @@ mod tests {
     fn kill_now_ends_the_group_quickly() {
         let s = Script::new("killnow", "trap '' TERM\nsleep 30");
         let mut r = HealRunner::default();
-        r.start(
+        r.start_heal(
             Instant::now(),
             1,
             &HealStep::Exec(s.0.clone()),

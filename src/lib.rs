@@ -2,17 +2,22 @@
 //! place where errors become exit codes.
 //!
 //! Data flows one way: sockets and timers -> events -> watchdog -> actions -> heal and log.
-//! `wire`, `probe`, `route` and `watchdog` are pure; `sys` holds every `unsafe` block; the
-//! poll loop in `daemon` is the only code that reads the clock.
+//! `wire`, `probe`, `route`, `watchdog`, `report` and `config` are pure (config also reads its
+//! file); `sys` holds every `unsafe` block; the poll loop in `daemon` is the only code that
+//! reads the clock.
 
+pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod heal;
 pub mod log;
+pub mod notify;
 pub mod probe;
+pub mod report;
 pub mod route;
 pub mod sys;
+pub mod watch;
 pub mod watchdog;
 pub mod wire;
 
@@ -29,34 +34,139 @@ pub mod exit {
 }
 
 pub fn run() -> ExitCode {
-    let cfg = match cli::parse(std::env::args_os().skip(1)) {
-        Ok(cli::Command::Run(cfg)) => cfg,
+    let inv = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(cli::Command::Run(inv)) => inv,
         Ok(cli::Command::Help) => return print(cli::HELP),
         Ok(cli::Command::Version) => return print(&format!("{}\n", cli::version())),
-        Err(e) => {
-            eprintln!("netheal: {e}");
-            return ExitCode::from(exit::USAGE);
-        }
+        Err(e) => return usage(e),
     };
-    let log = log::Log::open(cfg.log);
+    if inv.status {
+        return status(&inv.args);
+    }
+    let cfg = match config::resolve(&inv.args) {
+        Ok(cfg) => cfg,
+        Err(e) => return usage(e),
+    };
+    if inv.check {
+        return check(&cfg);
+    }
+    let pidfile_path = cfg
+        .pidfile
+        .clone()
+        .or_else(|| inv.daemon.then(|| config::DEFAULT_PIDFILE.into()));
+    let log_dest = cfg.log;
+    let mut daemon = match daemon::Daemon::new(cfg, inv.args.clone(), inv.once) {
+        Ok(d) => d,
+        Err(e) => return fatal(log_dest, &e),
+    };
+    let detached = if inv.daemon {
+        match sys::daemonize::detach() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                return fatal(
+                    log_dest,
+                    &daemon::Error::Io {
+                        what: "detach",
+                        err: e,
+                    },
+                )
+            }
+        }
+    } else {
+        None
+    };
+    // Held until we return: the lock refuses a second instance, the file goes on drop.
+    let _pidfile = match pidfile_path
+        .as_deref()
+        .filter(|_| !inv.once)
+        .map(sys::daemonize::Pidfile::create)
+    {
+        Some(Err(why)) => {
+            if let Some(d) = detached {
+                d.failed(&why);
+            }
+            eprintln!("netheal: {why}");
+            return ExitCode::from(exit::BAD);
+        }
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
+    let log = log::Log::open(log_dest);
     install_panic_hook(log.is_syslog());
-    let iface = cfg.iface.clone();
-    let result = daemon::Daemon::new(cfg, log).and_then(|mut d| d.run());
-    match result {
+    if let Some(d) = detached {
+        d.ready();
+    }
+    match daemon.run(log) {
         Ok(daemon::Exit::Stopped) => ExitCode::from(exit::OK),
         Ok(daemon::Exit::Once(good)) => ExitCode::from(if good { exit::OK } else { exit::BAD }),
+        Err(e) => fatal(log_dest, &e),
+    }
+}
+
+fn usage(e: config::ConfigError) -> ExitCode {
+    eprintln!("netheal: {e}");
+    ExitCode::from(exit::USAGE)
+}
+
+/// Fatal errors go to stderr always (an init system shows it), and to syslog when that is
+/// where the log goes.
+fn fatal(dest: config::LogDest, e: &daemon::Error) -> ExitCode {
+    let mut log = log::Log::open(dest);
+    if log.is_syslog() {
+        log.log(log::Level::Error, &e.to_string());
+    }
+    eprintln!("netheal: {e}");
+    ExitCode::from(match e {
+        daemon::Error::NoSocket { .. } => exit::NO_SOCKET,
+        daemon::Error::Io { .. } => exit::BAD,
+    })
+}
+
+/// --check: the effective settings, in the configuration file's own syntax.
+fn check(cfg: &config::Config) -> ExitCode {
+    let path = |p: &Option<std::path::PathBuf>| {
+        p.as_ref()
+            .map_or("none".to_string(), |p| p.display().to_string())
+    };
+    let log = match cfg.log {
+        config::LogDest::Auto => "auto",
+        config::LogDest::Syslog => "syslog",
+        config::LogDest::Stderr => "stderr",
+    };
+    let mut out = format!(
+        "# netheal --check: configuration is valid ({})\nlog = {log}\nstatus-file = {}\nmetrics-file = {}\npidfile = {}\n",
+        cfg.file.as_ref().map_or("no configuration file".to_string(), |p| p.display().to_string()),
+        path(&cfg.status_file),
+        path(&cfg.metrics_file),
+        path(&cfg.pidfile),
+    );
+    for w in &cfg.watches {
+        out.push('\n');
+        out.push_str(&w.describe());
+    }
+    print(&out)
+}
+
+/// --status: the running netheal's status file, as a table.
+fn status(args: &config::Args) -> ExitCode {
+    let path = match config::status_file(args) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            eprintln!("netheal: --status: no status file is configured (status-file = none)");
+            return ExitCode::from(exit::BAD);
+        }
+        Err(e) => return usage(e),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            print(&report::pretty_status(&text, now))
+        }
         Err(e) => {
-            // Fatal errors go to stderr always (an init system shows it), and to syslog too.
-            let msg = format!("{iface}: {e}");
-            let mut log = log::Log::open(config::LogDest::Auto);
-            if log.is_syslog() {
-                log.log(log::Level::Error, &msg);
-            }
-            eprintln!("netheal: {msg}");
-            ExitCode::from(match e {
-                daemon::Error::NoSocket(_) => exit::NO_SOCKET,
-                daemon::Error::Io { .. } => exit::BAD,
-            })
+            eprintln!("netheal: {}: {e} (is netheal running?)", path.display());
+            ExitCode::from(exit::BAD)
         }
     }
 }

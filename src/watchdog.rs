@@ -146,6 +146,11 @@ impl Watchdog {
         self.heals
     }
 
+    /// Heal attempts in the current outage (0 outside one).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

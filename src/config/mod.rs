@@ -1,0 +1,766 @@
+//! Checked configuration. Settings come in layers — built-in defaults, the file's global
+//! part, the file's `[IFACE]` section, the command line — and every layer goes through the
+//! same keyed setter, so the file and the command line share one parser and one set of error
+//! messages. The result is all or nothing: an error anywhere means no configuration.
+#![forbid(unsafe_code)]
+
+pub mod file;
+pub mod values;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use values::{canonical, human, parse_duration};
+use values::{
+    check_iface_name, parse_backoff, parse_bool, parse_count, parse_executable, parse_heal_step,
+    parse_optional_path, parse_target,
+};
+
+/// Longest interface name Linux accepts (IFNAMSIZ - 1).
+pub const IFNAME_MAX: usize = 15;
+pub const DEFAULT_FILE: &str = "/etc/netheal.conf";
+pub const DEFAULT_STATUS_FILE: &str = "/run/netheal/status";
+pub const DEFAULT_PIDFILE: &str = "/run/netheal.pid";
+const MAX_TARGETS: usize = 16;
+const MAX_COUNT: u32 = 1000;
+const MAX_ECHOES: u32 = 20;
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Settings of one watched interface; in the file, in a section or (as defaults) before one.
+pub const IFACE_KEYS: &[&str] = &[
+    "target",
+    "count",
+    "interval",
+    "timeout",
+    "fail-after",
+    "quorum",
+    "up-after",
+    "heal",
+    "backoff",
+    "heal-timeout",
+    "dry-run",
+    "verbose",
+    "on-change",
+];
+/// Settings of the whole process; in the file only before the first section.
+pub const GLOBAL_KEYS: &[&str] = &["log", "status-file", "metrics-file", "pidfile"];
+/// Keys that take no value on the command line.
+pub const SWITCHES: &[&str] = &["dry-run", "verbose"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// IFACE's default gateway, re-read from the routing table every round.
+    Gateway,
+    Addr(IpAddr),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Gateway => f.write_str("gateway"),
+            Target::Addr(a) => a.fmt(f),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealStep {
+    /// `ifdown IFACE` then `ifup IFACE`.
+    IfUpDown,
+    /// Built in: IFACE administratively down, then up.
+    Link,
+    /// `PATH IFACE`, with NETHEAL_* in the environment.
+    Exec(PathBuf),
+}
+
+impl fmt::Display for HealStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HealStep::IfUpDown => f.write_str("ifupdown"),
+            HealStep::Link => f.write_str("link"),
+            HealStep::Exec(p) => p.display().fmt(f),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogDest {
+    Auto,
+    Syslog,
+    Stderr,
+}
+
+/// Everything about one watched interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfaceConfig {
+    pub iface: String,
+    pub targets: Vec<Target>,
+    pub count: u32,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub fail_after: u32,
+    pub quorum: u32,
+    pub up_after: u32,
+    pub heal: Vec<HealStep>,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    pub heal_timeout: Duration,
+    pub dry_run: bool,
+    pub verbose: bool,
+    pub on_change: Option<PathBuf>,
+}
+
+impl IfaceConfig {
+    fn defaults(iface: &str) -> Self {
+        IfaceConfig {
+            iface: iface.to_string(),
+            targets: vec![Target::Gateway],
+            count: 3,
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            fail_after: 3,
+            quorum: 1,
+            up_after: 1,
+            heal: vec![HealStep::IfUpDown],
+            backoff_min: Duration::from_secs(30),
+            backoff_max: Duration::from_secs(15 * 60),
+            heal_timeout: Duration::from_secs(60),
+            dry_run: false,
+            verbose: false,
+            on_change: None,
+        }
+    }
+
+    /// The effective settings as `key = value` lines, in the file's syntax (for --check).
+    pub fn describe(&self) -> String {
+        let list = |v: Vec<String>| v.join(" ");
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        let mut s = format!("[{}]\n", self.iface);
+        let rows = [
+            (
+                "target",
+                list(self.targets.iter().map(ToString::to_string).collect()),
+            ),
+            ("count", self.count.to_string()),
+            ("interval", canonical(self.interval)),
+            ("timeout", canonical(self.timeout)),
+            ("fail-after", self.fail_after.to_string()),
+            ("quorum", self.quorum.to_string()),
+            ("up-after", self.up_after.to_string()),
+            (
+                "heal",
+                list(self.heal.iter().map(ToString::to_string).collect()),
+            ),
+            (
+                "backoff",
+                format!(
+                    "{}:{}",
+                    canonical(self.backoff_min),
+                    canonical(self.backoff_max)
+                ),
+            ),
+            ("heal-timeout", canonical(self.heal_timeout)),
+            ("dry-run", yes(self.dry_run).into()),
+            ("verbose", yes(self.verbose).into()),
+            (
+                "on-change",
+                self.on_change
+                    .as_ref()
+                    .map_or("none".into(), |p| p.display().to_string()),
+            ),
+        ];
+        for (k, v) in rows {
+            s += &format!("{k} = {v}\n");
+        }
+        s
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub watches: Vec<IfaceConfig>,
+    pub log: LogDest,
+    pub status_file: Option<PathBuf>,
+    pub metrics_file: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    /// The configuration file that was read, if any (SIGHUP reads it again).
+    pub file: Option<PathBuf>,
+}
+
+/// Where a setting came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Cli,
+    File { path: PathBuf, line: usize },
+}
+
+/// A bad setting: where, which one, the value given, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `FILE:LINE` (or `FILE` alone for line 0), empty for the command line.
+    pub place: String,
+    pub key: String,
+    pub value: Option<String>,
+    pub expected: String,
+}
+
+impl ConfigError {
+    /// An error about a command-line option (`key` as typed: `--interval`, `IFACE`).
+    pub fn new(key: &str, value: Option<&str>, expected: impl Into<String>) -> Self {
+        ConfigError {
+            place: String::new(),
+            key: key.to_string(),
+            value: value.map(str::to_string),
+            expected: expected.into(),
+        }
+    }
+
+    /// An error at `path:line` (line 0: the file as a whole).
+    pub fn file(
+        path: &Path,
+        line: usize,
+        key: &str,
+        value: Option<&str>,
+        expected: impl Into<String>,
+    ) -> Self {
+        let place = if line == 0 {
+            path.display().to_string()
+        } else {
+            format!("{}:{line}", path.display())
+        };
+        ConfigError {
+            place,
+            ..ConfigError::new(key, value, expected)
+        }
+    }
+
+    fn at(origin: &Origin, key: &str, value: Option<&str>, expected: String) -> Self {
+        match origin {
+            Origin::Cli => ConfigError::new(&format!("--{key}"), value, expected),
+            Origin::File { path, line } => ConfigError::file(path, *line, key, value, expected),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        if !self.place.is_empty() {
+            parts.push(self.place.clone());
+        }
+        if !self.key.is_empty() {
+            parts.push(self.key.clone());
+        }
+        if let Some(v) = &self.value {
+            parts.push(format!("'{}'", v.escape_debug()));
+        }
+        parts.push(self.expected.clone());
+        f.write_str(&parts.join(": "))
+    }
+}
+
+/// One interface's settings as layers are applied to it.
+#[derive(Debug, Clone)]
+struct Builder {
+    cfg: IfaceConfig,
+    /// Lists (`target`, `heal`) are replaced by a later layer, but accumulate within one
+    /// (repeated `-t` options): these say whether the current layer has touched them yet.
+    targets_this_layer: bool,
+    heal_this_layer: bool,
+    quorum_origin: Origin,
+}
+
+impl Builder {
+    fn new(iface: &str) -> Self {
+        Builder {
+            cfg: IfaceConfig::defaults(iface),
+            targets_this_layer: false,
+            heal_this_layer: false,
+            quorum_origin: Origin::Cli,
+        }
+    }
+
+    fn begin_layer(&mut self) {
+        self.targets_this_layer = false;
+        self.heal_this_layer = false;
+    }
+
+    /// Applies one setting; `key` without dashes. File values of list keys hold several
+    /// space-separated items; a command-line value holds one.
+    fn set(&mut self, key: &str, value: &str, origin: &Origin) -> Result<(), ConfigError> {
+        let err = |expected: String| ConfigError::at(origin, key, Some(value), expected);
+        let c = &mut self.cfg;
+        match key {
+            "target" => {
+                if !self.targets_this_layer {
+                    c.targets.clear();
+                    self.targets_this_layer = true;
+                }
+                for item in value.split_whitespace() {
+                    let t = parse_target(item)
+                        .map_err(|e| ConfigError::at(origin, key, Some(item), e))?;
+                    if c.targets.contains(&t) {
+                        return Err(ConfigError::at(
+                            origin,
+                            key,
+                            Some(item),
+                            "this target is already given".into(),
+                        ));
+                    }
+                    if c.targets.len() == MAX_TARGETS {
+                        return Err(err(format!("at most {MAX_TARGETS} targets")));
+                    }
+                    c.targets.push(t);
+                }
+            }
+            "heal" => {
+                if !self.heal_this_layer {
+                    c.heal.clear();
+                    self.heal_this_layer = true;
+                }
+                for item in value.split_whitespace() {
+                    c.heal.push(
+                        parse_heal_step(item)
+                            .map_err(|e| ConfigError::at(origin, key, Some(item), e))?,
+                    );
+                }
+            }
+            "count" => c.count = parse_count(value, MAX_ECHOES).map_err(err)?,
+            "interval" => c.interval = parse_duration(value).map_err(err)?,
+            "timeout" => c.timeout = parse_duration(value).map_err(err)?,
+            "fail-after" => c.fail_after = parse_count(value, MAX_COUNT).map_err(err)?,
+            "quorum" => {
+                c.quorum = parse_count(value, MAX_TARGETS as u32).map_err(err)?;
+                self.quorum_origin = origin.clone();
+            }
+            "up-after" => c.up_after = parse_count(value, MAX_COUNT).map_err(err)?,
+            "backoff" => (c.backoff_min, c.backoff_max) = parse_backoff(value).map_err(err)?,
+            "heal-timeout" => c.heal_timeout = parse_duration(value).map_err(err)?,
+            "dry-run" => c.dry_run = parse_bool(value).map_err(err)?,
+            "verbose" => c.verbose = parse_bool(value).map_err(err)?,
+            "on-change" if value == "none" => c.on_change = None,
+            "on-change" => c.on_change = Some(parse_executable(value).map_err(err)?),
+            _ => return Err(ConfigError::at(origin, key, None, "unknown setting".into())),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<IfaceConfig, ConfigError> {
+        let c = self.cfg;
+        if c.targets.is_empty() {
+            return Err(ConfigError::new(&c.iface, None, "no target to probe"));
+        }
+        if c.heal.is_empty() {
+            return Err(ConfigError::new(&c.iface, None, "no heal step"));
+        }
+        if c.quorum as usize > c.targets.len() {
+            let expected = format!(
+                "at most the number of targets ({}); add targets or lower the quorum",
+                c.targets.len()
+            );
+            return Err(ConfigError::at(
+                &self.quorum_origin,
+                "quorum",
+                Some(&c.quorum.to_string()),
+                expected,
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// What the command line asked for, before the file is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Args {
+    pub iface: Option<String>,
+    /// `-c FILE`; without it the default file is read if it exists.
+    pub config: Option<PathBuf>,
+    /// Settings in command-line order, keys without dashes; switches carry "yes".
+    pub settings: Vec<(String, String)>,
+}
+
+impl Args {
+    /// Records the interface to watch; a second one is an error.
+    pub fn set_iface(&mut self, name: &str) -> Result<(), ConfigError> {
+        if let Some(first) = &self.iface {
+            let expected = format!("one interface only on the command line ('{first}' was already given); watch several with a configuration file");
+            return Err(ConfigError::new("IFACE", Some(name), expected));
+        }
+        check_iface_name(name).map_err(|e| ConfigError::new("IFACE", Some(name), e))?;
+        self.iface = Some(name.to_string());
+        Ok(())
+    }
+
+    /// Checks a command-line setting on its own, so a bad value is reported even when no
+    /// interface is known yet.
+    pub fn add(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        if GLOBAL_KEYS.contains(&key) {
+            Globals::default().set(key, value, &Origin::Cli)?;
+        } else {
+            Builder::new("x").set(key, value, &Origin::Cli)?;
+        }
+        self.settings.push((key.to_string(), value.to_string()));
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Globals {
+    log: LogDest,
+    status_file: Option<PathBuf>,
+    metrics_file: Option<PathBuf>,
+    pidfile: Option<PathBuf>,
+}
+
+impl Default for Globals {
+    fn default() -> Self {
+        Globals {
+            log: LogDest::Auto,
+            status_file: Some(DEFAULT_STATUS_FILE.into()),
+            metrics_file: None,
+            pidfile: None,
+        }
+    }
+}
+
+impl Globals {
+    fn set(&mut self, key: &str, value: &str, origin: &Origin) -> Result<(), ConfigError> {
+        let err = |expected: String| ConfigError::at(origin, key, Some(value), expected);
+        match key {
+            "log" => {
+                self.log = match value {
+                    "auto" => LogDest::Auto,
+                    "syslog" => LogDest::Syslog,
+                    "stderr" => LogDest::Stderr,
+                    _ => return Err(err("expected auto, syslog or stderr".into())),
+                }
+            }
+            "status-file" => self.status_file = parse_optional_path(value).map_err(err)?,
+            "metrics-file" => self.metrics_file = parse_optional_path(value).map_err(err)?,
+            "pidfile" => self.pidfile = parse_optional_path(value).map_err(err)?,
+            _ => return Err(ConfigError::at(origin, key, None, "unknown setting".into())),
+        }
+        Ok(())
+    }
+}
+
+/// Reads the configuration file (if any) and applies the command line over it.
+pub fn resolve(args: &Args) -> Result<Config, ConfigError> {
+    build(args, load_file(args)?.as_ref())
+}
+
+fn load_file(args: &Args) -> Result<Option<file::Document>, ConfigError> {
+    Ok(match &args.config {
+        Some(path) => Some(file::load(path)?),
+        None if Path::new(DEFAULT_FILE).exists() => Some(file::load(Path::new(DEFAULT_FILE))?),
+        None => None,
+    })
+}
+
+/// The status file a running netheal with these arguments writes (for --status), without
+/// requiring an interface to be named.
+pub fn status_file(args: &Args) -> Result<Option<PathBuf>, ConfigError> {
+    let doc = load_file(args)?;
+    let mut g = Globals::default();
+    if let Some(d) = &doc {
+        for e in d.globals.iter().filter(|e| e.key == "status-file") {
+            g.set(
+                &e.key,
+                &e.value,
+                &Origin::File {
+                    path: d.path.clone(),
+                    line: e.line,
+                },
+            )?;
+        }
+    }
+    for (k, v) in args.settings.iter().filter(|(k, _)| k == "status-file") {
+        g.set(k, v, &Origin::Cli)?;
+    }
+    Ok(g.status_file)
+}
+
+/// The pure part of `resolve`.
+pub fn build(args: &Args, doc: Option<&file::Document>) -> Result<Config, ConfigError> {
+    let origin = |line: usize| Origin::File {
+        path: doc.map(|d| d.path.clone()).unwrap_or_default(),
+        line,
+    };
+    let watch = |iface: &str| -> Result<IfaceConfig, ConfigError> {
+        let mut b = Builder::new(iface);
+        if let Some(d) = doc {
+            let section = d
+                .section(iface)
+                .map(|s| s.entries.as_slice())
+                .unwrap_or_default();
+            for layer in [d.globals.as_slice(), section] {
+                b.begin_layer();
+                for e in layer
+                    .iter()
+                    .filter(|e| IFACE_KEYS.contains(&e.key.as_str()))
+                {
+                    b.set(&e.key, &e.value, &origin(e.line))?;
+                }
+            }
+        }
+        b.begin_layer();
+        for (k, v) in args
+            .settings
+            .iter()
+            .filter(|(k, _)| IFACE_KEYS.contains(&k.as_str()))
+        {
+            b.set(k, v, &Origin::Cli)?;
+        }
+        b.finish()
+    };
+    // Every section is checked, also those not watched now: nothing is half applied.
+    let mut all = Vec::new();
+    for s in doc.map(|d| d.sections.as_slice()).unwrap_or_default() {
+        all.push(watch(&s.iface)?);
+    }
+    let watches = match &args.iface {
+        Some(iface) => vec![match all.iter().find(|w| w.iface == *iface) {
+            Some(w) => w.clone(),
+            None => watch(iface)?,
+        }],
+        None if all.is_empty() => {
+            let expected = match doc {
+                Some(d) => format!(
+                    "missing: name the interface to watch, or add an [IFACE] section to {}",
+                    d.path.display()
+                ),
+                None => "missing: name the interface to watch, e.g. eth0".to_string(),
+            };
+            return Err(ConfigError::new("IFACE", None, expected));
+        }
+        None => all,
+    };
+    let mut g = Globals::default();
+    if let Some(d) = doc {
+        for e in d
+            .globals
+            .iter()
+            .filter(|e| GLOBAL_KEYS.contains(&e.key.as_str()))
+        {
+            g.set(&e.key, &e.value, &origin(e.line))?;
+        }
+    }
+    for (k, v) in args
+        .settings
+        .iter()
+        .filter(|(k, _)| GLOBAL_KEYS.contains(&k.as_str()))
+    {
+        g.set(k, v, &Origin::Cli)?;
+    }
+    Ok(Config {
+        watches,
+        log: g.log,
+        status_file: g.status_file,
+        metrics_file: g.metrics_file,
+        pidfile: g.pidfile,
+        file: doc.map(|d| d.path.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn args(iface: Option<&str>, settings: &[(&str, &str)]) -> Args {
+        let mut a = Args::default();
+        if let Some(i) = iface {
+            a.set_iface(i).unwrap();
+        }
+        for (k, v) in settings {
+            a.add(k, v).unwrap();
+        }
+        a
+    }
+
+    fn doc(text: &str) -> file::Document {
+        file::parse(text, Path::new("/etc/netheal.conf")).unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = build(&args(Some("eth0"), &[]), None).unwrap();
+        assert_eq!(c.watches.len(), 1);
+        let w = &c.watches[0];
+        assert_eq!(w.targets, vec![Target::Gateway]);
+        assert_eq!(w.heal, vec![HealStep::IfUpDown]);
+        assert_eq!((w.count, w.fail_after, w.quorum, w.up_after), (3, 3, 1, 1));
+        assert_eq!((w.interval, w.timeout), (ms(10_000), ms(2_000)));
+        assert_eq!(
+            (w.backoff_min, w.backoff_max, w.heal_timeout),
+            (ms(30_000), ms(900_000), ms(60_000))
+        );
+        assert_eq!(
+            (w.dry_run, w.verbose, w.on_change.clone()),
+            (false, false, None)
+        );
+        assert_eq!(c.log, LogDest::Auto);
+        assert_eq!(c.status_file, Some(PathBuf::from(DEFAULT_STATUS_FILE)));
+        assert_eq!(
+            (c.metrics_file.clone(), c.pidfile.clone(), c.file.clone()),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn every_key_in_a_file() {
+        let d = doc("log = stderr\nstatus-file = none\nmetrics-file = /var/lib/prom/netheal.prom\npidfile = /run/nh.pid\n\
+            [eth0]\ntarget = 198.51.100.1 2001:db8::1\ncount = 5\ninterval = 1s\ntimeout = 500ms\nfail-after = 4\n\
+            quorum = 2\nup-after = 2\nheal = link ifupdown /bin/true\nbackoff = 1s:8s\nheal-timeout = 3s\n\
+            dry-run = yes\nverbose = on\non-change = /bin/true\n");
+        let c = build(&args(None, &[]), Some(&d)).unwrap();
+        let w = &c.watches[0];
+        assert_eq!(w.iface, "eth0");
+        assert_eq!(w.targets.len(), 2);
+        assert_eq!((w.count, w.fail_after, w.quorum, w.up_after), (5, 4, 2, 2));
+        assert_eq!(
+            (w.interval, w.timeout, w.heal_timeout),
+            (ms(1000), ms(500), ms(3000))
+        );
+        assert_eq!(
+            w.heal,
+            vec![
+                HealStep::Link,
+                HealStep::IfUpDown,
+                HealStep::Exec("/bin/true".into())
+            ]
+        );
+        assert_eq!((w.backoff_min, w.backoff_max), (ms(1000), ms(8000)));
+        assert!(w.dry_run && w.verbose);
+        assert_eq!(w.on_change, Some(PathBuf::from("/bin/true")));
+        assert_eq!(c.log, LogDest::Stderr);
+        assert_eq!(c.status_file, None);
+        assert_eq!(
+            c.metrics_file,
+            Some(PathBuf::from("/var/lib/prom/netheal.prom"))
+        );
+        assert_eq!(c.pidfile, Some(PathBuf::from("/run/nh.pid")));
+        assert_eq!(c.file, Some(PathBuf::from("/etc/netheal.conf")));
+    }
+
+    #[test]
+    fn layers_defaults_globals_section_command_line() {
+        let d = doc("interval = 5s\ntimeout = 1s\ntarget = 198.51.100.1\n[eth0]\ninterval = 7s\ntarget = 203.0.113.1 203.0.113.2\n[eth1]\n");
+        let c = build(&args(None, &[("timeout", "300ms")]), Some(&d)).unwrap();
+        let (e0, e1) = (&c.watches[0], &c.watches[1]);
+        assert_eq!(
+            (e0.interval, e1.interval),
+            (ms(7000), ms(5000)),
+            "section over globals"
+        );
+        assert_eq!(
+            (e0.timeout, e1.timeout),
+            (ms(300), ms(300)),
+            "command line over everything"
+        );
+        assert_eq!(
+            e0.targets.len(),
+            2,
+            "a section's list replaces the global one"
+        );
+        assert_eq!(
+            e1.targets,
+            vec![Target::Addr("198.51.100.1".parse().unwrap())]
+        );
+        // Repeated command-line targets accumulate, and replace the file's list.
+        let c = build(
+            &args(
+                Some("eth0"),
+                &[("target", "198.51.100.7"), ("target", "gateway")],
+            ),
+            Some(&d),
+        )
+        .unwrap();
+        assert_eq!(c.watches.len(), 1, "IFACE on the command line selects one");
+        assert_eq!(
+            c.watches[0].targets,
+            vec![
+                Target::Addr("198.51.100.7".parse().unwrap()),
+                Target::Gateway
+            ]
+        );
+        assert_eq!(c.watches[0].interval, ms(7000));
+        // An interface without a section gets the globals.
+        let c = build(&args(Some("wlan0"), &[]), Some(&d)).unwrap();
+        assert_eq!(c.watches[0].interval, ms(5000));
+    }
+
+    #[test]
+    fn errors_carry_their_origin() {
+        let d = doc("[eth0]\nquorum = 2\n");
+        let e = build(&args(None, &[]), Some(&d)).unwrap_err().to_string();
+        assert_eq!(e, "/etc/netheal.conf:2: quorum: '2': at most the number of targets (1); add targets or lower the quorum");
+        let e = build(&args(None, &[("quorum", "2")]), None);
+        assert!(e.unwrap_err().to_string().starts_with("IFACE: missing"));
+        let e = build(&args(Some("eth0"), &[("quorum", "2")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--quorum: '2': at most the number of targets (1)"),
+            "{e}"
+        );
+        let d = doc("[eth0]\ninterval = 10x\n[eth1]\n");
+        let e = build(&args(Some("eth1"), &[]), Some(&d))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/netheal.conf:2: interval: '10x': expected a duration"),
+            "unwatched sections are checked too: {e}"
+        );
+        let d = doc("target = 198.51.100.1 example.com\n");
+        let e = build(&args(Some("eth0"), &[]), Some(&d))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/netheal.conf:1: target: 'example.com': expected an IPv4"),
+            "{e}"
+        );
+        let d = doc("heal = link reboot\n");
+        let e = build(&args(Some("eth0"), &[]), Some(&d))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/etc/netheal.conf:1: heal: 'reboot'"), "{e}");
+        let d = doc("dry-run = maybe\n");
+        let e = build(&args(Some("eth0"), &[]), Some(&d))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/netheal.conf:1: dry-run: 'maybe': expected yes or no"
+        );
+        let d = doc("log = file\n");
+        let e = build(&args(Some("eth0"), &[]), Some(&d))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/netheal.conf:1: log: 'file': expected auto, syslog or stderr"
+        );
+        let d = doc("");
+        let e = build(&args(None, &[]), Some(&d)).unwrap_err().to_string();
+        assert!(
+            e.contains("add an [IFACE] section to /etc/netheal.conf"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn describe_round_trips_through_the_file_syntax() {
+        let d = doc("[eth0]\ntarget = gateway 2001:db8::1\nbackoff = 2s:1m\nheal = link ifupdown\non-change = /bin/true\nverbose = yes\n");
+        let c = build(&args(None, &[]), Some(&d)).unwrap();
+        let text = c.watches[0].describe();
+        let again = build(&args(None, &[]), Some(&doc(&text))).unwrap();
+        assert_eq!(again.watches, c.watches, "{text}");
+    }
+}

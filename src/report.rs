@@ -1,0 +1,429 @@
+//! What netheal tells the outside world about its interfaces: the status file (one line of
+//! `key=value` pairs per interface, read back by `netheal --status`) and the Prometheus text
+//! exposition for node_exporter's textfile collector. Formatting is pure; `write_atomic`
+//! replaces a file so that a reader sees the old or the new content, never a mix.
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::civil::timestamp;
+use crate::probe::Stats;
+use crate::watchdog::State;
+
+const STATES: [State; 6] = [
+    State::Starting,
+    State::Up,
+    State::Suspect,
+    State::Down,
+    State::Healing,
+    State::Recovering,
+];
+
+/// How the last heal attempt went: the step's success and when it ended (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastHeal {
+    pub ok: bool,
+    pub at: i64,
+}
+
+/// One interface's figures at one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub iface: String,
+    pub state: State,
+    /// Unix seconds when the state began.
+    pub since: i64,
+    pub stats: Stats,
+    pub heals: u64,
+    pub last_heal: Option<LastHeal>,
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| format!("{:.3}", d.as_secs_f64() * 1e3))
+}
+
+/// The status file: a comment header, then one line per interface.
+pub fn status_text(snaps: &[Snapshot], pid: u32, now: i64) -> String {
+    let mut s = format!(
+        "# netheal {} status, pid {pid}, written {}\n",
+        env!("CARGO_PKG_VERSION"),
+        timestamp(now)
+    );
+    for x in snaps {
+        let st = &x.stats;
+        let _ = write!(
+            s,
+            "iface={} state={} since={} rounds={} failed_rounds={} replies={} lost={} foreign={} rtt_min_ms={} rtt_avg_ms={} rtt_max_ms={} heals={}",
+            x.iface,
+            x.state,
+            x.since,
+            st.rounds,
+            st.rounds - st.good_rounds,
+            st.replies,
+            st.lost,
+            st.foreign,
+            ms(st.rtt_min),
+            ms(st.rtt_avg()),
+            ms(st.rtt_max),
+            x.heals,
+        );
+        match x.last_heal {
+            None => s.push_str(" last_heal=none\n"),
+            Some(h) => {
+                let _ = writeln!(
+                    s,
+                    " last_heal={} last_heal_at={}",
+                    if h.ok { "ok" } else { "failed" },
+                    h.at
+                );
+            }
+        }
+    }
+    s
+}
+
+/// Reads a status file back into rows of (key, value) pairs, one row per interface.
+pub fn parse_status(text: &str) -> Vec<Vec<(String, String)>> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// `netheal --status`: the status file as a table for people.
+pub fn pretty_status(text: &str, now: i64) -> String {
+    let header = text
+        .lines()
+        .next()
+        .filter(|l| l.starts_with('#'))
+        .unwrap_or("")
+        .trim_start_matches("# ");
+    let mut rows = vec![[
+        "IFACE",
+        "STATE",
+        "FOR",
+        "ROUNDS",
+        "FAILED",
+        "LOST",
+        "RTT MIN/AVG/MAX MS",
+        "HEALS",
+        "LAST HEAL",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in parse_status(text) {
+        let get = |k: &str| {
+            r.iter()
+                .find(|(key, _)| key == k)
+                .map_or("?".to_string(), |(_, v)| v.clone())
+        };
+        let since: Option<i64> = get("since").parse().ok();
+        let dur = since.map_or("?".into(), |t| {
+            crate::config::human(Duration::from_secs((now - t).max(0) as u64))
+        });
+        let last = match get("last_heal").as_str() {
+            "none" => "none".to_string(),
+            v => match get("last_heal_at").parse::<i64>() {
+                Ok(at) => format!("{v} at {}", timestamp(at)),
+                Err(_) => v.to_string(),
+            },
+        };
+        rows.push(vec![
+            get("iface"),
+            get("state"),
+            dur,
+            get("rounds"),
+            get("failed_rounds"),
+            get("lost"),
+            format!(
+                "{}/{}/{}",
+                get("rtt_min_ms"),
+                get("rtt_avg_ms"),
+                get("rtt_max_ms")
+            ),
+            get("heals"),
+            last,
+        ]);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = format!("{header}\n");
+    for r in &rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out += cells.join("  ").trim_end();
+        out.push('\n');
+    }
+    out
+}
+
+/// Prometheus text exposition format 0.0.4: HELP and TYPE once per metric family, one sample
+/// per interface (label `iface`).
+pub fn metrics_text(snaps: &[Snapshot]) -> String {
+    let mut s = String::new();
+    let mut family = |name: &str,
+                      kind: &str,
+                      help: &str,
+                      samples: &mut dyn Iterator<Item = (String, String)>| {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(s, "{name}{{{labels}}} {value}");
+        }
+    };
+    let label = |x: &Snapshot| format!("iface=\"{}\"", escape_label(&x.iface));
+    let counter = |f: fn(&Snapshot) -> u64| move |x: &Snapshot| (label(x), f(x).to_string());
+    family(
+        "netheal_up",
+        "gauge",
+        "1 while the interface is up (state up or suspect), else 0.",
+        &mut snaps.iter().map(|x| {
+            (
+                label(x),
+                u8::from(matches!(x.state, State::Up | State::Suspect)).to_string(),
+            )
+        }),
+    );
+    family(
+        "netheal_state",
+        "gauge",
+        "The watchdog state: 1 for the current one.",
+        &mut snaps.iter().flat_map(|x| {
+            STATES.iter().map(move |st| {
+                (
+                    format!("{},state=\"{st}\"", label(x)),
+                    u8::from(*st == x.state).to_string(),
+                )
+            })
+        }),
+    );
+    family(
+        "netheal_state_since_seconds",
+        "gauge",
+        "Unix time the current state began.",
+        &mut snaps.iter().map(|x| (label(x), x.since.to_string())),
+    );
+    let counters: [MetricDef<u64, Snapshot>; 7] = [
+        ("netheal_rounds_total", "Probe rounds ended.", |x| {
+            x.stats.rounds
+        }),
+        (
+            "netheal_rounds_failed_total",
+            "Probe rounds that failed.",
+            |x| x.stats.rounds - x.stats.good_rounds,
+        ),
+        (
+            "netheal_echoes_sent_total",
+            "ICMP echo requests sent.",
+            |x| x.stats.sent,
+        ),
+        (
+            "netheal_replies_total",
+            "Matching echo replies received.",
+            |x| x.stats.replies,
+        ),
+        (
+            "netheal_lost_total",
+            "Echoes unanswered when their round ended.",
+            |x| x.stats.lost,
+        ),
+        (
+            "netheal_foreign_total",
+            "Packets received that were not replies to our echoes.",
+            |x| x.stats.foreign,
+        ),
+        ("netheal_heals_total", "Heal attempts started.", |x| x.heals),
+    ];
+    for (name, help, f) in counters {
+        family(name, "counter", help, &mut snaps.iter().map(counter(f)));
+    }
+    let rtts: [MetricDef<Option<Duration>, Stats>; 3] = [
+        (
+            "netheal_rtt_min_seconds",
+            "Smallest round-trip time seen.",
+            |s| s.rtt_min,
+        ),
+        ("netheal_rtt_avg_seconds", "Mean round-trip time.", |s| {
+            s.rtt_avg()
+        }),
+        (
+            "netheal_rtt_max_seconds",
+            "Largest round-trip time seen.",
+            |s| s.rtt_max,
+        ),
+    ];
+    for (name, help, f) in rtts {
+        let mut samples = snaps
+            .iter()
+            .filter_map(|x| f(&x.stats).map(|d| (label(x), format!("{:.6}", d.as_secs_f64()))));
+        family(name, "gauge", help, &mut samples);
+    }
+    family(
+        "netheal_last_heal_success",
+        "gauge",
+        "1 if the last heal step succeeded, 0 if it failed (absent before the first).",
+        &mut snaps
+            .iter()
+            .filter_map(|x| x.last_heal.map(|h| (label(x), u8::from(h.ok).to_string()))),
+    );
+    family(
+        "netheal_last_heal_timestamp_seconds",
+        "gauge",
+        "Unix time the last heal step ended.",
+        &mut snaps
+            .iter()
+            .filter_map(|x| x.last_heal.map(|h| (label(x), h.at.to_string()))),
+    );
+    s
+}
+
+/// A metric family: name, help text, and how to read its value.
+type MetricDef<V, From> = (&'static str, &'static str, fn(&From) -> V);
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Replaces `path` with `content`: write a temporary file beside it, then rename over it
+/// (rename(2) is atomic within a file system). Creates the directory if needed.
+pub fn write_atomic(path: &Path, content: &str) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(content.as_bytes())?;
+        // Readable by monitoring agents that do not run as root.
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp); // not fatal: best effort clean-up of our own temp file
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(iface: &str, state: State, heal: Option<LastHeal>) -> Snapshot {
+        let stats = Stats {
+            rounds: 10,
+            good_rounds: 7,
+            sent: 16,
+            replies: 8,
+            lost: 8,
+            foreign: 2,
+            rtt_min: Some(Duration::from_micros(100)),
+            rtt_max: Some(Duration::from_micros(500)),
+            rtt_sum: Duration::from_micros(2400),
+            ..Stats::default()
+        };
+        Snapshot {
+            iface: iface.into(),
+            state,
+            since: 1_763_748_000,
+            stats,
+            heals: 1,
+            last_heal: heal,
+        }
+    }
+
+    #[test]
+    fn status_lines_round_trip() {
+        let text = status_text(
+            &[
+                snap("eth0", State::Up, None),
+                snap(
+                    "wlan0",
+                    State::Down,
+                    Some(LastHeal {
+                        ok: false,
+                        at: 1_763_748_100,
+                    }),
+                ),
+            ],
+            42,
+            1_763_748_200,
+        );
+        assert!(text.starts_with("# netheal "), "{text}");
+        assert!(text.contains("iface=eth0 state=up since=1763748000 rounds=10 failed_rounds=3 replies=8 lost=8 foreign=2 rtt_min_ms=0.100 rtt_avg_ms=0.300 rtt_max_ms=0.500 heals=1 last_heal=none\n"), "{text}");
+        let rows = parse_status(&text);
+        assert_eq!(rows.len(), 2);
+        assert!(rows[1].contains(&("last_heal".into(), "failed".into())));
+        let pretty = pretty_status(&text, 1_763_748_200);
+        assert!(
+            pretty.lines().nth(1).unwrap().starts_with("IFACE  STATE"),
+            "{pretty}"
+        );
+        assert!(pretty.contains("wlan0  down"), "{pretty}");
+        assert!(
+            pretty.contains("failed at 2025-11-21 18:01:40Z"),
+            "{pretty}"
+        );
+        assert!(pretty.contains("0.100/0.300/0.500"), "{pretty}");
+    }
+
+    #[test]
+    fn metrics_have_help_type_and_one_sample_per_interface() {
+        let text = metrics_text(&[
+            snap("eth0", State::Healing, None),
+            snap("e\"x", State::Up, Some(LastHeal { ok: true, at: 5 })),
+        ]);
+        assert!(text.contains("# HELP netheal_up "));
+        assert!(
+            text.contains(
+                "# TYPE netheal_rounds_total counter\nnetheal_rounds_total{iface=\"eth0\"} 10\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("netheal_up{iface=\"eth0\"} 0\n"));
+        assert!(text.contains("netheal_state{iface=\"eth0\",state=\"healing\"} 1\n"));
+        assert!(text.contains("netheal_state{iface=\"eth0\",state=\"up\"} 0\n"));
+        assert!(
+            text.contains("netheal_up{iface=\"e\\\"x\"} 1\n"),
+            "label escaping"
+        );
+        assert!(text.contains("netheal_rtt_avg_seconds{iface=\"eth0\"} 0.000300\n"));
+        assert!(text.contains("netheal_last_heal_success{iface=\"e\\\"x\"} 1\n"));
+        assert!(!text.contains("netheal_last_heal_success{iface=\"eth0\"}"));
+        // Every family has exactly one HELP and one TYPE line.
+        let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
+        let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+        assert_eq!((helps, types), (15, 15));
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_cleans_up() {
+        let dir = std::env::temp_dir().join(format!("netheal-report-{}", std::process::id()));
+        let path = dir.join("sub/status");
+        write_atomic(&path, "one\n").unwrap();
+        write_atomic(&path, "two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+        let leftovers = std::fs::read_dir(dir.join("sub")).unwrap().count();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(leftovers, 1, "no temporary file left behind");
+    }
+}

@@ -1,0 +1,666 @@
+//! One watched interface: its sockets (bound to it), its prober and watchdog, its heal-step
+//! runner and its on-change hooks. The daemon's loop owns several of these and hands each the
+//! time, the log and what poll() found ready for it.
+#![forbid(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{human, IfaceConfig, Target};
+use crate::heal::{describe, HealEvent, HealRunner};
+use crate::log::{Level, Log};
+use crate::probe::{Prober, COOKIE_LEN};
+use crate::report::{LastHeal, Snapshot};
+use crate::route;
+use crate::sys::icmp::IcmpSocket;
+use crate::sys::iface;
+use crate::watchdog::{Action, Policy, State, Verdict, Watchdog};
+use crate::wire::Family;
+
+/// Pending hooks per interface; when more changes pile up, the oldest are dropped.
+const HOOK_QUEUE: usize = 16;
+/// How long a stop may wait for running steps and hooks to leave after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// Neither a raw nor a datagram ICMP socket could be opened for a family we need.
+#[derive(Debug)]
+pub struct NoSocket(pub String);
+
+/// Which of this watch's inputs poll() found ready.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ready {
+    pub socks: [bool; 2],
+    pub heal_output: bool,
+    pub hook_output: bool,
+}
+
+/// A pollable input of a watch.
+#[derive(Debug, Clone, Copy)]
+pub enum Input {
+    Sock(usize),
+    HealOutput,
+    HookOutput,
+}
+
+pub fn family_of(addr: IpAddr) -> Family {
+    match addr {
+        IpAddr::V4(_) => Family::V4,
+        IpAddr::V6(_) => Family::V6,
+    }
+}
+
+/// Random bytes for identifiers, cookies and jitter seeds. They only need to be hard to guess
+/// for someone spoofing replies; the fallback (clock and pid) is weak but never fails.
+fn random_bytes<const N: usize>() -> [u8; N] {
+    use std::io::Read;
+    let mut out = [0u8; N];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut out))
+        .is_ok();
+    if !ok {
+        let t = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mix = (t ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = mix[i % 8].wrapping_add(i as u8);
+        }
+    }
+    out
+}
+
+/// Unix seconds of an `Instant` in the past.
+fn unix_time_of(then: Instant, now: Instant) -> i64 {
+    let wall = SystemTime::now()
+        .checked_sub(now.saturating_duration_since(then))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    wall.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub struct Watch {
+    pub cfg: IfaceConfig,
+    socks: [Option<IcmpSocket>; 2],
+    /// The interface index the sockets are bound to; None while it is missing.
+    bound: Option<u32>,
+    absent_logged: bool,
+    last_gateway: Option<IpAddr>,
+    prober: Prober,
+    wd: Watchdog,
+    heal: HealRunner,
+    hooks: HealRunner,
+    hook_queue: VecDeque<Vec<(&'static str, String)>>,
+    last_heal: Option<LastHeal>,
+    /// Set on every state change; the daemon clears it when it has written the status.
+    pub changed: bool,
+    /// `--once`: the verdict of the one round, once it has ended.
+    pub once_result: Option<bool>,
+}
+
+impl Watch {
+    /// Opens the sockets this interface's targets need. Fails only when probing is impossible.
+    pub fn open(cfg: IfaceConfig, now: Instant) -> Result<Watch, NoSocket> {
+        let needs = |fam: Family| {
+            cfg.targets.iter().any(|t| match t {
+                Target::Gateway => true,
+                Target::Addr(a) => family_of(*a) == fam,
+            })
+        };
+        let explicit = |fam: Family| {
+            cfg.targets
+                .iter()
+                .any(|t| matches!(t, Target::Addr(a) if family_of(*a) == fam))
+        };
+        let mut socks = [None, None];
+        let mut why = Vec::new();
+        for fam in [Family::V4, Family::V6] {
+            if !needs(fam) {
+                continue;
+            }
+            let name = if fam == Family::V4 { "ICMP" } else { "ICMPv6" };
+            match IcmpSocket::open(fam) {
+                Ok(s) => socks[fam as usize] = Some(s),
+                Err(e) if explicit(fam) => return Err(NoSocket(format!("{name}: {e}"))),
+                Err(e) => why.push(format!("{name}: {e}")),
+            }
+        }
+        if socks.iter().all(Option::is_none) {
+            return Err(NoSocket(why.join("; ")));
+        }
+        let [i0, i1, cookie @ ..]: [u8; 2 + COOKIE_LEN] = random_bytes();
+        let seed = u64::from_le_bytes(random_bytes());
+        let prober = Prober::new(
+            cfg.count,
+            cfg.timeout,
+            cfg.quorum as usize,
+            u16::from_be_bytes([i0, i1]),
+            cookie,
+        );
+        let policy = Policy {
+            interval: cfg.interval,
+            timeout: cfg.timeout,
+            fail_after: cfg.fail_after,
+            up_after: cfg.up_after,
+            steps: cfg.heal.len(),
+            backoff_min: cfg.backoff_min,
+            backoff_max: cfg.backoff_max,
+        };
+        Ok(Watch {
+            wd: Watchdog::new(policy, now, seed),
+            cfg,
+            socks,
+            bound: None,
+            absent_logged: false,
+            last_gateway: None,
+            prober,
+            heal: HealRunner::default(),
+            hooks: HealRunner::default(),
+            hook_queue: VecDeque::new(),
+            last_heal: None,
+            changed: true,
+            once_result: None,
+        })
+    }
+
+    fn say(&self, log: &mut Log, level: Level, msg: impl AsRef<str>) {
+        log.log(level, &format!("{}: {}", self.cfg.iface, msg.as_ref()));
+    }
+
+    fn say_limited(&self, log: &mut Log, now: Instant, level: Level, msg: impl AsRef<str>) {
+        log.limited(now, level, format!("{}: {}", self.cfg.iface, msg.as_ref()));
+    }
+
+    /// Binds the sockets if the interface is there, and logs the start line.
+    pub fn start(&mut self, now: Instant, log: &mut Log, once: bool) {
+        self.check_interface(now, log, once);
+        let c = &self.cfg;
+        let list = |v: Vec<String>| v.join(",");
+        let mut s = format!(
+            "watching targets {} (quorum {}), count {}, interval {}, timeout {}, fail-after {}, up-after {}, heal ladder {}, backoff {}..{}, heal timeout {}",
+            list(c.targets.iter().map(Target::to_string).collect()),
+            c.quorum,
+            c.count,
+            human(c.interval),
+            human(c.timeout),
+            c.fail_after,
+            c.up_after,
+            list(c.heal.iter().map(ToString::to_string).collect()),
+            human(c.backoff_min),
+            human(c.backoff_max),
+            human(c.heal_timeout),
+        );
+        if c.dry_run {
+            s.push_str(", dry run");
+        }
+        if let Some(hook) = &c.on_change {
+            let _ = write!(s, ", on-change {}", hook.display());
+        }
+        let mut socks: Vec<String> = self
+            .socks
+            .iter()
+            .flatten()
+            .map(|k| format!("{}, ident {:#06x}", k.kind(), self.prober.ident(k.family())))
+            .collect();
+        socks.dedup();
+        let _ = write!(s, " ({})", socks.join("; "));
+        self.say(log, Level::Notice, s);
+    }
+
+    /// Binds the sockets to the interface's current index, re-opening them when the index
+    /// changed (a re-created interface is a new device to the kernel).
+    fn check_interface(&mut self, now: Instant, log: &mut Log, once: bool) -> bool {
+        let Some(index) = iface::index(&self.cfg.iface) else {
+            if !self.absent_logged {
+                let msg = if once {
+                    "interface not found"
+                } else {
+                    "interface not found; waiting for it"
+                };
+                self.say(log, Level::Warning, msg);
+                self.absent_logged = true;
+            }
+            self.bound = None;
+            return false;
+        };
+        if self.bound == Some(index) {
+            return true;
+        }
+        if let Err(e) = self.bind_sockets(self.bound.is_some()) {
+            self.say_limited(
+                log,
+                now,
+                Level::Error,
+                format!("binding sockets to the interface: {e}"),
+            );
+            self.bound = None;
+            return false;
+        }
+        match (self.bound, self.absent_logged) {
+            (Some(old), _) => self.say(
+                log,
+                Level::Notice,
+                format!("interface index changed from {old} to {index}; sockets re-bound"),
+            ),
+            (None, true) => self.say(
+                log,
+                Level::Notice,
+                format!("interface appeared (index {index})"),
+            ),
+            (None, false) => {}
+        }
+        self.absent_logged = false;
+        self.bound = Some(index);
+        true
+    }
+
+    fn bind_sockets(&mut self, reopen: bool) -> io::Result<()> {
+        for slot in self.socks.iter_mut() {
+            let Some(sock) = slot.as_mut() else { continue };
+            if reopen {
+                *sock = IcmpSocket::open(sock.family())?;
+            }
+            sock.bind_to_device(&self.cfg.iface)?;
+            if let Some(ident) = sock.bind_ident()? {
+                self.prober.set_ident(sock.family(), ident);
+            }
+        }
+        Ok(())
+    }
+
+    /// The addresses for this round, one per target.
+    fn resolve_targets(&mut self, now: Instant, log: &mut Log) -> Vec<Option<IpAddr>> {
+        let mut gateway = None;
+        if self.cfg.targets.contains(&Target::Gateway) {
+            let v4 = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+            let v6 = std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
+            let found = route::default_gateway(&v4, &v6, &self.cfg.iface)
+                .filter(|a| self.socks[family_of(*a) as usize].is_some());
+            if found.is_some() {
+                self.last_gateway = found;
+            } else if self.last_gateway.is_none() {
+                self.say_limited(
+                    log,
+                    now,
+                    Level::Warning,
+                    "no default gateway through this interface yet",
+                );
+            }
+            gateway = self.last_gateway;
+        }
+        self.cfg
+            .targets
+            .iter()
+            .map(|t| match t {
+                Target::Gateway => gateway,
+                Target::Addr(a) => {
+                    Some(*a).filter(|a| self.socks[family_of(*a) as usize].is_some())
+                }
+            })
+            .collect()
+    }
+
+    /// The inputs to poll, with what they are.
+    pub fn poll_inputs(&self) -> impl Iterator<Item = (Input, BorrowedFd<'_>)> {
+        let socks = self
+            .socks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (Input::Sock(i), s.as_fd())));
+        let heal = self
+            .heal
+            .output_fd()
+            .map(|fd| (Input::HealOutput, fd.as_fd()));
+        let hook = self
+            .hooks
+            .output_fd()
+            .map(|fd| (Input::HookOutput, fd.as_fd()));
+        socks.chain(heal).chain(hook)
+    }
+
+    /// The earliest instant at which `turn` has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.prober.poll_timeout(),
+            self.wd.poll_timeout(),
+            self.heal.poll_timeout(),
+            self.hooks.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Reads what is ready, runs timers, acts on what the machines ask for, sends what is due.
+    pub fn turn(&mut self, now: Instant, log: &mut Log, buf: &mut [u8], ready: Ready, once: bool) {
+        for (i, readable) in ready.socks.into_iter().enumerate() {
+            if readable {
+                self.receive(now, log, i, buf);
+            }
+        }
+        if ready.heal_output {
+            self.heal.read_output();
+        }
+        if ready.hook_output {
+            self.hooks.read_output();
+        }
+        self.heal.handle_timeout(now);
+        self.hooks.handle_timeout(now);
+        if let Some(v) = self.prober.poll_round_end(now) {
+            self.log_round(log, v, self.cfg.verbose || once);
+            if once {
+                self.once_result = Some(v.good);
+                return;
+            }
+            self.wd.round_ended(now, v);
+        }
+        self.wd.handle_timeout(now);
+        loop {
+            let mut progress = false;
+            while let Some(a) = self.wd.poll_action() {
+                progress = true;
+                self.act(now, log, a, once);
+                if self.once_result.is_some() {
+                    return;
+                }
+            }
+            while let Some(e) = self.heal.poll_event() {
+                progress = true;
+                self.heal_event(now, log, e);
+            }
+            while let Some(e) = self.hooks.poll_event() {
+                progress = true;
+                self.hook_event(log, e);
+            }
+            if !self.hooks.is_running() {
+                if let Some(env) = self.hook_queue.pop_front() {
+                    progress = true;
+                    if let Some(path) = self.cfg.on_change.clone() {
+                        self.hooks.start_hook(
+                            now,
+                            &path,
+                            &self.cfg.iface,
+                            env,
+                            self.cfg.heal_timeout,
+                        );
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        self.transmit(now, log, buf);
+    }
+
+    fn act(&mut self, now: Instant, log: &mut Log, action: Action, once: bool) {
+        match action {
+            Action::StartRound => {
+                if !self.check_interface(now, log, once) {
+                    if once {
+                        self.once_result = Some(false);
+                        return;
+                    }
+                    self.wd.round_skipped(now);
+                    return;
+                }
+                let addrs = self.resolve_targets(now, log);
+                self.prober.start_round(now, addrs);
+            }
+            Action::Transition { from, to, reason } => {
+                let level = match to {
+                    State::Down | State::Healing => Level::Warning,
+                    State::Up => Level::Notice,
+                    _ => Level::Info,
+                };
+                self.say(log, level, format!("state {from} -> {to}: {reason}"));
+                self.changed = true;
+                let outage = matches!(from, State::Down | State::Healing | State::Recovering);
+                let hook_state = if to == State::Up && outage {
+                    "recovered".to_string()
+                } else {
+                    to.to_string()
+                };
+                self.queue_hook(log, hook_state, from.to_string(), reason);
+            }
+            Action::RunHeal {
+                attempt,
+                step,
+                reason,
+            } => {
+                let step = self.cfg.heal[step].clone();
+                if self.cfg.dry_run {
+                    self.say(
+                        log,
+                        Level::Warning,
+                        format!("heal attempt {attempt}: dry run, not running {step}"),
+                    );
+                    self.wd.heal_ended(now);
+                } else {
+                    self.say(
+                        log,
+                        Level::Warning,
+                        format!("heal attempt {attempt}: running {step}"),
+                    );
+                    self.heal.start_heal(
+                        now,
+                        attempt,
+                        &step,
+                        &self.cfg.iface,
+                        &reason,
+                        self.cfg.heal_timeout,
+                    );
+                }
+            }
+        }
+    }
+
+    fn queue_hook(&mut self, log: &mut Log, state: String, previous: String, reason: String) {
+        if self.cfg.on_change.is_none() {
+            return;
+        }
+        if self.hook_queue.len() == HOOK_QUEUE {
+            self.hook_queue.pop_front();
+            self.say(
+                log,
+                Level::Warning,
+                "on-change hook falling behind; dropped the oldest pending change",
+            );
+        }
+        self.hook_queue.push_back(vec![
+            ("NETHEAL_IFACE", self.cfg.iface.clone()),
+            ("NETHEAL_STATE", state),
+            ("NETHEAL_PREVIOUS", previous),
+            ("NETHEAL_REASON", reason),
+            ("NETHEAL_ATTEMPT", self.wd.attempts().to_string()),
+        ]);
+    }
+
+    fn heal_event(&mut self, now: Instant, log: &mut Log, e: HealEvent) {
+        match e {
+            HealEvent::Output { prog, line } => {
+                self.say(log, Level::Info, format!("{prog}: {line}"))
+            }
+            HealEvent::Ended {
+                attempt,
+                step,
+                outcome,
+                elapsed,
+            } => {
+                let text = describe(&step, &outcome, elapsed);
+                self.say(
+                    log,
+                    Level::Notice,
+                    format!("heal attempt {attempt}: {text}"),
+                );
+                self.last_heal = Some(LastHeal {
+                    ok: outcome.success(),
+                    at: unix_time_of(now, now),
+                });
+                self.changed = true;
+                if !outcome.success() {
+                    let state = self.wd.state().to_string();
+                    self.queue_hook(
+                        log,
+                        "step-failed".into(),
+                        state,
+                        format!("heal attempt {attempt}: {text}"),
+                    );
+                }
+                self.wd.heal_ended(now);
+            }
+        }
+    }
+
+    fn hook_event(&mut self, log: &mut Log, e: HealEvent) {
+        match e {
+            HealEvent::Output { prog, line } => {
+                self.say(log, Level::Info, format!("{prog}: {line}"))
+            }
+            HealEvent::Ended {
+                step,
+                outcome,
+                elapsed,
+                ..
+            } if !outcome.success() => {
+                self.say(
+                    log,
+                    Level::Warning,
+                    format!("on-change hook: {}", describe(&step, &outcome, elapsed)),
+                );
+            }
+            HealEvent::Ended { .. } => {}
+        }
+    }
+
+    fn log_round(&self, log: &mut Log, v: Verdict, verbose: bool) {
+        if !verbose {
+            return;
+        }
+        let mut line = format!(
+            "round {} {}: ",
+            self.prober.stats().rounds,
+            if v.good { "good" } else { "failed" }
+        );
+        for (i, (slot, target)) in self
+            .prober
+            .slots()
+            .iter()
+            .zip(&self.cfg.targets)
+            .enumerate()
+        {
+            if i > 0 {
+                line.push_str(", ");
+            }
+            let _ = match (slot.addr, slot.rtt) {
+                (Some(a), Some(rtt)) => write!(line, "{a} {:.3}ms", rtt.as_secs_f64() * 1e3),
+                (Some(a), None) => write!(line, "{a} lost"),
+                (None, _) => write!(line, "{target} unknown"),
+            };
+        }
+        self.say(log, Level::Info, line);
+    }
+
+    /// Reads everything waiting on socket `i`.
+    fn receive(&mut self, now: Instant, log: &mut Log, i: usize, buf: &mut [u8]) {
+        loop {
+            let Some(sock) = self.socks[i].as_ref() else {
+                return;
+            };
+            match sock.recv_from(buf) {
+                Ok(Some((n, src))) => {
+                    let family = sock.family();
+                    // An unreadable IP header is counted with the other foreign packets.
+                    let icmp = sock.icmp_part(&buf[..n]).unwrap_or(&[]);
+                    self.prober.handle_packet(now, family, src, icmp);
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    self.say_limited(log, now, Level::Error, format!("receive: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
+        let scope = self.bound.unwrap_or(0);
+        while let Some(tx) = self.prober.poll_transmit(now, buf) {
+            let sock = self.socks[family_of(tx.dest) as usize].as_ref();
+            let sent = match sock {
+                Some(s) if self.bound.is_some() => s.send_to(&buf[..tx.len], tx.dest, scope),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "socket not bound to the interface",
+                )),
+            };
+            if let Err(e) = sent {
+                // Expected while the link is broken (ENETUNREACH, EPERM from a firewall...):
+                // the echo counts as lost; say so once a minute.
+                self.prober.send_failed();
+                self.say_limited(log, now, Level::Info, format!("send to {}: {e}", tx.dest));
+            }
+        }
+    }
+
+    /// On SIGCHLD.
+    pub fn reap(&mut self, now: Instant) {
+        self.heal.handle_child_exit(now);
+        self.hooks.handle_child_exit(now);
+    }
+
+    /// Ends running steps and hooks (their whole process groups).
+    pub fn stop(&mut self) {
+        self.heal.kill_now(STOP_GRACE);
+        self.hooks.kill_now(STOP_GRACE);
+    }
+
+    pub fn state(&self) -> State {
+        self.wd.state()
+    }
+
+    pub fn rounds(&self) -> u64 {
+        self.prober.stats().rounds
+    }
+
+    pub fn status_line(&self, now: Instant) -> String {
+        let st = self.prober.stats();
+        let ms = |d: Option<Duration>| {
+            d.map_or("-".to_string(), |d| format!("{:.3}", d.as_secs_f64() * 1e3))
+        };
+        format!(
+            "status: state {} for {}, rounds {}, replies {}, lost {}, foreign {}, late {}, send errors {}, rtt min/avg/max {}/{}/{} ms, heals {}",
+            self.wd.state(),
+            human(now.saturating_duration_since(self.wd.since())),
+            st.rounds,
+            st.replies,
+            st.lost,
+            st.foreign,
+            st.late,
+            st.send_errors,
+            ms(st.rtt_min),
+            ms(st.rtt_avg()),
+            ms(st.rtt_max),
+            self.wd.heals(),
+        )
+    }
+
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        Snapshot {
+            iface: self.cfg.iface.clone(),
+            state: self.wd.state(),
+            since: unix_time_of(self.wd.since(), now),
+            stats: self.prober.stats().clone(),
+            heals: self.wd.heals(),
+            last_heal: self.last_heal,
+        }
+    }
+
+    pub fn say_status(&self, now: Instant, log: &mut Log) {
+        self.say(log, Level::Notice, self.status_line(now));
+    }
+}
