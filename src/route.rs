@@ -3,7 +3,7 @@
 //! (of its own network namespace) every round, so a gateway changed by DHCP is followed.
 #![forbid(unsafe_code)]
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 const RTF_UP: u32 = 0x1;
 const RTF_GATEWAY: u32 = 0x2;
@@ -61,13 +61,6 @@ pub fn ipv6_default_gateway(table: &str, iface: &str) -> Option<Ipv6Addr> {
         })
         .min_by_key(|(metric, _)| *metric)
         .map(|(_, gw)| gw)
-}
-
-/// IPv4 first (the common uplink), then IPv6.
-pub fn default_gateway(v4_table: &str, v6_table: &str, iface: &str) -> Option<IpAddr> {
-    ipv4_default_gateway(v4_table, iface)
-        .map(IpAddr::V4)
-        .or_else(|| ipv6_default_gateway(v6_table, iface).map(IpAddr::V6))
 }
 
 #[cfg(test)]
@@ -160,18 +153,5 @@ mod tests {
             "unreachable route, no gateway"
         );
         assert_eq!(ipv6_default_gateway("short line\n", "eth0"), None);
-    }
-
-    #[test]
-    fn ipv4_is_preferred() {
-        let t = v4_table(&[("eth0", [0; 4], [198, 51, 100, 1], 3, 0, [0; 4])]);
-        assert_eq!(
-            default_gateway(&t, V6, "eth0"),
-            Some("198.51.100.1".parse().unwrap())
-        );
-        assert_eq!(
-            default_gateway("", V6, "eth0"),
-            Some("fe80::3".parse().unwrap())
-        );
     }
 }

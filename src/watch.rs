@@ -74,6 +74,10 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
+fn utf8(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
+}
+
 /// Unix seconds of an `Instant` in the past.
 fn unix_time_of(then: Instant, now: Instant) -> i64 {
     let wall = SystemTime::now()
@@ -90,6 +94,10 @@ pub struct Watch {
     bound: Option<u32>,
     absent_logged: bool,
     last_gateway: Option<IpAddr>,
+    /// Kept across rounds: reading the routing tables allocates nothing once they fit.
+    route4: Vec<u8>,
+    route6: Vec<u8>,
+    control: iface::Control,
     prober: Prober,
     wd: Watchdog,
     heal: HealRunner,
@@ -132,6 +140,8 @@ impl Watch {
         if socks.iter().all(Option::is_none) {
             return Err(NoSocket(why.join("; ")));
         }
+        let control =
+            iface::Control::open().map_err(|e| NoSocket(format!("control socket: {e}")))?;
         let [i0, i1, cookie @ ..]: [u8; 2 + COOKIE_LEN] = random_bytes();
         let seed = u64::from_le_bytes(random_bytes());
         let prober = Prober::new(
@@ -157,6 +167,9 @@ impl Watch {
             bound: None,
             absent_logged: false,
             last_gateway: None,
+            route4: Vec::new(),
+            route6: Vec::new(),
+            control,
             prober,
             heal: HealRunner::default(),
             hooks: HealRunner::default(),
@@ -214,7 +227,7 @@ impl Watch {
     /// Binds the sockets to the interface's current index, re-opening them when the index
     /// changed (a re-created interface is a new device to the kernel).
     fn check_interface(&mut self, now: Instant, log: &mut Log, once: bool) -> bool {
-        let Some(index) = iface::index(&self.cfg.iface) else {
+        let Some(index) = self.control.index(&self.cfg.iface) else {
             if !self.absent_logged {
                 let msg = if once {
                     "interface not found"
@@ -276,10 +289,17 @@ impl Watch {
     fn resolve_targets(&mut self, now: Instant, log: &mut Log) -> Vec<Option<IpAddr>> {
         let mut gateway = None;
         if self.cfg.targets.contains(&Target::Gateway) {
-            let v4 = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
-            let v6 = std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
-            let found = route::default_gateway(&v4, &v6, &self.cfg.iface)
-                .filter(|a| self.socks[family_of(*a) as usize].is_some());
+            // IPv4 first (the common uplink), then IPv6. Not fatal: an unreadable table is an
+            // empty one (no gateway this round).
+            let _ = iface::read_proc("/proc/net/route", &mut self.route4);
+            let mut found =
+                route::ipv4_default_gateway(utf8(&self.route4), &self.cfg.iface).map(IpAddr::V4);
+            if found.is_none() {
+                let _ = iface::read_proc("/proc/net/ipv6_route", &mut self.route6);
+                found = route::ipv6_default_gateway(utf8(&self.route6), &self.cfg.iface)
+                    .map(IpAddr::V6);
+            }
+            let found = found.filter(|a| self.socks[family_of(*a) as usize].is_some());
             if found.is_some() {
                 self.last_gateway = found;
             } else if self.last_gateway.is_none() {

@@ -2,25 +2,45 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
 
 use super::cvt;
 
-/// The interface's index, or None while it does not exist.
-pub fn index(name: &str) -> Option<u32> {
-    nix::net::if_::if_nametoindex(name).ok().filter(|&i| i != 0)
+/// A socket kept open for interface ioctls, so that looking an interface up every round is
+/// one system call rather than three (socket, ioctl, close, as if_nametoindex(3) does).
+#[derive(Debug)]
+pub struct Control {
+    sock: OwnedFd,
 }
 
-/// Sets IFF_UP on or off, as `ip link set IFACE up|down` does.
-pub fn set_up(name: &str, up: bool) -> io::Result<()> {
-    let sock = socket::socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
+impl Control {
+    pub fn open() -> io::Result<Control> {
+        let sock = socket::socket(
+            AddressFamily::Inet,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        Ok(Control { sock })
+    }
+
+    /// The interface's index, or None while it does not exist.
+    pub fn index(&self, name: &str) -> Option<u32> {
+        let mut ifr = ifreq(name).ok()?;
+        // SAFETY: the fd is an open socket; ifr is a valid, NUL-terminated ifreq that outlives
+        // the call; SIOCGIFINDEX writes only ifr_ifindex inside it.
+        cvt(unsafe { libc::ioctl(self.sock.as_raw_fd(), libc::SIOCGIFINDEX as _, &mut ifr) })
+            .ok()?;
+        // SAFETY: SIOCGIFINDEX just filled the ifru_ifindex member of the union.
+        let index = unsafe { ifr.ifr_ifru.ifru_ifindex };
+        u32::try_from(index).ok().filter(|&i| i != 0)
+    }
+}
+
+/// An ifreq naming `name`, everything else zero.
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     // SAFETY: ifreq is plain old data; all-zero is a valid value (empty name, no flags).
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     let bytes = name.as_bytes();
@@ -33,6 +53,18 @@ pub fn set_up(name: &str, up: bool) -> io::Result<()> {
     for (dst, src) in ifr.ifr_name.iter_mut().zip(bytes) {
         *dst = *src as libc::c_char;
     }
+    Ok(ifr)
+}
+
+/// Sets IFF_UP on or off, as `ip link set IFACE up|down` does.
+pub fn set_up(name: &str, up: bool) -> io::Result<()> {
+    let sock = socket::socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let mut ifr = ifreq(name)?;
     let fd = sock.as_raw_fd();
     // SAFETY: fd is an open socket; ifr is a valid, NUL-terminated ifreq that outlives the
     // call; SIOCGIFFLAGS writes only ifr_flags inside it.
@@ -45,4 +77,53 @@ pub fn set_up(name: &str, up: bool) -> io::Result<()> {
     // SAFETY: as above; SIOCSIFFLAGS reads the name and flags.
     cvt(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &ifr) })?;
     Ok(())
+}
+
+/// Reads a whole /proc file into `buf` (cleared first) with plain reads into its spare room:
+/// no stat, no doubling reads, no allocation once `buf` has grown to fit.
+pub fn read_proc(path: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+    use std::io::Read;
+    buf.clear();
+    let mut f = std::fs::File::open(path)?;
+    loop {
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        let len = buf.len();
+        buf.resize(buf.capacity(), 0);
+        match f.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                return Ok(());
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(e) => {
+                buf.truncate(len);
+                return Err(e);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_has_an_index_and_nonsense_has_none() {
+        let c = Control::open().unwrap();
+        assert!(c.index("lo").is_some());
+        assert_eq!(c.index("nh-no-such-if"), None);
+        assert_eq!(c.index(""), None);
+    }
+
+    #[test]
+    fn proc_files_read_whole() {
+        let mut buf = Vec::new();
+        read_proc("/proc/self/status", &mut buf).unwrap();
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.starts_with("Name:") && text.ends_with('\n'), "{text}");
+        assert!(read_proc("/proc/nonexistent", &mut buf).is_err());
+    }
 }
