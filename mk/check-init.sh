@@ -46,7 +46,7 @@ quiet() {
 
 scripts="init/openrc/netheal init/sysv/netheal init/runit/netheal/run
 	init/runit/netheal/log/run init/s6/netheal/run init/s6/netheal-log/run
-	mk/test-install.sh mk/check-init.sh"
+	mk/test-install.sh mk/check-init.sh init/tests/sysv.sh init/tests/supervised.sh"
 if have shellcheck; then
 	for f in $scripts; do
 		quiet "shellcheck $f" shellcheck "$f"

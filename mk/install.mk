@@ -1,4 +1,5 @@
-# mk/install.mk: make install, make uninstall, make test-install, make check-init.
+# mk/install.mk: make install, make uninstall, make test-install, make check-init,
+# make test-init.
 # Included at the end of the top-level Makefile; also works alone (make -f mk/install.mk).
 #
 #   make release && sudo make install [INIT=systemd|openrc|sysv|busybox|runit|s6]
@@ -80,7 +81,7 @@ NH_CONTENT = case $$kind in \
 	*) $(NH_SED) "$$src" ;; \
 	esac
 
-.PHONY: install uninstall install-check test-install check-init
+.PHONY: install uninstall install-check test-install check-init test-init
 
 install-check:
 	@if [ -n "$(NH_BAD)" ]; then \
@@ -145,3 +146,10 @@ test-install:
 # example configuration. With CI=true a missing tool is a failure, not a skip.
 check-init:
 	sh mk/check-init.sh
+
+# The service files at work, as root in namespaces of their own: the SysV script with the
+# system's start-stop-daemon, busybox's and none; runit's and s6's run scripts under runsv and
+# s6-svscan. Skips without root or the tools, unless CI=true. Needs target/debug/netheal.
+test-init:
+	sh init/tests/sysv.sh
+	sh init/tests/supervised.sh
