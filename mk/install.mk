@@ -14,7 +14,7 @@
 #               scripts and service directories go there; netheal.conf itself is never
 #               written. Set it (with DESTDIR or not) only to stage files elsewhere.
 #   BIN         target/release/netheal (built with `cargo build --release` if missing);
-#               point it at a cross build, e.g. BIN=dist/aarch64-unknown-linux-musl/netheal
+#               point it at a cross build, e.g. BIN=dist/netheal-0.1.0-aarch64-unknown-linux-musl
 #   INIT        service files to install, one or more of: systemd openrc sysv busybox runit
 #               s6 (openrc and sysv both install /etc/init.d/netheal: pick one). Default none.
 #   MANGZ       yes: install the man pages gzipped (gzip -9n). Default no.
