@@ -6,7 +6,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
+use syslog::{Facility, LogFormat, Logger, LoggerBackend, Severity};
 
 use crate::config::LogDest;
 
@@ -23,7 +23,7 @@ pub enum Level {
 
 enum Sink {
     Stderr,
-    Syslog(Logger<LoggerBackend, Formatter3164>),
+    Syslog(Logger<LoggerBackend, Rfc3164>),
 }
 
 struct Repeated {
@@ -37,11 +37,23 @@ pub struct Log {
     last: Option<Repeated>,
 }
 
-fn formatter() -> Formatter3164 {
-    Formatter3164 {
-        facility: Facility::LOG_DAEMON,
-        hostname: None,
-        process: "netheal".into(),
+/// `<PRI>netheal[PID]: MESSAGE`, the form syslog(3) sends to /dev/log, without the
+/// timestamp: the local syslog daemon (rsyslog, syslog-ng, busybox syslogd, journald) stamps
+/// messages that carry none, and leaving it out keeps a date formatter out of the binary.
+#[derive(Clone, Copy, Debug)]
+pub struct Rfc3164 {
+    pid: u32,
+}
+
+impl<T: std::fmt::Display> LogFormat<T> for Rfc3164 {
+    fn format<W: Write>(&self, w: &mut W, severity: Severity, message: T) -> syslog::Result<()> {
+        let pri = Facility::LOG_DAEMON as u8 | severity as u8;
+        write!(w, "<{pri}>netheal[{}]: {message}", self.pid).map_err(syslog::Error::Write)
+    }
+}
+
+fn formatter() -> Rfc3164 {
+    Rfc3164 {
         pid: std::process::id(),
     }
 }
@@ -128,7 +140,7 @@ impl Log {
 }
 
 fn send(
-    logger: &mut Logger<LoggerBackend, Formatter3164>,
+    logger: &mut Logger<LoggerBackend, Rfc3164>,
     level: Level,
     msg: &str,
 ) -> Result<(), syslog::Error> {
@@ -137,5 +149,23 @@ fn send(
         Level::Warning => logger.warning(msg),
         Level::Notice => logger.notice(msg),
         Level::Info => logger.info(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3164_line() {
+        let mut out = Vec::new();
+        Rfc3164 { pid: 42 }
+            .format(&mut out, Severity::LOG_WARNING, "eth0: state up -> suspect")
+            .unwrap();
+        // daemon (3 << 3) | warning (4) = 28
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<28>netheal[42]: eth0: state up -> suspect"
+        );
     }
 }
