@@ -13,6 +13,8 @@ help:
 	@echo "make demo       (root) a throw-away namespace lab: break the link, watch netheal heal it"
 	@echo "make cross      static musl release binaries for every target in cross/targets"
 	@echo "make cross-test every target's unit tests and smoke checks under qemu-user"
+	@echo "make install    install binary, man pages, example config; INIT=systemd|openrc|sysv|busybox|runit|s6 adds service files"
+	@echo "make uninstall  remove what install put there (same variables)"
 
 build:
 	$(CARGO) build
@@ -27,6 +29,7 @@ lint:
 # Namespace tests need root; with CI=true they refuse to skip.
 test: lint
 	$(CARGO) test --all-targets
+	$(MAKE) check-init test-install test-init
 
 demo: release
 	sh tests/demo.sh target/release/netheal
@@ -37,3 +40,4 @@ clean:
 
 -include cross/cross.mk
 -include bench/bench.mk
+-include mk/install.mk

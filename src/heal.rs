@@ -431,6 +431,11 @@ fn spawn(argv: &[String], env: &[(&'static str, String)]) -> io::Result<(Child, 
         .stderr(Stdio::from(write))
         .current_dir("/")
         .process_group(0);
+    // Steps and hooks are not netheal: systemd's notification socket and watchdog settings
+    // are meant for us alone.
+    for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+        cmd.env_remove(var);
+    }
     if std::env::var_os("PATH").is_none() {
         cmd.env("PATH", DEFAULT_PATH);
     }
