@@ -1,0 +1,79 @@
+//! The binary's command line, without privileges or namespaces: usage errors exit 2 with one
+//! line on stderr, help and version exit 0 (CONTRACT.md, "Command line" and "Exit").
+
+use std::process::{Command, Output};
+
+fn netheal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netheal"))
+        .args(args)
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .expect("run netheal")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A usage error: exit 2, exactly one line on stderr, starting `netheal: `.
+fn usage_error(args: &[&str]) -> String {
+    let out = netheal(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "netheal {args:?}: {err}");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "netheal {args:?}: want one line, got {err:?}"
+    );
+    assert!(err.starts_with("netheal: "), "netheal {args:?}: {err:?}");
+    err
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    for flag in ["-h", "--help"] {
+        let out = netheal(&[flag]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", stderr(&out));
+        assert!(
+            text.contains("--target") && text.contains("--heal"),
+            "{flag}: {text}"
+        );
+    }
+    for flag in ["-V", "--version"] {
+        let out = netheal(&[flag]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", stderr(&out));
+        assert!(
+            text.contains("netheal") && text.contains(env!("CARGO_PKG_VERSION")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn bad_duration_names_option_and_value() {
+    let err = usage_error(&["--interval", "10x", "eth0"]);
+    assert!(
+        err.starts_with("netheal: --interval: '10x': expected"),
+        "{err:?}"
+    );
+    let err = usage_error(&["-W", "soon", "eth0"]);
+    assert!(err.contains("'soon'"), "{err:?}");
+}
+
+#[test]
+fn hostnames_are_refused() {
+    let err = usage_error(&["-t", "example.com", "eth0"]);
+    assert!(err.contains("example.com"), "{err:?}");
+}
+
+#[test]
+fn other_usage_errors_exit_2() {
+    usage_error(&[]); // no IFACE
+    usage_error(&["--no-such-option", "eth0"]);
+    usage_error(&["--heal", "relative/path", "eth0"]);
+    usage_error(&["--backoff", "10s:1s", "eth0"]); // MAX below MIN
+    usage_error(&["--count", "0", "eth0"]);
+    usage_error(&["--log", "nowhere", "eth0"]);
+}
