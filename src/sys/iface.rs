@@ -58,14 +58,9 @@ fn ifreq(name: &str) -> io::Result<libc::ifreq> {
 
 /// Sets IFF_UP on or off, as `ip link set IFACE up|down` does.
 pub fn set_up(name: &str, up: bool) -> io::Result<()> {
-    let sock = socket::socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
+    let control = Control::open()?;
     let mut ifr = ifreq(name)?;
-    let fd = sock.as_raw_fd();
+    let fd = control.sock.as_raw_fd();
     // SAFETY: fd is an open socket; ifr is a valid, NUL-terminated ifreq that outlives the
     // call; SIOCGIFFLAGS writes only ifr_flags inside it.
     cvt(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr) })?;
