@@ -431,6 +431,7 @@ fn spawn(argv: &[String], env: &[(&'static str, String)]) -> io::Result<(Child, 
         .stderr(Stdio::from(write))
         .current_dir("/")
         .process_group(0);
+    sys::signals::reset_in_child(&mut cmd);
     // Steps and hooks are not netheal: systemd's notification socket and watchdog settings
     // are meant for us alone.
     for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {

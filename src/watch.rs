@@ -431,7 +431,12 @@ impl Watch {
                 let addrs = self.resolve_targets(now, log);
                 self.prober.start_round(now, addrs);
             }
-            Action::Transition { from, to, reason } => {
+            Action::Transition {
+                from,
+                to,
+                reason,
+                attempt,
+            } => {
                 let level = match to {
                     State::Down | State::Healing => Level::Warning,
                     State::Up => Level::Notice,
@@ -445,7 +450,7 @@ impl Watch {
                 } else {
                     to.to_string()
                 };
-                self.queue_hook(log, hook_state, from.to_string(), reason);
+                self.queue_hook(log, hook_state, from.to_string(), reason, attempt);
             }
             Action::RunHeal {
                 attempt,
@@ -479,7 +484,14 @@ impl Watch {
         }
     }
 
-    fn queue_hook(&mut self, log: &mut Log, state: String, previous: String, reason: String) {
+    fn queue_hook(
+        &mut self,
+        log: &mut Log,
+        state: String,
+        previous: String,
+        reason: String,
+        attempt: u32,
+    ) {
         if self.cfg.on_change.is_none() {
             return;
         }
@@ -496,7 +508,7 @@ impl Watch {
             ("NETHEAL_STATE", state),
             ("NETHEAL_PREVIOUS", previous),
             ("NETHEAL_REASON", reason),
-            ("NETHEAL_ATTEMPT", self.wd.attempts().to_string()),
+            ("NETHEAL_ATTEMPT", attempt.to_string()),
         ]);
     }
 
@@ -529,6 +541,7 @@ impl Watch {
                         "step-failed".into(),
                         state,
                         format!("heal attempt {attempt}: {text}"),
+                        attempt,
                     );
                 }
                 self.wd.heal_ended(now);

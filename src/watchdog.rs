@@ -71,11 +71,13 @@ impl fmt::Display for Verdict {
 pub enum Action {
     /// Start a probe round now, and report its end with `round_ended` (or `round_skipped`).
     StartRound,
-    /// The state changed; log it.
+    /// The state changed; log it. `attempt`: heal attempts in the current outage as of this
+    /// change (for an outage that just ended: how many it took).
     Transition {
         from: State,
         to: State,
         reason: String,
+        attempt: u32,
     },
     /// Run ladder step `step` (0-based) as attempt `attempt` (1-based); report its end with
     /// `heal_ended`.
@@ -144,11 +146,6 @@ impl Watchdog {
     /// Heal attempts since start.
     pub fn heals(&self) -> u64 {
         self.heals
-    }
-
-    /// Heal attempts in the current outage (0 outside one).
-    pub fn attempts(&self) -> u32 {
-        self.attempts
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -294,8 +291,13 @@ impl Watchdog {
         let from = self.state;
         self.state = to;
         self.since = now;
-        self.actions
-            .push_back(Action::Transition { from, to, reason });
+        let attempt = self.attempts;
+        self.actions.push_back(Action::Transition {
+            from,
+            to,
+            reason,
+            attempt,
+        });
     }
 
     fn schedule_round(&mut self, now: Instant, started: Instant) {
@@ -595,6 +597,34 @@ mod tests {
     }
 
     #[test]
+    fn transitions_carry_the_attempt_count_as_of_the_change() {
+        let mut sim = Sim::new(policy(), |t| (5.0..100.0).contains(&t));
+        sim.run(300.0);
+        let seen: Vec<(State, u32)> = sim
+            .log
+            .iter()
+            .filter_map(|(_, a)| match a {
+                Action::Transition { to, attempt, .. } => Some((*to, *attempt)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            seen[..4],
+            [
+                (State::Up, 0),
+                (State::Suspect, 0),
+                (State::Down, 0),
+                (State::Healing, 1)
+            ]
+        );
+        assert_eq!(
+            seen.last(),
+            Some(&(State::Up, 2)),
+            "the outage took two attempts (at ~11 s and ~42 s): {seen:?}"
+        );
+    }
+
+    #[test]
     fn ladder_runs_in_order_then_stays_on_the_last_step() {
         let mut p = policy();
         p.steps = 3;
@@ -621,6 +651,7 @@ mod tests {
                 to: State::Up,
                 from: State::Down,
                 reason,
+                attempt: 1,
             } => Some(reason.clone()),
             _ => None,
         });

@@ -1,6 +1,8 @@
 //! Signals as a file descriptor (signalfd(2)): the poll loop reads them like any other input,
 //! so nothing runs in signal context. SIGPIPE is ignored (a closed log pipe must not kill the
-//! watchdog); child processes get a clean mask and default dispositions from std's spawn.
+//! watchdog). Child processes inherit the blocked mask across exec (std's spawn does not reset
+//! it), so `reset_in_child` gives them a clean one: otherwise a heal step could never be
+//! stopped by SIGTERM.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -11,6 +13,26 @@ use nix::sys::signal::{self, SigHandler, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 pub use nix::sys::signal::Signal as Sig;
+
+/// Makes `cmd`'s child start with no blocked signals and SIGPIPE at its default, as a
+/// program started from a shell would.
+pub fn reset_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: sigemptyset, sigprocmask and signal are (signal-
+    // safety(7)). It touches no memory of the parent's and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+}
 
 #[derive(Debug)]
 pub struct Signals {
@@ -57,5 +79,32 @@ impl Signals {
 impl AsFd for Signals {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_start_with_an_empty_mask_even_when_we_block() {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGUSR2);
+        set.thread_block().unwrap();
+        let status = |reset: bool| {
+            let mut cmd = std::process::Command::new("grep");
+            cmd.args(["^SigBlk", "/proc/self/status"]);
+            if reset {
+                reset_in_child(&mut cmd);
+            }
+            String::from_utf8(cmd.output().unwrap().stdout).unwrap()
+        };
+        let (inherited, reset) = (status(false), status(true));
+        set.thread_unblock().unwrap();
+        assert!(
+            !inherited.trim().ends_with("0000000000000000"),
+            "the mask is inherited: {inherited}"
+        );
+        assert!(reset.trim().ends_with("0000000000000000"), "{reset}");
     }
 }
