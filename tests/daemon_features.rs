@@ -1,0 +1,1590 @@
+//! Issue 5's daemon features, end to end with the real binary: several interfaces from one
+//! configuration file, SIGHUP reload, on-change hooks and their supervision, the status and
+//! metrics files (read back by a real Prometheus parser), sd_notify on a real unix datagram
+//! socket (path and abstract), daemon mode with its pidfile, and configuration errors.
+//!
+//! Namespace tests use the shared harness (`lab`) and skip without root unless CI=true (then
+//! they fail). Packets stay inside the test's own namespaces, on 198.51.100.0/24 and
+//! 203.0.113.0/24. Timings are short (100 ms rounds, 20 ms for the status file test) and every
+//! wait is bounded. Figures are printed with `eprintln!`: `cargo test --test daemon_features --
+//! --nocapture`.
+
+mod lab;
+
+use lab::{bin, is_good_round, is_round, kill, live_in_group, secs, wait_until};
+use lab::{Lab, Netheal, HOST4, PEER4};
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Second pair of the two-interface topology: the host side and its peer.
+const HOST4B: &str = "203.0.113.2";
+const PEER4B: &str = "203.0.113.1";
+
+fn s(x: f64) -> Duration {
+    Duration::from_secs_f64(x)
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// netheal in `ns` with `--log stderr`, no status file (unless `args` names one: the command
+/// line's last value wins), a clean sd_notify environment plus `env`, then `args`.
+fn start(ns: &str, args: &[&str], env: &[(&str, &str)]) -> Netheal {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, bin(), "--log", "stderr"])
+        .args(["--status-file", "none"])
+        .args(args);
+    for k in [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "NETHEAL_TEST_STALL_AFTER",
+    ] {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Netheal::spawn(cmd, args.join(" "))
+}
+
+/// Runs `cmd` to completion with both outputs captured; panics if it takes longer than
+/// `timeout` (after killing it).
+fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
+    for k in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+        cmd.env_remove(k);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let drain = |mut r: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v); // not fatal: whatever arrived is what we check
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let mut status = None;
+    wait_until(timeout, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    let Some(status) = status else {
+        let _ = child.kill(); // not fatal: it may have exited just now
+        let _ = child.wait();
+        panic!("{cmd:?} did not finish within {timeout:?}");
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A temp directory for the tests that need no namespace; removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("nhdf{}{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir); // not fatal: a leftover of a crashed run, or nothing
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str, body: &str, mode: u32) -> String {
+        let path = self.0.join(name);
+        fs::write(&path, body).expect("write temp file");
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod temp file");
+        path.to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0); // not fatal: only a temp dir
+    }
+}
+
+/// Kills the listed pids (daemons that left the test's process tree) when dropped.
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if alive(pid) {
+                kill("KILL", i64::from(pid));
+            }
+        }
+    }
+}
+
+/// Host namespace `h` with two watched veths, `a` (198.51.100.2/24) and `c` (203.0.113.2/24),
+/// whose other ends `b` (198.51.100.1) and `d` (203.0.113.1) are both in namespace `p`.
+fn two_links(tag: &str) -> Option<(Lab, String, String)> {
+    let mut lab = Lab::new(tag, &[])?;
+    lab.host = lab.add_ns("h");
+    lab.peer = lab.add_ns("p");
+    let (a, b, c, d) = (lab.name("a"), lab.name("b"), lab.name("c"), lab.name("d"));
+    lab.veth(&lab.host, &a, &lab.peer, &b);
+    lab.veth(&lab.host, &c, &lab.peer, &d);
+    lab.addrs(&lab.host, &a, &[&format!("{HOST4}/24")]);
+    lab.addrs(&lab.peer, &b, &[&format!("{PEER4}/24")]);
+    lab.addrs(&lab.host, &c, &[&format!("{HOST4B}/24")]);
+    lab.addrs(&lab.peer, &d, &[&format!("{PEER4B}/24")]);
+    lab.ifc = a.clone();
+    Some((lab, a, c))
+}
+
+/// `-v` round lines of `iface` among `lines`: (index, good?).
+fn rounds_of(lines: &[(Instant, String)], iface: &str) -> Vec<(usize, bool)> {
+    let tag = format!("{iface}: round ");
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.1.contains(&tag) && is_round(&l.1))
+        .map(|(i, l)| (i, is_good_round(&l.1)))
+        .collect()
+}
+
+/// The number N of an `IFACE: round N ...` line.
+fn round_no(line: &str) -> u64 {
+    line.split(": round ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a round line: {line}"))
+}
+
+/// Wait for the n-th good round of `iface` counted from line index `from`.
+fn good_rounds(nh: &Netheal, iface: &str, from: usize, n: usize, timeout: Duration) -> usize {
+    let tag = format!("{iface}: round ");
+    let mut at = from;
+    let deadline = Instant::now() + timeout;
+    for k in 0..n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (i, _) = nh
+            .wait_line(at, left, |l| l.contains(&tag) && is_good_round(l))
+            .unwrap_or_else(|| panic!("{iface}: only {k} of {n} good rounds within {timeout:?}"));
+        at = i + 1;
+    }
+    at - 1
+}
+
+/// Scenario 1: one netheal watches two interfaces from one file; only the broken one climbs its
+/// ladder, the other keeps probing, good, with no state change.
+#[test]
+fn two_interfaces_only_the_broken_one_heals() {
+    let Some((lab, a, c)) = two_links("mi") else {
+        return;
+    };
+    let record = lab.path("heal.record");
+    let step = lab.script(
+        "heal.sh",
+        &format!(
+            "#!/bin/sh\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
+             echo \"$1 $NETHEAL_IFACE $NETHEAL_ATTEMPT\" >> {record}\n\
+             ip link set dev \"$1\" up\n"
+        ),
+    );
+    let conf = lab.write_file(
+        "netheal.conf",
+        &format!(
+            "# two interfaces, one ladder\ninterval = 100ms\ntimeout = 200ms\nfail-after = 2\n\
+             backoff = 3s:6s\nheal-timeout = 2s\nverbose = yes\nheal = {}\n\n\
+             [{a}]\ntarget = {PEER4}\n\n[{c}]\ntarget = {PEER4B}\n",
+            step.display()
+        ),
+        0o644,
+    );
+    let nh = start(&lab.host, &["-c", conf.to_str().unwrap()], &[]);
+    for i in [&a, &c] {
+        nh.expect(nh.started, &format!("{i}: state starting -> up"), s(5.0));
+    }
+    good_rounds(&nh, &a, nh.mark(), 2, s(3.0));
+    let t0 = Instant::now();
+    lab.ip(&lab.host, &["link", "set", "dev", &a, "down"]);
+    let from = nh.index_at(t0);
+    let (t_heal, heal) = nh.expect(t0, &format!("{a}: heal attempt 1: running"), s(5.0));
+    assert!(
+        heal.ends_with(&format!("running {}", step.display())),
+        "{heal}"
+    );
+    let (t_up, up) = nh.expect(t_heal, &format!("{a}: state down -> up"), s(5.0));
+    assert!(up.contains("outage over after"), "{up}");
+    // Keep watching a little after the recovery: the healthy one must stay quiet throughout.
+    good_rounds(&nh, &c, nh.index_at(t_up), 3, s(3.0));
+    let lines = nh.lines();
+    // Usually one attempt; a second one when the kernel's link watch (rate-limited, shared by
+    // every namespace) is slow to attach the qdisc after `link set up` under parallel tests.
+    let rec = fs::read_to_string(&record).expect("the heal step ran and recorded");
+    let want: String = (1..=rec.lines().count())
+        .map(|k| format!("{a} {a} {k}\n"))
+        .collect();
+    assert!(
+        !rec.is_empty() && rec == want,
+        "the step ran for {a} only: {rec:?}"
+    );
+    let states_c: Vec<&String> = lines
+        .iter()
+        .map(|l| &l.1)
+        .filter(|l| l.contains(&format!("{c}: state")))
+        .collect();
+    assert_eq!(
+        states_c.len(),
+        1,
+        "{c} changed state after starting: {states_c:?}"
+    );
+    assert!(states_c[0].contains("starting -> up"), "{states_c:?}");
+    let heals_c = lines
+        .iter()
+        .filter(|l| l.1.contains(&format!("{c}: heal")))
+        .count();
+    assert_eq!(heals_c, 0, "{c} was healed");
+    let (hi, ui) = (nh.index_at(t_heal), nh.index_at(t_up));
+    let rc = rounds_of(&lines, &c);
+    let c_failed = rc.iter().filter(|r| !r.1).count();
+    let c_during = rc.iter().filter(|r| r.0 >= from && r.0 < ui).count();
+    assert_eq!(c_failed, 0, "{c} had failed rounds");
+    assert!(
+        c_during >= 3,
+        "{c} kept probing during {a}'s outage: {c_during} rounds"
+    );
+    let a_failed = rounds_of(&lines, &a)
+        .iter()
+        .filter(|r| r.0 >= from && r.0 < hi && !r.1)
+        .count();
+    assert_eq!(
+        a_failed, 2,
+        "{a}: failed rounds before the heal (fail-after 2)"
+    );
+    for want in [
+        format!("{a}: state up -> suspect"),
+        format!("{a}: state suspect -> down"),
+        format!("{a}: state down -> healing: heal attempt 1"),
+    ] {
+        assert!(lines[from..].iter().any(|l| l.1.contains(&want)), "{want}");
+    }
+    eprintln!(
+        "two interfaces: heal of {a} {:.3}s after its link went down, up {:.3}s after that; \
+         {c}: {} rounds, {c_during} during the outage, all good, 1 state line; record {rec:?}",
+        secs(t0, t_heal),
+        secs(t_heal, t_up),
+        rc.len()
+    );
+}
+
+/// Scenario 2: SIGHUP adds an interface without disturbing the running one, refuses an
+/// invalid file (naming file and line) and keeps probing, then removes an interface.
+#[test]
+fn sighup_reload_adds_refuses_and_removes() {
+    let Some((lab, a, c)) = two_links("hup") else {
+        return;
+    };
+    let globals = "interval = 100ms\ntimeout = 200ms\nverbose = yes\ndry-run = yes\n";
+    let sec_a = format!("[{a}]\ntarget = {PEER4}\n");
+    let sec_c = format!("[{c}]\ntarget = {PEER4B}\n");
+    let conf = lab.write_file("netheal.conf", &format!("{globals}{sec_a}"), 0o644);
+    let file = conf.to_str().unwrap();
+    let nh = start(&lab.host, &["-c", file], &[]);
+    nh.expect(nh.started, &format!("{a}: state starting -> up"), s(5.0));
+    let before = good_rounds(&nh, &a, 0, 3, s(3.0));
+    let n_before = round_no(&nh.lines()[before].1);
+
+    // 1. Add [c].
+    fs::write(&conf, format!("{globals}{sec_a}{sec_c}")).unwrap();
+    let t1 = Instant::now();
+    assert!(nh.send_signal("HUP"));
+    let (_, ok) = nh.expect(t1, "reloaded ", s(3.0));
+    assert!(
+        ok.ends_with(&format!(
+            "reloaded {file}: 2 interfaces (added 1, removed 0, changed 0, unchanged 1)"
+        )),
+        "{ok}"
+    );
+    nh.expect(t1, &format!("{c}: watching targets {PEER4B}"), s(2.0));
+    nh.expect(t1, &format!("{c}: state starting -> up"), s(3.0));
+    let i1 = nh.index_at(t1);
+    let after = good_rounds(&nh, &a, i1, 3, s(3.0));
+    good_rounds(&nh, &c, i1, 3, s(3.0));
+    let n_after = round_no(&nh.lines()[after].1);
+    assert!(
+        n_after > n_before + 2,
+        "{a}'s round count went on ({n_before} before, {n_after} after): its state was kept"
+    );
+    assert_eq!(nh.count_lines(&format!("{a}: watching")), 1);
+    assert_eq!(nh.count_lines(&format!("{a}: state")), 1);
+
+    // 2. An invalid value at a known line: refused, nothing changes.
+    let bad = format!("{globals}{sec_a}{sec_c}interval = bogus\n");
+    let line = bad.lines().count();
+    fs::write(&conf, &bad).unwrap();
+    let t2 = Instant::now();
+    assert!(nh.send_signal("HUP"));
+    let (_, err) = nh.expect(t2, "reload failed", s(3.0));
+    let want = format!(
+        "reload failed, keeping the running configuration: {file}:{line}: interval: 'bogus': expected"
+    );
+    assert!(err.contains(&want), "{err}\nwant {want}");
+    let i2 = nh.index_at(t2);
+    good_rounds(&nh, &a, i2, 4, s(3.0));
+    good_rounds(&nh, &c, i2, 4, s(3.0));
+    let lines = nh.lines();
+    let noise: Vec<&String> = lines[i2..]
+        .iter()
+        .map(|l| &l.1)
+        .filter(|l| l.contains("watching") || l.contains(": state ") || l.contains("reloaded"))
+        .collect();
+    assert!(
+        noise.is_empty(),
+        "a refused reload changed something: {noise:?}"
+    );
+
+    // 3. Remove [a]: it stops at once, [c] goes on undisturbed.
+    fs::write(&conf, format!("{globals}{sec_c}")).unwrap();
+    let t3 = Instant::now();
+    assert!(nh.send_signal("HUP"));
+    let (_, ok3) = nh.expect(t3, "reloaded ", s(3.0));
+    assert!(
+        ok3.ends_with("1 interfaces (added 0, removed 1, changed 0, unchanged 1)"),
+        "{ok3}"
+    );
+    let (t_gone, _) = nh.expect(t3, &format!("{a}: no longer watched"), s(1.0));
+    let i3 = nh.index_at(t_gone);
+    good_rounds(&nh, &c, i3, 4, s(3.0));
+    let lines = nh.lines();
+    let a_late = rounds_of(&lines[i3..], &a).len();
+    assert_eq!(a_late, 0, "{a} still probed after its removal");
+    assert_eq!(nh.count_lines(&format!("{c}: watching")), 1);
+    assert_eq!(nh.count_lines(&format!("{c}: state")), 1);
+    let ra = rounds_of(&lines, &a).len();
+    let rc = rounds_of(&lines, &c).len();
+    eprintln!(
+        "reload: {a} round {n_before} before the add, {n_after} after (kept); `{}`; \
+         refused: `{}`; {a}: {ra} rounds, {c}: {rc} rounds, all good",
+        ok.split("netheal: ").last().unwrap_or(&ok),
+        err.split("netheal: ").last().unwrap_or(&err)
+    );
+    let bad_rounds: Vec<&String> = lines
+        .iter()
+        .map(|l| &l.1)
+        .filter(|l| is_round(l) && !is_good_round(l))
+        .collect();
+    assert!(bad_rounds.is_empty(), "failed rounds: {bad_rounds:?}");
+}
+
+/// One on-change call as the hook recorded it.
+#[derive(Debug)]
+struct HookCall {
+    arg: String,
+    iface: String,
+    state: String,
+    previous: String,
+    attempt: String,
+    reason: String,
+}
+
+fn hook_calls(path: &str) -> Vec<HookCall> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(6, '|').collect();
+            assert_eq!(f.len(), 6, "hook record line {l:?}");
+            HookCall {
+                arg: f[0].into(),
+                iface: f[1].into(),
+                state: f[2].into(),
+                previous: f[3].into(),
+                attempt: f[4].into(),
+                reason: f[5].into(),
+            }
+        })
+        .collect()
+}
+
+/// Scenario 3a: the on-change hook sees every state change of a full outage with the right
+/// environment: a failing first step (step-failed) and the built-in link step that heals.
+#[test]
+fn hooks_see_every_change_with_their_environment() {
+    let Some(lab) = Lab::pair("hk", 3, &[]) else {
+        return;
+    };
+    let ifc = lab.ifc.clone();
+    let record = lab.path("hooks.record");
+    let hook = lab.script(
+        "hook.sh",
+        &format!(
+            "#!/bin/sh\necho \"$1|$NETHEAL_IFACE|$NETHEAL_STATE|$NETHEAL_PREVIOUS|\
+             $NETHEAL_ATTEMPT|$NETHEAL_REASON\" >> {record}\n"
+        ),
+    );
+    let fail = lab.script("fail.sh", "#!/bin/sh\necho \"giving up on $1\"\nexit 3\n");
+    let conf = lab.write_file(
+        "netheal.conf",
+        &format!(
+            "interval = 100ms\ntimeout = 200ms\nfail-after = 2\nbackoff = 300ms:1s\n\
+             heal-timeout = 2s\nverbose = yes\n[{ifc}]\ntarget = {PEER4}\nheal = {} link\n\
+             on-change = {}\n",
+            fail.display(),
+            hook.display()
+        ),
+        0o644,
+    );
+    let nh = start(&lab.host, &["-c", conf.to_str().unwrap()], &[]);
+    nh.expect(nh.started, "state starting -> up", s(5.0));
+    assert!(
+        wait_until(s(3.0), || hook_calls(&record).len() == 1),
+        "the hook did not record starting -> up"
+    );
+    good_rounds(&nh, &ifc, nh.mark(), 2, s(3.0));
+    let t0 = Instant::now();
+    lab.ip(&lab.host, &["link", "set", "dev", &ifc, "down"]);
+    let (t1, l1) = nh.expect(t0, "heal attempt 1: ", s(5.0));
+    assert!(l1.contains("running") && l1.contains("fail.sh"), "{l1}");
+    let (_, e1) = nh.expect(t1, "heal attempt 1: /", s(3.0));
+    assert!(e1.contains("fail.sh exited 3 after"), "{e1}");
+    let (t2, l2) = nh.expect(t1, "heal attempt 2: running", s(3.0));
+    assert!(l2.ends_with("running link"), "{l2}");
+    let (_, e2) = nh.expect(t2, "heal attempt 2: link ", s(3.0));
+    assert!(e2.contains("link done after"), "{e2}");
+    let (t_up, up) = nh.expect(t2, "outage over after", s(8.0));
+    assert!(
+        wait_until(s(3.0), || hook_calls(&record)
+            .iter()
+            .any(|h| h.state == "recovered")),
+        "no `recovered` call: {:?}",
+        hook_calls(&record)
+    );
+    let calls = hook_calls(&record);
+    let seq: Vec<(&str, &str, &str)> = calls
+        .iter()
+        .map(|h| (h.state.as_str(), h.previous.as_str(), h.attempt.as_str()))
+        .collect();
+    eprintln!("hooks: {seq:?}");
+    for h in &calls {
+        assert_eq!(
+            (h.arg.as_str(), h.iface.as_str()),
+            (ifc.as_str(), ifc.as_str())
+        );
+        assert!(!h.reason.is_empty(), "empty NETHEAL_REASON: {h:?}");
+    }
+    // The outage, change by change, in order (each state change runs the hook once), with
+    // NETHEAL_ATTEMPT as it was at that change: no attempt yet when the outage begins, the
+    // attempt's number from its `healing` on, and the outage's attempts when it ends.
+    let want = [
+        ("up", "starting", "0"),
+        ("suspect", "up", "0"),
+        ("down", "suspect", "0"),
+        ("healing", "down", "1"),
+        ("step-failed", "healing", "1"),
+        ("down", "healing", "1"),
+        ("healing", "down", "2"),
+    ];
+    assert_eq!(seq[..want.len().min(seq.len())], want[..], "{calls:#?}");
+    // Then `down` (the link step ended before a good round) and more link attempts while the
+    // kernel's link watch lags under load, until `recovered` closes the outage.
+    let last = calls.last().unwrap();
+    let tries = nh
+        .lines()
+        .iter()
+        .filter(|l| l.1.contains(": heal attempt ") && l.1.contains(": running "))
+        .count();
+    assert_eq!(
+        (last.state.as_str(), last.attempt.clone()),
+        ("recovered", tries.to_string()),
+        "{calls:#?}"
+    );
+    assert!(up.contains(&format!("{tries} heal attempts")), "{up}");
+    let mut attempt = 2;
+    for h in &calls[want.len()..calls.len() - 1] {
+        match h.state.as_str() {
+            "healing" => {
+                attempt += 1;
+                assert_eq!(h.attempt, attempt.to_string(), "{h:?}");
+            }
+            "down" | "recovering" => assert_eq!(h.attempt, attempt.to_string(), "{h:?}"),
+            _ => panic!("unexpected change after attempt 2: {h:?}"),
+        }
+    }
+    let failed = &calls[4];
+    assert!(
+        failed.reason.contains("heal attempt 1") && failed.reason.contains("exited 3"),
+        "{failed:?}"
+    );
+    assert!(calls[3].reason.contains("heal attempt 1"), "{:?}", calls[3]);
+    assert!(
+        last.reason.contains("outage over"),
+        "recovered reason: {last:?}"
+    );
+    eprintln!(
+        "hooks: outage {:.3}s from link down to up; recovered call: previous {} attempt {} reason {:?}",
+        secs(t0, t_up),
+        last.previous,
+        last.attempt,
+        last.reason
+    );
+}
+
+/// Scenario 3b: a hook that hangs is killed at the heal timeout; rounds go on meanwhile.
+#[test]
+fn hanging_hook_is_killed_at_the_heal_timeout() {
+    let Some(lab) = Lab::pair("hs", 4, &[]) else {
+        return;
+    };
+    let pidf = lab.path("hook.pid");
+    let hook = lab.script(
+        "hang.sh",
+        &format!("#!/bin/sh\necho $$ > {pidf}\nsleep 1000\n"),
+    );
+    let conf = lab.write_file(
+        "netheal.conf",
+        &format!(
+            "interval = 100ms\ntimeout = 200ms\nheal-timeout = 1s\nverbose = yes\n\
+             on-change = {}\n[{}]\ntarget = {PEER4}\n",
+            hook.display(),
+            lab.ifc
+        ),
+        0o644,
+    );
+    let nh = start(&lab.host, &["-c", conf.to_str().unwrap()], &[]);
+    let (t_up, _) = nh.expect(nh.started, "state starting -> up", s(5.0));
+    assert!(
+        wait_until(s(2.0), || fs::read_to_string(&pidf)
+            .is_ok_and(|p| p.ends_with('\n'))),
+        "the hook did not start"
+    );
+    let hook_pid: u32 = fs::read_to_string(&pidf).unwrap().trim().parse().unwrap();
+    assert!(
+        !live_in_group(hook_pid).is_empty(),
+        "hook process group {hook_pid} not running"
+    );
+    let (t_kill, killed) = nh.expect(t_up, "on-change hook:", s(4.0));
+    assert!(
+        killed.contains(&format!("on-change hook: {}", hook.display())),
+        "{killed}"
+    );
+    assert!(killed.ends_with("(timed out)"), "{killed}");
+    let took = secs(t_up, t_kill);
+    assert!(
+        (0.9..2.0).contains(&took),
+        "hook killed {took:.3}s after it started, heal timeout 1s"
+    );
+    let lines = nh.lines();
+    let during: Vec<bool> = rounds_of(&lines[nh.index_at(t_up)..nh.index_at(t_kill)], &lab.ifc)
+        .iter()
+        .map(|r| r.1)
+        .collect();
+    assert!(
+        during.len() >= 5 && during.iter().all(|&g| g),
+        "rounds while the hook hung: {during:?}"
+    );
+    assert!(
+        wait_until(s(2.0), || live_in_group(hook_pid).is_empty()),
+        "hook processes left: {:?}",
+        live_in_group(hook_pid)
+    );
+    good_rounds(&nh, &lab.ifc, nh.index_at(t_kill), 3, s(2.0));
+    eprintln!(
+        "hanging hook: `{}` {took:.3}s after it started; {} good rounds meanwhile",
+        killed.split(": ").skip(2).collect::<Vec<_>>().join(": "),
+        during.len()
+    );
+}
+
+/// A complete status file: header, one line per interface, every line ended.
+fn status_complete(t: &str, iface: &str) -> Result<(), String> {
+    let lines: Vec<&str> = t.lines().collect();
+    let ok = t.ends_with('\n')
+        && lines.len() == 2
+        && lines[0].starts_with("# netheal ")
+        && lines[1].starts_with(&format!("iface={iface} state="))
+        && lines[1].contains(" heals=")
+        && lines[1].contains(" last_heal=");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("partial status file: {t:?}"))
+    }
+}
+
+/// A complete metrics file: first family to last, ended by a newline.
+fn metrics_complete(t: &str) -> Result<(), String> {
+    let ok = t.starts_with("# HELP netheal_up ")
+        && t.ends_with('\n')
+        && t.contains("# TYPE netheal_last_heal_timestamp_seconds gauge\n");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("partial metrics file: {t:?}"))
+    }
+}
+
+/// A completeness check run by a reader thread.
+type Check = Box<dyn Fn(&str) -> Result<(), String> + Send>;
+
+/// A Python with prometheus_client, or None (then the parse check skips, or fails under CI).
+fn prometheus_python() -> Option<String> {
+    ["python3", "/usr/bin/python3"].into_iter().find_map(|py| {
+        Command::new(py)
+            .args(["-c", "import prometheus_client.parser"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success())
+            .then(|| py.to_string())
+    })
+}
+
+/// Every sample of every file, parsed by prometheus_client: path -> (sample -> value), plus
+/// family name -> type.
+type Parsed = (
+    HashMap<String, HashMap<String, f64>>,
+    HashMap<String, String>,
+);
+
+fn prometheus_parse(py: &str, files: &[String]) -> Parsed {
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for path in sys.argv[1:]:
+    with open(path) as f:
+        text = f.read()
+    for fam in text_string_to_metric_families(text):
+        print("family\t%s\t%s" % (fam.name, fam.type))
+        for s in fam.samples:
+            labels = ",".join('%s="%s"' % kv for kv in sorted(s.labels.items()))
+            print("sample\t%s\t%s{%s}\t%r" % (path, s.name, labels, s.value))
+"#;
+    let mut cmd = Command::new(py);
+    cmd.arg("-c").arg(script).args(files);
+    let out = run_bounded(cmd, s(20.0));
+    assert!(
+        out.status.success(),
+        "prometheus_client refused a metrics file: {}",
+        text(&out.stderr)
+    );
+    let (mut samples, mut types): Parsed = Default::default();
+    for l in text(&out.stdout).lines() {
+        let f: Vec<&str> = l.split('\t').collect();
+        match f[..] {
+            ["family", name, kind] => {
+                types.insert(name.into(), kind.into());
+            }
+            ["sample", path, name, value] => {
+                samples
+                    .entry(path.into())
+                    .or_default()
+                    .insert(name.into(), value.parse().unwrap());
+            }
+            _ => panic!("unexpected parser output {l:?}"),
+        }
+    }
+    (samples, types)
+}
+
+/// Scenario 4: status and metrics files: content, updates, `--status`, a real Prometheus
+/// parser, and atomic replacement under readers in a tight loop.
+#[test]
+fn status_and_metrics_files() {
+    let Some(lab) = Lab::pair("st", 5, &[]) else {
+        return;
+    };
+    let ifc = lab.ifc.clone();
+    let status = lab.path("run/status");
+    let metrics = lab.path("metrics/netheal.prom");
+    let conf = lab.write_file(
+        "netheal.conf",
+        &format!("interval = 20ms\ntimeout = 200ms\n[{ifc}]\ntarget = {PEER4}\n"),
+        0o644,
+    );
+    let conf = conf.to_str().unwrap();
+    let nh = start(
+        &lab.host,
+        &[
+            "-c",
+            conf,
+            "--status-file",
+            &status,
+            "--metrics-file",
+            &metrics,
+        ],
+        &[],
+    );
+    nh.expect(nh.started, "state starting -> up", s(5.0));
+    let field = |t: &str, k: &str| -> Option<String> {
+        t.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .map(String::from)
+    };
+    let read_up = || {
+        fs::read_to_string(&status)
+            .ok()
+            .filter(|t| field(t, "state").as_deref() == Some("up"))
+    };
+    assert!(
+        wait_until(s(3.0), || read_up().is_some()),
+        "no status file with state=up"
+    );
+    let t1 = read_up().unwrap();
+    status_complete(&t1, &ifc).unwrap();
+    let rounds = |t: &str| -> u64 { field(t, "rounds").unwrap().parse().unwrap() };
+    let r1 = rounds(&t1);
+    let mut t2 = String::new();
+    assert!(
+        wait_until(s(3.0), || {
+            t2 = fs::read_to_string(&status).unwrap_or_default();
+            status_complete(&t2, &ifc).is_ok() && rounds(&t2) >= r1 + 6
+        }),
+        "status file not rewritten as rounds went on: {t1:?} then {t2:?}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let since: i64 = field(&t2, "since").unwrap().parse().unwrap();
+    assert!(
+        (now - 30..=now).contains(&since),
+        "since={since}, now {now}"
+    );
+    for (k, v) in [
+        ("heals", "0"),
+        ("last_heal", "none"),
+        ("failed_rounds", "0"),
+    ] {
+        assert_eq!(field(&t2, k).as_deref(), Some(v), "{k} in {t2:?}");
+    }
+    assert_eq!(field(&t2, "lost").as_deref(), Some("0"), "{t2:?}");
+    assert!(field(&t2, "replies").unwrap().parse::<u64>().unwrap() >= r1 + 6);
+    assert!(
+        t2.starts_with("# netheal ") && t2.contains(&format!(", pid {}", nh.pid)),
+        "{t2:?}"
+    );
+
+    // netheal --status reads it back as a table.
+    let mut cmd = Command::new(bin());
+    cmd.args(["--status", "-c", conf, "--status-file", &status]);
+    let out = run_bounded(cmd, s(5.0));
+    let table = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--status: {}",
+        text(&out.stderr)
+    );
+    let header = table.lines().nth(1).unwrap_or("");
+    assert!(
+        header.starts_with("IFACE") && header.contains("STATE"),
+        "{table}"
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .nth(2)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[..2], [ifc.as_str(), "up"], "{table}");
+    let missing = lab.path("run/nothing-here");
+    let mut cmd = Command::new(bin());
+    cmd.args(["--status", "-c", conf, "--status-file", &missing]);
+    let out = run_bounded(cmd, s(5.0));
+    assert_eq!(out.status.code(), Some(1), "--status on a missing file");
+    assert!(
+        text(&out.stderr).contains(&missing),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Readers in a tight loop while netheal keeps replacing both files.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = |path: String, check: Check| {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let (mut reads, mut bad) = (0u64, Vec::new());
+            let mut seen = BTreeSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = fs::read_to_string(&path).expect("the file stays readable");
+                reads += 1;
+                if let Err(e) = check(&t) {
+                    bad.push(e);
+                }
+                seen.insert(t);
+            }
+            (reads, bad, seen)
+        })
+    };
+    let ifc2 = ifc.clone();
+    let rs = reader(status.clone(), Box::new(move |t| status_complete(t, &ifc2)));
+    let rm = reader(metrics.clone(), Box::new(metrics_complete));
+    thread::sleep(s(3.0));
+    stop.store(true, Ordering::Relaxed);
+    let (s_reads, s_bad, s_seen) = rs.join().unwrap();
+    let (m_reads, m_bad, m_seen) = rm.join().unwrap();
+    assert!(
+        s_bad.is_empty(),
+        "{} of {s_reads} status reads partial: {:?}",
+        s_bad.len(),
+        &s_bad[..1]
+    );
+    assert!(
+        m_bad.is_empty(),
+        "{} of {m_reads} metrics reads partial: {:?}",
+        m_bad.len(),
+        &m_bad[..1]
+    );
+    assert!(
+        s_seen.len() >= 10 && m_seen.len() >= 10,
+        "too few rewrites to test atomicity: {} status, {} metrics versions in 3s",
+        s_seen.len(),
+        m_seen.len()
+    );
+    let leftovers: Vec<String> = [&status, &metrics]
+        .iter()
+        .flat_map(|p| fs::read_dir(Path::new(p).parent().unwrap()).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    eprintln!(
+        "status: rounds {r1} -> {}; readers: {s_reads} status reads ({} versions), {m_reads} \
+         metrics reads ({} versions), none partial; temp files now: {leftovers:?}",
+        rounds(&t2),
+        s_seen.len(),
+        m_seen.len()
+    );
+
+    // The metrics, parsed by prometheus_client: some versions seen by the reader, and the last.
+    let Some(py) = prometheus_python() else {
+        let why = "python3 with prometheus_client (Debian: python3-prometheus-client) is missing";
+        assert!(
+            !in_ci(),
+            "CI=true, so the Prometheus check may not skip: {why}"
+        );
+        eprintln!("SKIP the Prometheus parser check: {why}");
+        return;
+    };
+    let mut files = Vec::new();
+    for (i, t) in m_seen
+        .iter()
+        .step_by((m_seen.len() / 10).max(1))
+        .enumerate()
+    {
+        files.push(
+            lab.write_file(&format!("seen{i}.prom"), t, 0o644)
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let last = lab.path("last.prom");
+    fs::copy(&metrics, &last).unwrap();
+    files.push(last.clone());
+    let (samples, types) = prometheus_parse(&py, &files);
+    assert_eq!(
+        samples.len(),
+        files.len(),
+        "a file without samples: {samples:?}"
+    );
+    let m = &samples[&last];
+    let l = format!("{{iface=\"{ifc}\"}}");
+    let get = |name: &str| -> f64 {
+        *m.get(&format!("{name}{l}"))
+            .unwrap_or_else(|| panic!("no {name}{l} in {m:?}"))
+    };
+    assert_eq!(get("netheal_up"), 1.0);
+    let states: Vec<(&String, &f64)> = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("netheal_state{"))
+        .collect();
+    assert_eq!(states.len(), 6, "{states:?}");
+    assert_eq!(
+        m.get(&format!("netheal_state{{iface=\"{ifc}\",state=\"up\"}}")),
+        Some(&1.0),
+        "{states:?}"
+    );
+    assert_eq!(states.iter().map(|s| *s.1).sum::<f64>(), 1.0, "{states:?}");
+    let (rounds_m, sent, replies) = (
+        get("netheal_rounds_total"),
+        get("netheal_echoes_sent_total"),
+        get("netheal_replies_total"),
+    );
+    assert!(rounds_m >= (r1 + 6) as f64, "rounds {rounds_m}");
+    assert!(
+        replies >= rounds_m - 1.0 && sent >= replies,
+        "sent {sent}, replies {replies}"
+    );
+    assert_eq!(get("netheal_rounds_failed_total"), 0.0);
+    assert_eq!(get("netheal_heals_total"), 0.0);
+    let rtt = get("netheal_rtt_avg_seconds");
+    assert!(rtt > 0.0 && rtt < 0.1, "rtt avg {rtt}");
+    assert!(get("netheal_rtt_min_seconds") <= rtt && rtt <= get("netheal_rtt_max_seconds"));
+    let since_m = get("netheal_state_since_seconds");
+    assert!(
+        (since_m - since as f64).abs() < 2.0,
+        "since {since_m} vs {since}"
+    );
+    assert!(
+        !m.keys().any(|k| k.starts_with("netheal_last_heal")),
+        "no heal yet: {m:?}"
+    );
+    for (fam, kind) in [
+        ("netheal_up", "gauge"),
+        ("netheal_state", "gauge"),
+        ("netheal_rounds", "counter"),
+        ("netheal_heals", "counter"),
+        ("netheal_rtt_avg_seconds", "gauge"),
+        ("netheal_last_heal_timestamp_seconds", "gauge"),
+    ] {
+        assert_eq!(
+            types.get(fam).map(String::as_str),
+            Some(kind),
+            "{fam}: {types:?}"
+        );
+    }
+    eprintln!(
+        "metrics: {} files parsed by prometheus_client ({py}); last: {} samples, {} families, \
+         rounds {rounds_m}, sent {sent}, replies {replies}, rtt avg {:.1}us",
+        files.len(),
+        m.len(),
+        types.len(),
+        rtt * 1e6
+    );
+}
+
+/// The test's end of sd_notify: a unix datagram socket playing systemd. A thread receives
+/// and stamps every message the moment it arrives (so gaps between WATCHDOG=1 are measured,
+/// not the test's own pauses); `got` keeps them in order.
+struct Notify {
+    rx: mpsc::Receiver<(Instant, String)>,
+    got: Vec<(Instant, String)>,
+}
+
+impl Notify {
+    fn bind(path: &str) -> Notify {
+        let sock = UnixDatagram::bind(path).expect("bind the notify socket");
+        sock.set_read_timeout(Some(s(0.1))).unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match sock.recv(&mut buf) {
+                    Ok(n) => {
+                        if tx.send((Instant::now(), text(&buf[..n]))).is_err() {
+                            return;
+                        }
+                    }
+                    // Timeout: see whether the test still listens.
+                    Err(_) => {
+                        if tx.send((Instant::now(), String::new())).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Notify {
+            rx,
+            got: Vec::new(),
+        }
+    }
+
+    /// Moves what arrived within 50 ms into `got`.
+    fn recv_one(&mut self) {
+        if let Ok(m) = self.rx.recv_timeout(s(0.05)) {
+            if !m.1.is_empty() {
+                self.got.push(m);
+            }
+        }
+    }
+
+    /// The first message at index >= `from` that satisfies `pred`, receiving for up to
+    /// `timeout`.
+    fn until(&mut self, from: usize, timeout: Duration, pred: impl Fn(&str) -> bool) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut i = from;
+        loop {
+            while i < self.got.len() {
+                if pred(&self.got[i].1) {
+                    return i;
+                }
+                i += 1;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "no such notify message within {timeout:?}; got {:?}",
+                    &self.got[from..]
+                );
+            }
+            self.recv_one();
+        }
+    }
+
+    /// Receive whatever comes for `d`.
+    fn drain_for(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        while Instant::now() < deadline {
+            self.recv_one();
+        }
+    }
+
+    fn watchdogs(&self, from: usize) -> Vec<Instant> {
+        self.got[from..]
+            .iter()
+            .filter(|m| m.1 == "WATCHDOG=1")
+            .map(|m| m.0)
+            .collect()
+    }
+}
+
+/// CLOCK_MONOTONIC in microseconds, the clock MONOTONIC_USEC= is read from.
+fn monotonic_usec() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000
+}
+
+/// One interface, 100 ms rounds, `-v`; `extra` goes among the globals.
+fn notify_conf(lab: &Lab, extra: &str) -> String {
+    let conf = lab.write_file(
+        "netheal.conf",
+        &format!(
+            "interval = 100ms\ntimeout = 200ms\nverbose = yes\n{extra}[{}]\ntarget = {PEER4}\n",
+            lab.ifc
+        ),
+        0o644,
+    );
+    conf.to_str().unwrap().to_owned()
+}
+
+/// Scenario 5a: sd_notify on a path socket: READY=1 first, STATUS= on changes, WATCHDOG=1
+/// every WATCHDOG_USEC/2, RELOADING=1 + MONOTONIC_USEC then READY=1 around SIGHUP, STOPPING=1
+/// last on SIGTERM.
+#[test]
+fn sd_notify_path_socket() {
+    let Some(lab) = Lab::pair("sd", 6, &[]) else {
+        return;
+    };
+    let sock_path = lab.path("notify");
+    let mut sd = Notify::bind(&sock_path);
+    // A hook must not inherit the notify socket (it could speak for netheal to systemd).
+    let record = lab.path("hook.env");
+    let hook = lab.script(
+        "env.sh",
+        &format!(
+            "#!/bin/sh\necho \"${{NOTIFY_SOCKET:-unset}} ${{WATCHDOG_USEC:-unset}}\" >> {record}\n"
+        ),
+    );
+    let conf = notify_conf(&lab, &format!("on-change = {}\n", hook.display()));
+    let mut nh = start(
+        &lab.host,
+        &["-c", &conf],
+        &[("NOTIFY_SOCKET", &sock_path), ("WATCHDOG_USEC", "400000")],
+    );
+    let ready = sd.until(0, s(5.0), |m| !m.is_empty());
+    let (t_ready, first) = sd.got[ready].clone();
+    assert!(
+        first.lines().any(|l| l == "READY=1"),
+        "first message {first:?}"
+    );
+    assert!(
+        first.contains(&format!("STATUS={} ", lab.ifc)),
+        "first message {first:?}"
+    );
+    let up = sd.until(0, s(3.0), |m| {
+        m.lines().any(|l| l == format!("STATUS={} up", lab.ifc))
+    });
+    sd.drain_for(s(1.5));
+    let dogs = sd.watchdogs(0);
+    let gaps: Vec<f64> = dogs.windows(2).map(|w| secs(w[0], w[1])).collect();
+    let mean = gaps.iter().sum::<f64>() / gaps.len().max(1) as f64;
+    assert!(
+        dogs.len() >= 6,
+        "{} WATCHDOG=1 in {:.2}s",
+        dogs.len(),
+        secs(t_ready, Instant::now())
+    );
+    assert!(
+        (0.17..0.3).contains(&mean) && gaps.iter().all(|&g| (0.1..0.45).contains(&g)),
+        "WATCHDOG=1 gaps (WATCHDOG_USEC=400000, want ~0.2s): {gaps:?}"
+    );
+    let first_dog = secs(t_ready, dogs[0]);
+    assert!(
+        (0.1..0.35).contains(&first_dog),
+        "first WATCHDOG=1 {first_dog:.3}s after READY=1"
+    );
+    let others: Vec<&String> = sd.got[1..]
+        .iter()
+        .map(|m| &m.1)
+        .filter(|m| *m != "WATCHDOG=1" && !m.starts_with("STATUS="))
+        .collect();
+    assert!(others.is_empty(), "unexpected messages: {others:?}");
+
+    // SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1.
+    let mark = sd.got.len();
+    let before = monotonic_usec();
+    assert!(nh.send_signal("HUP"));
+    let r = sd.until(mark, s(3.0), |m| m != "WATCHDOG=1");
+    let reloading = sd.got[r].1.clone();
+    let after = monotonic_usec();
+    assert!(
+        reloading.lines().any(|l| l == "RELOADING=1"),
+        "{reloading:?}"
+    );
+    let usec: u64 = reloading
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .unwrap_or_else(|| panic!("no MONOTONIC_USEC in {reloading:?}"))
+        .parse()
+        .unwrap();
+    assert!(
+        (before..=after).contains(&usec),
+        "MONOTONIC_USEC={usec} not between {before} and {after}"
+    );
+    let again = sd.until(r + 1, s(3.0), |m| m != "WATCHDOG=1");
+    assert!(
+        sd.got[again].1.lines().next() == Some("READY=1"),
+        "after RELOADING=1: {:?}",
+        sd.got[again].1
+    );
+    nh.expect(nh.started, "reloaded ", s(2.0));
+    let env = fs::read_to_string(&record).unwrap_or_default();
+    assert_eq!(env.lines().next(), Some("unset unset"), "hook environment");
+
+    // SIGTERM: STOPPING=1, and nothing after it.
+    sd.drain_for(s(0.3));
+    let mark = sd.got.len();
+    assert!(nh.send_signal("TERM"));
+    let st = nh.finish(s(5.0)).expect("exit after SIGTERM");
+    assert_eq!(Netheal::code(st), 0);
+    sd.drain_for(s(0.2));
+    let tail: Vec<&String> = sd.got[mark..].iter().map(|m| &m.1).collect();
+    assert_eq!(
+        tail.last().map(|m| m.as_str()),
+        Some("STOPPING=1"),
+        "messages after SIGTERM: {tail:?}"
+    );
+    assert!(
+        tail[..tail.len() - 1].iter().all(|m| *m == "WATCHDOG=1"),
+        "{tail:?}"
+    );
+    eprintln!(
+        "sd_notify: READY=1 {:.3}s after start, STATUS up {:.3}s later; {} WATCHDOG=1, gaps \
+         mean {mean:.3}s min {:.3}s max {:.3}s; RELOADING=1 MONOTONIC_USEC within {}us of our \
+         clock; STOPPING=1 last; {} messages in all",
+        secs(nh.started, t_ready),
+        secs(t_ready, sd.got[up].0),
+        dogs.len(),
+        gaps.iter().cloned().fold(f64::MAX, f64::min),
+        gaps.iter().cloned().fold(0.0, f64::max),
+        after - before,
+        sd.got.len()
+    );
+}
+
+/// Scenario 5b: a wedged loop (NETHEAL_TEST_STALL_AFTER=10, about 0.9 s in) stops feeding
+/// the watchdog while the process lives on and still stops cleanly on SIGTERM.
+#[test]
+fn sd_notify_watchdog_stops_when_the_loop_stalls() {
+    let Some(lab) = Lab::pair("sw", 7, &[]) else {
+        return;
+    };
+    let sock_path = lab.path("notify");
+    let mut sd = Notify::bind(&sock_path);
+    let conf = notify_conf(&lab, "");
+    let mut nh = start(
+        &lab.host,
+        &["-c", &conf],
+        &[
+            ("NOTIFY_SOCKET", &sock_path),
+            ("WATCHDOG_USEC", "400000"),
+            ("NETHEAL_TEST_STALL_AFTER", "10"),
+        ],
+    );
+    sd.until(0, s(5.0), |m| m.starts_with("READY=1"));
+    let (_, (t_stall, _)) = nh.wait_nth(10, s(5.0), is_round).expect("10 rounds");
+    // Watch for 1 s (the overdue limit) + 2.5 s.
+    let end = t_stall + s(3.5);
+    sd.drain_for(end.saturating_duration_since(Instant::now()));
+    assert!(nh.try_exit().is_none(), "netheal exited while stalled");
+    let dogs = sd.watchdogs(0);
+    let last = *dogs.last().expect("some WATCHDOG=1 before the stall");
+    let before = dogs.iter().filter(|&&t| t <= t_stall).count();
+    let quiet = secs(last, Instant::now());
+    assert!(before >= 3, "WATCHDOG=1 before the stall (~0.9s): {before}");
+    assert!(
+        secs(t_stall, last) <= 1.5 && quiet > 2.0,
+        "last WATCHDOG=1 {:.3}s after the stall, then quiet for {quiet:.3}s",
+        secs(t_stall, last)
+    );
+    let rounds = nh.rounds().len();
+    assert_eq!(rounds, 10, "rounds went on after the stall");
+    let mark = sd.got.len();
+    let t_term = Instant::now();
+    assert!(nh.send_signal("TERM"));
+    let st = nh
+        .finish(s(5.0))
+        .expect("a stalled netheal still ends on SIGTERM");
+    let t_exit = Instant::now();
+    assert_eq!(Netheal::code(st), 0);
+    sd.drain_for(s(0.1));
+    let tail: Vec<&String> = sd.got[mark..].iter().map(|m| &m.1).collect();
+    assert_eq!(tail, ["STOPPING=1"], "after SIGTERM");
+    eprintln!(
+        "stall: {before} WATCHDOG=1 before round 10, last one {:.3}s after it, then none for \
+         {quiet:.2}s while alive; exit 0 {:.3}s after SIGTERM",
+        secs(t_stall, last),
+        secs(t_term, t_exit)
+    );
+}
+
+/// Not a test on its own: run by `sd_notify_abstract_socket` inside the lab's namespace
+/// (abstract unix names belong to a network namespace). Binds the abstract name and relays
+/// every datagram to the test's path socket until STOPPING=1 or 15 s.
+#[test]
+#[ignore = "helper, run inside a namespace by sd_notify_abstract_socket"]
+fn notify_relay_helper() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::SocketAddr;
+    let Ok(spec) = std::env::var("NETHEAL_TEST_RELAY") else {
+        return;
+    };
+    let (name, to) = spec.split_once(' ').expect("NAME PATH");
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let sock = UnixDatagram::bind_addr(&addr).expect("bind the abstract name");
+    sock.set_read_timeout(Some(s(0.2))).unwrap();
+    sock.send_to(b"RELAY-READY", to).unwrap();
+    let deadline = Instant::now() + s(15.0);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            sock.send_to(&buf[..n], to).unwrap();
+            if text(&buf[..n]).contains("STOPPING=1") {
+                return;
+            }
+        }
+    }
+}
+
+/// Scenario 5c: NOTIFY_SOCKET=@name (abstract namespace).
+#[test]
+fn sd_notify_abstract_socket() {
+    let Some(mut lab) = Lab::pair("sa", 8, &[]) else {
+        return;
+    };
+    let sock_path = lab.path("notify");
+    let mut sd = Notify::bind(&sock_path);
+    let name = format!("{}.notify", lab.prefix);
+    let exe = std::env::current_exe().unwrap();
+    let host = lab.host.clone();
+    lab.spawn_bg(
+        &host,
+        &[
+            "env",
+            &format!("NETHEAL_TEST_RELAY={name} {sock_path}"),
+            exe.to_str().unwrap(),
+            "notify_relay_helper",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ],
+        "relay.log",
+    );
+    sd.until(0, s(10.0), |m| m == "RELAY-READY");
+    let conf = notify_conf(&lab, "");
+    let mut nh = start(
+        &lab.host,
+        &["-c", &conf],
+        &[("NOTIFY_SOCKET", &format!("@{name}"))],
+    );
+    let i = sd.until(1, s(5.0), |_| true);
+    let first = sd.got[i].1.clone();
+    assert!(first.lines().any(|l| l == "READY=1"), "{first:?}");
+    sd.until(i, s(3.0), |m| m.contains(&format!("STATUS={} up", lab.ifc)));
+    assert!(nh.send_signal("TERM"));
+    let st = nh.finish(s(5.0)).expect("exit after SIGTERM");
+    assert_eq!(Netheal::code(st), 0);
+    sd.until(i, s(3.0), |m| m == "STOPPING=1");
+    let dogs = sd.watchdogs(0).len();
+    assert_eq!(dogs, 0, "WATCHDOG=1 without WATCHDOG_USEC");
+    assert_eq!(nh.count_lines("sd_notify"), 0, "{:?}", nh.lines());
+    eprintln!(
+        "abstract @{name}: {} messages relayed from inside the namespace, first {first:?}",
+        sd.got.len() - 1
+    );
+}
+
+/// (ppid, session, tty_nr, state) from /proc/PID/stat.
+fn proc_session(pid: u32) -> Option<(u32, u32, i64, char)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    Some((
+        f[1].parse().ok()?,
+        f[3].parse().ok()?,
+        f[4].parse().ok()?,
+        f[0].chars().next()?,
+    ))
+}
+
+/// A process that exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    proc_session(pid).is_some_and(|p| p.3 != 'Z' && p.3 != 'X')
+}
+
+fn pid_in(path: &str) -> u32 {
+    let t = fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    t.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{path}: not a pid: {t:?}"))
+}
+
+/// Scenario 6: `-d` detaches and returns once the pidfile names the live daemon; a second
+/// instance is refused; SIGTERM removes the pidfile; a stale pidfile is replaced.
+#[test]
+fn daemon_mode_and_pidfile() {
+    let Some(lab) = Lab::pair("dm", 9, &[]) else {
+        return;
+    };
+    let conf = notify_conf(&lab, "");
+    let pidfile = lab.path("netheal.pid");
+    let status = lab.path("status");
+    let mut guard = KillOnDrop(Vec::new());
+    let netheal = |extra: &[&str]| {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &lab.host,
+            bin(),
+            "--log",
+            "stderr",
+            "-c",
+            &conf,
+        ])
+        .args(["--pidfile", &pidfile, "--status-file", &status])
+        .args(extra);
+        let t = Instant::now();
+        let out = run_bounded(cmd, s(10.0));
+        (out, secs(t, Instant::now()))
+    };
+    let (out, took) = netheal(&["-d"]);
+    // Checked at once, not waited for: `-d` returns only after the pidfile is written.
+    let exists = Path::new(&pidfile).exists();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "netheal -d: {}",
+        text(&out.stderr)
+    );
+    assert!(exists, "netheal -d returned before writing the pidfile");
+    let pid = pid_in(&pidfile);
+    guard.0.push(pid);
+    let (ppid, sid, tty, _) = proc_session(pid).expect("the daemon is alive");
+    let (_, my_sid, _, _) = proc_session(std::process::id()).unwrap();
+    assert!(alive(pid), "pid {pid} from the pidfile is not running");
+    assert_ne!(ppid, std::process::id(), "the daemon is the test's child");
+    assert_ne!(sid, my_sid, "the daemon stayed in the test's session");
+    assert_ne!(
+        sid, pid,
+        "double fork: the daemon must not be a session leader"
+    );
+    assert_eq!(tty, 0, "the daemon has a controlling terminal");
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe, fs::canonicalize(bin()).unwrap());
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        Path::new("/")
+    );
+    for fd in 0..3 {
+        let target = fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+        assert_eq!(target, Path::new("/dev/null"), "fd {fd}");
+    }
+    // It works while detached: the status file says the link is up.
+    assert!(
+        wait_until(s(5.0), || fs::read_to_string(&status).is_ok_and(|t| t
+            .contains(" state=up ")
+            && t.contains(&format!(", pid {pid},")))),
+        "no status from the daemon: {:?}",
+        fs::read_to_string(&status)
+    );
+
+    // A second instance, detached or not, is refused while the first holds the pidfile.
+    for extra in [&["-d"][..], &[][..]] {
+        let (out, _) = netheal(extra);
+        let err = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "second netheal {extra:?}: {err}"
+        );
+        assert!(
+            err.contains("another netheal is running") && err.contains(&format!("(pid {pid})")),
+            "{extra:?}: {err}"
+        );
+        assert_eq!(
+            pid_in(&pidfile),
+            pid,
+            "the refused instance touched the pidfile"
+        );
+    }
+    assert!(alive(pid));
+
+    // SIGTERM: the daemon ends and takes its pidfile with it.
+    let t = Instant::now();
+    assert!(kill("TERM", i64::from(pid)));
+    assert!(
+        wait_until(s(5.0), || !alive(pid) && !Path::new(&pidfile).exists()),
+        "after SIGTERM: alive {}, pidfile {}",
+        alive(pid),
+        Path::new(&pidfile).exists()
+    );
+    let gone = secs(t, Instant::now());
+
+    // A stale pidfile (a dead pid, no lock) is replaced.
+    let mut dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    fs::write(&pidfile, format!("{dead_pid}\n")).unwrap();
+    let (out, _) = netheal(&["-d"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "over a stale pidfile: {}",
+        text(&out.stderr)
+    );
+    let pid2 = pid_in(&pidfile);
+    guard.0.push(pid2);
+    assert!(
+        pid2 != dead_pid && alive(pid2),
+        "pidfile {pid2}, stale {dead_pid}"
+    );
+    assert!(kill("TERM", i64::from(pid2)));
+    assert!(
+        wait_until(s(5.0), || !alive(pid2) && !Path::new(&pidfile).exists()),
+        "second daemon: pidfile left after SIGTERM"
+    );
+    eprintln!(
+        "daemon: `netheal -d` returned in {took:.3}s with pid {pid} (ppid {ppid}, sid {sid}, \
+         test sid {my_sid}); refused twice; gone with its pidfile {gone:.3}s after SIGTERM; \
+         stale pid {dead_pid} replaced by {pid2}"
+    );
+}
+
+/// The `[IFACE]` blocks of `--check` output: iface -> key -> value.
+fn check_blocks(out: &str) -> HashMap<String, HashMap<String, String>> {
+    let mut blocks: HashMap<String, HashMap<String, String>> = HashMap::new();
+    let mut cur: Option<String> = None;
+    for l in out.lines() {
+        if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            cur = Some(name.to_string());
+            blocks.entry(name.to_string()).or_default();
+        } else if let (Some(c), Some((k, v))) = (&cur, l.split_once(" = ")) {
+            blocks.get_mut(c).unwrap().insert(k.into(), v.into());
+        }
+    }
+    blocks
+}
+
+/// Scenario 7: `--check` end to end: the effective settings of a valid file, then a bad value,
+/// loose permissions and a foreign owner, each refused with exit 2 and one precise line.
+#[test]
+fn config_check_and_errors() {
+    let dir = TempDir::new("cfg");
+    let body = "# netheal.conf for --check\ninterval = 5s\nheal = link\n\n[eth7]\n\
+                target = 198.51.100.1 2001:db8::1\ninterval = 250ms\non-change = /bin/true\n\n\
+                [eth8]\ntarget = gateway\nfail-after = 4\n";
+    let good = dir.file("good.conf", body, 0o644);
+    let check = |args: &[&str]| {
+        let mut cmd = Command::new(bin());
+        cmd.args(args);
+        run_bounded(cmd, s(5.0))
+    };
+    let out = check(&["-c", &good, "--check"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}{stdout}", text(&out.stderr));
+    assert!(
+        stdout.starts_with("# netheal --check: configuration is valid"),
+        "{stdout}"
+    );
+    let b = check_blocks(&stdout);
+    assert_eq!(b.len(), 2, "{stdout}");
+    let (e7, e8) = (&b["eth7"], &b["eth8"]);
+    for (block, k, v) in [
+        (e7, "target", "198.51.100.1 2001:db8::1"),
+        (e7, "interval", "250ms"),
+        (e7, "heal", "link"),
+        (e7, "on-change", "/bin/true"),
+        (e7, "fail-after", "3"),
+        (e8, "target", "gateway"),
+        (e8, "interval", "5s"),
+        (e8, "fail-after", "4"),
+        (e8, "timeout", "2s"),
+        (e8, "on-change", "none"),
+    ] {
+        assert_eq!(block.get(k).map(String::as_str), Some(v), "{k}: {stdout}");
+    }
+    // IFACE and options on the command line: only that interface, options on top.
+    let out = check(&["-c", &good, "--check", "-i", "2s", "eth8"]);
+    let b = check_blocks(&text(&out.stdout));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(b.keys().collect::<Vec<_>>(), ["eth8"]);
+    assert_eq!(b["eth8"]["interval"], "2s");
+    assert_eq!(b["eth8"]["fail-after"], "4");
+
+    // One line on stderr naming file, line, key and value; exit 2.
+    let refused = |path: &str| {
+        let out = check(&["-c", path, "--check"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{path}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err:?}");
+        assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+        err
+    };
+    let bad = dir.file(
+        "bad.conf",
+        &body.replace("interval = 250ms", "interval = bogus"),
+        0o644,
+    );
+    let err = refused(&bad);
+    assert!(
+        err.starts_with(&format!("netheal: {bad}:7: interval: 'bogus': expected ")),
+        "{err}"
+    );
+    let loose = dir.file("loose.conf", body, 0o664);
+    let err = refused(&loose);
+    assert!(
+        err.starts_with(&format!("netheal: {loose}"))
+            && err.contains("writable by group or others"),
+        "{err}"
+    );
+    let mut lines = vec![err.trim().to_string()];
+    if lab::euid() == Some(0) {
+        let foreign = dir.file("foreign.conf", body, 0o644);
+        std::os::unix::fs::chown(&foreign, Some(65534), None).unwrap();
+        let err = refused(&foreign);
+        assert!(
+            err.starts_with(&format!("netheal: {foreign}")) && err.contains("not root"),
+            "{err}"
+        );
+        lines.push(err.trim().to_string());
+    } else {
+        eprintln!("SKIP the foreign-owner check: needs root");
+    }
+    eprintln!("config: {} checks; refusals: {lines:?}", 3 + lines.len());
+}
