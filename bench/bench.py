@@ -1,0 +1,1288 @@
+#!/usr/bin/env python3
+"""netheal against the folk bash loop, in a namespace lab this script builds and removes.
+
+    sudo python3 bench/bench.py [--netheal PATH] [--out bench/results.md] [--quick] [--only A,B]
+
+Prints one Markdown table (also written, with the machine, date and commit, to --out) and
+keeps its raw material (strace traces, callgrind files, logs) in bench/out/.
+
+Every packet stays inside namespaces made here: each lab is two namespaces, HOST and PEER,
+joined by one veth whose two ends are created inside them (never in the root namespace),
+198.51.100.2/24 on HOST and 198.51.100.1/24 on PEER (TEST-NET-2). Names start with
+nhb<pid>. Everything is removed on exit, on an error and on SIGINT/SIGTERM/SIGHUP.
+
+One function per measurement (measure_* or start_*/finish_* for the background ones); each
+returns plain numbers and build_table() turns them into rows. Standard library only.
+"""
+
+import argparse
+import contextlib
+import ctypes
+import datetime
+import os
+import platform
+import random
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HOST_ADDR = "198.51.100.2"
+PEER_ADDR = "198.51.100.1"
+PREFIX = f"nhb{os.getpid()}"
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+STATUS_RX = (r"status: state (\S+) for \S+, rounds (\d+), replies (\d+), lost (\d+), "
+             r"foreign (\d+), late (\d+), send errors (\d+)")
+FORK_CALLS = ("clone", "clone3", "fork", "vfork")
+EXEC_CALLS = ("execve", "execveat")
+
+# The folk loop of the issue, `while true; do ping -c1 -W1 T || (ifdown I; ifup I); sleep S;
+# done`, in three dresses. Each adds only shell builtins, which make no system call.
+# Cost: a counted, healthy run (the heal never runs); the sleep is short because the cost of a
+# cycle does not depend on it (sleep is one fork + exec whatever it waits).
+LOOP_COUNTED = ('n=0; while [ $n -lt {n} ]; do ping -c1 -W1 {peer} || (ifdown {iface}; '
+                'ifup {iface}); sleep {sleep}; n=$((n+1)); done')
+# Latency: the loop stamps its own lines with bash's $EPOCHREALTIME (a builtin: no fork).
+LOOP_STAMPED = ('while true; do if ping -c1 -W1 {peer} >/dev/null 2>&1; then '
+                'echo "good $EPOCHREALTIME"; else echo "heal $EPOCHREALTIME"; '
+                '(ifdown {iface}; ifup {iface}) >/dev/null 2>&1; fi; sleep 1; done')
+# False heals: a no-op heal that only says it would have healed.
+LOOP_NOOP = ('n=0; while [ $n -lt {n} ]; do ping -c1 -W{wait} {peer} >/dev/null || '
+             'echo "heal $EPOCHREALTIME"; sleep {sleep}; n=$((n+1)); done')
+
+# Random loss at the peer: it drops 30% of the echo requests it receives (one direction).
+NFT_LOSS = """table inet nhbloss {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        meta l4proto icmp icmp type echo-request numgen random mod 100 < 30 drop
+    }
+}
+"""
+
+# The three faults of the latency test; each is repaired by `ifdown IFACE; ifup IFACE`.
+FAULTS = {
+    "address flushed": "ip -n {host} addr flush dev {iface}",
+    "link down": "ip -n {host} link set dev {iface} down",
+    # A blackhole qdisc survives ifdown/ifup (checked in every run by check_silent_drop), so
+    # neither watcher could repair it; a permanent bogus neighbour entry drops as silently
+    # (frames go to a MAC nobody has) and link down flushes it.
+    "silent drop (bogus neighbour)": ("ip -n {host} neigh replace {peer} lladdr "
+                                      "02:00:00:00:00:01 dev {iface} nud permanent"),
+}
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    el = time.monotonic() - T0
+    print(f"[bench {int(el) // 60:2d}:{int(el) % 60:02d}] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, check=True, timeout=60, **kw):
+    """Runs a command (argv list, or a string for sh -c); returns its stdout."""
+    if isinstance(cmd, str):
+        cmd = ["sh", "-c", cmd]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+    if check and p.returncode != 0:
+        raise BenchError(f"{shlex.join(cmd)}: exit {p.returncode}: {p.stderr.strip()}")
+    return p.stdout
+
+
+def ns_exec(ns, *argv):
+    return ["ip", "netns", "exec", ns, *argv]
+
+
+# ---------------------------------------------------------------------------------------------
+# Entering a namespace without a wrapper process, so that a child's rusage is its own.
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def in_netns(ns):
+    """Moves the calling thread (only it: setns(2) is per thread) into network namespace ns,
+    and back. A child spawned meanwhile (vfork + exec) starts there, with no `ip netns exec`
+    in between to add its own CPU time to the child's rusage."""
+    orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {ns}")
+        try:
+            yield
+        finally:
+            if _libc.setns(orig, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back")
+    finally:
+        os.close(orig)
+        os.close(target)
+
+
+def spawn_rusage(ns, argv, timeout=120, env=None):
+    """Runs argv in namespace ns; returns (cpu seconds, max RSS KiB, wall seconds, exit code)
+    from wait4(2): the child and every descendant it waited for."""
+    with in_netns(ns):
+        t = time.monotonic()
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=env)
+    BENCH.procs_raw.append(p)
+    timer = threading.Timer(timeout, lambda: _kill_quietly(p.pid, signal.SIGKILL))
+    timer.start()
+    try:
+        _, status, ru = os.wait4(p.pid, 0)
+    finally:
+        timer.cancel()
+    wall = time.monotonic() - t
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss, wall, p.returncode, ru
+
+
+def peak_rss(ns, argv):
+    """Peak RSS (KiB) of argv through GNU time's %M. Not wait4 from this script: a child's
+    ru_maxrss also covers the memory it had before exec, and a child of Python has Python's
+    (~20 MiB); GNU time's own child is ~1 MiB before exec (`true` reads 1028 KiB)."""
+    f = BENCH.out / "time-M.txt"
+    run(ns_exec(ns, "/usr/bin/time", "-o", str(f), "-f", "%M", *argv))
+    return int(f.read_text().split()[-1])
+
+
+def _kill_quietly(pid, sig):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes whose output is read line by line, each line stamped with time.time() on arrival.
+
+class Proc:
+    def __init__(self, argv, name, on_line=None):
+        self.name = name
+        self.argv = argv
+        self.on_line = on_line
+        self.lines = []
+        self.cond = threading.Condition()
+        self.eof = False
+        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, start_new_session=True, text=True,
+                                  errors="replace")
+        self.pid = self.p.pid
+        BENCH.procs.append(self)
+        self.logfile = open(BENCH.out / f"{name}.log", "w")
+        threading.Thread(target=self._read, daemon=True, name=name).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            t = time.time()
+            line = line.rstrip("\n")
+            if self.on_line is not None and self.on_line(t, line):
+                continue  # consumed: not kept (the soak's 100 000 round lines)
+            with self.cond:
+                self.lines.append((t, line))
+                self.cond.notify_all()
+            with contextlib.suppress(ValueError):
+                self.logfile.write(f"{t:.6f} {line}\n")
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+        with contextlib.suppress(ValueError):
+            self.logfile.close()
+
+    def mark(self):
+        with self.cond:
+            return len(self.lines)
+
+    def wait_for(self, regex, start=0, timeout=30.0):
+        """First line at index >= start matching regex: (index, time, match)."""
+        rx = re.compile(regex)
+        deadline = time.monotonic() + timeout
+        i = start
+        with self.cond:
+            while True:
+                while i < len(self.lines):
+                    m = rx.search(self.lines[i][1])
+                    if m:
+                        return i, self.lines[i][0], m
+                    i += 1
+                left = deadline - time.monotonic()
+                if self.eof or left <= 0:
+                    tail = "\n    ".join(l for _, l in self.lines[-8:])
+                    why = "exited" if self.eof else f"nothing within {timeout}s"
+                    raise BenchError(f"{self.name}: no line matching {regex!r} ({why}); "
+                                     f"last lines:\n    {tail}")
+                self.cond.wait(left)
+
+    def lines_between(self, a, b):
+        with self.cond:
+            return [l for _, l in self.lines[a:b]]
+
+    def signal(self, sig):
+        _kill_quietly(self.pid, sig)
+
+    def stop(self, timeout=5.0):
+        """SIGTERM to the process, SIGKILL to its whole group if it lingers."""
+        if self.p.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                self.p.wait(5)
+        return self.p.returncode
+
+    def status(self, timeout=10.0):
+        """SIGUSR1, then netheal's status line parsed."""
+        mark = self.mark()
+        self.signal(signal.SIGUSR1)
+        _, t, m = self.wait_for(STATUS_RX, mark, timeout)
+        return {"t": t, "state": m[1], "rounds": int(m[2]), "replies": int(m[3]),
+                "lost": int(m[4]), "foreign": int(m[5]), "late": int(m[6]),
+                "send_errors": int(m[7])}
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of str -> str."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def kib(field):
+    return int(field.split()[0])
+
+
+def oncpu_ns(pid):
+    """Time on CPU, in ns, from the scheduler's own accounting (exact, not tick-sampled)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# The lab.
+
+class Lab:
+    """HOST and PEER namespaces joined by a veth: IFACE (HOST_ADDR) <-> PIF (PEER_ADDR).
+    With address=False IFACE has no address: ifup gives it one from the lab's own
+    interfaces file (self.netdir), bind-mounted on /etc/network by ifupdown_shell()."""
+
+    def __init__(self, tag, address=True):
+        self.tag = tag
+        self.host = f"{PREFIX}{tag}h"
+        self.peer = f"{PREFIX}{tag}p"
+        self.iface = f"{PREFIX}{tag}a"
+        self.pif = f"{PREFIX}{tag}b"
+        assert len(self.iface) <= 15, self.iface
+        BENCH.labs.append(self)
+        run(["ip", "netns", "add", self.host])
+        run(["ip", "netns", "add", self.peer])
+        for ns in (self.host, self.peer):
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        # Both ends are created inside our namespaces: the root namespace never sees them.
+        run(["ip", "-n", self.host, "link", "add", self.iface, "type", "veth", "peer", "name",
+             self.pif, "netns", self.peer])
+        run(["ip", "-n", self.peer, "addr", "add", f"{PEER_ADDR}/24", "dev", self.pif])
+        run(["ip", "-n", self.peer, "link", "set", self.pif, "up"])
+        if address:
+            run(["ip", "-n", self.host, "addr", "add", f"{HOST_ADDR}/24", "dev", self.iface])
+            run(["ip", "-n", self.host, "link", "set", self.iface, "up"])
+        self.netdir = BENCH.out / f"etc-network-{tag}"
+        for d in ("if-pre-up.d", "if-up.d", "if-down.d", "if-post-down.d"):
+            (self.netdir / d).mkdir(parents=True, exist_ok=True)
+        # Separate address/netmask lines: both ifupdown and busybox's ifup read them.
+        (self.netdir / "interfaces").write_text(
+            f"# netheal bench lab {tag}\n"
+            f"iface {self.iface} inet static\n"
+            f"    address {HOST_ADDR}\n"
+            f"    netmask 255.255.255.0\n")
+
+    def fmt(self, s, **kw):
+        return s.format(host=self.host, peer=PEER_ADDR, iface=self.iface, **kw)
+
+    def ifupdown_shell(self, *argv):
+        """argv run in HOST with the lab's /etc/network and a private /run/network (ip netns
+        exec gives a private mount namespace), after `ifup IFACE` configured the address."""
+        script = (f"mount --bind {shlex.quote(str(self.netdir))} /etc/network && "
+                  f"mount -t tmpfs tmpfs /run/network && ifup {self.iface} && "
+                  'exec "$0" "$@"')
+        return ns_exec(self.host, "sh", "-c", script, *argv)
+
+    def add_loss(self):
+        f = BENCH.out / f"nft-loss-{self.tag}.nft"
+        f.write_text(NFT_LOSS)
+        run(ns_exec(self.peer, "nft", "-f", str(f)))
+
+    def destroy(self):
+        for ns in (self.host, self.peer):
+            pids = run(["ip", "netns", "pids", ns], check=False).split()
+            for pid in pids:  # only processes inside our own namespaces
+                _kill_quietly(int(pid), signal.SIGKILL)
+            run(["ip", "netns", "del", ns], check=False)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.quick = args.quick
+        self.nh = str(Path(args.netheal).resolve())
+        self.labs = []
+        self.procs = []
+        self.procs_raw = []
+        self.out = BENCH_DIR / "out"
+        self.rundir = Path(f"/run/{PREFIX}")
+        self.conf = self.out / "empty.conf"
+        self.notes = []
+
+    def note(self, s):
+        self.notes.append(s)
+
+    def reps(self, full, quick=2):
+        return quick if self.quick else full
+
+    def netheal(self, lab, *opts, wait_up=True, name=None, wrap=None, on_line=None,
+                status_file=True):
+        """netheal in lab's HOST (under ifupdown_shell when it heals with ifupdown). Its
+        defaults, except: an empty config file of our own (never /etc/netheal.conf) and the
+        status file (default /run/netheal/status, rewritten every few rounds) in our own
+        directory on /run's tmpfs, so that parallel runs neither share nor clobber one."""
+        name = name or f"netheal-{lab.tag}"
+        status = str(self.rundir / f"status-{name}") if status_file else "none"
+        argv = [self.nh, "-c", str(self.conf), "--status-file", status, "--log", "stderr",
+                "-t", PEER_ADDR, *opts, lab.iface]
+        if wrap:
+            argv = wrap + argv
+        full = lab.ifupdown_shell(*argv) if "ifupdown" in opts else ns_exec(lab.host, *argv)
+        p = Proc(full, name, on_line=on_line)
+        p.wait_for(r"watching targets", timeout=60)
+        if wait_up:
+            p.wait_for(r"state \S+ -> up", timeout=60)
+        return p
+
+    def cleanup(self):
+        for p in self.procs:
+            if p.p.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGKILL)
+        for p in self.procs_raw:
+            if p.poll() is None:
+                _kill_quietly(p.pid, signal.SIGKILL)
+        for lab in self.labs:
+            lab.destroy()
+        self.labs = []
+        shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+BENCH = None
+T0 = time.monotonic()
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsers.
+
+def parse_strace_summary(path):
+    """strace -c table -> {syscall: calls}, with 'total'."""
+    calls = {}
+    for line in Path(path).read_text().splitlines():
+        tok = line.split()
+        if len(tok) >= 5 and re.fullmatch(r"[\d.]+", tok[0]) and tok[3].isdigit():
+            calls[tok[-1]] = int(tok[3])
+    if "total" not in calls:
+        raise BenchError(f"{path}: no strace -c total")
+    return calls
+
+
+STRACE_LINE = re.compile(r"^(?:\[pid\s+\d+\]\s+|\d+\s+)?(?:\d+\.\d+\s+)?(\w+)\(")
+
+
+def strace_window(path):
+    """Syscalls of a full strace between netheal's first two status writes (exclusive)."""
+    counts = {}
+    inside = False
+    marks = 0
+    for line in Path(path).read_text().splitlines():
+        if "status: state" in line and re.search(r"\bwrite\(2,", line):
+            marks += 1
+            if marks == 1:
+                inside = True
+                continue
+            break
+        if not inside:
+            continue
+        m = STRACE_LINE.match(line)
+        if m and "resumed>" not in line:
+            counts[m[1]] = counts.get(m[1], 0) + 1
+    if marks < 2:
+        raise BenchError(f"{path}: status lines not found in the trace")
+    return counts
+
+
+def callgrind_total(path):
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("summary:") or line.startswith("totals:"):
+            return int(line.split()[1])
+    raise BenchError(f"{path}: no callgrind summary")
+
+
+def fork_exec(counts):
+    return (sum(counts.get(c, 0) for c in FORK_CALLS),
+            sum(counts.get(c, 0) for c in EXEC_CALLS))
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Cost of a healthy round (netheal) or cycle (loop), and of one `ping -c1`.
+
+def measure_cost_netheal(b, lab, status_file=True, reps=5):
+    """Syscalls, forks/execs and CPU per round of ONE long-running netheal at -i 10ms.
+    Syscalls: strace -f attached to the running process; counted between two SIGUSR1 status
+    lines (so exactly `rounds` rounds apart). CPU: on-CPU time from /proc/PID/schedstat over
+    two status lines, no tracer attached."""
+    tag = "" if status_file else "-nostatus"
+    nh = b.netheal(lab, "-i", "10ms", "-W", "500ms", name=f"cost-netheal{tag}",
+                   status_file=status_file)
+    res = {"syscalls": [], "forks": [], "execs": [], "cpu_us": [], "rounds": [],
+           "breakdown": None}
+    for rep in range(b.reps(reps)):
+        trace = b.out / f"strace-netheal{tag}-{rep}.txt"
+        st = Proc(["strace", "-f", "-s", "256", "-o", str(trace), "-p", str(nh.pid)],
+                  f"strace-netheal{tag}-{rep}")
+        st.wait_for(r"attached", timeout=10)
+        s1 = nh.status()
+        time.sleep(2.5)
+        s2 = nh.status()
+        st.signal(signal.SIGINT)
+        st.p.wait(10)
+        counts = strace_window(trace)
+        rounds = s2["rounds"] - s1["rounds"]
+        if rounds < 100:
+            raise BenchError(f"only {rounds} rounds in the strace window")
+        f, e = fork_exec(counts)
+        res["syscalls"].append(sum(counts.values()) / rounds)
+        res["forks"].append(f / rounds)
+        res["execs"].append(e / rounds)
+        res["rounds"].append(rounds)
+        if res["breakdown"] is None:
+            res["breakdown"] = {k: v / rounds for k, v in sorted(counts.items())}
+    for rep in range(b.reps(reps)):
+        s1 = nh.status()
+        c1 = oncpu_ns(nh.pid)
+        time.sleep(2.0)
+        s2 = nh.status()
+        c2 = oncpu_ns(nh.pid)
+        res["cpu_us"].append((c2 - c1) / 1e3 / (s2["rounds"] - s1["rounds"]))
+    nh.stop()
+    return res
+
+
+def measure_cost_loop(b, lab):
+    """The bash loop per healthy cycle: the difference between a run of N1 and one of N0
+    cycles, divided by N1-N0, so bash's own start-up cancels. strace -f -c for syscalls,
+    forks and execs; wait4(2) rusage (bash and every child it waited for) for CPU."""
+    n0, n1 = (10, 110) if not b.quick else (5, 25)
+    res = {"syscalls": [], "forks": [], "execs": [], "cpu_us": [], "n0": n0, "n1": n1}
+
+    def loop(n):
+        return lab.fmt(LOOP_COUNTED, n=n, sleep="0.01")
+
+    for rep in range(b.reps(3)):
+        tot = {}
+        for n in (n0, n1):
+            f = b.out / f"strace-loop-{n}-{rep}.txt"
+            run(ns_exec(lab.host, "strace", "-f", "-c", "-o", str(f), "bash", "-c", loop(n)),
+                timeout=120)
+            tot[n] = parse_strace_summary(f)
+        d = {k: (tot[n1].get(k, 0) - tot[n0].get(k, 0)) / (n1 - n0)
+             for k in set(tot[n0]) | set(tot[n1])}
+        res["syscalls"].append(d["total"])
+        fk, ex = fork_exec(d)
+        res["forks"].append(fk)
+        res["execs"].append(ex)
+    for rep in range(b.reps(5)):
+        cpu = {}
+        for n in (n0, n1):
+            cpu[n], _, _, rc, _ = spawn_rusage(lab.host, ["bash", "-c", loop(n)])
+            if rc != 0:
+                raise BenchError(f"bash loop exited {rc}")
+        res["cpu_us"].append((cpu[n1] - cpu[n0]) / (n1 - n0) * 1e6)
+    return res
+
+
+def measure_cost_ping(b, lab, kind):
+    """One `ping -c1 -W1 PEER` (iputils or busybox): strace -f -c, and wait4 rusage (CPU,
+    peak RSS) of each of several runs."""
+    argv = (["ping"] if kind == "iputils" else ["busybox", "ping"]) + ["-c1", "-W1", PEER_ADDR]
+    res = {"syscalls": [], "forks": [], "execs": [], "cpu_us": [], "maxrss_kib": []}
+    for rep in range(b.reps(3)):
+        f = b.out / f"strace-ping-{kind}-{rep}.txt"
+        run(ns_exec(lab.host, "strace", "-f", "-c", "-o", str(f), *argv))
+        c = parse_strace_summary(f)
+        res["syscalls"].append(c["total"])
+        fk, ex = fork_exec(c)
+        res["forks"].append(fk)
+        res["execs"].append(ex)
+    for _ in range(b.reps(15, 3)):
+        cpu, _, _, rc, _ = spawn_rusage(lab.host, argv)
+        if rc != 0:
+            raise BenchError(f"{shlex.join(argv)} exited {rc}")
+        res["cpu_us"].append(cpu * 1e6)
+    res["maxrss_kib"] = [peak_rss(lab.host, argv) for _ in range(b.reps(5))]
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# 1b. Instructions (valgrind --tool=callgrind): deterministic where CPU time is not.
+
+def measure_instr_netheal(b, lab, status_file=True, reps=3):
+    """One netheal under callgrind at -i 20ms. Counters are zeroed and dumped around a short
+    and a long window (callgrind_control, through vgdb); each window holds one status line
+    and the per-round figure is (Ir_long - Ir_short) / (rounds_long - rounds_short), so the
+    status line and the window edges cancel."""
+    prefix = str(b.out / "vgdb")
+    tag = "" if status_file else "-nostatus"
+    cg = b.out / f"callgrind-netheal{tag}.out"
+    for old in b.out.glob(f"callgrind-netheal{tag}.out*"):
+        old.unlink()
+    nh = b.netheal(lab, "-i", "20ms", "-W", "500ms", name=f"callgrind-netheal{tag}",
+                   status_file=status_file,
+                   wrap=["valgrind", "--tool=callgrind", f"--vgdb-prefix={prefix}",
+                         f"--callgrind-out-file={cg}"])
+    ctl = ["callgrind_control", f"--vgdb-prefix={prefix}"]
+    dumps = 0
+
+    def window(seconds):
+        nonlocal dumps
+        run(ctl + ["--zero", str(nh.pid)])
+        r1 = nh.status()["rounds"]
+        time.sleep(seconds)
+        run(ctl + ["--dump", str(nh.pid)])
+        dumps += 1
+        r2 = nh.status()["rounds"]
+        return callgrind_total(f"{cg}.{dumps}"), r2 - r1
+
+    per_round = []
+    time.sleep(1.0)
+    for _ in range(b.reps(reps)):
+        ir_s, n_s = window(0.4)
+        ir_l, n_l = window(3.0 if not b.quick else 1.5)
+        if n_l - n_s < (100 if not b.quick else 20):
+            raise BenchError(f"callgrind windows too close: {n_s} and {n_l} rounds")
+        per_round.append((ir_l - ir_s) / (n_l - n_s))
+    nh.stop(timeout=20)
+    return {"ir": per_round}
+
+
+def measure_instr_loop(b, lab):
+    """The loop under callgrind --trace-children=yes (bash, every ping, every sleep); the
+    difference of N1 and N0 cycles. ping is a copy of /usr/bin/ping: valgrind refuses the
+    original for its file capabilities."""
+    n0, n1 = 1, 6
+    env = dict(os.environ, PATH=f"{b.bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    per = []
+    for rep in range(b.reps(3)):
+        tot = {}
+        for n in (n0, n1):
+            d = b.out / f"callgrind-loop-{n}-{rep}"
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir()
+            loop = lab.fmt(LOOP_COUNTED, n=n, sleep="0.01")
+            run(ns_exec(lab.host, "valgrind", "--tool=callgrind", "--trace-children=yes",
+                        "--vgdb=no", f"--callgrind-out-file={d}/cg.%p", "bash", "-c", loop),
+                env=env, timeout=300)
+            tot[n] = sum(callgrind_total(f) for f in d.iterdir())
+        per.append((tot[n1] - tot[n0]) / (n1 - n0))
+    return {"ir": per}
+
+
+def measure_instr_ping(b, lab, kind):
+    argv = ([str(b.bindir / "ping")] if kind == "iputils" else ["busybox", "ping"]) + \
+        ["-c1", "-W1", PEER_ADDR]
+    per = []
+    for rep in range(b.reps(3)):
+        f = b.out / f"callgrind-ping-{kind}-{rep}.out"
+        run(ns_exec(lab.host, "valgrind", "--tool=callgrind", "--vgdb=no",
+                    f"--callgrind-out-file={f}", *argv), timeout=120)
+        per.append(callgrind_total(f))
+    return {"ir": per}
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Memory.
+
+def measure_memory(b, labs):
+    """netheal's VmRSS once it has run 1000 rounds (-i 5ms), one process per lab at once;
+    the bash loop's own VmRSS in the middle of a healthy run (ping's peak RSS comes from the
+    ping measurement)."""
+    procs = [b.netheal(lab, "-i", "5ms", "-W", "100ms", name=f"memory-netheal-{lab.tag}")
+             for lab in labs]
+    rss, hwm, anon = [], [], []
+    deadline = time.monotonic() + 60
+    for p in procs:
+        while p.status()["rounds"] < 1000:
+            if time.monotonic() > deadline:
+                raise BenchError("netheal did not reach 1000 rounds in 60 s")
+            time.sleep(0.5)
+        s = proc_status(p.pid)
+        rss.append(kib(s["VmRSS"]))
+        hwm.append(kib(s["VmHWM"]))
+        anon.append(kib(s["RssAnon"]))
+        p.stop()
+    ping_rss = [peak_rss(labs[0].host, ["ping", "-c1", "-W1", PEER_ADDR]) for _ in range(5)]
+    bash_rss = []
+    for lab in labs:
+        loop = lab.fmt(LOOP_COUNTED, n=400, sleep="0.01")
+        p = Proc(ns_exec(lab.host, "bash", "-c", loop), f"memory-loop-{lab.tag}")
+        time.sleep(1.5)
+        bash_rss.append(kib(proc_status(p.pid)["VmRSS"]))
+        p.stop()
+    return {"rss": rss, "hwm": hwm, "anon": anon, "bash_rss": bash_rss, "ping_rss": ping_rss}
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Binary sizes.
+
+def measure_sizes(b):
+    musl = sorted(ROOT.glob("dist/netheal-*-x86_64-unknown-linux-musl"),
+                  key=lambda p: p.stat().st_mtime)
+    musl += [p for p in [ROOT / "target/x86_64-unknown-linux-musl/release/netheal"]
+             if p.exists()]
+    if musl:
+        nh, which = musl[-1], "static musl x86_64"
+    else:
+        nh, which = Path(b.nh), "glibc dynamic release build (no static musl x86_64 in dist/)"
+    desc = run(["file", "-bL", str(nh)])
+    which += ", " + ("stripped" if "not stripped" not in desc else "NOT stripped")
+    version = run([str(nh), "--version"], check=False).strip().replace("\n", "; ")
+    return {
+        "netheal": nh.stat().st_size, "netheal_path": str(nh), "netheal_kind": which,
+        "netheal_version": version,
+        "netheal_glibc": Path(b.nh).stat().st_size,
+        "ping": Path(shutil.which("ping")).stat().st_size,
+        "busybox": Path(shutil.which("busybox")).resolve().stat().st_size,
+        "bash": Path(shutil.which("bash")).resolve().stat().st_size,
+        "sleep": Path(shutil.which("sleep")).resolve().stat().st_size,
+        "busybox_static": "statically linked" in run(["file", "-bL", shutil.which("busybox")]),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Detection and recovery latency.
+
+def check_silent_drop(b, lab):
+    """Which silent drop can ifdown/ifup repair? Applies both candidates, runs ifdown; ifup
+    the way both watchers do, and reports whether each survived."""
+    script = (f"tc qdisc add dev {lab.iface} root blackhole && "
+              f"ip neigh replace {PEER_ADDR} lladdr 02:00:00:00:00:01 dev {lab.iface} "
+              f"nud permanent && ifdown {lab.iface} && ifup {lab.iface} && "
+              f"echo qdisc: $(tc qdisc show dev {lab.iface}) && "
+              f"echo neigh: $(ip neigh show {PEER_ADDR} dev {lab.iface})")
+    out = run(lab.ifupdown_shell("sh", "-c", script))
+    qd = re.search(r"^qdisc:\s*(.*)$", out, re.M)[1]
+    ng = re.search(r"^neigh:\s*(.*)$", out, re.M)[1]
+    return {"blackhole_survives": "blackhole" in qd, "neigh_survives": "02:00:00:00:00:01" in ng}
+
+
+def inject(lab, fault):
+    run(lab.fmt(FAULTS[fault]))
+    return time.time()
+
+
+def measure_latency_netheal(b, lab, n):
+    """netheal -i 1s -W 500ms, heal ladder `ifupdown`. Per injection: the time to the log line
+    `heal attempt K: running` and to `state ... -> up`, stamped on arrival."""
+    nh = b.netheal(lab, "-i", "1s", "-W", "500ms", "-a", "ifupdown", name="latency-netheal")
+    res = {f: {"detect": [], "recover": [], "heals": [], "failed": 0} for f in FAULTS}
+    for fault in FAULTS:
+        for _ in range(n):
+            time.sleep(random.uniform(1.0, 2.0))  # a random phase against the interval
+            mark = nh.mark()
+            t = inject(lab, fault)
+            try:
+                ih, th, _ = nh.wait_for(r"heal attempt \d+: running", mark, 60)
+                iu, tu, _ = nh.wait_for(r"state \S+ -> up", ih, 60)
+            except BenchError as e:
+                res[fault]["failed"] += 1
+                log(f"latency netheal {fault}: {e}")
+                nh.wait_for(r"state \S+ -> up", nh.mark(), 120)
+                continue
+            res[fault]["detect"].append(th - t)
+            res[fault]["recover"].append(tu - t)
+            res[fault]["heals"].append(sum(1 for l in nh.lines_between(mark, iu)
+                                           if re.search(r"heal attempt \d+: running", l)))
+    nh.stop()
+    return res
+
+
+def measure_latency_loop(b, lab, n):
+    """The loop with `ping -c1 -W1` and `sleep 1`, healing with the same ifupdown and the same
+    interfaces file; it stamps `heal T` before ifdown and `good T` after each good ping."""
+    p = Proc(lab.ifupdown_shell("bash", "-c", lab.fmt(LOOP_STAMPED)), "latency-loop")
+    p.wait_for(r"^good ", 0, 30)
+    res = {f: {"detect": [], "recover": [], "heals": [], "failed": 0} for f in FAULTS}
+    for fault in FAULTS:
+        for _ in range(n):
+            time.sleep(random.uniform(1.0, 2.0))
+            mark = p.mark()
+            t = inject(lab, fault)
+            try:
+                ih, _, mh = p.wait_for(r"^heal (\S+)", mark, 60)
+                iu, _, mu = p.wait_for(r"^good (\S+)", ih, 60)
+            except BenchError as e:
+                res[fault]["failed"] += 1
+                log(f"latency loop {fault}: {e}")
+                p.wait_for(r"^good ", p.mark(), 120)
+                continue
+            res[fault]["detect"].append(float(mh[1]) - t)
+            res[fault]["recover"].append(float(mu[1]) - t)
+            res[fault]["heals"].append(sum(1 for l in p.lines_between(mark, iu)
+                                           if l.startswith("heal ")))
+    p.stop()
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. False heals under 30% random loss.
+
+def measure_false_heals(b, lab_nh, lab_loop, rounds):
+    """Both watchers at once, each in its own lab whose peer drops 30% of echo requests:
+    netheal --dry-run -i 100ms -W 300ms (default count 3, fail-after 3) and the loop with a
+    no-op heal, ping -W0.3 and sleep 0.1. Counts would-be heals."""
+    for lab in (lab_nh, lab_loop):
+        lab.add_loss()
+    nh = b.netheal(lab_nh, "--dry-run", "-v", "-i", "100ms", "-W", "300ms", wait_up=False,
+                   name="loss-netheal")
+    loop = Proc(ns_exec(lab_loop.host, "bash", "-c",
+                        lab_loop.fmt(LOOP_NOOP, n=rounds, wait="0.3", sleep="0.1")),
+                "loss-loop")
+    nh.wait_for(rf"round {rounds} ", 0, rounds * 0.4 + 60)
+    st = nh.status()
+    nh.stop()
+    loop.p.wait(rounds * 0.6 + 60)
+    nh_lines = nh.lines_between(0, nh.mark())
+    loop_lines = loop.lines_between(0, loop.mark())
+    failed = sum(1 for l in nh_lines if re.search(r"round \d+ failed", l))
+    return {
+        "rounds_nh": st["rounds"], "rounds_loop": rounds,
+        "nh_heals": sum(1 for l in nh_lines if "dry run, not running" in l),
+        "nh_failed_rounds": failed,
+        "nh_loss": st["lost"] / max(1, st["lost"] + st["replies"]),
+        "loop_heals": sum(1 for l in loop_lines if l.startswith("heal ")),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Idle wake-ups (runs in the background while the latency test runs).
+
+def start_idle(b, labs, loop_lab, window):
+    procs = [b.netheal(lab, "-i", "10s", name=f"idle-netheal-{lab.tag}") for lab in labs]
+    time.sleep(0.5)
+    start = [(time.monotonic(), proc_status(p.pid)) for p in procs]
+    # The loop's figure: wait4 rusage of bash and all its children over `cycles` 10 s cycles.
+    cycles = max(1, round(window / 10))
+    loop_res = {}
+
+    def loop_thread():
+        cpu, _, wall, _, ru = spawn_rusage(
+            loop_lab.host,
+            ["bash", "-c", loop_lab.fmt(LOOP_COUNTED, n=cycles, sleep="10")],
+            timeout=window + 60)
+        loop_res.update(nvcsw=ru.ru_nvcsw, nivcsw=ru.ru_nivcsw, wall=wall)
+
+    ends = []
+
+    def sampler():  # exactly `window` seconds after the first reading, whatever runs then
+        for p, (t0, _) in zip(procs, start):
+            time.sleep(max(0.0, t0 + window - time.monotonic()))
+            ends.append((time.monotonic(), proc_status(p.pid)))
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (loop_thread, sampler)]
+    for t in threads:
+        t.start()
+    return {"procs": procs, "start": start, "ends": ends, "window": window, "loop": loop_res,
+            "threads": threads}
+
+
+def finish_idle(b, h):
+    for t in h["threads"]:
+        t.join(h["window"] + 90)
+    per_min, nonvol, elapsed = [], [], []
+    for p, (t0, s0), (t1, s1) in zip(h["procs"], h["start"], h["ends"]):
+        dt = t1 - t0
+        elapsed.append(dt)
+        per_min.append((int(s1["voluntary_ctxt_switches"]) -
+                        int(s0["voluntary_ctxt_switches"])) * 60 / dt)
+        nonvol.append((int(s1["nonvoluntary_ctxt_switches"]) -
+                       int(s0["nonvoluntary_ctxt_switches"])) * 60 / dt)
+        p.stop()
+    lp = h["loop"]
+    loop_per_min = [lp["nvcsw"] * 60 / lp["wall"]] if lp else []
+    return {"vol_per_min": per_min, "nonvol_per_min": nonvol, "window_s": min(elapsed),
+            "loop_vol_per_min": loop_per_min}
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Soak (runs in the background from the start).
+
+def start_soak(b, lab, rounds, interval):
+    checkpoints = set(range(10000, rounds + 1, 10000)) | {1000}
+    if b.quick:
+        checkpoints = set(range(1000, rounds + 1, 1000))
+    res = {"samples": [], "done": threading.Event(), "rounds": rounds, "interval": interval,
+           "failed_rounds": 0}
+    rx = re.compile(r": round (\d+) (good|failed)")
+    holder = {}
+
+    def on_line(t, line):
+        m = rx.search(line)
+        if not m:
+            return False
+        n = int(m[1])
+        if m[2] == "failed":
+            res["failed_rounds"] += 1
+        if n in checkpoints and "pid" in holder:
+            s = proc_status(holder["pid"])
+            fds = len(os.listdir(f"/proc/{holder['pid']}/fd"))
+            res["samples"].append((n, kib(s["VmRSS"]), kib(s["VmHWM"]), fds, t))
+            if n >= rounds:
+                res["done"].set()
+        return True
+
+    p = b.netheal(lab, "-v", "-i", interval, "-W", "50ms", name="soak-netheal",
+                  on_line=on_line, wait_up=True)
+    holder["pid"] = p.pid
+    res["proc"] = p
+    res["t0"] = time.monotonic()
+
+    def stopper():  # stop it at its round count, not when the foreground is done
+        if res["done"].wait(1200):
+            res["elapsed"] = time.monotonic() - res["t0"]
+            st = None
+            with contextlib.suppress(BenchError):
+                st = p.status()
+            p.stop()
+            res["status"] = st
+
+    threading.Thread(target=stopper, daemon=True, name="soak-stopper").start()
+    return res
+
+
+def finish_soak(b, h, budget):
+    if not h["done"].wait(budget):
+        log("soak: did not reach its round count in time")
+        h["elapsed"] = time.monotonic() - h["t0"]
+        with contextlib.suppress(BenchError):
+            h["status"] = h["proc"].status()
+        h["proc"].stop()
+    deadline = time.monotonic() + 30
+    while "status" not in h and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return h
+
+
+# ---------------------------------------------------------------------------------------------
+# The table.
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def fmt_range(xs, nd=1, scale=1.0):
+    xs = [x * scale for x in xs]
+    if not xs:
+        return "n/a"
+    m, lo, hi = med(xs), min(xs), max(xs)
+    f = f"{{:,.{nd}f}}"
+    if len(xs) == 1 or f.format(lo) == f.format(hi):
+        return f.format(m) + (f" (n={len(xs)})" if len(xs) > 1 else "")
+    return f"{f.format(m)} ({f.format(lo)}–{f.format(hi)})"
+
+
+def ratio(a, b, nd=2):
+    if a is None or b in (None, 0):
+        return "—"
+    r = a / b
+    if r == 0:
+        return "0"
+    if r < 0.01:
+        return f"1/{b / a:,.0f}"
+    return f"{r:.{nd}f}"
+
+
+def build_table(R):
+    rows = []
+    c = R.get("cost")
+    if c:
+        nh, lp, ip, bb = c["netheal"], c["loop"], c["iputils"], c["busybox"]
+        rows.append(["syscalls per healthy round / cycle (strace)",
+                     fmt_range(nh["syscalls"]), fmt_range(lp["syscalls"]),
+                     ratio(med(nh["syscalls"]), med(lp["syscalls"])),
+                     fmt_range(ip["syscalls"], 0), fmt_range(bb["syscalls"], 0)])
+        rows.append(["forks + execs per round / cycle",
+                     f"{med(nh['forks']):.0f} + {med(nh['execs']):.0f}",
+                     f"{med(lp['forks']):.1f} + {med(lp['execs']):.1f}",
+                     ratio(med(nh["forks"]) + med(nh["execs"]),
+                           med(lp["forks"]) + med(lp["execs"])),
+                     f"{med(ip['forks']):.0f} + {med(ip['execs']):.0f} (its own exec)",
+                     f"{med(bb['forks']):.0f} + {med(bb['execs']):.0f} (its own exec)"])
+        rows.append(["CPU time per healthy round / cycle, µs",
+                     fmt_range(nh["cpu_us"]), fmt_range(lp["cpu_us"], 0),
+                     ratio(med(nh["cpu_us"]), med(lp["cpu_us"]), 3),
+                     fmt_range(ip["cpu_us"], 0), fmt_range(bb["cpu_us"], 0)])
+    i = R.get("instr")
+    if i:
+        rows.append(["instructions per healthy round / cycle (callgrind Ir)",
+                     fmt_range(i["netheal"]["ir"], 0), fmt_range(i["loop"]["ir"], 0),
+                     ratio(med(i["netheal"]["ir"]), med(i["loop"]["ir"]), 4),
+                     fmt_range(i["iputils"]["ir"], 0), fmt_range(i["busybox"]["ir"], 0)])
+    if c or i:
+        parts, loops = [], []
+        if c:
+            parts += [fmt_range(c["netheal_nostatus"]["syscalls"]) + " syscalls",
+                      fmt_range(c["netheal_nostatus"]["cpu_us"]) + " µs CPU"]
+        if i:
+            parts.append(fmt_range(i["netheal_nostatus"]["ir"], 0) + " Ir")
+        rows.append(["the same, netheal with `--status-file none` (probing alone)",
+                     "; ".join(parts), "", "", "", ""])
+    m = R.get("memory")
+    if m:
+        loop_rss = [x + med(m["ping_rss"]) for x in m["bash_rss"]]
+        rows.append(["RSS, KiB (netheal after 1000 rounds; loop = bash + ping's peak)",
+                     fmt_range(m["rss"], 0), fmt_range(loop_rss, 0),
+                     ratio(med(m["rss"]), med(loop_rss)),
+                     fmt_range(m["ping_rss"], 0) + " peak",
+                     (fmt_range(c["busybox"]["maxrss_kib"], 0) + " peak") if c else ""])
+    s = R.get("sizes")
+    if s:
+        loop_size = s["bash"] + s["ping"] + s["sleep"]
+        rows.append([f"binary size, bytes (netheal: {s['netheal_kind']}; loop: bash + ping + "
+                     "sleep)",
+                     f"{s['netheal']:,}", f"{loop_size:,}", ratio(s["netheal"], loop_size),
+                     f"{s['ping']:,} (dynamic)",
+                     f"{s['busybox']:,} ({'static' if s['busybox_static'] else 'dynamic'}, "
+                     "all applets)"])
+    lat = R.get("latency")
+    if lat:
+        for fault in FAULTS:
+            a, l = lat["netheal"][fault], lat["loop"][fault]
+            fails = ""
+            if a["failed"] or l["failed"]:
+                fails = f" — FAILED: netheal {a['failed']}, loop {l['failed']}"
+            extra = ""
+            if any(h != 1 for h in a["heals"] + l["heals"]):
+                extra = (f" (heals per injection: netheal {fmt_range(a['heals'], 0)}, "
+                         f"loop {fmt_range(l['heals'], 0)})")
+            rows.append([f"{fault}: injection → heal starts, s (n={len(a['detect'])}/"
+                         f"{len(l['detect'])}){fails}",
+                         fmt_range(a["detect"], 2), fmt_range(l["detect"], 2),
+                         ratio(med(a["detect"]) if a["detect"] else None,
+                               med(l["detect"]) if l["detect"] else None), "", ""])
+            rows.append([f"{fault}: injection → first good round, s{extra}",
+                         fmt_range(a["recover"], 2), fmt_range(l["recover"], 2),
+                         ratio(med(a["recover"]) if a["recover"] else None,
+                               med(l["recover"]) if l["recover"] else None), "", ""])
+    f = R.get("false_heals")
+    if f:
+        rows.append([f"false heals under 30% echo loss (netheal {f['rounds_nh']} rounds, "
+                     f"loop {f['rounds_loop']} cycles)",
+                     f"{f['nh_heals']} ({f['nh_failed_rounds']} failed rounds, "
+                     f"{f['nh_loss'] * 100:.0f}% echoes lost)",
+                     f"{f['loop_heals']} ({f['loop_heals'] / f['rounds_loop'] * 100:.0f}%)",
+                     ratio(f["nh_heals"] / f["rounds_nh"], f["loop_heals"] / f["rounds_loop"]),
+                     "", ""])
+    d = R.get("idle")
+    if d:
+        rows.append([f"idle: voluntary context switches per minute at -i 10s / sleep 10 "
+                     f"({d['window_s']:.0f} s window)",
+                     fmt_range(d["vol_per_min"], 1), fmt_range(d["loop_vol_per_min"], 1),
+                     ratio(med(d["vol_per_min"]), med(d["loop_vol_per_min"])
+                           if d["loop_vol_per_min"] else None), "", ""])
+    k = R.get("soak")
+    if k and k["samples"]:
+        sm = sorted(k["samples"])
+        first = next((x for x in sm if x[0] >= 10000), sm[0])
+        last = sm[-1]
+        rows.append([f"soak: RSS KiB at round {first[0]:,} → {last[0]:,} (-i {k['interval']}; "
+                     f"open fds)",
+                     f"{first[1]:,} → {last[1]:,} (Δ {last[1] - first[1]:+,}); "
+                     f"fds {first[3]} → {last[3]}", "", "", "", ""])
+    head = ["measure", "netheal", "bash loop", "netheal / loop", "iputils ping -c1",
+            "busybox ping -c1"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine_facts(b):
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with contextlib.suppress(OSError):
+        mem = f"{int(open('/proc/meminfo').readline().split()[1]) / 1024 / 1024:.0f} GiB"
+    deb = Path("/etc/debian_version").read_text().strip() if Path(
+        "/etc/debian_version").exists() else "?"
+    commit = run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], check=False).strip()
+    dirty = run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "Cargo.toml",
+                 "Cargo.lock", "build.rs"], check=False).strip()
+    ver = run([b.nh, "--version"], check=False).strip().replace("\n", "; ")
+
+    def first(cmd):
+        return run(cmd, check=False).strip().splitlines()[0] if shutil.which(cmd[0]) else "?"
+
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {mem}, "
+                   f"Linux {platform.release()}, Debian {deb}",
+        "commit": commit + (" (with uncommitted changes to the sources)" if dirty else ""),
+        "netheal": f"{b.nh} — {ver}",
+        "tools": "; ".join([
+            first(["strace", "-V"]), first(["valgrind", "--version"]),
+            run(["ping", "-V"], check=False).strip().splitlines()[0],
+            first(["busybox"]).split(" multi-call")[0],
+            first(["bash", "--version"]),
+            "ifupdown " + first(["ifup", "--version"]).split()[-1]]),
+    }
+
+
+def write_results(b, R, table, facts, wall):
+    notes = "\n".join(f"- {n}" for n in b.notes)
+    text = f"""# netheal benchmark results
+
+Written by `make bench` (bench/bench.py{' --quick' if b.quick else ''}); a fresh run
+overwrites this file. Raw traces, callgrind files and logs of the run: bench/out/ (not committed).
+
+- date: {facts['date']}
+- machine: {facts['machine']}
+- commit: {facts['commit']}
+- netheal: {facts['netheal']}
+- tools: {facts['tools']}
+- wall time of the whole bench: {wall / 60:.1f} min
+
+Figures are median (min–max) over repeated runs; the ratio column is netheal's median over
+the loop's. The loop is `while true; do ping -c1 -W1 T || (ifdown I; ifup I); sleep S; done`.
+
+{table}
+
+## How each figure was measured
+{notes}
+"""
+    Path(b.args.out).write_text(text)
+
+
+def add_method_notes(b, R):
+    c = R.get("cost")
+    if c:
+        nh = c["netheal"]
+        bd = ", ".join(f"{k} {v:.2f}" for k, v in nh["breakdown"].items())
+        bd0 = ", ".join(f"{k} {v:.2f}"
+                        for k, v in c["netheal_nostatus"]["breakdown"].items())
+        b.note(f"Cost, netheal: one process at `-i 10ms -W 500ms` (default count 3: one echo "
+               f"per round when the peer answers), defaults otherwise: its status file (by "
+               f"default /run/netheal/status, here /run/{PREFIX}/) is rewritten every 6 "
+               f"rounds, i.e. once a minute at the default -i 10s. Syscalls: `strace -f` "
+               f"attached to the running process, counted between two SIGUSR1 status lines "
+               f"{fmt_range(nh['rounds'], 0)} rounds apart; per round: {bd}. With "
+               f"`--status-file none`: {bd0}. CPU: on-CPU time from /proc/PID/schedstat "
+               f"across two status lines, no tracer attached; ~90% of it is kernel time "
+               f"(the veth, the peer's echo reply in softirq, the wake-up), which ping pays "
+               f"too. At the default -i 10s rounds run with cold caches and cost more time, "
+               f"but the same syscalls and instructions.")
+        b.note(f"Cost, bash loop: `strace -f -c` and wait4(2) rusage of the whole loop (bash "
+               f"and all children) for {c['loop']['n1']} minus {c['loop']['n0']} healthy cycles, "
+               f"divided by the difference; `sleep 0.01` instead of `sleep S` (a cycle costs the "
+               f"same whatever it sleeps). Each child was started inside the namespace by "
+               f"setns(2) from this script, so no `ip netns exec` is in the figures.")
+        b.note("ping -c1: `strace -f -c` of one `ping -c1 -W1 PEER` (its own execve counted); "
+               "CPU from wait4(2) rusage of each run (process creation included: even "
+               "`/bin/true` costs ~0.6 ms of CPU on this VM); peak RSS from GNU time's %M.")
+    if R.get("instr"):
+        b.note("Instructions: valgrind --tool=callgrind. netheal: one process at `-i 20ms`; "
+               "counters zeroed and dumped (callgrind_control) around a 0.4 s and a 3 s window, "
+               "per round = difference of Ir / difference of rounds (SIGUSR1 status lines), "
+               "so the status line and the edges cancel. Loop: `--trace-children=yes`, 6 minus "
+               "1 healthy cycles, Ir summed over bash, every ping and every sleep; ping is a "
+               "copy of /usr/bin/ping without its file capabilities (valgrind refuses the "
+               "original; root needs none).")
+    m = R.get("memory")
+    if m:
+        b.note(f"Memory: netheal's VmRSS after ≥1000 rounds at `-i 5ms` in {len(m['rss'])} "
+               f"labs (VmHWM {fmt_range(m['hwm'], 0)} KiB, of which anonymous "
+               f"{fmt_range(m['anon'], 0)} KiB); the loop's bash VmRSS "
+               f"{fmt_range(m['bash_rss'], 0)} KiB mid-run plus ping's median peak RSS. RSS "
+               f"counts shared library pages (glibc) in full for every process.")
+    s = R.get("sizes")
+    if s:
+        b.note(f"Sizes: netheal = {s['netheal_path']} ({s['netheal_kind']}; "
+               f"`{s['netheal_version']}`); the glibc "
+               f"release build is {s['netheal_glibc']:,} bytes. Loop = /bin/bash "
+               f"{s['bash']:,} + ping {s['ping']:,} + sleep {s['sleep']:,} (shared libraries "
+               f"not counted).")
+    lat = R.get("latency")
+    if lat:
+        sd = lat["silent_drop"]
+        b.note(f"Latency: netheal `-i 1s -W 500ms -a ifupdown` (default count 3, fail-after 3, "
+               f"backoff 30s) and the loop (`ping -c1 -W1`, `sleep 1`), each in its own lab, "
+               f"one after the other, {lat['n']} injections per fault after a random 1–2 s "
+               f"of good rounds. Both heal with Debian's ifupdown (`ifdown I; ifup I`) and the "
+               f"lab's interfaces file, bind-mounted on /etc/network with a tmpfs "
+               f"/run/network in the watcher's private mount namespace. Heal start: netheal's "
+               f"`heal attempt K: running` line (stamped on arrival), the loop's own "
+               f"$EPOCHREALTIME before ifdown. First good round: netheal's `state ... -> up`, "
+               f"the loop's first good ping after the heal. Silent drop: a blackhole qdisc "
+               f"{'survives' if sd['blackhole_survives'] else 'does NOT survive'} "
+               f"ifdown/ifup (checked in this run), so neither watcher could repair it; the "
+               f"bench uses a permanent bogus neighbour entry for the peer, which ifdown/ifup "
+               f"{'does NOT clear' if sd['neigh_survives'] else 'clears'}.")
+    f = R.get("false_heals")
+    if f:
+        b.note("False heals: the peer drops 30% of echo requests (nftables `numgen random mod "
+               "100 < 30 drop` on its input). netheal `--dry-run -v -i 100ms -W 300ms`, "
+               "defaults otherwise (count 3, fail-after 3): would-be heals = `dry run, not "
+               "running` lines. Loop: `ping -c1 -W0.3 || <no-op heal>; sleep 0.1` (W and "
+               "sleep shortened to fit the time budget; they do not change which echoes are "
+               "lost). Both at once, each in its own lab.")
+    d = R.get("idle")
+    if d:
+        b.note(f"Idle: voluntary_ctxt_switches of {len(d['vol_per_min'])} netheal processes "
+               f"at `-i 10s` (defaults otherwise) over a {d['window_s']:.0f} s window, "
+               f"scaled to a minute; non-voluntary {fmt_range(d['nonvol_per_min'], 1)}/min. "
+               f"Loop: wait4(2) ru_nvcsw of bash and its children over 6 cycles of "
+               f"`sleep 10`. Run alongside the latency test.")
+    k = R.get("soak")
+    if k:
+        samples = ", ".join(f"{n:,}: {r:,}" for n, r, _, _, _ in sorted(k["samples"]))
+        st = k.get("status") or {}
+        b.note(f"Soak: one netheal `-v -i {k['interval']} -W 50ms` (not -i 10ms: 100 000 "
+               f"rounds at 10 ms take 17 min, over the 15 min budget) for "
+               f"{st.get('rounds', '?'):,} rounds in {k.get('elapsed', 0):.0f} s, "
+               f"run in the background of everything else in its own lab; VmRSS KiB sampled "
+               f"when the -v line of the round arrived: {samples}. Failed rounds "
+               f"{k['failed_rounds']}, replies {st.get('replies', '?')}, lost "
+               f"{st.get('lost', '?')}, late {st.get('late', '?')}.")
+
+
+# ---------------------------------------------------------------------------------------------
+
+def main():
+    global BENCH
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--netheal", default=str(ROOT / "target/release/netheal"))
+    ap.add_argument("--out", default=str(BENCH_DIR / "results.md"))
+    ap.add_argument("--quick", action="store_true", help="fewer runs, for trying the bench")
+    ap.add_argument("--only", default="", help="comma list: sizes,cost,instr,memory,latency,"
+                    "false,idle,soak")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench: needs root (network namespaces, raw sockets, mounts)")
+    if not os.access(args.netheal, os.X_OK):
+        sys.exit(f"bench: {args.netheal}: not found (cargo build --release)")
+    for tool in ("ip", "strace", "valgrind", "callgrind_control", "ping", "busybox", "ifup",
+                 "ifdown", "nft", "tc", "bash"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} missing (bench/setup.sh installs it)")
+    only = set(filter(None, args.only.split(",")))
+
+    def want(x):
+        return not only or x in only
+
+    BENCH = b = Bench(args)
+    shutil.rmtree(b.out, ignore_errors=True)
+    b.out.mkdir(parents=True)
+    b.bindir = b.out / "bin"
+    b.bindir.mkdir()
+    shutil.copy(shutil.which("ping"), b.bindir / "ping")  # a copy has no file capabilities
+    b.conf.write_text("# netheal bench: no settings (netheal refuses a group-writable file)\n")
+    b.conf.chmod(0o644)
+    b.rundir.mkdir(mode=0o755)
+    # Nothing of the caller's systemd service (if any) may reach the processes measured.
+    for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "NETHEAL_TEST_STALL_AFTER"):
+        os.environ.pop(k, None)
+
+    def on_signal(sig, _frame):
+        raise SystemExit(128 + sig)
+
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    R = {}
+    try:
+        soak_rounds = 5000 if args.quick else 100000
+        if want("soak"):
+            log(f"soak: starting {soak_rounds} rounds at -i 5ms in the background")
+            soak = start_soak(b, Lab("s"), soak_rounds, "5ms")
+        if want("sizes"):
+            R["sizes"] = measure_sizes(b)
+        if want("cost") or want("instr"):
+            lab = Lab("c")
+        if want("cost"):
+            log("cost: netheal (strace windows, CPU windows)")
+            c = {"netheal": measure_cost_netheal(b, lab),
+                 "netheal_nostatus": measure_cost_netheal(b, lab, status_file=False, reps=3)}
+            log("cost: bash loop")
+            c["loop"] = measure_cost_loop(b, lab)
+            log("cost: ping -c1")
+            c["iputils"] = measure_cost_ping(b, lab, "iputils")
+            c["busybox"] = measure_cost_ping(b, lab, "busybox")
+            R["cost"] = c
+        if want("instr"):
+            log("instructions: netheal under callgrind")
+            i = {"netheal": measure_instr_netheal(b, lab),
+                 "netheal_nostatus": measure_instr_netheal(b, lab, status_file=False, reps=2)}
+            log("instructions: bash loop, ping")
+            i["loop"] = measure_instr_loop(b, lab)
+            i["iputils"] = measure_instr_ping(b, lab, "iputils")
+            i["busybox"] = measure_instr_ping(b, lab, "busybox")
+            R["instr"] = i
+        if want("memory"):
+            log("memory")
+            R["memory"] = measure_memory(b, [Lab(f"m{k}") for k in range(3)])
+        if want("idle"):
+            window = 15 if args.quick else 60
+            log(f"idle: {window} s window in the background")
+            idle = start_idle(b, [Lab(f"i{k}") for k in range(3)], Lab("il"), window)
+        if want("latency"):
+            n = 2 if args.quick else 10
+            lat = {"n": n, "silent_drop": check_silent_drop(b, Lab("lc", address=False))}
+            log(f"latency: netheal, {n} injections x {len(FAULTS)} faults")
+            lat["netheal"] = measure_latency_netheal(b, Lab("ln", address=False), n)
+            log(f"latency: bash loop, {n} injections x {len(FAULTS)} faults")
+            lat["loop"] = measure_latency_loop(b, Lab("ll", address=False), n)
+            R["latency"] = lat
+        if want("idle"):
+            R["idle"] = finish_idle(b, idle)
+        if want("false"):
+            rounds = 60 if args.quick else 300
+            log(f"false heals: {rounds} rounds under 30% loss")
+            R["false_heals"] = measure_false_heals(b, Lab("fn"), Lab("fl"), rounds)
+        if want("soak"):
+            log("soak: waiting for it to finish")
+            R["soak"] = finish_soak(b, soak, budget=900)
+    finally:
+        b.cleanup()
+    wall = time.monotonic() - T0
+    add_method_notes(b, R)
+    table = build_table(R)
+    facts = machine_facts(b)
+    write_results(b, R, table, facts, wall)
+    print(table)
+    print(f"\n(bench: {wall / 60:.1f} min; written to {args.out})")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
