@@ -28,7 +28,7 @@ lint:
 
 # Namespace tests need root; with CI=true they refuse to skip.
 test: lint
-	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets --no-fail-fast
 	$(MAKE) check-init test-install test-init
 
 demo: release

@@ -20,7 +20,7 @@ Options:
   -t, --target ADDR        IPv4 or IPv6 address, or 'gateway' (IFACE's default gateway,
                            re-read every round). Repeatable. Default: gateway
       --count N            echoes per target per round, spread over the first half of
-                           the timeout; a target that answered gets no more (default 3)
+                           the timeout; a target that answered gets no more (default 4)
   -i, --interval DUR       time between rounds while up (default 10s)
   -W, --timeout DUR        how long a round waits for replies (default 2s)
   -n, --fail-after N       failed rounds in a row before healing (default 3); from the
