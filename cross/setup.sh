@@ -11,7 +11,7 @@ set -euo pipefail
 ZIG_VERSION=0.17.1
 ZIGBUILD_VERSION=0.24.1
 # Debian 12's qemu 7.2 lacks LoongArch's LSX vector unit (rustc enables +lsx) and dies with
-# SIGILL; 8.1 added it. Backports carry 10.x.
+# SIGILL; 8.1 added it, and the major version alone is compared. Backports carry 10.x.
 QEMU_MIN_MAJOR=9
 
 mapfile -t targets < <(select_targets "$@")
@@ -39,7 +39,7 @@ qemu_ok() {
 debian_mirror() {
     local uri
     uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk -v c="$1" '
-        function flush() { if (hit && uri != "") { print uri; exit } hit = 0; uri = "" }
+        function flush() { if (hit && uri != "") { print uri; hit = 0; exit } hit = 0; uri = "" }
         /^[[:space:]]*$/ { flush(); next }
         $1 == "URIs:" { uri = $2 }
         $1 == "Suites:" { for (i = 2; i <= NF; i++) if ($i == c) hit = 1 }
@@ -98,7 +98,8 @@ if [ $need_zig = 1 ]; then
     # cargo-zigbuild finds zig on PATH or, failing that, runs `python3 -m ziglang`.
     if [ "$(python3 -m ziglang version 2>/dev/null)" != "$ZIG_VERSION" ]; then
         say "pip install ziglang==$ZIG_VERSION"
-        python3 -m pip install -q "ziglang==$ZIG_VERSION"
+        python3 -m pip install -q --root-user-action=ignore --disable-pip-version-check \
+            "ziglang==$ZIG_VERSION"
     fi
     if [ "$(cargo-zigbuild --version 2>/dev/null)" != "cargo-zigbuild $ZIGBUILD_VERSION" ]; then
         say "cargo install cargo-zigbuild $ZIGBUILD_VERSION (about 2 minutes)"
