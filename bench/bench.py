@@ -345,6 +345,10 @@ class Bench:
         self.rundir = Path(f"/run/{PREFIX}")
         self.conf = self.out / "empty.conf"
         self.notes = []
+        self.defaults = {}  # netheal's defaults as its start line shows them
+
+    def dflt(self, key):
+        return self.defaults.get(key, "?")
 
     def note(self, s):
         self.notes.append(s)
@@ -366,7 +370,12 @@ class Bench:
             argv = wrap + argv
         full = lab.ifupdown_shell(*argv) if "ifupdown" in opts else ns_exec(lab.host, *argv)
         p = Proc(full, name, on_line=on_line)
-        p.wait_for(r"watching targets", timeout=60)
+        _, _, m = p.wait_for(r"watching targets", timeout=60)
+        start = m.string
+        for key in ("count", "fail-after", "backoff"):
+            mk = re.search(rf"\b{key} ([^,]+),", start)
+            if mk and "-c" not in opts and f"--{key}" not in opts:
+                self.defaults.setdefault(key, mk[1])
         if wait_up:
             p.wait_for(r"state \S+ -> up", timeout=60)
         return p
@@ -756,7 +765,7 @@ def measure_latency_loop(b, lab, n):
 
 def measure_false_heals(b, lab_nh, lab_loop, rounds):
     """Both watchers at once, each in its own lab whose peer drops 30% of echo requests:
-    netheal --dry-run -i 100ms -W 300ms (default count 3, fail-after 3) and the loop with a
+    netheal --dry-run -i 100ms -W 300ms (default count and fail-after) and the loop with a
     no-op heal, ping -W0.3 and sleep 0.1. Counts would-be heals."""
     for lab in (lab_nh, lab_loop):
         lab.add_loss()
@@ -786,6 +795,8 @@ def measure_false_heals(b, lab_nh, lab_loop, rounds):
 
 def start_idle(b, labs, loop_lab, window):
     procs = [b.netheal(lab, "-i", "10s", name=f"idle-netheal-{lab.tag}") for lab in labs]
+    # Rounds are counted by status lines just outside the window (SIGUSR1 wakes it too).
+    rounds0 = [p.status()["rounds"] for p in procs]
     time.sleep(0.5)
     start = [(time.monotonic(), proc_status(p.pid)) for p in procs]
     # The loop's figure: wait4 rusage of bash and all its children over `cycles` 10 s cycles.
@@ -797,38 +808,43 @@ def start_idle(b, labs, loop_lab, window):
             loop_lab.host,
             ["bash", "-c", loop_lab.fmt(LOOP_COUNTED, n=cycles, sleep="10")],
             timeout=window + 60)
-        loop_res.update(nvcsw=ru.ru_nvcsw, nivcsw=ru.ru_nivcsw, wall=wall)
+        loop_res.update(nvcsw=ru.ru_nvcsw, nivcsw=ru.ru_nivcsw, wall=wall, cycles=cycles)
 
-    ends = []
+    ends, rounds1 = [], []
 
     def sampler():  # exactly `window` seconds after the first reading, whatever runs then
         for p, (t0, _) in zip(procs, start):
             time.sleep(max(0.0, t0 + window - time.monotonic()))
             ends.append((time.monotonic(), proc_status(p.pid)))
+            rounds1.append(p.status()["rounds"])
 
     threads = [threading.Thread(target=f, daemon=True) for f in (loop_thread, sampler)]
     for t in threads:
         t.start()
     return {"procs": procs, "start": start, "ends": ends, "window": window, "loop": loop_res,
-            "threads": threads}
+            "threads": threads, "rounds0": rounds0, "rounds1": rounds1}
 
 
 def finish_idle(b, h):
     for t in h["threads"]:
         t.join(h["window"] + 90)
-    per_min, nonvol, elapsed = [], [], []
-    for p, (t0, s0), (t1, s1) in zip(h["procs"], h["start"], h["ends"]):
+    per_min, nonvol, elapsed, per_round = [], [], [], []
+    for p, (t0, s0), (t1, s1), r0, r1 in zip(h["procs"], h["start"], h["ends"], h["rounds0"],
+                                              h["rounds1"]):
         dt = t1 - t0
         elapsed.append(dt)
-        per_min.append((int(s1["voluntary_ctxt_switches"]) -
-                        int(s0["voluntary_ctxt_switches"])) * 60 / dt)
+        vol = int(s1["voluntary_ctxt_switches"]) - int(s0["voluntary_ctxt_switches"])
+        per_min.append(vol * 60 / dt)
+        per_round.append(vol / max(1, r1 - r0))
         nonvol.append((int(s1["nonvoluntary_ctxt_switches"]) -
                        int(s0["nonvoluntary_ctxt_switches"])) * 60 / dt)
         p.stop()
     lp = h["loop"]
     loop_per_min = [lp["nvcsw"] * 60 / lp["wall"]] if lp else []
     return {"vol_per_min": per_min, "nonvol_per_min": nonvol, "window_s": min(elapsed),
-            "loop_vol_per_min": loop_per_min}
+            "loop_vol_per_min": loop_per_min, "per_round": per_round,
+            "loop_cycles": lp.get("cycles", 0),
+            "rounds": [b1 - a for a, b1 in zip(h["rounds0"], h["rounds1"])]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1090,7 +1106,8 @@ def add_method_notes(b, R):
         bd = ", ".join(f"{k} {v:.2f}" for k, v in nh["breakdown"].items())
         bd0 = ", ".join(f"{k} {v:.2f}"
                         for k, v in c["netheal_nostatus"]["breakdown"].items())
-        b.note(f"Cost, netheal: one process at `-i 10ms -W 500ms` (default count 3: one echo "
+        b.note(f"Cost, netheal: one process at `-i 10ms -W 500ms` (default count "
+               f"{b.dflt('count')}: one echo "
                f"per round when the peer answers), defaults otherwise: its status file (by "
                f"default /run/netheal/status, here /run/{PREFIX}/) is rewritten every 6 "
                f"rounds, i.e. once a minute at the default -i 10s. Syscalls: `strace -f` "
@@ -1134,8 +1151,9 @@ def add_method_notes(b, R):
     lat = R.get("latency")
     if lat:
         sd = lat["silent_drop"]
-        b.note(f"Latency: netheal `-i 1s -W 500ms -a ifupdown` (default count 3, fail-after 3, "
-               f"backoff 30s) and the loop (`ping -c1 -W1`, `sleep 1`), each in its own lab, "
+        b.note(f"Latency: netheal `-i 1s -W 500ms -a ifupdown` (default count "
+               f"{b.dflt('count')}, fail-after {b.dflt('fail-after')}, backoff "
+               f"{b.dflt('backoff')}) and the loop (`ping -c1 -W1`, `sleep 1`), each in its own lab, "
                f"one after the other, {lat['n']} injections per fault after a random 1–2 s "
                f"of good rounds. Both heal with Debian's ifupdown (`ifdown I; ifup I`) and the "
                f"lab's interfaces file, bind-mounted on /etc/network with a tmpfs "
@@ -1151,7 +1169,8 @@ def add_method_notes(b, R):
     if f:
         b.note("False heals: the peer drops 30% of echo requests (nftables `numgen random mod "
                "100 < 30 drop` on its input). netheal `--dry-run -v -i 100ms -W 300ms`, "
-               "defaults otherwise (count 3, fail-after 3): would-be heals = `dry run, not "
+               f"defaults otherwise (count {b.dflt('count')}, fail-after "
+               f"{b.dflt('fail-after')}): would-be heals = `dry run, not "
                "running` lines. Loop: `ping -c1 -W0.3 || <no-op heal>; sleep 0.1` (W and "
                "sleep shortened to fit the time budget; they do not change which echoes are "
                "lost). Both at once, each in its own lab.")
@@ -1159,8 +1178,16 @@ def add_method_notes(b, R):
     if d:
         b.note(f"Idle: voluntary_ctxt_switches of {len(d['vol_per_min'])} netheal processes "
                f"at `-i 10s` (defaults otherwise) over a {d['window_s']:.0f} s window, "
-               f"scaled to a minute; non-voluntary {fmt_range(d['nonvol_per_min'], 1)}/min. "
-               f"Loop: wait4(2) ru_nvcsw of bash and its children over 6 cycles of "
+               f"scaled to a minute; non-voluntary {fmt_range(d['nonvol_per_min'], 1)}/min; "
+               f"{fmt_range(d['rounds'], 0)} rounds in the window, so "
+               f"{fmt_range(d['per_round'], 2)} switches per round"
+               + (": one sleep per round (the veth answers inside sendto, so the reply is "
+                  "already queued when netheal polls for it; over a real link the reply would "
+                  "be a second wake-up), no timer in between. "
+                  if med(d["per_round"]) <= 1.2 else
+                  " — more than one sleep per round: look at bench/out for why. ")
+               + f"Loop: wait4(2) ru_nvcsw of bash and its children over {d['loop_cycles']} "
+               f"cycles of "
                f"`sleep 10`. Run alongside the latency test.")
     k = R.get("soak")
     if k:
@@ -1212,12 +1239,19 @@ def main():
     for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "NETHEAL_TEST_STALL_AFTER"):
         os.environ.pop(k, None)
 
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
     def on_signal(sig, _frame):
+        for s in stop_signals:  # a second ^C must not cut the cleanup short
+            signal.signal(s, signal.SIG_IGN)
+        log(f"stopped by signal {sig}: removing the lab")
         raise SystemExit(128 + sig)
 
-    for s in (signal.SIGTERM, signal.SIGHUP):
+    # Installed explicitly: a shell starting us in the background may have SIGINT ignored.
+    for s in stop_signals:
         signal.signal(s, on_signal)
     R = {}
+    facts = machine_facts(b)  # the commit as the run starts
     try:
         soak_rounds = 5000 if args.quick else 100000
         if want("soak"):
@@ -1275,7 +1309,6 @@ def main():
     wall = time.monotonic() - T0
     add_method_notes(b, R)
     table = build_table(R)
-    facts = machine_facts(b)
     write_results(b, R, table, facts, wall)
     print(table)
     print(f"\n(bench: {wall / 60:.1f} min; written to {args.out})")
