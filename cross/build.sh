@@ -27,7 +27,7 @@ for t in "${targets[@]}"; do
     # miniz_oxide) that can do nothing in a stripped binary anyway. Panic messages with
     # file:line stay. panic_abort matches the release profile's panic = "abort".
     # shellcheck disable=SC2046 # cargo_cmd is words by design
-    if RUSTFLAGS=$(rustflags) $(cargo_cmd build) --manifest-path "$ROOT/Cargo.toml" \
+    if RUSTFLAGS=$(rustflags release) $(cargo_cmd build) --manifest-path "$ROOT/Cargo.toml" \
         --release --locked --target "$t" --bin netheal \
         -Zbuild-std=std,panic_abort -Zbuild-std-features= >"$log" 2>&1 &&
         cp "$CARGO_TARGET_DIR/$t/release/netheal" "$out" &&

@@ -52,7 +52,7 @@ load() {
     case $T_KIB in '' | *[!0-9]*) die "$1: kib column must be a number" ;; esac
 }
 
-# rustflags: RUSTFLAGS for the loaded target, the same for release and test builds.
+# rustflags release|test: RUSTFLAGS for the loaded target.
 rustflags() {
     # Static on purpose: some musl targets (mips, riscv64gc, s390x, loongarch64) default to
     # dynamic linking and would need a musl loader on the device.
@@ -62,7 +62,22 @@ rustflags() {
     # zig brings its own crt objects; rustc's would be missing (no rust-std) or doubled.
     zig) f="$f -C link-self-contained=no" ;;
     esac
+    # With panic = "abort" and std built without backtrace nothing reads the unwind tables
+    # (x86_64: 52 KiB of .eh_frame). Tests keep them: the harness unwinds each failed test.
+    [ "$1" = release ] && f="$f -C force-unwind-tables=no $(remap_paths)"
     printf '%s\n' "$f${T_FLAGS:+ $T_FLAGS}"
+}
+
+# remap_paths: rustc flags that cut this machine's directories out of the source paths that
+# panic messages carry: `nix-0.31.3/src/fcntl.rs`, `library/std/src/...`, `src/daemon.rs`.
+# Builds on other machines then give the same bytes, and no /root/... ships in the binary.
+remap_paths() {
+    local d
+    for d in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ "$(rustc --print sysroot)/lib/rustlib/src/rust/" "$ROOT/"; do
+        # RUSTFLAGS splits on blanks, so a directory with one in its name is left alone.
+        case $d in *[[:space:]]*) continue ;; esac
+        if [ -d "$d" ]; then printf -- '--remap-path-prefix=%s= ' "$d"; fi
+    done
 }
 
 # cargo_cmd build|test: the cargo command line, minus its arguments, for the loaded target.

@@ -28,7 +28,7 @@ for t in "${targets[@]}"; do
         # Tests need std with unwinding (the harness catches each test's panic), so a target
         # without a prebuilt std gets its own debug std, with default features.
         [ "$T_STD" = build ] && std=(-Zbuild-std)
-        vars=(RUSTFLAGS="$(rustflags)")
+        vars=(RUSTFLAGS="$(rustflags test)")
         [ -z "$(runner)" ] || vars+=("$(runner_var)=$(runner)")
         rc=0
         # shellcheck disable=SC2046 # cargo_cmd is words by design
