@@ -793,8 +793,12 @@ def measure_false_heals(b, lab_nh, lab_loop, rounds):
 # ---------------------------------------------------------------------------------------------
 # 6. Idle wake-ups (runs in the background while the latency test runs).
 
-def start_idle(b, labs, loop_lab, window):
+def start_idle(b, labs, nostatus_lab, loop_lab, window):
+    """netheal -i 10s in each of labs, and once more with --status-file none (its figure goes
+    to the notes: the difference is the status file's share)."""
     procs = [b.netheal(lab, "-i", "10s", name=f"idle-netheal-{lab.tag}") for lab in labs]
+    procs.append(b.netheal(nostatus_lab, "-i", "10s", name="idle-netheal-nostatus",
+                           status_file=False))
     # Rounds are counted by status lines just outside the window (SIGUSR1 wakes it too).
     rounds0 = [p.status()["rounds"] for p in procs]
     time.sleep(0.5)
@@ -841,10 +845,11 @@ def finish_idle(b, h):
         p.stop()
     lp = h["loop"]
     loop_per_min = [lp["nvcsw"] * 60 / lp["wall"]] if lp else []
+    nostatus = {"per_min": per_min.pop(), "per_round": per_round.pop(), "nonvol": nonvol.pop()}
     return {"vol_per_min": per_min, "nonvol_per_min": nonvol, "window_s": min(elapsed),
             "loop_vol_per_min": loop_per_min, "per_round": per_round,
-            "loop_cycles": lp.get("cycles", 0),
-            "rounds": [b1 - a for a, b1 in zip(h["rounds0"], h["rounds1"])]}
+            "loop_cycles": lp.get("cycles", 0), "nostatus": nostatus,
+            "rounds": [b1 - a for a, b1 in zip(h["rounds0"], h["rounds1"])][:-1]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1180,13 +1185,14 @@ def add_method_notes(b, R):
                f"at `-i 10s` (defaults otherwise) over a {d['window_s']:.0f} s window, "
                f"scaled to a minute; non-voluntary {fmt_range(d['nonvol_per_min'], 1)}/min; "
                f"{fmt_range(d['rounds'], 0)} rounds in the window, so "
-               f"{fmt_range(d['per_round'], 2)} switches per round"
-               + (": one sleep per round (the veth answers inside sendto, so the reply is "
-                  "already queued when netheal polls for it; over a real link the reply would "
-                  "be a second wake-up), no timer in between. "
-                  if med(d["per_round"]) <= 1.2 else
-                  " — more than one sleep per round: look at bench/out for why. ")
-               + f"Loop: wait4(2) ru_nvcsw of bash and its children over {d['loop_cycles']} "
+               f"{fmt_range(d['per_round'], 2)} switches per round. With `--status-file "
+               f"none`: {d['nostatus']['per_min']:.1f}/min, {d['nostatus']['per_round']:.2f} "
+               f"per round. So: one sleep per round (the veth answers inside sendto, so the "
+               f"reply is already queued when netheal polls for it; over a real link the "
+               f"reply is a second wake-up), no timer in between, and one more per status-file "
+               f"rewrite (every 6th round: its rename(2) over the old file blocks ~0.25 ms, "
+               f"seen with strace -T). "
+               f"Loop: wait4(2) ru_nvcsw of bash and its children over {d['loop_cycles']} "
                f"cycles of "
                f"`sleep 10`. Run alongside the latency test.")
     k = R.get("soak")
@@ -1286,7 +1292,8 @@ def main():
         if want("idle"):
             window = 15 if args.quick else 60
             log(f"idle: {window} s window in the background")
-            idle = start_idle(b, [Lab(f"i{k}") for k in range(3)], Lab("il"), window)
+            idle = start_idle(b, [Lab(f"i{k}") for k in range(3)], Lab("in"), Lab("il"),
+                              window)
         if want("latency"):
             n = 2 if args.quick else 10
             lat = {"n": n, "silent_drop": check_silent_drop(b, Lab("lc", address=False))}
