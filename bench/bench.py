@@ -265,6 +265,13 @@ def kib(field):
     return int(field.split()[0])
 
 
+def cpu_ticks(pid):
+    """(user, system) clock ticks from /proc/PID/stat: coarse, but they split the time."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
 def oncpu_ns(pid):
     """Time on CPU, in ns, from the scheduler's own accounting (exact, not tick-sampled)."""
     with open(f"/proc/{pid}/schedstat") as f:
@@ -484,6 +491,7 @@ def measure_cost_netheal(b, lab, status_file=True, reps=5):
         res["rounds"].append(rounds)
         if res["breakdown"] is None:
             res["breakdown"] = {k: v / rounds for k, v in sorted(counts.items())}
+    ticks0 = cpu_ticks(nh.pid)
     for rep in range(b.reps(reps)):
         s1 = nh.status()
         c1 = oncpu_ns(nh.pid)
@@ -491,6 +499,9 @@ def measure_cost_netheal(b, lab, status_file=True, reps=5):
         s2 = nh.status()
         c2 = oncpu_ns(nh.pid)
         res["cpu_us"].append((c2 - c1) / 1e3 / (s2["rounds"] - s1["rounds"]))
+    ticks1 = cpu_ticks(nh.pid)
+    user, system = ticks1[0] - ticks0[0], ticks1[1] - ticks0[1]
+    res["ticks"] = (user, system)
     nh.stop()
     return res
 
@@ -1119,9 +1130,11 @@ def add_method_notes(b, R):
                f"attached to the running process, counted between two SIGUSR1 status lines "
                f"{fmt_range(nh['rounds'], 0)} rounds apart; per round: {bd}. With "
                f"`--status-file none`: {bd0}. CPU: on-CPU time from /proc/PID/schedstat "
-               f"across two status lines, no tracer attached; ~90% of it is kernel time "
-               f"(the veth, the peer's echo reply in softirq, the wake-up), which ping pays "
-               f"too. At the default -i 10s rounds run with cold caches and cost more time, "
+               f"across two status lines, no tracer attached; {nh['ticks'][1]} of its "
+               f"{sum(nh['ticks'])} clock ticks (/proc/PID/stat) over those windows were "
+               f"system time: the veth, the peer's echo reply in softirq, the wake-up, "
+               f"which ping pays too. "
+               f"At the default -i 10s rounds run with cold caches and cost more time, "
                f"but the same syscalls and instructions.")
         b.note(f"Cost, bash loop: `strace -f -c` and wait4(2) rusage of the whole loop (bash "
                f"and all children) for {c['loop']['n1']} minus {c['loop']['n0']} healthy cycles, "
