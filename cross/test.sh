@@ -38,8 +38,12 @@ for t in "${targets[@]}"; do
         # "test result: ok. 64 passed; 0 failed; ..." -> "64 passed, 0 failed"
         units=$(awk '/^test result:/ { p += $4; f += $6 } END { if (NR && p + f) printf "%d passed, %d failed", p, f }' "$log")
         if [ $rc -ne 0 ]; then
-            grep -E '^(test .* FAILED|failures:|---- )|panicked|error(\[|:)' "$log" | head -n 40 >&2 || true
-            tail -n 15 "$log" >&2
+            if grep -q '^failures:$' "$log"; then
+                # The harness's first "failures:" block holds each failed test's output.
+                awk '/^failures:$/ { n++ } n == 1' "$log" | head -n 60 >&2
+            else
+                tail -n 30 "$log" >&2 # did not build, or the runner itself failed
+            fi
             echo "!! $t: unit tests failed (exit $rc)" >&2
             units="FAILED${units:+ ($units)}"
             failed=1
