@@ -3,8 +3,8 @@
 //! passes `now`, sends what `poll_transmit` builds, and feeds back what it receives.
 //!
 //! A round sends up to `count` echoes to every target, spread over the first half of the
-//! timeout, and stops sending to a target once it answered. It ends when every target with an
-//! address has answered (and one did), or at the timeout. A reply counts only if it is an echo
+//! timeout, and stops sending to a target once it answered or a send to it failed. It ends when
+//! every target with an address has answered or failed to send, or at the timeout. A reply counts only if it is an echo
 //! reply with our identifier, our per-process cookie as payload, a sequence number in flight
 //! in this round, and the source address that echo was sent to; everything else is counted
 //! and dropped.
@@ -71,8 +71,18 @@ impl Stats {
 pub struct Slot {
     pub addr: Option<IpAddr>,
     pub rtt: Option<Duration>,
+    /// A send to it failed this round (no route, interface down, filtered): the kernel said
+    /// at once that nothing can get there, so no more echoes are sent to it this round.
+    pub unreachable: bool,
     sent: u32,
     next_send: Instant,
+}
+
+impl Slot {
+    /// Still owes an answer this round.
+    fn pending(&self) -> bool {
+        self.addr.is_some() && self.rtt.is_none() && !self.unreachable
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -170,6 +180,7 @@ impl Prober {
         self.slots.extend(addrs.into_iter().map(|addr| Slot {
             addr,
             rtt: None,
+            unreachable: false,
             sent: 0,
             next_send: now,
         }));
@@ -184,9 +195,11 @@ impl Prober {
     /// Builds the next echo that is due into `buf` (at least `REQUEST_LEN` bytes).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         let round = self.round?;
-        let (target, slot) = self.slots.iter_mut().enumerate().find(|(_, s)| {
-            s.addr.is_some() && s.rtt.is_none() && s.sent < self.count && s.next_send <= now
-        })?;
+        let (target, slot) = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.pending() && s.sent < self.count && s.next_send <= now)?;
         let dest = slot.addr?;
         let seq = self.next_seq;
         let echo = Echo {
@@ -208,10 +221,13 @@ impl Prober {
         Some(Transmit { target, dest, len })
     }
 
-    /// The echo just built could not be sent (no route, interface down, filtered): it stays
-    /// in flight and will be counted lost; the round goes on.
-    pub fn send_failed(&mut self) {
+    /// The echo just built for `target` could not be sent (no route, interface down,
+    /// filtered): it counts as lost, and the target as not answering this round.
+    pub fn send_failed(&mut self, target: usize) {
         self.stats.send_errors += 1;
+        if let Some(slot) = self.slots.get_mut(target) {
+            slot.unreachable = true;
+        }
     }
 
     /// Classifies one received ICMP message (`icmp` starts at the ICMP header).
@@ -272,7 +288,7 @@ impl Prober {
         let next_send = self
             .slots
             .iter()
-            .filter(|s| s.addr.is_some() && s.rtt.is_none() && s.sent < self.count)
+            .filter(|s| s.pending() && s.sent < self.count)
             .map(|s| s.next_send)
             .min();
         Some(next_send.map_or(round.deadline, |t| t.min(round.deadline)))
@@ -282,12 +298,12 @@ impl Prober {
     pub fn poll_round_end(&mut self, now: Instant) -> Option<Verdict> {
         let round = self.round?;
         let answered = self.slots.iter().filter(|s| s.rtt.is_some()).count();
-        let all_answered = answered > 0
-            && self
-                .slots
-                .iter()
-                .all(|s| s.addr.is_none() || s.rtt.is_some());
-        if now < round.deadline && !all_answered {
+        // Over early once every target with an address has answered or is known unreachable.
+        // A round with no address at all waits for the timeout, like a silent one. Either way
+        // the watchdog spaces rounds, so an early failed round does not make the loop spin.
+        let decided =
+            self.slots.iter().any(|s| s.addr.is_some()) && !self.slots.iter().any(Slot::pending);
+        if now < round.deadline && !decided {
             return None;
         }
         self.round = None;
@@ -540,6 +556,30 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_target_does_not_hold_up_an_answered_one() {
+        let t0 = Instant::now();
+        let mut p = prober(3, 1);
+        p.start_round(t0, [Some(ip(T1)), Some(ip(T2))]);
+        let tx = sends(&mut p, t0);
+        p.send_failed(1);
+        assert_eq!(p.poll_round_end(t0), None, "target 1 still owes an answer");
+        p.handle_packet(
+            t0 + ms(2),
+            Family::V4,
+            ip(T1),
+            &reply_to(Family::V4, &tx[0].1),
+        );
+        assert_eq!(
+            p.poll_round_end(t0 + ms(2)),
+            Some(Verdict {
+                good: true,
+                answered: 1,
+                targets: 2
+            })
+        );
+    }
+
+    #[test]
     fn datagram_idents_are_per_family_and_sequence_wraps() {
         let t0 = Instant::now();
         let mut p = prober(1, 1);
@@ -555,13 +595,18 @@ mod tests {
     }
 
     #[test]
-    fn send_failures_are_counted_and_the_echo_is_lost() {
+    fn a_target_that_cannot_be_sent_to_fails_the_round_at_once() {
         let t0 = Instant::now();
         let mut p = prober(1, 1);
         p.start_round(t0, [Some(ip(T1))]);
         let _ = sends(&mut p, t0);
-        p.send_failed();
-        assert!(!p.poll_round_end(t0 + ms(2000)).unwrap().good);
+        p.send_failed(0);
+        assert!(
+            sends(&mut p, t0 + ms(1000)).is_empty(),
+            "no more echoes to an unreachable target"
+        );
+        // Known at once: the round need not wait for the timeout.
+        assert!(!p.poll_round_end(t0 + ms(1)).unwrap().good);
         assert_eq!((p.stats().send_errors, p.stats().lost), (1, 1));
     }
 }

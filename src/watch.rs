@@ -634,7 +634,7 @@ impl Watch {
             if let Err(e) = sent {
                 // Expected while the link is broken (ENETUNREACH, EPERM from a firewall...):
                 // the echo counts as lost; say so once a minute.
-                self.prober.send_failed();
+                self.prober.send_failed(tx.target);
                 self.say_limited(log, now, Level::Info, format!("send to {}: {e}", tx.dest));
             }
         }
