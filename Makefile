@@ -11,6 +11,7 @@ help:
 	@echo "make release    optimised host build (target/release/netheal)"
 	@echo "make test       everything CI runs: rustfmt, clippy -D warnings, unit and namespace tests"
 	@echo "make demo       (root) a throw-away namespace lab: break the link, watch netheal heal it"
+	@echo "make bench      (root) netheal vs the bash loop and ping in a namespace lab; bench/results.md"
 	@echo "make cross      static musl release binaries for every target in cross/targets"
 	@echo "make cross-test every target's unit tests and smoke checks under qemu-user"
 	@echo "make install    install binary, man pages, example config; INIT=systemd|openrc|sysv|busybox|runit|s6 adds service files"

@@ -135,6 +135,9 @@ impl Daemon {
 
     pub fn run(&mut self, mut log: Log) -> Result<Exit, Error> {
         let now = Instant::now();
+        if !self.once {
+            self.claim_status_file(&mut log);
+        }
         for w in &mut self.watches {
             w.start(now, &mut log, self.once);
         }
@@ -173,6 +176,41 @@ impl Daemon {
             if ready.len() != self.watches.len() {
                 ready = vec![Ready::default(); self.watches.len()]; // a reload changed the set
             }
+        }
+    }
+
+    /// Another netheal still alive that keeps the same status file would be overwritten
+    /// every few rounds, and `--status` would show a mix: leave it that file.
+    fn claim_status_file(&mut self, log: &mut Log) {
+        let Some(path) = &self.cfg.status_file else {
+            return;
+        };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        match report::status_pid(&text) {
+            Some(pid) if pid != std::process::id() && report::pid_alive(pid) => {
+                log.log(
+                    Level::Warning,
+                    &format!(
+                        "{}: kept by another netheal (pid {pid}); not writing a status file (give each instance its own --status-file)",
+                        path.display()
+                    ),
+                );
+                self.cfg.status_file = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// On a clean stop: a status or metrics file left behind would report a watchdog that
+    /// is no longer running.
+    fn remove_reports(&self) {
+        for path in [&self.cfg.status_file, &self.cfg.metrics_file]
+            .into_iter()
+            .flatten()
+        {
+            let _ = std::fs::remove_file(path); // not fatal: it may never have been written
         }
     }
 
@@ -314,6 +352,9 @@ impl Daemon {
                     self.notify(log, "STOPPING=1");
                     for w in &mut self.watches {
                         w.stop();
+                    }
+                    if !self.once {
+                        self.remove_reports();
                     }
                     return Ok(Some(if self.once {
                         Exit::Once(false)

@@ -162,7 +162,17 @@ fn status(args: &config::Args) -> ExitCode {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            print(&report::pretty_status(&text, now))
+            let code = print(&report::pretty_status(&text, now));
+            match report::status_pid(&text) {
+                Some(pid) if !report::pid_alive(pid) => {
+                    eprintln!(
+                        "netheal: {}: its writer (pid {pid}) is not running: this status is stale",
+                        path.display()
+                    );
+                    ExitCode::from(exit::BAD)
+                }
+                _ => code,
+            }
         }
         Err(e) => {
             eprintln!("netheal: {}: {e} (is netheal running?)", path.display());

@@ -304,24 +304,51 @@ pub fn write_atomic(path: &Path, content: &str) -> io::Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(content.as_bytes())?;
-        // Readable by monitoring agents that do not run as root.
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        std::fs::rename(&tmp, path)
-    })();
+    let create = || {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Readable by monitoring agents that do not run as root, whatever the umask.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)
+    };
+    // The directory (/run/netheal) is made on the first write only, not checked every time.
+    let mut f = match create() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            create()?
+        }
+        other => other?,
+    };
+    let result = f
+        .write_all(content.as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp); // not fatal: best effort clean-up of our own temp file
     }
     result
+}
+
+/// The pid a status file names in its header (`# netheal VERSION status, pid N, ...`).
+pub fn status_pid(text: &str) -> Option<u32> {
+    let header = text.lines().next()?.strip_prefix("# netheal ")?;
+    let rest = &header[header.find(", pid ")? + 6..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whether a process with this pid exists (in our pid namespace).
+pub fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(test)]
@@ -413,6 +440,15 @@ mod tests {
         let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
         assert_eq!((helps, types), (15, 15));
+    }
+
+    #[test]
+    fn the_header_names_the_writer() {
+        let text = status_text(&[snap("eth0", State::Up, None)], 4242, 0);
+        assert_eq!(status_pid(&text), Some(4242));
+        assert_eq!(status_pid("iface=eth0 state=up\n"), None);
+        assert_eq!(status_pid(""), None);
+        assert!(pid_alive(std::process::id()));
     }
 
     #[test]

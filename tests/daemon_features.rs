@@ -1588,3 +1588,79 @@ fn config_check_and_errors() {
     }
     eprintln!("config: {} checks; refusals: {lines:?}", 3 + lines.len());
 }
+
+/// Status files belong to one live netheal: removed on a clean stop, left alone when another
+/// live instance keeps them, and flagged by `--status` when their writer is gone.
+#[test]
+fn status_file_ownership_and_stale_status() {
+    let Some(lab) = Lab::pair("sf", 6, &[]) else {
+        return;
+    };
+    let ifc = lab.ifc.clone();
+    let status = lab.path("run/status");
+    let metrics = lab.path("run/netheal.prom");
+    let conf = lab.write_file(
+        "netheal.conf",
+        &format!("interval = 50ms\ntimeout = 200ms\n[{ifc}]\ntarget = {PEER4}\n"),
+        0o644,
+    );
+    let conf = conf.to_str().unwrap();
+    let files = [
+        "-c",
+        conf,
+        "--status-file",
+        &status,
+        "--metrics-file",
+        &metrics,
+    ];
+    let mut first = start(&lab.host, &files, &[]);
+    first.expect(first.started, "state starting -> up", s(5.0));
+    let header_pid = || {
+        fs::read_to_string(&status)
+            .ok()
+            .and_then(|t| t.lines().next().map(String::from))
+            .and_then(|h| h.split(", pid ").nth(1).map(String::from))
+            .and_then(|r| r.split(',').next().and_then(|p| p.parse::<u32>().ok()))
+    };
+    assert!(
+        wait_until(s(3.0), || header_pid() == Some(first.pid)),
+        "the first instance writes the status file"
+    );
+
+    // A second instance with the same status file: warns, and leaves it to the first.
+    let mut second = start(&lab.host, &files, &[]);
+    second.expect(second.started, "kept by another netheal", s(5.0));
+    second.expect(second.started, "state starting -> up", s(5.0));
+    thread::sleep(s(1.0)); // 20 rounds: several rewrites by the first
+    assert_eq!(
+        header_pid(),
+        Some(first.pid),
+        "the second did not take it over"
+    );
+    assert!(second.send_signal("TERM"));
+    assert_eq!(second.wait_exit(s(5.0)).and_then(|st| st.code()), Some(0));
+    assert!(
+        Path::new(&status).exists(),
+        "the second did not remove the first's file"
+    );
+
+    // A clean stop removes both files.
+    let kept = fs::read_to_string(&status).unwrap();
+    assert!(first.send_signal("TERM"));
+    assert_eq!(first.wait_exit(s(5.0)).and_then(|st| st.code()), Some(0));
+    assert!(!Path::new(&status).exists(), "status file left behind");
+    assert!(!Path::new(&metrics).exists(), "metrics file left behind");
+
+    // A status file whose writer is gone (a crash) is reported as stale, exit 1.
+    fs::write(&status, &kept).unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.args(["--status", "-c", conf, "--status-file", &status]);
+    let out = run_bounded(cmd, s(5.0));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("is not running: this status is stale"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains(&ifc), "the table is still shown");
+}
