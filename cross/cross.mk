@@ -6,7 +6,7 @@
 #   make cross-ci                   what CI runs: x86_64 static/size, aarch64 tests under qemu
 
 CROSS_TARGETS ?=
-# The two targets whose std rustup ships prebuilt, so CI builds no std for its tests.
+# rustup ships both targets' std prebuilt, so CI compiles std only for the release build.
 CROSS_CI_BUILD ?= x86_64-unknown-linux-musl
 CROSS_CI_TEST  ?= aarch64-unknown-linux-musl
 
@@ -25,7 +25,8 @@ cross-sizes:
 	bash cross/sizes.sh $(CROSS_TARGETS)
 
 # Lean on purpose (CI's budget): setup for two targets only, one release build (its std
-# rebuild is ~1 min), its smoke checks natively, one unit-test run under qemu.
+# rebuild takes under a minute), its smoke checks natively, one unit-test run under qemu.
+# Measured from an empty target dir: 41 s, plus ~30 s of setup on a fresh machine.
 cross-ci:
 	bash cross/setup.sh $(CROSS_CI_BUILD) $(CROSS_CI_TEST)
 	bash cross/build.sh $(CROSS_CI_BUILD)

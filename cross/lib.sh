@@ -64,6 +64,7 @@ rustflags() {
     esac
     # With panic = "abort" and std built without backtrace nothing reads the unwind tables
     # (x86_64: 52 KiB of .eh_frame). Tests keep them: the harness unwinds each failed test.
+    # Release builds also drop this machine's paths (remap_paths).
     [ "$1" = release ] && f="$f -C force-unwind-tables=no $(remap_paths)"
     printf '%s\n' "$f${T_FLAGS:+ $T_FLAGS}"
 }
