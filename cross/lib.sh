@@ -70,11 +70,13 @@ rustflags() {
 }
 
 # remap_paths: rustc flags that cut this machine's directories out of the source paths that
-# panic messages carry: `nix-0.31.3/src/fcntl.rs`, `library/std/src/...`, `src/daemon.rs`.
-# Builds on other machines then give the same bytes, and no /root/... ships in the binary.
+# panic messages carry: `nix-0.31.3/src/fcntl.rs`, `library/std/src/...`. Builds on other
+# machines then give the same bytes, and no /root/... ships in the binary. The checkout's own
+# paths are relative already (`src/daemon.rs`); leaving its directory out of RUSTFLAGS lets
+# every checkout share one std build.
 remap_paths() {
     local d
-    for d in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ "$(rustc --print sysroot)/lib/rustlib/src/rust/" "$ROOT/"; do
+    for d in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ "$(rustc --print sysroot)/lib/rustlib/src/rust/"; do
         # RUSTFLAGS splits on blanks, so a directory with one in its name is left alone.
         case $d in *[[:space:]]*) continue ;; esac
         if [ -d "$d" ]; then printf -- '--remap-path-prefix=%s= ' "$d"; fi
