@@ -14,6 +14,8 @@ help:
 	@echo "make bench      (root) netheal vs the bash loop and ping in a namespace lab; bench/results.md"
 	@echo "make cross      static musl release binaries for every target in cross/targets"
 	@echo "make cross-test every target's unit tests and smoke checks under qemu-user"
+	@echo "               (some targets only: CROSS_TARGETS=\"armv7 mips\")"
+	@echo "make cross-ci   what CI runs: x86_64 static+size check and smoke, aarch64 unit tests under qemu"
 	@echo "make install    install binary, man pages, example config; INIT=systemd|openrc|sysv|busybox|runit|s6 adds service files"
 	@echo "make uninstall  remove what install put there (same variables)"
 
