@@ -18,13 +18,8 @@ fn main() {
     let secs = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.trim().parse::<i64>().ok())
-        .or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .ok()
-                .map(|d| d.as_secs() as i64)
-        });
-    let date = secs.map(civil_date).unwrap_or_else(|| "unknown".into());
+        .unwrap_or_else(civil::unix_now);
+    let date = civil_date(secs);
     println!("cargo:rustc-env=NETHEAL_COMMIT={commit}");
     println!("cargo:rustc-env=NETHEAL_TARGET={target}");
     println!("cargo:rustc-env=NETHEAL_BUILD_DATE={date}");

@@ -24,6 +24,14 @@ pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
+/// The wall clock in Unix seconds (0 if it reads before 1970). For reports only: intervals
+/// use the monotonic clock.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// `2026-11-21 18:00:00Z`.
 pub fn timestamp(secs: i64) -> String {
     let (y, mo, d, h, mi, s) = civil(secs);

@@ -10,7 +10,7 @@
 
 use std::io;
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
@@ -240,9 +240,7 @@ impl Daemon {
             return;
         }
         let snaps: Vec<report::Snapshot> = self.watches.iter().map(|w| w.snapshot(now)).collect();
-        let wall = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let wall = crate::civil::unix_now();
         let files = [
             (
                 self.cfg.status_file.as_ref(),

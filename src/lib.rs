@@ -159,10 +159,7 @@ fn status(args: &config::Args) -> ExitCode {
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            let code = print(&report::pretty_status(&text, now));
+            let code = print(&report::pretty_status(&text, civil::unix_now()));
             match report::status_pid(&text) {
                 Some(pid) if !report::pid_alive(pid) => {
                     eprintln!(

@@ -73,7 +73,7 @@ pub struct Slot {
     pub rtt: Option<Duration>,
     /// A send to it failed this round (no route, interface down, filtered): the kernel said
     /// at once that nothing can get there, so no more echoes are sent to it this round.
-    pub unreachable: bool,
+    unreachable: bool,
     sent: u32,
     next_send: Instant,
 }
@@ -111,13 +111,6 @@ pub struct Prober {
     inflight: Vec<InFlight>,
     round: Option<Round>,
     stats: Stats,
-}
-
-fn family_of(addr: IpAddr) -> Family {
-    match addr {
-        IpAddr::V4(_) => Family::V4,
-        IpAddr::V6(_) => Family::V6,
-    }
 }
 
 impl Prober {
@@ -204,11 +197,11 @@ impl Prober {
         let seq = self.next_seq;
         let echo = Echo {
             kind: EchoKind::Request,
-            ident: self.idents[family_of(dest) as usize],
+            ident: self.idents[Family::of(dest) as usize],
             seq,
             payload: &self.cookie,
         };
-        let len = echo.emit(family_of(dest), buf)?;
+        let len = echo.emit(Family::of(dest), buf)?;
         self.next_seq = seq.wrapping_add(1);
         slot.sent += 1;
         slot.next_send = round.start + self.gap * slot.sent;

@@ -11,6 +11,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::civil::unix_now;
 use crate::config::{human, IfaceConfig, Target};
 use crate::heal::{describe, HealEvent, HealRunner};
 use crate::log::{Level, Log};
@@ -47,13 +48,6 @@ pub enum Input {
     HookOutput,
 }
 
-pub fn family_of(addr: IpAddr) -> Family {
-    match addr {
-        IpAddr::V4(_) => Family::V4,
-        IpAddr::V6(_) => Family::V6,
-    }
-}
-
 /// Random bytes for identifiers, cookies and jitter seeds. They only need to be hard to guess
 /// for someone spoofing replies; the fallback (clock and pid) is weak but never fails.
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -80,11 +74,7 @@ fn utf8(b: &[u8]) -> &str {
 
 /// Unix seconds of an `Instant` in the past.
 fn unix_time_of(then: Instant, now: Instant) -> i64 {
-    let wall = SystemTime::now()
-        .checked_sub(now.saturating_duration_since(then))
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    wall.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    unix_now() - now.saturating_duration_since(then).as_secs() as i64
 }
 
 pub struct Watch {
@@ -116,13 +106,13 @@ impl Watch {
         let needs = |fam: Family| {
             cfg.targets.iter().any(|t| match t {
                 Target::Gateway => true,
-                Target::Addr(a) => family_of(*a) == fam,
+                Target::Addr(a) => Family::of(*a) == fam,
             })
         };
         let explicit = |fam: Family| {
             cfg.targets
                 .iter()
-                .any(|t| matches!(t, Target::Addr(a) if family_of(*a) == fam))
+                .any(|t| matches!(t, Target::Addr(a) if Family::of(*a) == fam))
         };
         let mut socks = [None, None];
         let mut why = Vec::new();
@@ -299,7 +289,7 @@ impl Watch {
                 found = route::ipv6_default_gateway(utf8(&self.route6), &self.cfg.iface)
                     .map(IpAddr::V6);
             }
-            let found = found.filter(|a| self.socks[family_of(*a) as usize].is_some());
+            let found = found.filter(|a| self.socks[Family::of(*a) as usize].is_some());
             if found.is_some() {
                 self.last_gateway = found;
             } else if self.last_gateway.is_none() {
@@ -318,7 +308,7 @@ impl Watch {
             .map(|t| match t {
                 Target::Gateway => gateway,
                 Target::Addr(a) => {
-                    Some(*a).filter(|a| self.socks[family_of(*a) as usize].is_some())
+                    Some(*a).filter(|a| self.socks[Family::of(*a) as usize].is_some())
                 }
             })
             .collect()
@@ -531,7 +521,7 @@ impl Watch {
                 );
                 self.last_heal = Some(LastHeal {
                     ok: outcome.success(),
-                    at: unix_time_of(now, now),
+                    at: unix_now(),
                 });
                 self.changed = true;
                 if !outcome.success() {
@@ -623,7 +613,7 @@ impl Watch {
     fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
         let scope = self.bound.unwrap_or(0);
         while let Some(tx) = self.prober.poll_transmit(now, buf) {
-            let sock = self.socks[family_of(tx.dest) as usize].as_ref();
+            let sock = self.socks[Family::of(tx.dest) as usize].as_ref();
             let sent = match sock {
                 Some(s) if self.bound.is_some() => s.send_to(&buf[..tx.len], tx.dest, scope),
                 _ => Err(io::Error::new(

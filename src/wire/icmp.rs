@@ -24,6 +24,14 @@ pub enum EchoKind {
 }
 
 impl Family {
+    /// The family of an address.
+    pub fn of(addr: std::net::IpAddr) -> Family {
+        match addr {
+            std::net::IpAddr::V4(_) => Family::V4,
+            std::net::IpAddr::V6(_) => Family::V6,
+        }
+    }
+
     fn echo_type(self, kind: EchoKind) -> u8 {
         match (self, kind) {
             (Family::V4, EchoKind::Request) => 8,
