@@ -18,6 +18,8 @@ help:
 	@echo "make cross-ci   what CI runs: x86_64 static+size check and smoke, aarch64 unit tests under qemu"
 	@echo "make install    install binary, man pages, example config; INIT=systemd|openrc|sysv|busybox|runit|s6 adds service files"
 	@echo "make uninstall  remove what install put there (same variables)"
+	@echo "make fuzz       (nightly, cargo-fuzz) every fuzz target for FUZZ_SECONDS (60) each"
+	@echo "make fuzz-smoke every fuzz target for 20 s, failing on any crash (CI runs it)"
 
 build:
 	$(CARGO) build
@@ -44,3 +46,4 @@ clean:
 -include cross/cross.mk
 -include bench/bench.mk
 -include mk/install.mk
+-include mk/fuzz.mk

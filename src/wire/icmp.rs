@@ -64,7 +64,7 @@ impl<'a> Echo<'a> {
         if msg.len() < ECHO_HEADER_LEN {
             return Err(WireError::Truncated);
         }
-        if family == Family::V4 && checksum(msg) != 0 {
+        if family == Family::V4 && !checksum_ok(msg) {
             return Err(WireError::BadChecksum);
         }
         let kind = family.echo_kind(msg[0]).ok_or(WireError::NotEchoReply)?;
@@ -100,6 +100,14 @@ impl<'a> Echo<'a> {
         }
         Some(len)
     }
+}
+
+/// A message that carries its checksum sums to zero. Fuzz builds (`cfg(fuzzing)`, set by
+/// cargo-fuzz) also take a zero checksum field, so the fuzzer reaches what lies past the
+/// checksum without solving it, while any other wrong value still fails (smoltcp's fuzz
+/// bypass, narrowed). Release and test builds never take it.
+fn checksum_ok(msg: &[u8]) -> bool {
+    checksum(msg) == 0 || cfg!(fuzzing) && msg[2..4] == [0, 0]
 }
 
 #[cfg(test)]

@@ -1,0 +1,336 @@
+//! The receive path as `watch.rs` runs it, driven through a `Prober`: rounds are started,
+//! echoes built, and datagrams fed in as a raw IPv4 socket (IPv4 header + ICMP) or a datagram
+//! socket (ICMP only) returns them, through the same IPv4 strip and echo parse. A shadow model
+//! of what was sent checks the prober's verdicts:
+//! - a counted reply echoes (identifier, sequence, payload) of a request sent this round to
+//!   the reply's source, is the first for its target this round, and its RTT is the time since
+//!   that request was built;
+//! - an exact echo of such a request, for a target that has not answered or failed, counts;
+//! - nothing counts while no round runs; every packet is counted exactly once in the stats;
+//! - requests go only to pending targets, at most COUNT per target per round, and parse back;
+//! - a round's verdict counts exactly the targets that answered, and it ends by its deadline.
+#![no_main]
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use netheal::probe::{Prober, Received, REQUEST_LEN};
+use netheal::wire::{checksum, strip_ipv4_header, Echo, EchoKind, Family, WireError};
+
+const V4: [&str; 3] = ["198.51.100.1", "198.51.100.2", "203.0.113.9"];
+const V6: [&str; 3] = ["2001:db8::1", "2001:db8::2", "fe80::1"];
+
+fn addr(v6: bool, i: u8) -> IpAddr {
+    let list = if v6 { V6 } else { V4 };
+    list[usize::from(i) % list.len()].parse().unwrap()
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy, PartialEq)]
+enum Sock {
+    RawV4,
+    DgramV4,
+    /// Raw and datagram ICMPv6 sockets both deliver the ICMPv6 message alone.
+    V6,
+}
+
+impl Sock {
+    fn family(self) -> Family {
+        if self == Sock::V6 {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+}
+
+/// Mirrors `IcmpSocket::icmp_part` and the `unwrap_or(&[])` in `Watch::receive`.
+fn icmp_part(sock: Sock, datagram: &[u8]) -> Result<&[u8], WireError> {
+    match sock {
+        Sock::RawV4 => strip_ipv4_header(datagram),
+        _ => Ok(datagram),
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Advance(u16),
+    Transmit,
+    SendFailed(u8),
+    /// The reply to the k-th request of this round, as a socket would deliver it, then
+    /// optionally corrupted.
+    Echo {
+        k: u8,
+        sock: Sock,
+        src: Option<u8>,
+        checksum_ok: bool,
+        flips: Vec<(u8, u8)>,
+    },
+    /// Any bytes from any source.
+    Raw {
+        sock: Sock,
+        src: u8,
+        bytes: Vec<u8>,
+    },
+    RoundEnd,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Round {
+    targets: Vec<Option<(bool, u8)>>,
+    ops: Vec<Op>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Script {
+    count: u8,
+    timeout_ms: u16,
+    quorum: u8,
+    ident: u16,
+    dgram_idents: [Option<u16>; 2],
+    cookie: [u8; 8],
+    rounds: Vec<Round>,
+}
+
+struct Sent {
+    target: usize,
+    dest: IpAddr,
+    at: Instant,
+    bytes: Vec<u8>,
+}
+
+/// What this harness knows about the current round.
+#[derive(Default)]
+struct Model {
+    addrs: Vec<Option<IpAddr>>,
+    sent: Vec<Sent>,
+    answered: Vec<bool>,
+    failed: Vec<bool>,
+    per_target: Vec<u32>,
+    running: bool,
+    start: Option<Instant>,
+}
+
+fn with_ipv4_header(icmp: &[u8]) -> Vec<u8> {
+    let total = (20 + icmp.len()) as u16;
+    let mut p = vec![
+        0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0, 198, 51, 100, 1, 198, 51, 100, 2,
+    ];
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(icmp);
+    p
+}
+
+fuzz_target!(|s: Script| {
+    let count = u32::from(s.count % 6);
+    let timeout = Duration::from_millis(u64::from(s.timeout_ms.max(1)));
+    let quorum = usize::from(s.quorum % 4);
+    let mut p = Prober::new(count, timeout, quorum, s.ident, s.cookie);
+    for (family, ident) in [Family::V4, Family::V6].into_iter().zip(s.dgram_idents) {
+        if let Some(id) = ident {
+            p.set_ident(family, id);
+        }
+    }
+    let mut now = Instant::now();
+    let mut m;
+    let (mut fed, mut replies, mut transmitted, mut send_failures) = (0u64, 0u64, 0u64, 0u64);
+    let mut buf = [0u8; 256];
+    for round in s.rounds.iter().take(8) {
+        let addrs: Vec<Option<IpAddr>> = round
+            .targets
+            .iter()
+            .take(5)
+            .map(|t| t.map(|(v6, i)| addr(v6, i)))
+            .collect();
+        p.start_round(now, addrs.iter().copied());
+        m = Model {
+            answered: vec![false; addrs.len()],
+            failed: vec![false; addrs.len()],
+            per_target: vec![0; addrs.len()],
+            addrs,
+            running: true,
+            start: Some(now),
+            ..Model::default()
+        };
+        for op in round.ops.iter().take(64) {
+            match op {
+                Op::Advance(ms) => now += Duration::from_millis(u64::from(*ms)),
+                Op::Transmit => {
+                    let Some(tx) = p.poll_transmit(now, &mut buf) else {
+                        continue;
+                    };
+                    assert!(m.running, "transmit outside a round");
+                    assert!(tx.len <= REQUEST_LEN);
+                    assert_eq!(m.addrs[tx.target], Some(tx.dest));
+                    assert!(
+                        !m.answered[tx.target] && !m.failed[tx.target],
+                        "not pending"
+                    );
+                    m.per_target[tx.target] += 1;
+                    assert!(m.per_target[tx.target] <= count.max(1), "more than COUNT");
+                    let family = Family::of(tx.dest);
+                    let e = Echo::parse(family, &buf[..tx.len]).expect("request parses");
+                    assert_eq!(e.kind, EchoKind::Request);
+                    assert_eq!(e.ident, p.ident(family));
+                    transmitted += 1;
+                    m.sent.push(Sent {
+                        target: tx.target,
+                        dest: tx.dest,
+                        at: now,
+                        bytes: buf[..tx.len].to_vec(),
+                    });
+                }
+                Op::SendFailed(t) => {
+                    let t = usize::from(*t) % m.addrs.len().max(1);
+                    p.send_failed(t);
+                    send_failures += 1;
+                    if let Some(f) = m.failed.get_mut(t) {
+                        *f = true;
+                    }
+                }
+                Op::Echo {
+                    k,
+                    sock,
+                    src,
+                    checksum_ok,
+                    flips,
+                } => {
+                    if m.sent.is_empty() {
+                        continue;
+                    }
+                    let q = &m.sent[usize::from(*k) % m.sent.len()];
+                    let mut icmp = q.bytes.clone();
+                    icmp[0] = if Family::of(q.dest) == Family::V4 {
+                        0
+                    } else {
+                        129
+                    };
+                    icmp[2..4].fill(0);
+                    if *checksum_ok && sock.family() == Family::V4 {
+                        let sum = checksum(&icmp);
+                        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+                    }
+                    let mut dgram = match sock {
+                        Sock::RawV4 => with_ipv4_header(&icmp),
+                        _ => icmp,
+                    };
+                    for &(at, x) in flips.iter().take(4) {
+                        let at = usize::from(at) % dgram.len();
+                        dgram[at] ^= x;
+                    }
+                    let from = match src {
+                        Some(i) => addr(*sock == Sock::V6, *i),
+                        None => q.dest,
+                    };
+                    // The kernel gives a v6 socket v6 sources only, and a v4 socket v4 ones.
+                    if Family::of(from) != sock.family() {
+                        continue;
+                    }
+                    fed += 1;
+                    replies += u64::from(feed(&mut p, &mut m, now, *sock, from, &dgram));
+                }
+                Op::Raw { sock, src, bytes } => {
+                    fed += 1;
+                    let from = addr(*sock == Sock::V6, *src);
+                    replies += u64::from(feed(&mut p, &mut m, now, *sock, from, bytes));
+                }
+                Op::RoundEnd => round_end(&mut p, &mut m, now, timeout, quorum),
+            }
+            let st = p.stats();
+            assert_eq!(st.replies, replies);
+            assert_eq!(
+                st.replies + st.foreign + st.late,
+                fed,
+                "each packet counted once"
+            );
+            assert_eq!(st.sent, transmitted);
+            assert_eq!(st.send_errors, send_failures);
+            assert!(st.replies + st.lost <= st.sent, "{st:?}");
+            assert!(st.good_rounds <= st.rounds);
+            assert!(st.rtt_min <= st.rtt_max);
+            match p.poll_timeout() {
+                Some(t) => {
+                    assert!(m.running);
+                    assert!(t <= m.start.unwrap() + timeout, "timer past the deadline");
+                }
+                None => assert!(!m.running, "a running round with no timer"),
+            }
+            assert_eq!(p.round_running(), m.running);
+        }
+        round_end(&mut p, &mut m, now + timeout, timeout, quorum);
+        now += timeout;
+    }
+});
+
+/// Feeds one datagram; returns whether it counted as a reply.
+fn feed(
+    p: &mut Prober,
+    m: &mut Model,
+    now: Instant,
+    sock: Sock,
+    src: IpAddr,
+    dgram: &[u8],
+) -> bool {
+    let family = sock.family();
+    let icmp = icmp_part(sock, dgram).unwrap_or(&[]);
+    let r = p.handle_packet(now, family, src, icmp);
+    // Requests of this round this packet is an exact echo of, from the address it went to.
+    let echoes: Vec<&Sent> = match Echo::parse(family, icmp) {
+        Ok(e) if e.kind == EchoKind::Reply => m
+            .sent
+            .iter()
+            .filter(|q| q.dest == src && Family::of(q.dest) == family)
+            .filter(|q| {
+                let req = Echo::parse(family, &q.bytes).unwrap();
+                (req.ident, req.seq, req.payload) == (e.ident, e.seq, e.payload)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    match r {
+        Received::Reply { target, rtt } => {
+            assert!(m.running, "a reply counted outside a round");
+            let q = echoes
+                .iter()
+                .find(|q| q.target == target)
+                .expect("counted a reply that echoes no request of this round");
+            assert!(!m.answered[target], "second reply counted for one target");
+            assert_eq!(rtt, now - q.at);
+            m.answered[target] = true;
+            true
+        }
+        Received::Foreign | Received::Late => {
+            let owed = m.running
+                && echoes
+                    .iter()
+                    .any(|q| !m.answered[q.target] && !m.failed[q.target]);
+            assert!(
+                !owed,
+                "an exact echo of a request in flight was not counted: {r:?}"
+            );
+            false
+        }
+    }
+}
+
+fn round_end(p: &mut Prober, m: &mut Model, now: Instant, timeout: Duration, quorum: usize) {
+    match p.poll_round_end(now) {
+        Some(v) => {
+            assert!(m.running, "a verdict with no round");
+            let answered = m.answered.iter().filter(|&&a| a).count();
+            assert_eq!(v.answered, answered);
+            assert_eq!(v.targets, m.addrs.len());
+            assert_eq!(v.good, answered >= quorum);
+            m.running = false;
+        }
+        None => {
+            if let Some(start) = m.start.filter(|_| m.running) {
+                assert!(
+                    now < start + timeout,
+                    "round still running past its deadline"
+                );
+            }
+        }
+    }
+}
