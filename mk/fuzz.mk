@@ -39,3 +39,11 @@ fuzz: fuzz-build
 
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=20 FUZZ_JOBS=2
+
+# The pure modules' unit tests under Miri (undefined behaviour, leaks, out-of-bounds in
+# the code and in what it calls from std). Isolation is off because config tests stat files.
+MIRI_FILTERS ?= wire:: probe:: watchdog:: config:: report:: route:: civil::
+.PHONY: miri
+miri:
+	rustup +nightly component list --installed | grep -q '^miri' || rustup +nightly component add miri rust-src
+	MIRIFLAGS="-Zmiri-disable-isolation" cargo +nightly miri test --lib -- $(MIRI_FILTERS)
