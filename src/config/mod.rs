@@ -196,6 +196,32 @@ pub struct Config {
     pub files: Vec<PathBuf>,
 }
 
+/// The files read, for messages: `/etc/netheal.conf`, or with drop-ins
+/// `/etc/netheal.conf and 2 drop-ins (10-wan.conf, 20-lte.conf)`. None without any file.
+pub fn describe_files(cfg: &Config) -> Option<String> {
+    let dropins: Vec<String> = cfg
+        .files
+        .iter()
+        .filter(|f| cfg.file.as_ref() != Some(*f))
+        .map(|f| {
+            f.file_name().map_or(f.display().to_string(), |n| {
+                n.to_string_lossy().into_owned()
+            })
+        })
+        .collect();
+    let main = cfg.file.as_ref().map(|p| p.display().to_string());
+    match (main, dropins.len()) {
+        (None, 0) => None,
+        (Some(m), 0) => Some(m),
+        (m, n) => Some(format!(
+            "{}{n} drop-in{} ({})",
+            m.map_or(String::new(), |m| m + " and "),
+            if n == 1 { "" } else { "s" },
+            dropins.join(", ")
+        )),
+    }
+}
+
 /// Where a setting came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {

@@ -49,7 +49,7 @@ fn owners() -> String {
 fn check_dir(dir: &Path, m: &Metadata) -> Result<(), String> {
     if !trusted_owner(m.uid()) {
         return Err(format!(
-            "refused: directory {} is owned by uid {}, expected {}: its owner could replace what it holds",
+            "refused: directory {} is owned by uid {}, not {}: its owner could replace what it holds",
             dir.display(),
             m.uid(),
             owners()
@@ -80,7 +80,7 @@ fn check_file(path: &Path, m: &Metadata, why: &str) -> Result<(), String> {
     }
     if !trusted_owner(m.uid()) {
         return Err(format!(
-            "refused: owned by uid {}, expected {}; {why}: chown root {}",
+            "refused: owned by uid {}, not {}; {why}: chown root {}",
             m.uid(),
             owners(),
             path.display()
@@ -130,7 +130,7 @@ pub fn resolve(path: &Path) -> Result<PathBuf, String> {
             }
             if !trusted_owner(m.uid()) {
                 return Err(format!(
-                    "refused: symbolic link {} is owned by uid {}, expected {}",
+                    "refused: symbolic link {} is owned by uid {}, not {}",
                     next.display(),
                     m.uid(),
                     owners()
@@ -383,7 +383,7 @@ mod tests {
         std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
         assert!(read_config(&p)
             .unwrap_err()
-            .contains("owned by uid 65534, expected root"));
+            .contains("owned by uid 65534, not root"));
         let exe = d.file("step", "#!/bin/sh\n", 0o755);
         std::os::unix::fs::chown(&exe, Some(65534), None).unwrap();
         assert!(check_executable(&exe)
