@@ -108,6 +108,8 @@ impl TempDir {
         let dir = std::env::temp_dir().join(format!("nhdf{}{tag}", std::process::id()));
         let _ = fs::remove_dir_all(&dir); // not fatal: a leftover of a crashed run, or nothing
         fs::create_dir_all(&dir).expect("create temp dir");
+        // Whatever the umask: netheal refuses a configuration in a group-writable directory.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
         TempDir(dir)
     }
 
@@ -1688,7 +1690,6 @@ fn refused(args: &[&str]) -> String {
 #[test]
 fn config_refusals_name_file_line_and_expectation() {
     let dir = TempDir::new("refuse");
-    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).unwrap();
     let d = dir.0.to_str().unwrap().to_owned();
     // A directory anyone may write, without the sticky bit: its files can be swapped between
     // a check and a read (the landed code checked one and read another).
@@ -1798,7 +1799,6 @@ fn config_refusals_name_file_line_and_expectation() {
 #[test]
 fn dropins_are_checked_and_reloaded() {
     let dir = TempDir::new("dropin");
-    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).unwrap();
     let main = dir.file("netheal.conf", "interval = 5s\n[eth7]\n", 0o644);
     fs::create_dir(dir.0.join("netheal.d")).unwrap();
     fs::set_permissions(dir.0.join("netheal.d"), fs::Permissions::from_mode(0o755)).unwrap();
