@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::config::{self, Args, Config};
+use crate::heal::{Reaper, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::notify::{monotonic_usec, Notifier};
 use crate::report;
+use crate::sys::process;
 use crate::sys::signals::{Sig, Signals};
 use crate::watch::{Input, NoSocket, Ready, Watch};
 
@@ -70,6 +72,8 @@ pub struct Daemon {
     args: Args,
     once: bool,
     watches: Vec<Watch>,
+    /// What stopped watches left: terminated and read from the loop, never waited for.
+    reaper: Reaper,
     signals: Signals,
     notify: Option<Notifier>,
     rounds_at_status: u64,
@@ -108,6 +112,7 @@ impl Daemon {
             args,
             once,
             watches,
+            reaper: Reaper::default(),
             signals,
             notify,
             rounds_at_status: 0,
@@ -151,6 +156,7 @@ impl Daemon {
         let mut ready: Vec<Ready> = vec![Ready::default(); self.watches.len()];
         loop {
             let now = Instant::now();
+            self.reaper.turn(now, &mut log);
             if !self.stalled() {
                 for (w, r) in self.watches.iter_mut().zip(&ready) {
                     w.turn(now, &mut log, &mut buf, *r, self.once);
@@ -289,6 +295,7 @@ impl Daemon {
             .filter(|_| !stalled)
             .filter_map(Watch::poll_timeout)
             .chain(self.next_keepalive)
+            .chain(self.reaper.poll_timeout())
             .min();
         let timeout = match deadline {
             None => PollTimeout::NONE,
@@ -308,6 +315,11 @@ impl Daemon {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
             }
         }
+        // The reaper's pipes only need to wake the loop: it reads them every turn.
+        for fd in self.reaper.output_fds() {
+            owners.push(Some((usize::MAX, Input::HealOutput)));
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
@@ -325,6 +337,7 @@ impl Daemon {
             }
             match owner {
                 None => signals = true,
+                Some((usize::MAX, _)) => {}
                 Some((i, Input::Sock(s))) => ready[*i].socks[*s] = true,
                 Some((i, Input::HealOutput)) => ready[*i].heal_output = true,
                 Some((i, Input::HookOutput)) => ready[*i].hook_output = true,
@@ -349,8 +362,10 @@ impl Daemon {
                     }
                     self.notify(log, "STOPPING=1");
                     for w in &mut self.watches {
-                        w.stop();
+                        w.stop(now, &mut self.reaper);
                     }
+                    // One grace for all of them together, not one per process.
+                    self.reaper.stop_all(STOP_GRACE, log);
                     if !self.once {
                         self.remove_reports();
                     }
@@ -365,16 +380,38 @@ impl Daemon {
                         w.say_status(now, log);
                     }
                 }
-                Sig::SIGCHLD => {
-                    for w in &mut self.watches {
-                        w.reap(now);
-                    }
-                }
+                Sig::SIGCHLD => self.reap_children(now),
                 Sig::SIGHUP if !self.once => self.reload(now, log),
                 _ => {}
             }
         }
         Ok(None)
+    }
+
+    /// On SIGCHLD: one reaper for every child, dispatching by pid. As PID 1 (a container's,
+    /// an initramfs') every orphan of the namespace is our child too: reap all that ended
+    /// (waitpid(-1)) and hand ours their status, so that no zombie piles up and none of our
+    /// own statuses is taken by a second waitpid. Otherwise only our own pids are waited for.
+    fn reap_children(&mut self, now: Instant) {
+        if !process::is_init() {
+            for w in &mut self.watches {
+                w.reap(now);
+            }
+            self.reaper.reap(now);
+            return;
+        }
+        for (pid, status) in process::reap(&[], true) {
+            let Ok(status) = status else { continue };
+            let ours = self
+                .watches
+                .iter_mut()
+                .any(|w| w.child_exited(now, pid, status));
+            if !ours {
+                // not fatal: either a stopped watch's (the reaper forgets it) or an orphan
+                // of the namespace, whose reaping was all it needed
+                self.reaper.child_exited(pid);
+            }
+        }
     }
 
     /// SIGHUP: read the configuration again; swap it in only if all of it is valid and every
@@ -436,7 +473,7 @@ impl Daemon {
         }
         let mut removed = 0;
         for mut w in old.into_iter().flatten() {
-            w.stop();
+            w.stop(now, &mut self.reaper);
             if !new.watches.iter().any(|n| n.iface == w.cfg.iface) {
                 removed += 1;
                 log.log(

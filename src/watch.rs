@@ -8,12 +8,15 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::process::ExitStatus;
+
+use nix::unistd::Pid;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::civil::unix_now;
 use crate::config::{human, IfaceConfig, Target};
-use crate::heal::{describe, HealEvent, HealRunner};
+use crate::heal::{describe, HealEvent, HealRunner, Reaper, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{Prober, COOKIE_LEN};
 use crate::report::{LastHeal, Snapshot};
@@ -25,8 +28,6 @@ use crate::wire::Family;
 
 /// Pending hooks per interface; when more changes pile up, the oldest are dropped.
 const HOOK_QUEUE: usize = 16;
-/// How long a stop may wait for running steps and hooks to leave after SIGTERM.
-const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// Neither a raw nor a datagram ICMP socket could be opened for a family we need.
 #[derive(Debug)]
@@ -323,11 +324,11 @@ impl Watch {
             .filter_map(|(i, s)| s.as_ref().map(|s| (Input::Sock(i), s.as_fd())));
         let heal = self
             .heal
-            .output_fd()
+            .output_fds()
             .map(|fd| (Input::HealOutput, fd.as_fd()));
         let hook = self
             .hooks
-            .output_fd()
+            .output_fds()
             .map(|fd| (Input::HookOutput, fd.as_fd()));
         socks.chain(heal).chain(hook)
     }
@@ -507,6 +508,7 @@ impl Watch {
             HealEvent::Output { prog, line } => {
                 self.say(log, Level::Info, format!("{prog}: {line}"))
             }
+            HealEvent::Notice(msg) => self.say(log, Level::Warning, msg),
             HealEvent::Ended {
                 attempt,
                 step,
@@ -544,6 +546,7 @@ impl Watch {
             HealEvent::Output { prog, line } => {
                 self.say(log, Level::Info, format!("{prog}: {line}"))
             }
+            HealEvent::Notice(msg) => self.say(log, Level::Warning, msg),
             HealEvent::Ended {
                 step,
                 outcome,
@@ -630,16 +633,31 @@ impl Watch {
         }
     }
 
-    /// On SIGCHLD.
+    /// On SIGCHLD: reaps (without blocking) whichever of this watch's children ended.
     pub fn reap(&mut self, now: Instant) {
-        self.heal.handle_child_exit(now);
-        self.hooks.handle_child_exit(now);
+        self.heal.reap(now);
+        self.hooks.reap(now);
     }
 
-    /// Ends running steps and hooks (their whole process groups).
-    pub fn stop(&mut self) {
-        self.heal.kill_now(STOP_GRACE);
-        self.hooks.kill_now(STOP_GRACE);
+    /// The children this watch waits for.
+    pub fn pids(&self) -> Vec<Pid> {
+        let mut pids = self.heal.pids();
+        pids.extend(self.hooks.pids());
+        pids
+    }
+
+    /// Child `pid` ended (reaped by the daemon's reaper): true if it was one of ours.
+    pub fn child_exited(&mut self, now: Instant, pid: Pid, status: ExitStatus) -> bool {
+        self.heal.child_exited(now, pid, Ok(status))
+            || self.hooks.child_exited(now, pid, Ok(status))
+    }
+
+    /// Stops running steps and hooks without waiting: SIGTERM to each process and its group
+    /// now; `reaper` takes them (SIGKILL after `STOP_GRACE`) and what earlier steps left.
+    pub fn stop(&mut self, now: Instant, reaper: &mut Reaper) {
+        self.hook_queue.clear();
+        reaper.adopt(&self.cfg.iface, self.heal.hand_off(now, STOP_GRACE));
+        reaper.adopt(&self.cfg.iface, self.hooks.hand_off(now, STOP_GRACE));
     }
 
     pub fn state(&self) -> State {
