@@ -1664,3 +1664,196 @@ fn status_file_ownership_and_stale_status() {
     );
     assert!(text(&out.stdout).contains(&ifc), "the table is still shown");
 }
+
+/// Pids listed one per line in `path` (written by test scripts once they are set up).
+fn pids_in(path: &str) -> Vec<u32> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Issue 8, defect 5: a reload that replaces watches whose hooks ignore SIGTERM slept 0.5 s
+/// per hook inside the loop (every interface's probing stalled), and so did the final stop.
+/// Now the reload hands them to the loop's reaper (SIGKILL after 0.5 s, from the loop), and
+/// SIGTERM gives them all one 0.5 s grace together. Four interfaces, one stubborn hook each.
+#[test]
+fn reload_and_stop_never_wait_for_stubborn_hooks() {
+    const N: usize = 4;
+    let Some(mut lab) = Lab::new("rs", &[]) else {
+        return;
+    };
+    lab.host = lab.add_ns("h");
+    lab.peer = lab.add_ns("p");
+    let mut sections = String::new();
+    for k in 0..N {
+        let (x, y) = (lab.name(&format!("x{k}")), lab.name(&format!("y{k}")));
+        lab.veth(&lab.host, &x, &lab.peer, &y);
+        let base = 4 * k;
+        lab.addrs(&lab.host, &x, &[&format!("198.51.100.{}/30", base + 2)]);
+        lab.addrs(&lab.peer, &y, &[&format!("198.51.100.{}/30", base + 1)]);
+        sections.push_str(&format!("[{x}]\ntarget = 198.51.100.{}\n", base + 1));
+    }
+    let pidf = lab.path("hook.pids");
+    // The pid is written once the trap is in place: no race against the hook's start-up.
+    let hook = lab.script(
+        "stubborn.sh",
+        &format!("#!/bin/sh\ntrap '' TERM\necho $$ >> {pidf}\nwhile :; do sleep 0.05; done\n"),
+    );
+    let conf_text = |interval: &str| {
+        format!(
+            "interval = {interval}\ntimeout = 200ms\nheal-timeout = 60s\non-change = {}\n{sections}",
+            hook.display()
+        )
+    };
+    let conf = lab.write_file("netheal.conf", &conf_text("100ms"), 0o644);
+    let mut nh = start(&lab.host, &["-c", conf.to_str().unwrap()], &[]);
+    assert!(
+        wait_until(s(5.0), || pids_in(&pidf).len() == N),
+        "hooks started: {:?}",
+        pids_in(&pidf)
+    );
+    let first = pids_in(&pidf);
+
+    // Every interface changed: all four watches stop, each with its hook still running.
+    fs::write(&conf, conf_text("150ms")).unwrap();
+    let t1 = Instant::now();
+    assert!(nh.send_signal("HUP"));
+    let (t_reloaded, line) = nh.expect(t1, "reloaded ", s(5.0));
+    assert!(line.contains("changed 4"), "{line}");
+    let reload = secs(t1, t_reloaded);
+    assert!(
+        reload < 0.4,
+        "the reload took {reload:.3}s: it waited for the stopped hooks"
+    );
+    // ... and the loop still ends them: SIGTERM at once, SIGKILL 0.5 s later.
+    assert!(
+        wait_until(s(2.5), || first.iter().all(|&p| !alive(p))),
+        "stopped hooks still alive: {:?}",
+        first.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+    );
+    let killed = secs(t1, Instant::now());
+    assert!(
+        wait_until(s(5.0), || pids_in(&pidf).len() == 2 * N),
+        "the new watches' hooks did not start"
+    );
+    let second: Vec<u32> = pids_in(&pidf)[N..].to_vec();
+
+    let t2 = Instant::now();
+    assert!(nh.send_signal("TERM"));
+    let st = nh
+        .wait_exit(s(5.0))
+        .expect("netheal still running 5s after SIGTERM");
+    let stop = secs(t2, Instant::now());
+    assert_eq!(Netheal::code(st), 0);
+    assert!(
+        stop < 1.2,
+        "the stop took {stop:.3}s for {N} stubborn hooks (one 0.5 s grace for all)"
+    );
+    assert!(
+        wait_until(s(1.0), || second.iter().all(|&p| !alive(p))),
+        "hooks left after the stop: {:?}",
+        second.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "stubborn hooks: reload returned {reload:.3}s after SIGHUP, its {N} hooks gone {killed:.3}s after it; \
+         SIGTERM with {N} more: exit {stop:.3}s"
+    );
+}
+
+/// Children of `pid` that are zombies (ended, not reaped).
+fn zombie_children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| proc_session(p).is_some_and(|(ppid, _, _, st)| ppid == pid && st == 'Z'))
+        .collect()
+}
+
+/// Issue 8, defect 20: as PID 1 (a container's or an initramfs' init) netheal inherits every
+/// orphan of its namespace, and never reaped them: each one a hook left behind stayed a
+/// zombie. Now one reaper waits for every child and hands our own theirs (the hook's exit 3
+/// still reaches its log line). Runs in a child PID namespace (never the initial one).
+#[test]
+fn as_pid_1_orphans_are_reaped_and_our_own_statuses_kept() {
+    let Some(lab) = Lab::pair("p1", 21, &["unshare"]) else {
+        return;
+    };
+    let kids = lab.path("orphans");
+    let hook = lab.script(
+        "orphan.sh",
+        &format!("#!/bin/sh\nsleep 0.2 &\necho $! >> {kids}\nexit 3\n"),
+    );
+    let conf = lab.write_file(
+        "netheal.conf",
+        &format!(
+            "interval = 100ms\ntimeout = 200ms\nfail-after = 2\nverbose = yes\non-change = {}\n[{}]\ntarget = {PEER4}\n",
+            hook.display(),
+            lab.ifc
+        ),
+        0o644,
+    );
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        &lab.host,
+        "unshare",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+    ])
+    .args([bin(), "--log", "stderr", "--status-file", "none", "-c"])
+    .arg(&conf);
+    for k in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+        cmd.env_remove(k);
+    }
+    let mut nh = Netheal::spawn(cmd, "pid 1".into());
+    nh.expect(nh.started, "state starting -> up", s(5.0));
+    // netheal is unshare's child, and init of a PID namespace that is not ours.
+    let mut init = None;
+    assert!(wait_until(s(2.0), || {
+        init = fs::read_dir("/proc").ok().and_then(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .find(|&p| proc_session(p).is_some_and(|s| s.0 == nh.pid))
+        });
+        init.is_some()
+    }));
+    let init = init.unwrap();
+    let ns = |p: &str| fs::read_link(format!("/proc/{p}/ns/pid")).unwrap();
+    assert_ne!(
+        ns(&init.to_string()),
+        ns("self"),
+        "not in a child PID namespace"
+    );
+    let status = fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert!(
+        nspid.ends_with("\t1"),
+        "netheal is not PID 1 there: {nspid}"
+    );
+
+    nh.expect(nh.started, "on-change hook: ", s(3.0));
+    let (_, failed) = nh.expect(nh.started, "on-change hook: ", s(0.1));
+    assert!(failed.contains("exited 3 after"), "{failed}");
+    assert!(
+        wait_until(s(3.0), || !pids_in(&kids).is_empty()),
+        "the hook left no orphan"
+    );
+    // The orphan (sleep 0.2) has ended by now; as a zombie it would stay until reaped.
+    thread::sleep(s(0.5));
+    assert!(
+        wait_until(s(2.0), || zombie_children(init).is_empty()),
+        "zombies under netheal (PID 1): {:?}",
+        zombie_children(init)
+    );
+    // To netheal itself (unshare does not forward it): a blocked signal reaches a namespace's
+    // init through its signalfd although it has no handler.
+    assert!(kill("TERM", i64::from(init)));
+    let st = nh
+        .wait_exit(s(3.0))
+        .expect("netheal as PID 1 did not stop on SIGTERM");
+    assert_eq!(Netheal::code(st), 0);
+}
