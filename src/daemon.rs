@@ -397,7 +397,7 @@ impl Daemon {
             for w in &mut self.watches {
                 w.reap(now);
             }
-            self.reaper.reap(now);
+            self.reaper.reap();
             return;
         }
         for (pid, status) in process::reap(&[], true) {

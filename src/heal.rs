@@ -454,8 +454,10 @@ impl Leftovers {
 
     fn append(&mut self, mut other: Leftovers) {
         self.procs.append(&mut other.procs);
-        self.outputs.append(&mut other.outputs);
         self.events.append(&mut other.events);
+        for o in other.outputs {
+            self.linger(o); // the bound holds across reloads too
+        }
     }
 }
 
@@ -869,7 +871,7 @@ impl Reaper {
     }
 
     /// On SIGCHLD (when not PID 1): reaps, without blocking, whichever of ours ended.
-    pub fn reap(&mut self, _now: Instant) {
+    pub fn reap(&mut self) {
         for (pid, _) in process::reap(&self.pids(), false) {
             self.child_exited(pid); // not fatal: ECHILD means it was reaped already
         }
@@ -1405,7 +1407,7 @@ mod tests {
             if let Some(t) = reaper.poll_timeout() {
                 assert!(t > now, "timer in the past");
             }
-            reaper.reap(now);
+            reaper.reap();
             turns += 1;
             std::thread::sleep(Duration::from_millis(5));
         }

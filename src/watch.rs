@@ -639,13 +639,6 @@ impl Watch {
         self.hooks.reap(now);
     }
 
-    /// The children this watch waits for.
-    pub fn pids(&self) -> Vec<Pid> {
-        let mut pids = self.heal.pids();
-        pids.extend(self.hooks.pids());
-        pids
-    }
-
     /// Child `pid` ended (reaped by the daemon's reaper): true if it was one of ours.
     pub fn child_exited(&mut self, now: Instant, pid: Pid, status: ExitStatus) -> bool {
         self.heal.child_exited(now, pid, Ok(status))
