@@ -1325,6 +1325,39 @@ mod tests {
         assert!(reaper.pids().is_empty());
     }
 
+    /// Defect: stopping a step that had left its process group blocked in wait() (47 s in
+    /// the field: until the step ended by itself). The pid is signalled too, and nothing waits.
+    #[test]
+    fn stop_kills_a_step_that_left_its_group() {
+        let rf = tmp("away-stop-ready");
+        let s = Script::new(
+            "awaystop",
+            &format!(
+                "exec perl -e 'setpgrp(0, getpgrp(getppid())) or die \"setpgrp: $!\"; \
+                 $SIG{{TERM}} = \"IGNORE\"; open F, \">\", \"{}\"; print F \"\\n\"; close F; sleep 8'",
+                rf.display()
+            ),
+        );
+        let mut r = HealRunner::default();
+        r.start_heal(
+            Instant::now(),
+            1,
+            &HealStep::Exec(s.0.clone()),
+            "eth9",
+            "",
+            Duration::from_secs(60),
+        );
+        ready(&rf);
+        let leader = r.pids()[0].to_string();
+        let t0 = Instant::now();
+        let mut reaper = Reaper::default();
+        reaper.adopt("eth9", r.hand_off(t0, Duration::from_millis(200)));
+        reaper.stop_all(Duration::from_millis(200), &mut Log::open(LogDest::Stderr));
+        let took = t0.elapsed();
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        assert_eq!(state(&leader), "gone");
+    }
+
     /// Defect: stopping 8 TERM-ignoring steps slept 0.5 s per step inside the loop (4 s). The
     /// hand-off is immediate, and a final stop has one bound for all of them.
     #[test]

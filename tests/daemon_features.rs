@@ -1857,3 +1857,89 @@ fn as_pid_1_orphans_are_reaped_and_our_own_statuses_kept() {
         .expect("netheal as PID 1 did not stop on SIGTERM");
     assert_eq!(Netheal::code(st), 0);
 }
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let f: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // Fields 14 and 15 of proc(5), counted after the command name (which ends field 2).
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// Issue 8, defect 4, end to end: a heal step that moves itself out of its process group and
+/// ignores SIGTERM. The f8d5c5e binary signalled only the (now empty) group, so the step was
+/// never killed, and its kill timer stayed armed in the past: from the SIGKILL on, the loop
+/// spun at 80-94 % of a core. Now SIGKILL reaches the pid, the step ends `killed by signal 9`
+/// and netheal sits idle in poll().
+#[test]
+fn a_step_that_leaves_its_group_is_killed_and_the_loop_does_not_spin() {
+    let Some(lab) = Lab::pair("sp", 22, &["perl"]) else {
+        return;
+    };
+    let ready = lab.path("step.ready");
+    let step = lab.script(
+        "away.sh",
+        &format!(
+            "#!/bin/sh\nexec perl -e 'setpgrp(0, getpgrp(getppid())) or die \"setpgrp: $!\"; \
+             $SIG{{TERM}} = \"IGNORE\"; open F, \">\", \"{ready}\"; print F \"$$\\n\"; close F; sleep 30'\n"
+        ),
+    );
+    let conf = lab.write_file(
+        "netheal.conf",
+        &format!(
+            "interval = 100ms\ntimeout = 200ms\nfail-after = 2\nheal-timeout = 300ms\n\
+             backoff = 1m\nverbose = yes\nheal = {}\n[{}]\ntarget = {PEER4}\n",
+            step.display(),
+            lab.ifc
+        ),
+        0o644,
+    );
+    let nh = start(&lab.host, &["-c", conf.to_str().unwrap()], &[]);
+    nh.expect(nh.started, "state starting -> up", s(5.0));
+    let t0 = Instant::now();
+    lab.ip(&lab.host, &["link", "set", "dev", &lab.ifc, "down"]);
+    let (t_run, _) = nh.expect(t0, "heal attempt 1: running", s(5.0));
+    assert!(
+        wait_until(s(3.0), || fs::read_to_string(&ready)
+            .is_ok_and(|t| t.ends_with('\n'))),
+        "the step did not get ready"
+    );
+    let step_pid: u32 = fs::read_to_string(&ready).unwrap().trim().parse().unwrap();
+    assert_ne!(
+        proc_session(step_pid).map(|p| p.2),
+        Some(i64::from(step_pid)),
+        "the step left its own group"
+    );
+    // SIGTERM at 0.3 s (ignored), SIGKILL 5 s later: to the pid, which dies of it. From
+    // then on the loop must be idle (rounds every 200 ms with the link down, nothing else).
+    thread::sleep((t_run + s(5.6)).saturating_duration_since(Instant::now()));
+    let (c0, w0) = (cpu_ticks(nh.pid), Instant::now());
+    thread::sleep(s(1.5));
+    let cpu = (cpu_ticks(nh.pid) - c0) as f64 / 100.0 / w0.elapsed().as_secs_f64();
+    assert!(
+        cpu < 0.1,
+        "netheal used {:.0} % of a core after the kill",
+        cpu * 100.0
+    );
+    let (t_end, end) = nh.expect(t_run, "heal attempt 1: /", s(0.1));
+    assert!(
+        end.contains("killed by signal 9") && end.ends_with("(timed out)"),
+        "{end}"
+    );
+    let took = secs(t_run, t_end);
+    assert!(
+        (5.2..6.0).contains(&took),
+        "ended {took:.3}s after it started"
+    );
+    assert!(!alive(step_pid), "the step survived");
+    eprintln!(
+        "group leaver: killed by signal 9 {took:.3}s after it started; netheal at {:.1} % of a core afterwards",
+        cpu * 100.0
+    );
+}
