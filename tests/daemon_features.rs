@@ -1784,7 +1784,7 @@ fn as_pid_1_orphans_are_reaped_and_our_own_statuses_kept() {
     let kids = lab.path("orphans");
     let hook = lab.script(
         "orphan.sh",
-        &format!("#!/bin/sh\nsleep 0.2 &\necho $! >> {kids}\nexit 3\n"),
+        &format!("#!/bin/sh\n(sleep 0.2; echo $$ > {kids}) &\nexit 3\n"),
     );
     let conf = lab.write_file(
         "netheal.conf",
@@ -1838,12 +1838,12 @@ fn as_pid_1_orphans_are_reaped_and_our_own_statuses_kept() {
     nh.expect(nh.started, "on-change hook: ", s(3.0));
     let (_, failed) = nh.expect(nh.started, "on-change hook: ", s(0.1));
     assert!(failed.contains("exited 3 after"), "{failed}");
+    // The orphan writes the file as its last act; as a zombie it would stay until reaped.
     assert!(
-        wait_until(s(3.0), || !pids_in(&kids).is_empty()),
-        "the hook left no orphan"
+        wait_until(s(3.0), || fs::read_to_string(&kids)
+            .is_ok_and(|t| t.ends_with('\n'))),
+        "the hook's orphan did not run"
     );
-    // The orphan (sleep 0.2) has ended by now; as a zombie it would stay until reaped.
-    thread::sleep(s(0.5));
     assert!(
         wait_until(s(2.0), || zombie_children(init).is_empty()),
         "zombies under netheal (PID 1): {:?}",
