@@ -4,8 +4,9 @@
 //!
 //! Each turn: wait in poll() until an fd is ready or the earliest deadline of any watch
 //! (rounded up to a whole millisecond, so the loop never wakes early and spins); then signals;
-//! then every watch reads what is ready for it, runs its timers, acts and sends. Nothing in a
-//! turn blocks.
+//! then every watch reads what is ready for it, runs its timers, acts and sends (and the
+//! reaper, which holds what stopped watches left, reads and runs its timers). Nothing in a
+//! turn blocks; only the final stop waits, at most `STOP_GRACE` for every child together.
 #![forbid(unsafe_code)]
 
 use std::io;
@@ -32,6 +33,8 @@ const OVERDUE: Duration = Duration::from_secs(1);
 /// For netheal's own tests: after this many rounds the loop stops running its timers, as a
 /// wedged loop would, but still answers signals.
 const STALL_ENV: &str = "NETHEAL_TEST_STALL_AFTER";
+/// The owner index of the reaper's pipes among the polled fds (not a watch).
+const REAPER: usize = usize::MAX;
 
 #[derive(Debug)]
 pub enum Error {
@@ -317,7 +320,7 @@ impl Daemon {
         }
         // The reaper's pipes only need to wake the loop: it reads them every turn.
         for fd in self.reaper.output_fds() {
-            owners.push(Some((usize::MAX, Input::HealOutput)));
+            owners.push(Some((REAPER, Input::HealOutput)));
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, timeout) {
@@ -337,7 +340,7 @@ impl Daemon {
             }
             match owner {
                 None => signals = true,
-                Some((usize::MAX, _)) => {}
+                Some((REAPER, _)) => {}
                 Some((i, Input::Sock(s))) => ready[*i].socks[*s] = true,
                 Some((i, Input::HealOutput)) => ready[*i].heal_output = true,
                 Some((i, Input::HookOutput)) => ready[*i].hook_output = true,

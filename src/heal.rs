@@ -522,7 +522,18 @@ impl HealRunner {
         let commands: Vec<Vec<String>> = match step {
             HealStep::Link => {
                 match process::spawn_link(iface, self.link_hold) {
-                    Ok((pid, fd)) => self.supervise(now, attempt, name, true, pid, fd, timeout),
+                    Ok((pid, fd)) => self.supervise(Job {
+                        attempt,
+                        prog: name.clone(),
+                        output: Some(Output::new(fd, name.clone())),
+                        step: name,
+                        builtin: true,
+                        rest: VecDeque::new(),
+                        env: Vec::new(),
+                        pid,
+                        started: now,
+                        deadline: Deadline::new(later(now, timeout), self.timing),
+                    }),
                     Err(e) => self.failed(attempt, name, Outcome::BuiltIn(Err(e.to_string()))),
                 }
                 return;
@@ -573,35 +584,10 @@ impl HealRunner {
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn supervise(
-        &mut self,
-        now: Instant,
-        attempt: u32,
-        step: String,
-        builtin: bool,
-        pid: Pid,
-        fd: OwnedFd,
-        timeout: Duration,
-    ) {
+    /// Takes charge of a started job.
+    fn supervise(&mut self, job: Job) {
         assert!(self.job.is_none(), "jobs of one runner never overlap");
-        self.job = Some(Job {
-            attempt,
-            prog: step.clone(),
-            step,
-            builtin,
-            rest: VecDeque::new(),
-            env: Vec::new(),
-            pid,
-            output: Some(Output::new(fd, String::new())),
-            started: now,
-            deadline: Deadline::new(later(now, timeout), self.timing),
-        });
-        if let Some(j) = self.job.as_mut() {
-            if let Some(o) = j.output.as_mut() {
-                o.prog = j.prog.clone();
-            }
-        }
+        self.job = Some(job);
     }
 
     fn start_job(
@@ -617,15 +603,19 @@ impl HealRunner {
         let first = rest.pop_front().unwrap_or_default();
         match process::spawn(&first, &env, &UNSET, DEFAULT_PATH) {
             Ok((pid, fd)) => {
-                self.supervise(now, attempt, name, false, pid, fd, timeout);
-                if let Some(j) = self.job.as_mut() {
-                    j.rest = rest;
-                    j.env = env;
-                    j.prog = prog_name(&first);
-                    if let Some(o) = j.output.as_mut() {
-                        o.prog = j.prog.clone();
-                    }
-                }
+                let prog = prog_name(&first);
+                self.supervise(Job {
+                    attempt,
+                    step: name,
+                    builtin: false,
+                    rest,
+                    env,
+                    pid,
+                    output: Some(Output::new(fd, prog.clone())),
+                    prog,
+                    started: now,
+                    deadline: Deadline::new(later(now, timeout), self.timing),
+                });
             }
             Err(e) => {
                 let why = format!("{}: {e}", first.first().map_or("", String::as_str));

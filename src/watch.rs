@@ -10,9 +10,9 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::process::ExitStatus;
 
-use nix::unistd::Pid;
-
 use std::time::{Duration, Instant, SystemTime};
+
+use nix::unistd::Pid;
 
 use crate::civil::unix_now;
 use crate::config::{human, IfaceConfig, Target};
