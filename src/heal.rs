@@ -1262,6 +1262,58 @@ mod tests {
         assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     }
 
+    /// What SIGKILL does not end (here: a step whose end we do not reap, as for one stuck in
+    /// the kernel) ends the attempt as `WouldNotDie`, is logged, and is still reaped later.
+    #[test]
+    fn what_will_not_die_is_logged_and_given_up_then_reaped_later() {
+        let s = Script::new("wedged", "sleep 30");
+        let mut r = HealRunner::with_timing(QUICK);
+        let t0 = Instant::now();
+        r.start_heal(
+            t0,
+            1,
+            &HealStep::Exec(s.0.clone()),
+            "eth9",
+            "",
+            Duration::from_millis(50),
+        );
+        let pid = r.pids()[0];
+        let mut events = Vec::new();
+        // The loop without SIGCHLD: timers only.
+        while r.is_running() {
+            let now = Instant::now();
+            assert!(
+                now < t0 + Duration::from_secs(3),
+                "never gave up: {events:?}"
+            );
+            r.handle_timeout(now);
+            if let Some(t) = r.poll_timeout() {
+                assert!(t > now, "timer in the past");
+            }
+            events.extend(std::iter::from_fn(|| r.poll_event()));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        events.extend(std::iter::from_fn(|| r.poll_event()));
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(50) + QUICK.grace + QUICK.kill_wait,
+            "{took:?}"
+        );
+        assert!(
+            events.iter().any(|e| matches!(e, HealEvent::Notice(m)
+                if m.contains(&format!("(pid {pid}) would not die after SIGKILL")))),
+            "{events:?}"
+        );
+        assert_eq!(outcome(&events), Outcome::WouldNotDie);
+        assert_eq!(r.poll_timeout(), None, "nothing left armed");
+        assert_eq!(r.pids(), [pid], "still reaped if it ever ends");
+        r.reap(Instant::now());
+        assert!(r.pids().is_empty());
+        assert!(
+            matches!(r.poll_event(), Some(HealEvent::Notice(m)) if m.contains("has ended after all"))
+        );
+    }
+
     #[test]
     fn missing_executable_fails_to_start() {
         let mut r = HealRunner::default();
