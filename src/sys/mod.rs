@@ -4,6 +4,7 @@
 pub mod daemonize;
 pub mod icmp;
 pub mod iface;
+pub mod lock;
 pub mod signals;
 
 use std::io;
