@@ -60,6 +60,9 @@ pub fn run() -> ExitCode {
         Err(e) => return fatal(log_dest, &e),
     };
     let detached = if inv.daemon {
+        if let Some(why) = log::detach_warning(log_dest) {
+            eprintln!("netheal: {why}");
+        }
         match sys::daemonize::detach() {
             Ok(d) => Some(d),
             Err(e) => {
