@@ -46,6 +46,9 @@ impl Notifier {
             .filter(|&u| u > 0 && pid_ok)
             .map(Duration::from_micros);
         let sock = UnixDatagram::unbound()?;
+        // A stalled service manager must not stall the loop: a notification it does not take
+        // at once fails (EAGAIN), and the caller logs that, rate-limited.
+        sock.set_nonblocking(true)?;
         Ok(Some(Notifier {
             sock,
             addr,

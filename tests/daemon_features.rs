@@ -2095,3 +2095,55 @@ fn a_stalled_syslog_does_not_stall_the_loop() {
         got.len()
     );
 }
+
+/// Defect 10, daemon mode: `-d` without /dev/log used to lose every line silently (stderr is
+/// /dev/null once detached). Now it warns before detaching, keeps the last lines, and sends
+/// them once a syslog daemon creates /dev/log.
+#[test]
+fn daemon_without_syslog_warns_and_keeps_its_lines() {
+    let Some(lab) = Lab::pair("dnl", 13, &[]) else {
+        return;
+    };
+    let ifc = lab.ifc.clone();
+    let dev = lab.dir.join("dev");
+    fs::create_dir_all(&dev).unwrap();
+    for n in ["null", "urandom"] {
+        fs::write(dev.join(n), "").unwrap();
+    }
+    let pidfile = lab.path("netheal.pid");
+    let d = dev.display();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &lab.host, "sh", "-c"])
+        .arg(format!(
+            "mount --bind /dev/null {d}/null && mount --bind /dev/urandom {d}/urandom && \
+             mount --rbind {d} /dev && exec \"$0\" \"$@\""
+        ))
+        .args([bin(), "-d", "--pidfile", &pidfile, "--status-file", "none"])
+        .args(["-v", "-i", "200ms", "-t", PEER4, &ifc]);
+    let out = run_bounded(cmd, s(10.0));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let pid = pid_in(&pidfile);
+    let _guard = KillOnDrop(vec![pid]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("/dev/log: syslog unavailable") && err.contains("once detached"),
+        "warned before detaching: {err}"
+    );
+    let server = UnixDatagram::bind(dev.join("log")).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + s(8.0);
+    while Instant::now() < deadline && !got.iter().any(|l: &String| l.contains("earlier: ")) {
+        got.extend(recv_all(&server, s(0.5)));
+    }
+    got.extend(recv_all(&server, s(0.5)));
+    assert!(
+        got.iter()
+            .any(|l| l.contains(&format!("earlier: {ifc}: watching targets"))),
+        "the start line reached syslog after all: {got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|l| l.contains(&format!("earlier: {ifc}: state starting -> up"))),
+        "{got:?}"
+    );
+}
