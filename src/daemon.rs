@@ -183,6 +183,7 @@ impl Daemon {
         let mut ready: Vec<Ready> = vec![Ready::default(); self.watches.len()];
         loop {
             let now = Instant::now();
+            log.tick(now);
             if !self.stalled() {
                 for (w, r) in self.watches.iter_mut().zip(&ready) {
                     w.turn(now, &mut log, &mut buf, *r, self.once);
@@ -381,6 +382,7 @@ impl Daemon {
             err,
         })? {
             let now = Instant::now();
+            log.tick(now);
             match sig {
                 Sig::SIGTERM | Sig::SIGINT => {
                     for w in &self.watches {

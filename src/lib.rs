@@ -95,7 +95,7 @@ pub fn run() -> ExitCode {
         None => None,
     };
     let log = log::Log::open(log_dest);
-    install_panic_hook(log.is_syslog());
+    install_panic_hook(log.wants_syslog());
     if let Some(d) = detached {
         d.ready();
     }

@@ -8,7 +8,8 @@
 //! While syslog is wanted but /dev/log is missing (busybox syslogd creates it only after it
 //! forks) or refuses, lines go to stderr and the last `BACKLOG` of them are kept; the
 //! connection is tried again every `RETRY` when there is something to log, and once it works
-//! the switch is logged and the kept lines are sent.
+//! the switch is logged and the kept lines are sent. The log reads no clock: the poll loop
+//! gives it the time (`tick`), and the tests give it virtual time.
 //!
 //! This replaces the `syslog` crate: its sending path blocks and flattens errno into strings,
 //! and the message format was already our own.
@@ -170,6 +171,8 @@ struct Syslog {
 }
 
 pub struct Log {
+    /// The loop's latest reading of the clock (`tick`): the log reads none itself.
+    now: Instant,
     syslog: Option<Syslog>,
     limiter: Limiter,
     pid: u32,
@@ -208,9 +211,12 @@ fn connect(path: &Path) -> io::Result<UnixDatagram> {
     Ok(sock)
 }
 
-/// The log daemon is there but not taking lines now: drop, do not wait.
+/// The log daemon is there but not taking this line now: drop it (counted), do not wait.
+/// EMSGSIZE (a line longer than the socket buffer) is a drop too, not a reason to give up
+/// on syslog.
 fn is_stall(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ENOBUFS)
+    e.kind() == io::ErrorKind::WouldBlock
+        || matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::EMSGSIZE))
 }
 
 fn stderr(msg: &str) {
@@ -229,6 +235,7 @@ impl Log {
     /// Syslog at `path` (None: stderr only). For tests, a socket of their own.
     pub fn with_syslog(path: Option<PathBuf>, now: Instant) -> Log {
         let mut log = Log {
+            now,
             syslog: path.map(|path| Syslog {
                 path,
                 sock: None,
@@ -263,17 +270,29 @@ impl Log {
         self.syslog.as_ref().is_some_and(|s| s.sock.is_some())
     }
 
+    /// Whether syslog is the destination, reachable now or not.
+    pub fn wants_syslog(&self) -> bool {
+        self.syslog.is_some()
+    }
+
     /// Lines the log daemon did not take and that are not reported yet.
     pub fn dropped(&self) -> u64 {
         self.syslog.as_ref().map_or(0, |s| s.dropped)
     }
 
-    pub fn log(&mut self, level: Level, msg: &str) {
-        self.log_at(Instant::now(), level, msg);
+    /// The loop tells the log the time at every turn: it decides when to try syslog again.
+    pub fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
     }
 
-    /// `log` with the time given, for tests in virtual time.
+    pub fn log(&mut self, level: Level, msg: &str) {
+        self.log_at(self.now, level, msg);
+    }
+
+    /// `log` at `now` (the latest of `now` and the last tick).
     pub fn log_at(&mut self, now: Instant, level: Level, msg: &str) {
+        self.tick(now);
+        let now = self.now;
         let pid = self.pid;
         let Some(s) = &mut self.syslog else {
             return stderr(msg);
