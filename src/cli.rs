@@ -50,7 +50,7 @@ Options:
       --pidfile PATH       pidfile, refusing a second instance (default with -d:
                            /run/netheal.pid)
       --log DEST           auto, syslog or stderr (default auto: stderr when it is a
-                           terminal or /dev/log is missing, else syslog)
+                           terminal, else syslog; stderr while /dev/log is missing)
   -v, --verbose            also log every round with its round-trip times
   -h, --help               print this help
   -V, --version            print version, commit, target and build date

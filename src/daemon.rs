@@ -20,6 +20,7 @@ use crate::heal::{Reaper, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::notify::{monotonic_usec, Notifier};
 use crate::report;
+use crate::sys::lock::{self, Claim, LockFile};
 use crate::sys::process;
 use crate::sys::signals::{Sig, Signals};
 use crate::watch::{Input, NoSocket, Ready, Watch};
@@ -35,6 +36,20 @@ const OVERDUE: Duration = Duration::from_secs(1);
 const STALL_ENV: &str = "NETHEAL_TEST_STALL_AFTER";
 /// The owner index of the reaper's pipes among the polled fds (not a watch).
 const REAPER: usize = usize::MAX;
+
+/// A report file this process writes, and the lock (`PATH.lock`) that makes it ours.
+struct Owned {
+    path: std::path::PathBuf,
+    _lock: LockFile,
+}
+
+impl Owned {
+    /// Removes the file, then (on drop) its lock: in that order, so nobody can take the lock
+    /// and then lose a fresh file to us.
+    fn remove(self) {
+        let _ = std::fs::remove_file(&self.path); // not fatal: it may never have been written
+    }
+}
 
 #[derive(Debug)]
 pub enum Error {
@@ -79,7 +94,13 @@ pub struct Daemon {
     reaper: Reaper,
     signals: Signals,
     notify: Option<Notifier>,
+    /// Why $NOTIFY_SOCKET was ignored, logged once the log is open.
+    notify_trouble: Option<String>,
     rounds_at_status: u64,
+    /// The status and metrics files this process owns, in that order.
+    owned: [Option<Owned>; 2],
+    /// Set by a reload: rewrite the reports at once, whatever the rounds say.
+    report_now: bool,
     next_keepalive: Option<Instant>,
     stall_after: Option<u64>,
 }
@@ -105,10 +126,15 @@ impl Daemon {
             err,
         })?;
         let watches = open_watches(&cfg, Instant::now())?;
-        let notify = Notifier::from_env().map_err(|err| Error::Io {
-            what: "NOTIFY_SOCKET",
-            err,
-        })?;
+        // A malformed $NOTIFY_SOCKET is not fatal: libsystemd's sd_notify ignores it too, and
+        // a watchdog that refuses to start over a stray variable protects nothing.
+        let (notify, notify_trouble) = match Notifier::from_env() {
+            Ok(n) => (n, None),
+            Err(e) => (
+                None,
+                Some(format!("NOTIFY_SOCKET: {e}; going on without sd_notify")),
+            ),
+        };
         let stall_after = std::env::var(STALL_ENV).ok().and_then(|v| v.parse().ok());
         Ok(Daemon {
             cfg,
@@ -118,7 +144,10 @@ impl Daemon {
             reaper: Reaper::default(),
             signals,
             notify,
+            notify_trouble,
             rounds_at_status: 0,
+            owned: [None, None],
+            report_now: false,
             next_keepalive: None,
             stall_after,
         })
@@ -143,8 +172,11 @@ impl Daemon {
 
     pub fn run(&mut self, mut log: Log) -> Result<Exit, Error> {
         let now = Instant::now();
+        if let Some(why) = self.notify_trouble.take() {
+            log.log(Level::Warning, &why);
+        }
         if !self.once {
-            self.claim_status_file(&mut log);
+            self.claim_reports(&mut log);
         }
         for w in &mut self.watches {
             w.start(now, &mut log, self.once);
@@ -160,6 +192,7 @@ impl Daemon {
         loop {
             let now = Instant::now();
             self.reaper.turn(now, &mut log);
+            log.tick(now);
             if !self.stalled() {
                 for (w, r) in self.watches.iter_mut().zip(&ready) {
                     w.turn(now, &mut log, &mut buf, *r, self.once);
@@ -188,38 +221,49 @@ impl Daemon {
         }
     }
 
-    /// Another netheal still alive that keeps the same status file would be overwritten
-    /// every few rounds, and `--status` would show a mix: leave it that file.
-    fn claim_status_file(&mut self, log: &mut Log) {
-        let Some(path) = &self.cfg.status_file else {
-            return;
-        };
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return;
-        };
-        match report::status_pid(&text) {
-            Some(pid) if pid != std::process::id() && report::pid_alive(pid) => {
-                log.log(
+    /// Takes (or keeps) the lock of every report file the configuration names, and lets go of
+    /// those it no longer names (removing them: nobody would update them). A file whose lock
+    /// another netheal holds is left to it for as long as it lives: writing it too would make
+    /// its counters go backwards and `--status` show a mix.
+    fn claim_reports(&mut self, log: &mut Log) {
+        let wanted = [
+            ("status", self.cfg.status_file.clone(), "--status-file"),
+            ("metrics", self.cfg.metrics_file.clone(), "--metrics-file"),
+        ];
+        for (i, (what, path, option)) in wanted.into_iter().enumerate() {
+            let slot = &mut self.owned[i];
+            if slot.as_ref().map(|o| &o.path) == path.as_ref() {
+                continue;
+            }
+            if let Some(old) = slot.take() {
+                old.remove();
+            }
+            let Some(path) = path else { continue };
+            let lock_path = lock::beside(&path);
+            match lock::try_lock(&lock_path) {
+                Ok(Claim::Held(lock)) => *slot = Some(Owned { path, _lock: lock }),
+                Ok(Claim::Busy(pid)) => log.log(
                     Level::Warning,
                     &format!(
-                        "{}: kept by another netheal (pid {pid}); not writing a status file (give each instance its own --status-file)",
-                        path.display()
+                        "{}: kept by another netheal ({}, lock {}); not writing a {what} file (give each instance its own {option})",
+                        path.display(),
+                        lock::describe(pid),
+                        lock_path.display()
                     ),
-                );
-                self.cfg.status_file = None;
+                ),
+                Err(e) => log.log(
+                    Level::Error,
+                    &format!("{}: cannot lock: {e}; not writing a {what} file", path.display()),
+                ),
             }
-            _ => {}
         }
     }
 
     /// On a clean stop: a status or metrics file left behind would report a watchdog that
-    /// is no longer running.
-    fn remove_reports(&self) {
-        for path in [&self.cfg.status_file, &self.cfg.metrics_file]
-            .into_iter()
-            .flatten()
-        {
-            let _ = std::fs::remove_file(path); // not fatal: it may never have been written
+    /// is no longer running. Only files this process owns (their lock held) are removed.
+    fn remove_reports(&mut self) {
+        for o in self.owned.iter_mut().filter_map(Option::take) {
+            o.remove();
         }
     }
 
@@ -234,33 +278,32 @@ impl Daemon {
         let rounds: u64 = self.watches.iter().map(Watch::rounds).sum();
         let changed = self.watches.iter().any(|w| w.changed);
         if !changed
+            && !self.report_now
             && rounds < self.rounds_at_status + STATUS_EVERY_ROUNDS * self.watches.len() as u64
         {
             return;
         }
         self.rounds_at_status = rounds;
+        self.report_now = false;
         for w in &mut self.watches {
             w.changed = false;
         }
         if changed {
             self.notify(log, &format!("STATUS={}", self.summary()));
         }
-        if self.cfg.status_file.is_none() && self.cfg.metrics_file.is_none() {
+        if self.owned.iter().all(Option::is_none) {
             return;
         }
         let snaps: Vec<report::Snapshot> = self.watches.iter().map(|w| w.snapshot(now)).collect();
         let wall = crate::civil::unix_now();
-        let files = [
-            (
-                self.cfg.status_file.as_ref(),
-                report::status_text(&snaps, std::process::id(), wall),
-            ),
-            (self.cfg.metrics_file.as_ref(), report::metrics_text(&snaps)),
+        let texts = [
+            report::status_text(&snaps, std::process::id(), wall),
+            report::metrics_text(&snaps),
         ];
-        for (path, text) in files {
-            if let Some(path) = path {
-                if let Err(e) = report::write_atomic(path, &text) {
-                    log.limited(now, Level::Error, format!("{}: {e}", path.display()));
+        for (owned, text) in self.owned.iter().zip(texts) {
+            if let Some(o) = owned {
+                if let Err(e) = report::write_atomic(&o.path, &text) {
+                    log.limited(now, Level::Error, format!("{}: {e}", o.path.display()));
                 }
             }
         }
@@ -355,6 +398,7 @@ impl Daemon {
             err,
         })? {
             let now = Instant::now();
+            log.tick(now);
             match sig {
                 Sig::SIGTERM | Sig::SIGINT => {
                     for w in &self.watches {
@@ -425,7 +469,13 @@ impl Daemon {
             &format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()),
         );
         match self.try_reload(now, log) {
-            Ok(msg) => log.log(Level::Notice, &msg),
+            Ok(msg) => {
+                log.log(Level::Notice, &msg);
+                // The files may have moved, and a removed interface must leave them now, not
+                // when the remaining watches have run enough rounds.
+                self.claim_reports(log);
+                self.report_now = true;
+            }
             Err(e) => log.log(
                 Level::Error,
                 &format!("reload failed, keeping the running configuration: {e}"),

@@ -23,6 +23,7 @@ use crate::report::{LastHeal, Snapshot};
 use crate::route;
 use crate::sys::icmp::IcmpSocket;
 use crate::sys::iface;
+use crate::sys::lock::{self, Claim, LockFile};
 use crate::watchdog::{Action, Policy, State, Verdict, Watchdog};
 use crate::wire::Family;
 
@@ -95,6 +96,8 @@ pub struct Watch {
     hooks: HealRunner,
     hook_queue: VecDeque<Vec<(&'static str, String)>>,
     last_heal: Option<LastHeal>,
+    /// Held while a heal step runs (see `take_heal_lock`).
+    heal_lock: Option<LockFile>,
     /// Set on every state change; the daemon clears it when it has written the status.
     pub changed: bool,
     /// `--once`: the verdict of the one round, once it has ended.
@@ -166,6 +169,7 @@ impl Watch {
             hooks: HealRunner::default(),
             hook_queue: VecDeque::new(),
             last_heal: None,
+            heal_lock: None,
             changed: true,
             once_result: None,
         })
@@ -456,6 +460,8 @@ impl Watch {
                         format!("heal attempt {attempt}: dry run, not running {step}"),
                     );
                     self.wd.heal_ended(now);
+                } else if !self.take_heal_lock(log, attempt, &step) {
+                    self.wd.heal_ended(now);
                 } else {
                     self.say(
                         log,
@@ -471,6 +477,45 @@ impl Watch {
                         self.cfg.heal_timeout,
                     );
                 }
+            }
+        }
+    }
+
+    /// The interface's heal lock, held while a step runs. When another process holds it, the
+    /// step is not run: the attempt counts as made (the ladder and its backoff go on, so the
+    /// other healer gets time to finish) and says who holds it. When the lock cannot be taken
+    /// at all (no /run/netheal for a user without root), the step runs without it.
+    fn take_heal_lock(
+        &mut self,
+        log: &mut Log,
+        attempt: u32,
+        step: &impl std::fmt::Display,
+    ) -> bool {
+        let path = lock::heal_lock(&self.cfg.iface);
+        match lock::try_lock(&path) {
+            Ok(Claim::Held(l)) => {
+                self.heal_lock = Some(l);
+                true
+            }
+            Ok(Claim::Busy(pid)) => {
+                self.say(
+                    log,
+                    Level::Warning,
+                    format!(
+                        "heal attempt {attempt}: deferred, not running {step}: {} holds {} (another netheal is healing this interface)",
+                        lock::describe(pid),
+                        path.display()
+                    ),
+                );
+                false
+            }
+            Err(e) => {
+                self.say(
+                    log,
+                    Level::Warning,
+                    format!("heal lock: {e}; running the step without it"),
+                );
+                true
             }
         }
     }
@@ -515,6 +560,7 @@ impl Watch {
                 outcome,
                 elapsed,
             } => {
+                self.heal_lock = None; // the step has ended: another healer may go
                 let text = describe(&step, &outcome, elapsed);
                 self.say(
                     log,

@@ -1943,3 +1943,486 @@ fn a_step_that_leaves_its_group_is_killed_and_the_loop_does_not_spin() {
         cpu * 100.0
     );
 }
+
+// ---- issue 8: report files, locks and the log, as an attacker, an admin and a stalled
+// ---- syslog daemon would find them.
+
+/// The `rounds=` of `iface` in a status file, if it lists it.
+fn status_rounds(path: &str, iface: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("iface={iface} ")))?;
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("rounds="))
+        .and_then(|v| v.parse().ok())
+}
+
+/// The pid in a status file's header.
+fn header_pid_of(path: &str) -> Option<u32> {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.lines().next().map(String::from))
+        .and_then(|h| h.split(", pid ").nth(1).map(String::from))
+        .and_then(|r| r.split(',').next().and_then(|p| p.parse::<u32>().ok()))
+}
+
+/// Defect 2: the writer's temporary file used to be `.NAME.PID.tmp`, opened with
+/// O_CREAT|O_TRUNC: a symlink planted under that name made root overwrite its target. Plant
+/// such links beside both files, pointing at a root-owned 0600 file, and check that the file
+/// is untouched while both reports go on being rewritten.
+#[test]
+fn planted_temp_file_links_are_not_followed() {
+    let Some(lab) = Lab::pair("tmp", 7, &[]) else {
+        return;
+    };
+    let ifc = lab.ifc.clone();
+    let status = lab.path("status");
+    let metrics = lab.path("netheal.prom");
+    let victim = lab.write_file("shadow", "root:secret:1::::::\n", 0o600);
+    let nh = start(
+        &lab.host,
+        &[
+            "-i",
+            "50ms",
+            "-W",
+            "200ms",
+            "--status-file",
+            &status,
+            "--metrics-file",
+            &metrics,
+            "-t",
+            PEER4,
+            &ifc,
+        ],
+        &[],
+    );
+    nh.expect(nh.started, "state starting -> up", s(5.0));
+    assert!(wait_until(s(3.0), || header_pid_of(&status) == Some(nh.pid)));
+    for name in ["status", "netheal.prom"] {
+        let planted = lab.dir.join(format!(".{name}.{}.tmp", nh.pid));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    }
+    let r0 = status_rounds(&status, &ifc).unwrap();
+    // 6 rounds of 50 ms between rewrites: wait for several.
+    assert!(
+        wait_until(s(5.0), || status_rounds(&status, &ifc) >= Some(r0 + 18)),
+        "the status file kept being rewritten"
+    );
+    let m = fs::read_to_string(&metrics).unwrap();
+    assert!(m.contains("netheal_rounds_total"), "{m}");
+    assert_eq!(
+        fs::read_to_string(&victim).unwrap(),
+        "root:secret:1::::::\n",
+        "the planted link's target was written"
+    );
+}
+
+/// Defect 12, first half: a second instance given the same status and metrics files leaves
+/// them to the first for the first's whole life: not at start, not after SIGHUP (it used to
+/// take the status file back then, and both wrote the metrics, so counters went backwards),
+/// and its stop does not remove them.
+#[test]
+fn a_second_instance_never_takes_the_report_files() {
+    let Some(lab) = Lab::pair("own", 8, &[]) else {
+        return;
+    };
+    let ifc = lab.ifc.clone();
+    let status = lab.path("run/status");
+    let metrics = lab.path("run/netheal.prom");
+    let conf = lab.write_file(
+        "netheal.conf",
+        &format!("interval = 30ms\ntimeout = 200ms\n[{ifc}]\ntarget = {PEER4}\n"),
+        0o644,
+    );
+    let conf = conf.to_str().unwrap();
+    let files = [
+        "-c",
+        conf,
+        "--status-file",
+        &status,
+        "--metrics-file",
+        &metrics,
+    ];
+    let first = start(&lab.host, &files, &[]);
+    first.expect(first.started, "state starting -> up", s(5.0));
+    assert!(wait_until(s(3.0), || header_pid_of(&status) == Some(first.pid)));
+    let metric_rounds = || -> Option<u64> {
+        fs::read_to_string(&metrics).ok()?.lines().find_map(|l| {
+            l.strip_prefix(&format!("netheal_rounds_total{{iface=\"{ifc}\"}} "))
+                .and_then(|v| v.parse().ok())
+        })
+    };
+    let mut second = start(&lab.host, &files, &[]);
+    let (_, warn) = second.expect(second.started, "kept by another netheal", s(5.0));
+    assert!(
+        warn.contains(&format!("pid {}", first.pid)),
+        "names the holder: {warn}"
+    );
+    second.expect(second.started, "state starting -> up", s(5.0));
+    assert!(second.send_signal("HUP"));
+    second.expect(second.started, "reloaded", s(5.0));
+    // 60 reads over 3 s: the header stays the first's, the counters never go backwards.
+    let (mut last, mut backwards, mut foreign) = (0, 0, 0);
+    for _ in 0..60 {
+        if let Some(r) = metric_rounds() {
+            if r < last {
+                backwards += 1;
+            }
+            last = r;
+        }
+        if header_pid_of(&status).is_some_and(|p| p != first.pid) {
+            foreign += 1;
+        }
+        thread::sleep(s(0.05));
+    }
+    assert_eq!(
+        (foreign, backwards),
+        (0, 0),
+        "status headers of the second / metrics counters going backwards"
+    );
+    assert!(second.send_signal("TERM"));
+    assert_eq!(second.wait_exit(s(5.0)).and_then(|st| st.code()), Some(0));
+    assert!(Path::new(&status).exists(), "the second removed the status");
+    assert!(
+        Path::new(&metrics).exists(),
+        "the second removed the metrics"
+    );
+    let r = metric_rounds().unwrap();
+    assert!(
+        wait_until(s(3.0), || metric_rounds() > Some(r)),
+        "the first still writes"
+    );
+}
+
+/// Defect 12, second half: two processes watching the same interface never run heal steps on
+/// it at the same time (they overlapped by 1.98 s): the one that finds the interface's heal
+/// lock held says who holds it and does not run its step.
+#[test]
+fn one_healer_per_interface() {
+    let Some(lab) = Lab::pair("hlk", 9, &[]) else {
+        return;
+    };
+    let ifc = lab.ifc.clone();
+    let record = lab.path("heal.record");
+    let step = lab.script(
+        "heal.sh",
+        &format!(
+            "#!/bin/sh\necho \"start $PPID $(date +%s.%N)\" >> {record}\nsleep 1.5\n\
+             echo \"end $PPID $(date +%s.%N)\" >> {record}\nexit 1\n"
+        ),
+    );
+    // 198.51.100.77 answers nobody: every round fails, both instances want to heal at once.
+    let conf = lab.write_file(
+        "netheal.conf",
+        &format!(
+            "interval = 100ms\ntimeout = 100ms\nfail-after = 1\nbackoff = 200ms:400ms\n\
+             heal-timeout = 5s\nheal = {}\n[{ifc}]\ntarget = 198.51.100.77\n",
+            step.display()
+        ),
+        0o644,
+    );
+    let conf = conf.to_str().unwrap();
+    let one = start(&lab.host, &["-c", conf], &[]);
+    let two = start(&lab.host, &["-c", conf], &[]);
+    // Steps as (start, end) intervals, in start order: none may begin before the last ended.
+    let spans = || {
+        let rec = fs::read_to_string(&record).unwrap_or_default();
+        let mut open: HashMap<String, f64> = HashMap::new();
+        let mut spans = Vec::new();
+        for l in rec.lines() {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let t: f64 = w[2].parse().unwrap();
+            match w[0] {
+                "start" => {
+                    open.insert(w[1].to_string(), t);
+                }
+                _ => spans.extend(open.remove(w[1]).map(|t0| (t0, t))),
+            }
+        }
+        spans.sort_by(|a: &(f64, f64), b| a.0.total_cmp(&b.0));
+        (spans, rec)
+    };
+    assert!(
+        wait_until(s(15.0), || spans().0.len() >= 3),
+        "three steps ran: {}",
+        spans().1
+    );
+    let (spans, rec) = spans();
+    for p in spans.windows(2) {
+        assert!(p[1].0 >= p[0].1, "two heal steps overlapped: {p:?}\n{rec}");
+    }
+    let (_, line) = [&one, &two]
+        .iter()
+        .find_map(|nh| nh.wait_for_line("deferred", s(0.1)))
+        .expect("one of them said it deferred its step");
+    assert!(
+        line.contains(&format!("/run/netheal/heal/{ifc}.lock")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("pid {}", one.pid)) || line.contains(&format!("pid {}", two.pid)),
+        "names the holder: {line}"
+    );
+    drop((one, two));
+    let _ = fs::remove_file(format!("/run/netheal/heal/{ifc}.lock")); // not fatal: removed by its holder
+}
+
+/// Defect 13: a reload that only removes an interface rewrites the status and metrics at
+/// once; they used to stay frozen (listing the removed interface) until the remaining watch had
+/// made up the removed one's rounds.
+#[test]
+fn reload_that_removes_an_interface_rewrites_the_reports() {
+    let Some((lab, a, c)) = two_links("rrm") else {
+        return;
+    };
+    let status = lab.path("status");
+    let body = |both: bool| {
+        let mut t = format!("interval = 100ms\ntimeout = 200ms\n[{a}]\ntarget = {PEER4}\n");
+        if both {
+            t += &format!("[{c}]\ntarget = {PEER4B}\n");
+        }
+        t
+    };
+    let conf = lab.write_file("netheal.conf", &body(true), 0o644);
+    let conf = conf.to_str().unwrap();
+    let nh = start(&lab.host, &["-c", conf, "--status-file", &status], &[]);
+    assert!(
+        wait_until(s(10.0), || status_rounds(&status, &c) >= Some(30)),
+        "both watched for a while"
+    );
+    lab.write_file("netheal.conf", &body(false), 0o644);
+    let t0 = Instant::now();
+    assert!(nh.send_signal("HUP"));
+    nh.expect(t0, "no longer watched", s(5.0));
+    assert!(
+        wait_until(s(1.0), || status_rounds(&status, &a).is_some()
+            && status_rounds(&status, &c).is_none()),
+        "status still lists {c} {:.1}s after the reload: {}",
+        secs(t0, Instant::now()),
+        fs::read_to_string(&status).unwrap_or_default()
+    );
+    eprintln!(
+        "status rewritten {:.3}s after SIGHUP",
+        secs(t0, Instant::now())
+    );
+}
+
+/// Defect 20: a malformed $NOTIFY_SOCKET is not fatal (libsystemd ignores it): a warning,
+/// then the watchdog runs.
+#[test]
+fn malformed_notify_socket_is_a_warning() {
+    let Some(lab) = Lab::pair("nsk", 10, &[]) else {
+        return;
+    };
+    let ifc = lab.ifc.clone();
+    let nh = start(
+        &lab.host,
+        &["-i", "100ms", "-t", PEER4, &ifc],
+        &[("NOTIFY_SOCKET", "relative/not-a-socket")],
+    );
+    let (_, warn) = nh.expect(nh.started, "NOTIFY_SOCKET", s(5.0));
+    assert!(warn.contains("going on without sd_notify"), "{warn}");
+    nh.expect(nh.started, "state starting -> up", s(5.0));
+}
+
+/// netheal in `ns` with `--log syslog`, in a private mount namespace whose /dev is the
+/// directory `dev` (with /dev/null and /dev/urandom bound in), so the test decides when and
+/// what /dev/log is: busybox's syslogd creates it only after it forks.
+fn start_with_dev(ns: &str, dev: &Path, args: &[&str]) -> Netheal {
+    for n in ["null", "urandom"] {
+        fs::write(dev.join(n), "").unwrap();
+    }
+    let d = dev.display();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, "sh", "-c"])
+        .arg(format!(
+            "mount --bind /dev/null {d}/null && mount --bind /dev/urandom {d}/urandom && \
+             mount --rbind {d} /dev && exec \"$0\" \"$@\""
+        ))
+        .args([bin(), "--log", "syslog", "--status-file", "none"])
+        .args(args);
+    for k in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+        cmd.env_remove(k);
+    }
+    Netheal::spawn(cmd, args.join(" "))
+}
+
+/// What arrives on `server` within `total` (less if nothing comes for `total` / 4).
+fn recv_all(server: &UnixDatagram, total: Duration) -> Vec<String> {
+    let deadline = Instant::now() + total;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return out;
+        }
+        server.set_read_timeout(Some(left.min(total / 4))).unwrap();
+        match server.recv(&mut buf) {
+            Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => return out,
+        }
+    }
+}
+
+/// Defect 10: with no /dev/log at start, netheal logs to stderr, and switches to syslog (saying
+/// so, and sending what it logged meanwhile) once /dev/log appears; it used to stay on stderr
+/// for good.
+#[test]
+fn syslog_that_appears_after_start_is_used() {
+    let Some(lab) = Lab::pair("lat", 11, &[]) else {
+        return;
+    };
+    let ifc = lab.ifc.clone();
+    let dev = lab.dir.join("dev");
+    fs::create_dir_all(&dev).unwrap();
+    let nh = start_with_dev(&lab.host, &dev, &["-v", "-i", "200ms", "-t", PEER4, &ifc]);
+    nh.expect(nh.started, "state starting -> up", s(5.0));
+    let t0 = Instant::now();
+    let server = UnixDatagram::bind(dev.join("log")).unwrap();
+    // Rounds every 200 ms: within the 5 s retry plus a little, they must arrive here.
+    let mut got = Vec::new();
+    let deadline = t0 + s(8.0);
+    while Instant::now() < deadline && !got.iter().any(|l: &String| l.contains(": round ")) {
+        got.extend(recv_all(&server, s(0.5)));
+    }
+    let t1 = Instant::now();
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("<30>netheal[") && l.contains(&format!("{ifc}: round "))),
+        "round lines go to syslog once /dev/log exists: {got:?}"
+    );
+    got.extend(recv_all(&server, s(0.5)));
+    assert!(
+        got.first()
+            .is_some_and(|l| l.contains("syslog reachable again")),
+        "the switch is logged first: {got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|l| l.contains(&format!("earlier: {ifc}: state starting -> up"))),
+        "the lines from before were sent: {got:?}"
+    );
+    let (_, said) = nh.expect(nh.started, "syslog unavailable", s(1.0));
+    assert!(said.contains("trying again every 5s"), "{said}");
+    let (_, switched) = nh.expect(t0, "syslog reachable again", s(1.0));
+    eprintln!(
+        "switched to syslog {:.1}s after /dev/log appeared: {switched}",
+        secs(t0, t1)
+    );
+}
+
+/// Defect 8: a log daemon that stops reading must not stall the loop (the blocking send did,
+/// for good). Lines it does not take are dropped and counted, and the count is logged when it
+/// reads again.
+#[test]
+fn a_stalled_syslog_does_not_stall_the_loop() {
+    let Some(lab) = Lab::pair("stl", 12, &[]) else {
+        return;
+    };
+    let ifc = lab.ifc.clone();
+    let dev = lab.dir.join("dev");
+    fs::create_dir_all(&dev).unwrap();
+    let server = UnixDatagram::bind(dev.join("log")).unwrap();
+    let status = lab.path("status");
+    // -v: a line per 30 ms round; this socket's queue holds 10 (net.unix.max_dgram_qlen).
+    let nh = start_with_dev(
+        &lab.host,
+        &dev,
+        &[
+            "-v",
+            "-i",
+            "30ms",
+            "-W",
+            "200ms",
+            "--status-file",
+            &status,
+            "-t",
+            PEER4,
+            &ifc,
+        ],
+    );
+    assert!(
+        wait_until(s(5.0), || status_rounds(&status, &ifc).is_some()),
+        "started"
+    );
+    thread::sleep(s(1.0)); // the queue is full by now
+    let r0 = status_rounds(&status, &ifc).unwrap();
+    thread::sleep(s(2.0));
+    let r1 = status_rounds(&status, &ifc).unwrap();
+    assert!(
+        r1 >= r0 + 30,
+        "rounds went on while syslog was not reading: {r0} -> {r1}"
+    );
+    let got = recv_all(&server, s(1.0));
+    let note = got
+        .iter()
+        .find(|l| l.contains("log lines dropped while syslog was not accepting"))
+        .unwrap_or_else(|| panic!("no drop count in {got:?}"));
+    let n: u64 = note
+        .split("]: ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(n >= 30, "{note}");
+    drop(nh);
+    eprintln!(
+        "stalled syslog: {} rounds in 2 s, {} lines received once read, {n} dropped and reported",
+        r1 - r0,
+        got.len()
+    );
+}
+
+/// Defect 10, daemon mode: `-d` without /dev/log used to lose every line silently (stderr is
+/// /dev/null once detached). Now it warns before detaching, keeps the last lines, and sends
+/// them once a syslog daemon creates /dev/log.
+#[test]
+fn daemon_without_syslog_warns_and_keeps_its_lines() {
+    let Some(lab) = Lab::pair("dnl", 13, &[]) else {
+        return;
+    };
+    let ifc = lab.ifc.clone();
+    let dev = lab.dir.join("dev");
+    fs::create_dir_all(&dev).unwrap();
+    for n in ["null", "urandom"] {
+        fs::write(dev.join(n), "").unwrap();
+    }
+    let pidfile = lab.path("netheal.pid");
+    let d = dev.display();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &lab.host, "sh", "-c"])
+        .arg(format!(
+            "mount --bind /dev/null {d}/null && mount --bind /dev/urandom {d}/urandom && \
+             mount --rbind {d} /dev && exec \"$0\" \"$@\""
+        ))
+        .args([bin(), "-d", "--pidfile", &pidfile, "--status-file", "none"])
+        .args(["-v", "-i", "200ms", "-t", PEER4, &ifc]);
+    let out = run_bounded(cmd, s(10.0));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let pid = pid_in(&pidfile);
+    let _guard = KillOnDrop(vec![pid]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("/dev/log: syslog unavailable") && err.contains("once detached"),
+        "warned before detaching: {err}"
+    );
+    let server = UnixDatagram::bind(dev.join("log")).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + s(8.0);
+    while Instant::now() < deadline && !got.iter().any(|l: &String| l.contains("earlier: ")) {
+        got.extend(recv_all(&server, s(0.5)));
+    }
+    got.extend(recv_all(&server, s(0.5)));
+    assert!(
+        got.iter()
+            .any(|l| l.contains(&format!("earlier: {ifc}: watching targets"))),
+        "the start line reached syslog after all: {got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|l| l.contains(&format!("earlier: {ifc}: state starting -> up"))),
+        "{got:?}"
+    );
+}
