@@ -45,8 +45,10 @@ const SOL_RAW: libc::c_int = 255;
 const ICMP_FILTER: libc::c_int = 1;
 /// ICMP6_FILTER (RFC 3542 section 3.2): a 256-bit mask, a set bit blocks that type.
 const ICMP6_FILTER: libc::c_int = 1;
-const ICMP_ECHOREPLY: u32 = 0;
-const ICMP6_ECHO_REPLY: usize = 129;
+/// What a raw socket lets through: echo replies, and the errors that can quote our echo
+/// requests, destination unreachable and time exceeded (RFC 792; ICMPv6: RFC 4443 1 and 3).
+const ICMP_PASS: [u32; 3] = [0, 3, 11];
+const ICMP6_PASS: [usize; 3] = [129, 1, 3];
 
 impl IcmpSocket {
     /// Opens a raw socket, or a datagram socket when raw ones are not permitted. The error,
@@ -88,12 +90,13 @@ impl IcmpSocket {
     }
 
     /// A raw socket otherwise wakes us for every ICMP message the host receives (neighbour
-    /// discovery, router adverts, other programs' pings...); let only echo replies through.
+    /// discovery, router adverts, other programs' pings...); let only echo replies and the
+    /// errors about echoes (`ICMP_PASS`) through.
     fn filter_echo_replies(&self) -> io::Result<()> {
         let fd = self.fd.as_raw_fd();
         match self.family {
             Family::V4 => {
-                let mask: u32 = !(1 << ICMP_ECHOREPLY);
+                let mask: u32 = !ICMP_PASS.iter().fold(0, |m, t| m | 1 << t);
                 // SAFETY: fd is an open raw ICMP socket; the option value is a u32 that lives
                 // across the call, and its size is passed.
                 cvt(unsafe {
@@ -108,7 +111,9 @@ impl IcmpSocket {
             }
             Family::V6 => {
                 let mut mask = [u32::MAX; 8];
-                mask[ICMP6_ECHO_REPLY >> 5] &= !(1 << (ICMP6_ECHO_REPLY & 31));
+                for t in ICMP6_PASS {
+                    mask[t >> 5] &= !(1 << (t & 31));
+                }
                 // SAFETY: as above; struct icmp6_filter is exactly eight u32 words.
                 cvt(unsafe {
                     libc::setsockopt(
@@ -215,4 +220,58 @@ impl AsFd for IcmpSocket {
 
 fn is_link_local(a: std::net::Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads the filter back from a real raw socket (root only; skipped otherwise, like the
+    /// namespace tests, and required under CI=true).
+    #[test]
+    fn raw_filter_passes_replies_and_errors_only() {
+        let ci = std::env::var("CI").as_deref() == Ok("true");
+        let s = match IcmpSocket::open(Family::V4) {
+            Ok(s) if s.kind() == Kind::Raw => s,
+            _ => {
+                assert!(!ci, "CI must run this as root");
+                eprintln!("skipped: raw sockets need root or CAP_NET_RAW");
+                return;
+            }
+        };
+        let mut mask: u32 = 0;
+        let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+        // SAFETY: fd is an open raw ICMP socket; mask and len live across the call and len
+        // holds mask's size.
+        cvt(unsafe {
+            libc::getsockopt(
+                s.fd.as_raw_fd(),
+                SOL_RAW,
+                ICMP_FILTER,
+                (&mut mask as *mut u32).cast(),
+                &mut len,
+            )
+        })
+        .unwrap();
+        let passes = |t: u32| mask & (1 << t) == 0;
+        assert!(passes(0) && passes(3) && passes(11), "{mask:#x}");
+        assert!(!passes(8) && !passes(5) && !passes(12), "{mask:#x}");
+        let s6 = IcmpSocket::open(Family::V6).unwrap();
+        let mut mask6 = [0u32; 8];
+        let mut len = std::mem::size_of_val(&mask6) as libc::socklen_t;
+        // SAFETY: as above; struct icmp6_filter is exactly eight u32 words.
+        cvt(unsafe {
+            libc::getsockopt(
+                s6.fd.as_raw_fd(),
+                libc::IPPROTO_ICMPV6,
+                ICMP6_FILTER,
+                mask6.as_mut_ptr().cast(),
+                &mut len,
+            )
+        })
+        .unwrap();
+        let passes6 = |t: usize| mask6[t >> 5] & (1 << (t & 31)) == 0;
+        assert!(passes6(129) && passes6(1) && passes6(3));
+        assert!(!passes6(128) && !passes6(2) && !passes6(135) && !passes6(134));
+    }
 }

@@ -5,12 +5,16 @@
 #![forbid(unsafe_code)]
 
 mod checksum;
+mod error;
 mod icmp;
 mod ipv4;
+mod siphash;
 
 pub use checksum::checksum;
+pub use error::{ErrorKind, QuotedEcho};
 pub use icmp::{Echo, EchoKind, Family, ECHO_HEADER_LEN};
 pub use ipv4::strip_ipv4_header;
+pub use siphash::siphash24;
 
 /// Why a received packet was not an echo reply we can read. Each is counted, never fatal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
