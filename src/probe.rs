@@ -15,7 +15,7 @@
 //! sequence number of an echo of ours, from the address that echo went to, carrying exactly
 //! that echo's MAC; everything else is counted as foreign and dropped.
 //!
-//! What the counters mean (README "Counters"):
+//! What the counters mean (the README says the same under "Log lines"):
 //! - `lost`: an echo is lost when its target gave no answer in its round (counted at the
 //!   round's end), or, for an echo to a target that answered another echo of the round, when
 //!   no reply to it came within the timeout of sending it. A lossless path therefore counts no
