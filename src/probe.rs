@@ -365,6 +365,19 @@ impl Prober {
                 Err(_) => Received::Foreign,
             },
         };
+        self.count(r);
+        r
+    }
+
+    /// An ICMP error about one of our echoes that a datagram socket's error queue gave
+    /// (already parsed by the kernel; `src` is the reporter).
+    pub fn handle_error(&mut self, family: Family, src: IpAddr, q: QuotedEcho) -> Received {
+        let r = self.classify_error(family, src, q);
+        self.count(r);
+        r
+    }
+
+    fn count(&mut self, r: Received) {
         let st = &mut self.stats;
         match r {
             Received::Reply { rtt, .. } => {
@@ -377,7 +390,6 @@ impl Prober {
             Received::Foreign => bump(&mut st.foreign),
             Received::Late => bump(&mut st.late),
         }
-        r
     }
 
     fn classify_reply(

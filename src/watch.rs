@@ -19,10 +19,10 @@ use crate::probe::{own_address, Prober, KEY_LEN};
 use crate::report::{LastHeal, Snapshot};
 use crate::route;
 use crate::sys::addrs;
-use crate::sys::icmp::IcmpSocket;
+use crate::sys::icmp::{IcmpSocket, Queued};
 use crate::sys::iface;
 use crate::watchdog::{Action, Policy, State, Verdict, Watchdog};
-use crate::wire::{Family, WireError};
+use crate::wire::{Family, QuotedEcho, WireError};
 
 /// Pending hooks per interface; when more changes pile up, the oldest are dropped.
 const HOOK_QUEUE: usize = 16;
@@ -755,6 +755,9 @@ trait RecvSocket {
     fn family(&self) -> Family;
     fn recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, IpAddr)>>;
     fn icmp_part<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], WireError>;
+    fn recv_error(&self, _buf: &mut [u8]) -> io::Result<Queued> {
+        Ok(Queued::Empty)
+    }
 }
 
 impl RecvSocket for IcmpSocket {
@@ -767,16 +770,39 @@ impl RecvSocket for IcmpSocket {
     fn icmp_part<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], WireError> {
         IcmpSocket::icmp_part(self, datagram)
     }
+    fn recv_error(&self, buf: &mut [u8]) -> io::Result<Queued> {
+        IcmpSocket::recv_error(self, buf)
+    }
 }
 
 /// Feeds at most RECV_BATCH datagrams from `sock` to the prober; returns how many it read.
+/// A datagram socket's error queue is read first: reading it also clears the socket's pending
+/// error, which would otherwise be what the next ordinary receive returns.
 fn drain(
     sock: &impl RecvSocket,
     prober: &mut Prober,
     now: Instant,
     buf: &mut [u8],
 ) -> io::Result<usize> {
-    for n in 0..RECV_BATCH {
+    let mut errors = 0;
+    while errors < RECV_BATCH {
+        match sock.recv_error(buf)? {
+            Queued::Empty => break,
+            Queued::Other => {}
+            Queued::Icmp {
+                len,
+                dest,
+                from,
+                kind,
+            } => {
+                if let Ok(q) = QuotedEcho::from_queued(kind, dest, &buf[..len]) {
+                    prober.handle_error(kind.family, from, q);
+                }
+            }
+        }
+        errors += 1;
+    }
+    for n in errors..RECV_BATCH {
         let Some((len, src)) = sock.recv_from(buf)? else {
             return Ok(n);
         };

@@ -8,6 +8,7 @@ mod lab;
 
 use lab::{secs, wait_until, Lab, Netheal, HOST4, PEER4};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 fn s(x: f64) -> Duration {
@@ -373,4 +374,59 @@ fn replies_replayed_from_an_earlier_request_do_not_count() {
     assert_eq!(nh.count_lines("-> up"), 0, "a replayed reply counted");
     assert_eq!(st["replies"], 0, "{line}");
     assert!(st["foreign"] + 3 >= replayed, "{replayed} replayed, {line}");
+}
+
+/// Defect 19 without CAP_NET_RAW: the datagram ("ping") socket gets ICMP errors only on its
+/// error queue (IP_RECVERR), and must read them there; as `nobody` with ping_group_range
+/// open in the namespace, a router's unreachable ends the round at once, reporter named.
+#[test]
+fn datagram_socket_reads_icmp_errors_from_its_error_queue() {
+    let Some(lab) = Lab::pair("ud", 36, &["setpriv", "sysctl"]) else {
+        return;
+    };
+    let far = "203.0.113.77";
+    make_router(&lab, far);
+    lab.ip(
+        &lab.peer,
+        &["route", "add", "unreachable", "203.0.113.0/24"],
+    );
+    lab.exec(
+        &lab.host,
+        &["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"],
+    );
+    // A copy nobody can run (the build directory may not be reachable for it).
+    let copy = lab.dir.join("netheal");
+    fs::copy(lab::bin(), &copy).unwrap();
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = copy.to_str().unwrap().to_owned();
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &lab.host])
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .args([copy.as_str(), "--log", "stderr"])
+        .args(lab::quiet_args())
+        .args(["--once", "-v", "-W", "2s", "-t", far, &lab.ifc]);
+    let t0 = Instant::now();
+    let mut nh = Netheal::spawn(cmd, "as nobody".into());
+    let st = nh.finish(s(10.0)).expect("--once exits");
+    let took = secs(t0, Instant::now());
+    let all: Vec<String> = nh.lines().into_iter().map(|l| l.1).collect();
+    eprintln!(
+        "datagram socket: exit {} after {took:.3}s: {all:?}",
+        Netheal::code(st)
+    );
+    assert!(all.iter().any(|l| l.contains("datagram socket")), "{all:?}");
+    assert_eq!(Netheal::code(st), 1, "{all:?}");
+    assert!(took < 1.0, "took {took:.3}s with -W 2s: {all:?}");
+    assert!(
+        all.iter().any(|l| l.contains(&format!(
+            "{far} host unreachable (type 3 code 1) from {PEER4}"
+        ))),
+        "{all:?}"
+    );
+    assert!(!all.iter().any(|l| l.contains("receive:")), "{all:?}");
 }

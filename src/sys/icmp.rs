@@ -5,18 +5,18 @@
 #![allow(unsafe_code)]
 
 use std::ffi::OsString;
-use std::io;
-use std::net::{IpAddr, SocketAddrV4, SocketAddrV6};
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    self, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn,
-    SockaddrIn6, SockaddrStorage,
+    self, sockopt, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockProtocol, SockType,
+    SockaddrIn, SockaddrIn6, SockaddrStorage,
 };
 
 use super::cvt;
-use crate::wire::{strip_ipv4_header, Family, WireError};
+use crate::wire::{strip_ipv4_header, ErrorKind, Family, WireError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -71,6 +71,13 @@ impl IcmpSocket {
             }
             Err(Errno::EPERM | Errno::EACCES) => {
                 let fd = socket::socket(af, SockType::Datagram, flags, proto)?;
+                // A datagram socket gets ICMP errors about its echoes only on its error
+                // queue, and only with IP_RECVERR (ip(7), ipv6(7); the kernel's ping_err).
+                // Not fatal: without it such a target just waits for the timeout.
+                let _ = match family {
+                    Family::V4 => socket::setsockopt(&fd, sockopt::Ipv4RecvErr, &true),
+                    Family::V6 => socket::setsockopt(&fd, sockopt::Ipv6RecvErr, &true),
+                };
                 Ok(IcmpSocket {
                     fd,
                     family,
@@ -198,9 +205,82 @@ impl IcmpSocket {
                 Ok((_, None)) => continue,
                 Err(Errno::EAGAIN) => return Ok(None),
                 Err(Errno::EINTR) => continue,
+                // With IP_RECVERR the kernel also reports a queued ICMP error as the socket's
+                // pending error, once; the error queue has the details (`recv_error`).
+                Err(
+                    Errno::EHOSTUNREACH
+                    | Errno::ENETUNREACH
+                    | Errno::EHOSTDOWN
+                    | Errno::ECONNREFUSED
+                    | Errno::EPROTO
+                    | Errno::EACCES,
+                ) if self.kind == Kind::Datagram => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Reads one entry of a datagram socket's error queue into `buf`: an ICMP error about an
+    /// echo of ours, with the quoted echo (header on) in `buf`. Raw sockets get errors as
+    /// ordinary packets instead, so this is `Empty` for them.
+    pub fn recv_error(&self, buf: &mut [u8]) -> io::Result<Queued> {
+        if self.kind != Kind::Datagram {
+            return Ok(Queued::Empty);
+        }
+        // sock_extended_err + the offender's sockaddr_in6, with cmsg headers: well under 128.
+        let mut cmsg = [0u8; 128];
+        let mut iov = [IoSliceMut::new(buf)];
+        let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
+        let msg = loop {
+            match socket::recvmsg::<SockaddrStorage>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                flags,
+            ) {
+                Ok(m) => break m,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return Ok(Queued::Empty),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let len = msg.bytes;
+        let dest = msg.address.as_ref().and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|a| IpAddr::V4(a.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+        });
+        let mut found = None;
+        for c in msg.cmsgs().map_err(io::Error::from)? {
+            match c {
+                ControlMessageOwned::Ipv4RecvErr(e, Some(off))
+                    if e.ee_origin == libc::SO_EE_ORIGIN_ICMP =>
+                {
+                    let from = IpAddr::V4(Ipv4Addr::from(u32::from_be(off.sin_addr.s_addr)));
+                    found = Some((Family::V4, e, from));
+                }
+                ControlMessageOwned::Ipv6RecvErr(e, Some(off))
+                    if e.ee_origin == libc::SO_EE_ORIGIN_ICMP6 =>
+                {
+                    let from = IpAddr::V6(Ipv6Addr::from(off.sin6_addr.s6_addr));
+                    found = Some((Family::V6, e, from));
+                }
+                _ => {}
+            }
+        }
+        Ok(match (found, dest) {
+            (Some((family, e, from)), Some(dest)) => Queued::Icmp {
+                len,
+                dest,
+                from,
+                kind: ErrorKind {
+                    family,
+                    icmp_type: e.ee_type,
+                    code: e.ee_code,
+                },
+            },
+            _ => Queued::Other, // a local error (EMSGSIZE...): nothing to match
+        })
     }
 
     /// The ICMP message in a received datagram: raw IPv4 sockets deliver the IP header too.
@@ -210,6 +290,22 @@ impl IcmpSocket {
             _ => Ok(datagram),
         }
     }
+}
+
+/// One entry of a datagram socket's error queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    Empty,
+    /// An ICMP error from `from` about a datagram to `dest`; the first `len` bytes of the
+    /// buffer hold what it quoted of our echo.
+    Icmp {
+        len: usize,
+        dest: IpAddr,
+        from: IpAddr,
+        kind: ErrorKind,
+    },
+    /// Something else (a local error): read and dropped.
+    Other,
 }
 
 impl AsFd for IcmpSocket {

@@ -129,10 +129,24 @@ impl<'a> QuotedEcho<'a> {
             Family::V4 => quoted_v4(quoted)?,
             Family::V6 => quoted_v6(quoted)?,
         };
+        Self::from_quote(kind, dest, echo)
+    }
+
+    /// The same, from what a datagram socket's error queue gives (ip(7) IP_RECVERR): the
+    /// kernel has already read the error and its quoted IP header, and hands over the type,
+    /// code and destination, and the quoted echo from its header on.
+    pub fn from_queued(kind: ErrorKind, dest: IpAddr, echo: &'a [u8]) -> Result<Self, WireError> {
+        if !kind.is_path_failure() {
+            return Err(WireError::NotEchoReply);
+        }
+        Self::from_quote(kind, dest, echo)
+    }
+
+    fn from_quote(kind: ErrorKind, dest: IpAddr, echo: &'a [u8]) -> Result<Self, WireError> {
         if echo.len() < ECHO_HEADER_LEN {
             return Err(WireError::Truncated);
         }
-        let request = match family {
+        let request = match kind.family {
             Family::V4 => 8,
             Family::V6 => 128,
         };
@@ -370,6 +384,33 @@ pub(crate) mod tests {
             QuotedEcho::parse(Family::V6, &m),
             Err(WireError::BadIpHeader)
         );
+    }
+
+    #[test]
+    fn queued_errors_are_read_from_the_echo_on() {
+        let kind = |family, icmp_type, code| ErrorKind {
+            family,
+            icmp_type,
+            code,
+        };
+        let dest: IpAddr = "203.0.113.77".parse().unwrap();
+        let echo = &V4_HOST_UNREACHABLE[28..];
+        let q = QuotedEcho::from_queued(kind(Family::V4, 3, 1), dest, echo).unwrap();
+        assert_eq!((q.dest, q.ident, q.seq), (dest, 0x1a2b, 7));
+        assert_eq!(q.payload, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let v6 = &V6_ADDR_UNREACHABLE[48..];
+        let d6: IpAddr = "2001:db8:2::77".parse().unwrap();
+        assert_eq!(
+            QuotedEcho::from_queued(kind(Family::V6, 1, 3), d6, v6).map(|q| q.seq),
+            Ok(0xfffe)
+        );
+        // Frag needed / packet too big are not failures; a short or foreign quote is refused.
+        assert!(QuotedEcho::from_queued(kind(Family::V4, 3, 4), dest, echo).is_err());
+        assert!(QuotedEcho::from_queued(kind(Family::V6, 2, 0), d6, v6).is_err());
+        for len in 0..ECHO_HEADER_LEN {
+            assert!(QuotedEcho::from_queued(kind(Family::V4, 3, 1), dest, &echo[..len]).is_err());
+        }
+        assert!(QuotedEcho::from_queued(kind(Family::V6, 1, 3), d6, echo).is_err());
     }
 
     #[test]
