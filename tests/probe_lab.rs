@@ -384,12 +384,18 @@ fn datagram_socket_reads_icmp_errors_from_its_error_queue() {
     let Some(lab) = Lab::pair("ud", 36, &["setpriv", "sysctl"]) else {
         return;
     };
-    let far = "203.0.113.77";
+    let (far, far6) = ("203.0.113.77", "2001:db8:77::77");
     make_router(&lab, far);
+    make_router(&lab, far6);
     lab.ip(
         &lab.peer,
         &["route", "add", "unreachable", "203.0.113.0/24"],
     );
+    lab.ip(
+        &lab.peer,
+        &["-6", "route", "add", "unreachable", "2001:db8:77::/64"],
+    );
+    // Opens ICMP datagram sockets of both families to every group, in this namespace only.
     lab.exec(
         &lab.host,
         &["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"],
@@ -399,34 +405,42 @@ fn datagram_socket_reads_icmp_errors_from_its_error_queue() {
     fs::copy(lab::bin(), &copy).unwrap();
     fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
     let copy = copy.to_str().unwrap().to_owned();
-    let mut cmd = std::process::Command::new("ip");
-    cmd.args(["netns", "exec", &lab.host])
-        .args([
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ])
-        .args([copy.as_str(), "--log", "stderr"])
-        .args(lab::quiet_args())
-        .args(["--once", "-v", "-W", "2s", "-t", far, &lab.ifc]);
-    let t0 = Instant::now();
-    let mut nh = Netheal::spawn(cmd, "as nobody".into());
-    let st = nh.finish(s(10.0)).expect("--once exits");
-    let took = secs(t0, Instant::now());
-    let all: Vec<String> = nh.lines().into_iter().map(|l| l.1).collect();
-    eprintln!(
-        "datagram socket: exit {} after {took:.3}s: {all:?}",
-        Netheal::code(st)
-    );
-    assert!(all.iter().any(|l| l.contains("datagram socket")), "{all:?}");
-    assert_eq!(Netheal::code(st), 1, "{all:?}");
-    assert!(took < 1.0, "took {took:.3}s with -W 2s: {all:?}");
-    assert!(
-        all.iter().any(|l| l.contains(&format!(
-            "{far} host unreachable (type 3 code 1) from {PEER4}"
-        ))),
-        "{all:?}"
-    );
-    assert!(!all.iter().any(|l| l.contains("receive:")), "{all:?}");
+    let peer6 = lab.peer6();
+    for (target, reporter, what) in [
+        (far, PEER4, "host unreachable (type 3 code 1)"),
+        (far6, peer6.as_str(), "(type 1 code "),
+    ] {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &lab.host])
+            .args([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ])
+            .args([copy.as_str(), "--log", "stderr"])
+            .args(lab::quiet_args())
+            .args(["--once", "-v", "-W", "2s", "-t", target, &lab.ifc]);
+        let t0 = Instant::now();
+        let mut nh = Netheal::spawn(cmd, format!("as nobody -t {target}"));
+        let st = nh.finish(s(10.0)).expect("--once exits");
+        let took = secs(t0, Instant::now());
+        let all: Vec<String> = nh.lines().into_iter().map(|l| l.1).collect();
+        eprintln!(
+            "datagram socket -t {target}: exit {} after {took:.3}s: {:?}",
+            Netheal::code(st),
+            all.last()
+        );
+        assert!(all.iter().any(|l| l.contains("datagram socket")), "{all:?}");
+        assert_eq!(Netheal::code(st), 1, "{all:?}");
+        assert!(took < 1.0, "took {took:.3}s with -W 2s: {all:?}");
+        assert!(
+            all.iter()
+                .any(|l| l.contains(&format!("round 1 failed: {target} "))
+                    && l.contains(what)
+                    && l.ends_with(&format!("from {reporter}"))),
+            "{all:?}"
+        );
+        assert!(!all.iter().any(|l| l.contains("receive:")), "{all:?}");
+    }
 }
