@@ -667,26 +667,13 @@ impl Watch {
     }
 
     fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
-        let scope = self.bound.unwrap_or(0);
-        // Each echo's send time is taken right before its sendto (as OpenBSD ping does), not
-        // the turn's `now`, which was read before the routing tables and the other watches.
-        while let Some(tx) = self.prober.poll_transmit(Instant::now(), buf) {
-            let sock = self.socks[Family::of(tx.dest) as usize].as_ref();
-            let sent = match sock {
-                Some(s) if self.bound.is_some() => s.send_to(&buf[..tx.len], tx.dest, scope),
-                _ => Err(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    "socket not bound to the interface",
-                )),
-            };
-            if let Err(e) = sent {
-                // Expected while the link is broken (ENETUNREACH on a downed interface, EPERM
-                // from a firewall): the echo counts as lost; say so once a minute. An off-link
-                // target without a route gets no error on a device-bound socket: the kernel
-                // takes it as on-link and ARPs for it, so that echo just goes unanswered.
-                self.prober.send_failed(tx.target);
-                self.say_limited(log, now, Level::Info, format!("send to {}: {e}", tx.dest));
-            }
+        let failed = send_due(&mut self.prober, &self.socks, self.bound, buf, Instant::now);
+        for (dest, e) in failed {
+            // Expected while the link is broken (ENETUNREACH on a downed interface, EPERM
+            // from a firewall): the echo counts as lost; say so once a minute. An off-link
+            // target without a route gets no error on a device-bound socket: the kernel
+            // takes it as on-link and ARPs for it, so that echo just goes unanswered.
+            self.say_limited(log, now, Level::Info, format!("send to {dest}: {e}"));
         }
     }
 
@@ -775,6 +762,44 @@ impl RecvSocket for IcmpSocket {
     }
 }
 
+/// What `send_due` needs from a socket; the seam for the send-stamp test.
+trait SendSocket {
+    fn send_to(&self, msg: &[u8], dest: IpAddr, scope: u32) -> io::Result<()>;
+}
+
+impl SendSocket for IcmpSocket {
+    fn send_to(&self, msg: &[u8], dest: IpAddr, scope: u32) -> io::Result<()> {
+        IcmpSocket::send_to(self, msg, dest, scope)
+    }
+}
+
+/// Sends every echo that is due, each stamped by `clock` right before its sendto (as
+/// OpenBSD ping does), not with the turn's `now`, which was read before the routing tables
+/// and the other watches' work. Returns the sends that failed (the prober knows already).
+fn send_due<S: SendSocket>(
+    prober: &mut Prober,
+    socks: &[Option<S>; 2],
+    bound: Option<u32>,
+    buf: &mut [u8],
+    mut clock: impl FnMut() -> Instant,
+) -> Vec<(IpAddr, io::Error)> {
+    let mut failed = Vec::new();
+    while let Some(tx) = prober.poll_transmit(clock(), buf) {
+        let sent = match (&socks[Family::of(tx.dest) as usize], bound) {
+            (Some(s), Some(scope)) => s.send_to(&buf[..tx.len], tx.dest, scope),
+            _ => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "socket not bound to the interface",
+            )),
+        };
+        if let Err(e) = sent {
+            prober.send_failed(tx.target);
+            failed.push((tx.dest, e));
+        }
+    }
+    failed
+}
+
 /// Feeds at most RECV_BATCH datagrams from `sock` to the prober; returns how many it read.
 /// A datagram socket's error queue is read first: reading it also clears the socket's pending
 /// error, which would otherwise be what the next ordinary receive returns.
@@ -840,6 +865,60 @@ mod tests {
         fn icmp_part<'a>(&self, d: &'a [u8]) -> Result<&'a [u8], WireError> {
             Ok(d)
         }
+    }
+
+    /// Records what was sent, and when by the test's clock.
+    struct Wire {
+        sent: std::cell::RefCell<Vec<Vec<u8>>>,
+    }
+
+    impl SendSocket for Wire {
+        fn send_to(&self, msg: &[u8], _: IpAddr, _: u32) -> io::Result<()> {
+            self.sent.borrow_mut().push(msg.to_vec());
+            Ok(())
+        }
+    }
+
+    /// Defect 20: the send time was the turn's `now`, taken before the routing read and the
+    /// other watches' work, so that work counted into the RTT.
+    #[test]
+    fn the_rtt_runs_from_the_stamp_taken_right_before_sendto() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let target: IpAddr = "198.51.100.1".parse().unwrap();
+        let mut p = Prober::new(1, Duration::from_secs(2), 1, 7, [0; KEY_LEN]);
+        p.start_round(t0, [Some(target)]);
+        let socks = [
+            Some(Wire {
+                sent: Default::default(),
+            }),
+            None,
+        ];
+        // The turn began at t0; the routing read and other work took 40 ms before the send.
+        let failed = send_due(&mut p, &socks, Some(3), &mut [0u8; 64], || t0 + ms(40));
+        assert!(failed.is_empty());
+        let req = socks[0].as_ref().unwrap().sent.borrow()[0].clone();
+        let e = crate::wire::Echo::parse(Family::V4, &req).unwrap();
+        let mut reply = vec![0u8; req.len()];
+        crate::wire::Echo {
+            kind: crate::wire::EchoKind::Reply,
+            ..e
+        }
+        .emit(Family::V4, &mut reply)
+        .unwrap();
+        let got = p.handle_packet(t0 + ms(45), Family::V4, target, &reply);
+        assert_eq!(
+            got,
+            crate::probe::Received::Reply {
+                target: 0,
+                rtt: ms(5)
+            }
+        );
+        // Unbound: no send at all, and the failure is reported for the log.
+        p.start_round(t0 + ms(100), [Some(target)]);
+        let failed = send_due(&mut p, &socks, None, &mut [0u8; 64], || t0 + ms(100));
+        assert_eq!(failed.len(), 1);
+        assert_eq!(p.stats().send_errors, 1);
     }
 
     /// Defect 7: `receive` drained until EAGAIN, so a flood kept the loop in it.
