@@ -334,7 +334,12 @@ impl Watch {
     /// The targets of this round that are this host's own addresses. Such a target answers
     /// from the host itself whatever the link does, so it is not probed and not counted:
     /// say so loudly when one appears, and when it stops being one.
-    fn own_targets(&mut self, now: Instant, log: &mut Log, addrs: &[Option<IpAddr>]) -> Vec<usize> {
+    fn check_own_targets(
+        &mut self,
+        now: Instant,
+        log: &mut Log,
+        addrs: &[Option<IpAddr>],
+    ) -> Vec<usize> {
         let stale = self
             .host_addrs_at
             .is_none_or(|t| now.saturating_duration_since(t) >= OWN_ADDRS_EVERY);
@@ -481,7 +486,7 @@ impl Watch {
                     return;
                 }
                 let addrs = self.resolve_targets(now, log);
-                let own = self.own_targets(now, log, &addrs);
+                let own = self.check_own_targets(now, log, &addrs);
                 self.prober.start_round(now, addrs);
                 for target in own {
                     self.prober.exclude_own(target);
