@@ -132,6 +132,11 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// A send to it failed this round.
+    pub fn send_failed(&self) -> bool {
+        self.send_failed
+    }
+
     /// Still owes an answer this round.
     fn pending(&self) -> bool {
         self.addr.is_some()

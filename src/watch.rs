@@ -654,6 +654,7 @@ impl Watch {
                 (Some(a), Some(rtt), _) => write!(line, "{a} {:.3}ms", rtt.as_secs_f64() * 1e3),
                 (Some(a), None, _) if slot.own => write!(line, "{a} own address (not counted)"),
                 (Some(a), None, Some(r)) => write!(line, "{a} {r}"),
+                (Some(a), None, None) if slot.send_failed() => write!(line, "{a} send failed"),
                 (Some(a), None, None) => write!(line, "{a} lost"),
                 (None, _, _) => write!(line, "{target} unknown"),
             };

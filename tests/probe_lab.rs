@@ -195,6 +195,7 @@ fn once_on_a_downed_interface_fails_at_once() {
         took < 0.5,
         "--once on a down interface took {took:.3}s with -W 2s"
     );
+    assert!(line.contains(&format!("{PEER4} send failed")), "{line}");
     assert_eq!(
         nh.count_lines("Network is unreachable"),
         1,
