@@ -18,7 +18,8 @@ Without IFACE, watches every [IFACE] section of the configuration file.
 
 Options:
   -t, --target ADDR        IPv4 or IPv6 address, or 'gateway' (IFACE's default gateway,
-                           re-read every round). Repeatable. Default: gateway
+                           re-read every round). Repeatable, up to 16. Loopback and
+                           unspecified addresses are refused. Default: gateway
       --count N            echoes per target per round, spread over the first half of
                            the timeout; a target that answered gets no more (default 4)
   -i, --interval DUR       time between rounds while up (default 10s)
@@ -35,13 +36,15 @@ Options:
                            NETHEAL_REASON set. Default: ifupdown
   -b, --backoff MIN[:MAX]  wait after a heal attempt before the next, doubling up to MAX,
                            +/-10% jitter, reset when up (default 30s:15m)
-      --heal-timeout DUR   SIGTERM a step's process group after DUR, SIGKILL 5s later
+      --heal-timeout DUR   SIGTERM a step and its group after DUR, SIGKILL 5s later
                            (default 60s)
       --on-change PATH     run 'PATH IFACE' on every state change, with NETHEAL_STATE,
                            NETHEAL_PREVIOUS, NETHEAL_REASON, NETHEAL_ATTEMPT, NETHEAL_IFACE
       --once               run one round; exit 0 if good, 1 if not; never heals
       --dry-run            decide and log everything, run no heal step
-  -c, --config FILE        configuration file (default /etc/netheal.conf, if it exists)
+  -c, --config FILE        configuration file (default /etc/netheal.conf, if it exists),
+                           then the *.conf drop-ins of FILE with .conf replaced by .d
+                           (/etc/netheal.d), in lexical order
       --check              check the configuration, print the effective settings, exit
       --status             print the status of the running netheal and exit
       --status-file PATH   where to keep the status (default /run/netheal/status; none)
@@ -50,16 +53,19 @@ Options:
       --pidfile PATH       pidfile, refusing a second instance (default with -d:
                            /run/netheal.pid)
       --log DEST           auto, syslog or stderr (default auto: stderr when it is a
-                           terminal or /dev/log is missing, else syslog)
+                           terminal, else syslog; stderr while /dev/log is missing)
   -v, --verbose            also log every round with its round-trip times
   -h, --help               print this help
   -V, --version            print version, commit, target and build date
 
 DUR: 250ms, 10s, 1.5s, 5m, 1h; a bare number is seconds.
+Limits: 16 targets per interface; --count 1-20; --fail-after, --up-after 1-1000;
+DUR 1ms to 24h in whole milliseconds.
 Exit: 0 stopped by SIGTERM/SIGINT, good --once or valid --check; 1 bad --once or a
-fatal error; 2 usage or configuration error; 3 no ICMP socket (needs CAP_NET_RAW or
+fatal error (also no ICMP socket for want of file descriptors); 2 usage or
+configuration error; 3 no ICMP socket for lack of privilege (needs CAP_NET_RAW or
 net.ipv4.ping_group_range).
-Signals: SIGHUP reloads the configuration file; SIGUSR1 logs a status line;
+Signals: SIGHUP reloads the configuration file and drop-ins; SIGUSR1 logs a status line;
 SIGTERM/SIGINT stop (a running step is killed).
 ";
 

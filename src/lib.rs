@@ -21,6 +21,7 @@ pub mod watch;
 pub mod watchdog;
 pub mod wire;
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -30,6 +31,7 @@ pub mod exit {
     /// `--once` found the link bad, or the loop failed at run time.
     pub const BAD: u8 = 1;
     pub const USAGE: u8 = 2;
+    /// No ICMP socket for lack of privilege (EPERM/EACCES).
     pub const NO_SOCKET: u8 = 3;
 }
 
@@ -60,6 +62,9 @@ pub fn run() -> ExitCode {
         Err(e) => return fatal(log_dest, &e),
     };
     let detached = if inv.daemon {
+        if let Some(why) = log::detach_warning(log_dest) {
+            eprintln!("netheal: {why}");
+        }
         match sys::daemonize::detach() {
             Ok(d) => Some(d),
             Err(e) => {
@@ -92,7 +97,7 @@ pub fn run() -> ExitCode {
         None => None,
     };
     let log = log::Log::open(log_dest);
-    install_panic_hook(log.is_syslog());
+    install_panic_hook(log.wants_syslog());
     if let Some(d) = detached {
         d.ready();
     }
@@ -116,9 +121,12 @@ fn fatal(dest: config::LogDest, e: &daemon::Error) -> ExitCode {
         log.log(log::Level::Error, &e.to_string());
     }
     eprintln!("netheal: {e}");
-    ExitCode::from(match e {
-        daemon::Error::NoSocket { .. } => exit::NO_SOCKET,
-        daemon::Error::Io { .. } => exit::BAD,
+    // Only a matter of privilege gets 3; the open-file limit (EMFILE) and the rest are
+    // fatal run-time errors.
+    ExitCode::from(if e.is_privilege() {
+        exit::NO_SOCKET
+    } else {
+        exit::BAD
     })
 }
 
@@ -135,14 +143,27 @@ fn check(cfg: &config::Config) -> ExitCode {
     };
     let mut out = format!(
         "# netheal --check: configuration is valid ({})\nlog = {log}\nstatus-file = {}\nmetrics-file = {}\npidfile = {}\n",
-        cfg.file.as_ref().map_or("no configuration file".to_string(), |p| p.display().to_string()),
+        config::describe_files(cfg).unwrap_or("no configuration file".into()),
         path(&cfg.status_file),
         path(&cfg.metrics_file),
         path(&cfg.pidfile),
     );
+    // not fatal: without the list no target is flagged, as before
+    let host = sys::addrs::host_addresses().unwrap_or_default();
     for w in &cfg.watches {
         out.push('\n');
         out.push_str(&w.describe());
+        for t in &w.targets {
+            if let config::Target::Addr(a) = t {
+                if probe::own_address(*a, &host) {
+                    let _ = writeln!(
+                        out,
+                        "# WARNING: {}: target {a} is one of this host's own addresses: it always answers, so it is not probed and does not count toward the quorum",
+                        w.iface
+                    );
+                }
+            }
+        }
     }
     print(&out)
 }
@@ -160,15 +181,26 @@ fn status(args: &config::Args) -> ExitCode {
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let code = print(&report::pretty_status(&text, civil::unix_now()));
-            match report::status_pid(&text) {
-                Some(pid) if !report::pid_alive(pid) => {
+            // The writer holds `PATH.lock` for as long as it runs; the kernel drops the lock when
+            // it dies, so (unlike /proc/PID) a reused pid cannot make a stale file look live.
+            match sys::lock::holder(&sys::lock::beside(&path)) {
+                Ok(None) => {
+                    let pid =
+                        report::status_pid(&text).map_or(String::new(), |p| format!(" (pid {p})"));
                     eprintln!(
-                        "netheal: {}: its writer (pid {pid}) is not running: this status is stale",
+                        "netheal: {}: its writer{pid} is not running: this status is stale",
                         path.display()
                     );
                     ExitCode::from(exit::BAD)
                 }
-                _ => code,
+                Ok(Some(_)) => code,
+                Err(e) => {
+                    eprintln!(
+                        "netheal: {}: cannot tell whether its writer runs: {e}",
+                        sys::lock::beside(&path).display()
+                    );
+                    code
+                }
             }
         }
         Err(e) => {
