@@ -2,12 +2,16 @@
 //! echoes built, and datagrams fed in as a raw IPv4 socket (IPv4 header + ICMP) or a datagram
 //! socket (ICMP only) returns them, through the same IPv4 strip and echo parse. A shadow model
 //! of what was sent checks the prober's verdicts:
-//! - a counted reply echoes (identifier, sequence, payload) of a request sent this round to
-//!   the reply's source, is the first for its target this round, and its RTT is the time since
+//! - a counted reply echoes (identifier, sequence, MAC) of a request sent this round to the
+//!   reply's source, is the first for its target this round, and its RTT is the time since
 //!   that request was built;
 //! - an exact echo of such a request, for a target that has not answered or failed, counts;
+//! - an ICMP error (raw socket, or a datagram socket's error queue) ends a target only if it
+//!   quotes a request of this round to that target, first per target, naming its sender;
+//!   one that quotes such a request of a target still pending does end it;
 //! - nothing counts while no round runs; every packet is counted exactly once in the stats;
-//! - requests go only to pending targets, at most COUNT per target per round, and parse back;
+//! - requests go only to pending targets (never to one of our own addresses), at most COUNT
+//!   per target per round, and parse back;
 //! - a round's verdict counts exactly the targets that answered, and it ends by its deadline.
 #![no_main]
 
@@ -17,7 +21,9 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use netheal::probe::{Prober, Received, REQUEST_LEN};
-use netheal::wire::{checksum, strip_ipv4_header, Echo, EchoKind, Family, WireError};
+use netheal::wire::{
+    checksum, strip_ipv4_header, Echo, EchoKind, ErrorKind, Family, QuotedEcho, WireError,
+};
 
 const V4: [&str; 3] = ["198.51.100.1", "198.51.100.2", "203.0.113.9"];
 const V6: [&str; 3] = ["2001:db8::1", "2001:db8::2", "fe80::1"];
@@ -67,6 +73,18 @@ enum Op {
         checksum_ok: bool,
         flips: Vec<(u8, u8)>,
     },
+    /// An ICMP error quoting the k-th request of this round (its first 8 to 16 bytes), as a
+    /// raw socket receives it (`queued` false) or a datagram socket's error queue gives it.
+    Error {
+        k: u8,
+        sock: Sock,
+        reporter: u8,
+        icmp_type: u8,
+        code: u8,
+        quote: u8,
+        queued: bool,
+        flips: Vec<(u8, u8)>,
+    },
     /// Any bytes from any source.
     Raw {
         sock: Sock,
@@ -79,6 +97,8 @@ enum Op {
 #[derive(Arbitrary, Debug)]
 struct Round {
     targets: Vec<Option<(bool, u8)>>,
+    /// Targets marked as one of this host's own addresses.
+    own: Vec<u8>,
     ops: Vec<Op>,
 }
 
@@ -89,7 +109,7 @@ struct Script {
     quorum: u8,
     ident: u16,
     dgram_idents: [Option<u16>; 2],
-    cookie: [u8; 8],
+    key: [u8; 16],
     rounds: Vec<Round>,
 }
 
@@ -107,6 +127,8 @@ struct Model {
     sent: Vec<Sent>,
     answered: Vec<bool>,
     failed: Vec<bool>,
+    reported: Vec<bool>,
+    own: Vec<bool>,
     per_target: Vec<u32>,
     running: bool,
     start: Option<Instant>,
@@ -126,7 +148,7 @@ fuzz_target!(|s: Script| {
     let count = u32::from(s.count % 6);
     let timeout = Duration::from_millis(u64::from(s.timeout_ms.max(1)));
     let quorum = usize::from(s.quorum % 4);
-    let mut p = Prober::new(count, timeout, quorum, s.ident, s.cookie);
+    let mut p = Prober::new(count, timeout, quorum, s.ident, s.key);
     for (family, ident) in [Family::V4, Family::V6].into_iter().zip(s.dgram_idents) {
         if let Some(id) = ident {
             p.set_ident(family, id);
@@ -144,9 +166,18 @@ fuzz_target!(|s: Script| {
             .map(|t| t.map(|(v6, i)| addr(v6, i)))
             .collect();
         p.start_round(now, addrs.iter().copied());
+        let mut own = vec![false; addrs.len()];
+        for &t in round.own.iter().take(2) {
+            if let Some(o) = own.get_mut(usize::from(t)) {
+                p.exclude_own(usize::from(t));
+                *o = true;
+            }
+        }
         m = Model {
             answered: vec![false; addrs.len()],
             failed: vec![false; addrs.len()],
+            reported: vec![false; addrs.len()],
+            own,
             per_target: vec![0; addrs.len()],
             addrs,
             running: true,
@@ -163,10 +194,12 @@ fuzz_target!(|s: Script| {
                     assert!(m.running, "transmit outside a round");
                     assert!(tx.len <= REQUEST_LEN);
                     assert_eq!(m.addrs[tx.target], Some(tx.dest));
+                    let t = tx.target;
                     assert!(
-                        !m.answered[tx.target] && !m.failed[tx.target],
+                        !m.answered[t] && !m.failed[t] && !m.reported[t],
                         "not pending"
                     );
+                    assert!(!m.own[t], "probed one of our own addresses");
                     m.per_target[tx.target] += 1;
                     assert!(m.per_target[tx.target] <= count.max(1), "more than COUNT");
                     let family = Family::of(tx.dest);
@@ -230,6 +263,57 @@ fuzz_target!(|s: Script| {
                     fed += 1;
                     replies += u64::from(feed(&mut p, &mut m, now, *sock, from, &dgram));
                 }
+                Op::Error {
+                    k,
+                    sock,
+                    reporter,
+                    icmp_type,
+                    code,
+                    quote,
+                    queued,
+                    flips,
+                } => {
+                    if m.sent.is_empty() {
+                        continue;
+                    }
+                    let q = &m.sent[usize::from(*k) % m.sent.len()];
+                    let family = sock.family();
+                    let from = addr(family == Family::V6, *reporter);
+                    let mut echo = q.bytes.clone();
+                    echo.truncate(8 + usize::from(*quote) % 9);
+                    fed += 1;
+                    if *queued {
+                        // The kernel has read the error: type, code, destination come apart.
+                        let kind = ErrorKind {
+                            family,
+                            icmp_type: *icmp_type,
+                            code: *code,
+                        };
+                        for &(at, x) in flips.iter().take(2) {
+                            let at = usize::from(at) % echo.len();
+                            echo[at] ^= x;
+                        }
+                        let got = QuotedEcho::from_queued(kind, q.dest, &echo)
+                            .map(|qe| p.handle_error(family, from, qe));
+                        match got {
+                            Ok(r) => {
+                                let parsed = QuotedEcho::from_queued(kind, q.dest, &echo).unwrap();
+                                error_verdict(&mut m, r, from, Some(parsed));
+                            }
+                            Err(_) => fed -= 1,
+                        }
+                        continue;
+                    }
+                    let mut dgram = icmp_error(family, *icmp_type, *code, q.dest, &echo);
+                    if *sock == Sock::RawV4 {
+                        dgram = with_ipv4_header(&dgram);
+                    }
+                    for &(at, x) in flips.iter().take(4) {
+                        let at = usize::from(at) % dgram.len();
+                        dgram[at] ^= x;
+                    }
+                    replies += u64::from(feed(&mut p, &mut m, now, *sock, from, &dgram));
+                }
                 Op::Raw { sock, src, bytes } => {
                     fed += 1;
                     let from = addr(*sock == Sock::V6, *src);
@@ -240,7 +324,7 @@ fuzz_target!(|s: Script| {
             let st = p.stats();
             assert_eq!(st.replies, replies);
             assert_eq!(
-                st.replies + st.foreign + st.late,
+                st.replies + st.foreign + st.late + st.icmp_errors,
                 fed,
                 "each packet counted once"
             );
@@ -275,6 +359,12 @@ fn feed(
     let family = sock.family();
     let icmp = icmp_part(sock, dgram).unwrap_or(&[]);
     let r = p.handle_packet(now, family, src, icmp);
+    if Echo::parse(family, icmp).is_err() {
+        if let Ok(qe) = QuotedEcho::parse(family, icmp) {
+            error_verdict(m, r, src, Some(qe));
+            return false;
+        }
+    }
     // Requests of this round this packet is an exact echo of, from the address it went to.
     let echoes: Vec<&Sent> = match Echo::parse(family, icmp) {
         Ok(e) if e.kind == EchoKind::Reply => m
@@ -300,6 +390,7 @@ fn feed(
             m.answered[target] = true;
             true
         }
+        Received::Unreachable { .. } => panic!("an error the harness cannot parse ended a target"),
         Received::Foreign | Received::Late => {
             let owed = m.running
                 && echoes
@@ -312,6 +403,76 @@ fn feed(
             false
         }
     }
+}
+
+/// Checks what the prober made of an ICMP error (`q`: how the harness itself parsed it).
+fn error_verdict(m: &mut Model, r: Received, src: IpAddr, q: Option<QuotedEcho>) {
+    // Requests of this round the error quotes: identifier, sequence, destination, and the
+    // quoted part of the MAC.
+    let quoted: Vec<usize> = q.map_or(Vec::new(), |qe| {
+        m.sent
+            .iter()
+            .filter(|s| s.dest == qe.dest && Family::of(s.dest) == qe.kind.family)
+            .filter(|s| {
+                let req = Echo::parse(qe.kind.family, &s.bytes).unwrap();
+                (req.ident, req.seq) == (qe.ident, qe.seq) && req.payload.starts_with(qe.payload)
+            })
+            .map(|s| s.target)
+            .collect()
+    });
+    match r {
+        Received::Unreachable { target, report } => {
+            assert!(m.running, "an error counted outside a round");
+            assert!(
+                quoted.contains(&target),
+                "ended a target its error does not quote"
+            );
+            assert!(
+                !m.answered[target] && !m.reported[target],
+                "target already decided"
+            );
+            assert_eq!(report.from, src);
+            m.reported[target] = true;
+        }
+        Received::Reply { .. } => panic!("an ICMP error counted as a reply"),
+        Received::Foreign | Received::Late => {
+            let owed = m.running
+                && quoted
+                    .iter()
+                    .any(|&t| !m.answered[t] && !m.reported[t] && !m.failed[t]);
+            assert!(
+                !owed,
+                "an error quoting a pending target's echo was ignored: {r:?}"
+            );
+        }
+    }
+}
+
+/// An ICMP error message quoting `echo` (the IP header of the datagram it was about, then
+/// `echo`), checksummed for ICMPv4 as a reporter would.
+fn icmp_error(family: Family, icmp_type: u8, code: u8, dest: IpAddr, echo: &[u8]) -> Vec<u8> {
+    let mut m = vec![icmp_type, code, 0, 0, 0, 0, 0, 0];
+    match dest {
+        IpAddr::V4(d) => {
+            let total = (20 + echo.len()) as u16;
+            m.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 1, 1, 0, 0, 198, 51, 100, 2]);
+            m[10..12].copy_from_slice(&total.to_be_bytes());
+            m.extend_from_slice(&d.octets());
+        }
+        IpAddr::V6(d) => {
+            m.extend_from_slice(&[0x60, 0, 0, 0]);
+            m.extend_from_slice(&(echo.len() as u16).to_be_bytes());
+            m.extend_from_slice(&[58, 1]);
+            m.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+            m.extend_from_slice(&d.octets());
+        }
+    }
+    m.extend_from_slice(echo);
+    if family == Family::V4 {
+        let sum = checksum(&m);
+        m[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+    m
 }
 
 fn round_end(p: &mut Prober, m: &mut Model, now: Instant, timeout: Duration, quorum: usize) {

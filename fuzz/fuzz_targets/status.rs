@@ -3,6 +3,7 @@
 //! and what `status_text` writes, `parse_status` returns field for field.
 #![no_main]
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
@@ -24,6 +25,8 @@ struct Snap {
     rtt_us: Option<(u32, u32, u32)>,
     heals: u64,
     last_heal: Option<(bool, i64)>,
+    icmp_errors: u64,
+    own: Vec<(bool, u8)>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -65,10 +68,20 @@ fn snapshot(s: &Snap) -> Snapshot {
             rtt_min: s.rtt_us.map(|_| us(lo)),
             rtt_max: s.rtt_us.map(|_| us(hi)),
             rtt_sum: us(mid) * 8,
+            icmp_errors: s.icmp_errors,
             ..Stats::default()
         },
         heals: s.heals,
         last_heal: s.last_heal.map(|(ok, at)| LastHeal { ok, at }),
+        own_targets: s
+            .own
+            .iter()
+            .take(3)
+            .map(|&(v6, i)| match v6 {
+                true => IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(i)]),
+                false => IpAddr::from([198, 51, 100, i]),
+            })
+            .collect(),
     }
 }
 
@@ -108,6 +121,11 @@ fuzz_target!(|i: Input| {
         assert_eq!(get("failed_rounds"), Some(failed.to_string().as_str()));
         assert_eq!(get("lost"), Some(s.stats.lost.to_string().as_str()));
         assert_eq!(get("heals"), Some(s.heals.to_string().as_str()));
+        let icmp = s.stats.icmp_errors.to_string();
+        assert_eq!(get("icmp_errors"), Some(icmp.as_str()));
+        let own: Vec<String> = s.own_targets.iter().map(ToString::to_string).collect();
+        let own = (!own.is_empty()).then(|| own.join(","));
+        assert_eq!(get("own_address_targets"), own.as_deref());
         match s.last_heal {
             None => assert_eq!(get("last_heal"), Some("none")),
             Some(h) => {

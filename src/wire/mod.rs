@@ -13,6 +13,7 @@ mod ipv4;
 mod siphash;
 
 pub use checksum::checksum;
+use checksum::checksum_ok;
 pub use error::{ErrorKind, QuotedEcho};
 pub use icmp::{Echo, EchoKind, Family, ECHO_HEADER_LEN};
 pub use ipv4::strip_ipv4_header;
