@@ -6,11 +6,13 @@
 //! file); `sys` holds every `unsafe` block; the poll loop in `daemon` is the only code that
 //! reads the clock.
 
+pub mod budget;
 pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod heal;
+pub mod inhibit;
 pub mod log;
 pub mod notify;
 pub mod probe;
