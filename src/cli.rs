@@ -99,6 +99,8 @@ pub struct Invocation {
     pub check: bool,
     pub status: bool,
     pub daemon: bool,
+    /// `--inhibit DUR` (Some(Some)) or `--inhibit off` (Some(None)).
+    pub inhibit: Option<Option<std::time::Duration>>,
 }
 
 #[derive(Debug)]
@@ -136,6 +138,16 @@ where
             }
             Long("status") => {
                 inv.status = true;
+                continue;
+            }
+            Long("inhibit") => {
+                let v = parser
+                    .value()
+                    .map_err(|_| ConfigError::new("--inhibit", None, "missing value"))?;
+                let v = v.to_str().ok_or_else(|| not_utf8("--inhibit"))?;
+                let d = crate::inhibit::parse_inhibit(v)
+                    .map_err(|e| ConfigError::new("--inhibit", Some(v), e))?;
+                inv.inhibit = Some(d);
                 continue;
             }
             Short('d') | Long("daemon") => {
@@ -339,6 +351,16 @@ mod tests {
     }
 
     #[test]
+    fn inhibit_takes_a_duration_or_off_and_an_optional_interface() {
+        let inv = invocation(&["--inhibit", "2h", "wan"]).unwrap();
+        assert_eq!(inv.inhibit, Some(Some(Duration::from_secs(7200))));
+        assert_eq!(inv.args.iface.as_deref(), Some("wan"));
+        let inv = invocation(&["--inhibit=off"]).unwrap();
+        assert_eq!((inv.inhibit, inv.args.iface), (Some(None), None));
+        assert_eq!(invocation(&["eth0"]).unwrap().inhibit, None);
+    }
+
+    #[test]
     fn help_and_version_win() {
         assert!(parse(["--interval", "bad", "-h"]).is_err());
         assert!(matches!(
@@ -418,6 +440,8 @@ mod tests {
                 "--status-file: 'run/x': expected an absolute path, or none",
             ),
             (&["-c"], "--config: missing value"),
+            (&["--inhibit", "8d"], "--inhibit: '8d': expected a duration"),
+            (&["--inhibit"], "--inhibit: missing value"),
             (&[], "IFACE: missing"),
             (&["eth0", "eth1"], "IFACE: 'eth1': one interface only"),
             (
@@ -460,6 +484,7 @@ mod tests {
             "--check",
             "--status ",
             "--daemon",
+            "--inhibit ",
             "--help",
             "--version",
         ] {

@@ -3,6 +3,8 @@
 //! time, the log and what poll() found ready for it.
 #![forbid(unsafe_code)]
 
+mod gate;
+
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io;
@@ -12,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::civil::unix_now;
-use crate::config::{human, IfaceConfig, Target};
+use crate::config::{human, HealStep, IfaceConfig, Target};
 use crate::heal::{describe, HealEvent, HealRunner};
 use crate::log::{Level, Log};
 use crate::probe::{Prober, COOKIE_LEN};
@@ -94,6 +96,8 @@ pub struct Watch {
     hooks: HealRunner,
     hook_queue: VecDeque<Vec<(&'static str, String)>>,
     last_heal: Option<LastHeal>,
+    /// Boot grace, inhibit, the reboot step and its budget.
+    gate: gate::Gate,
     /// Set on every state change; the daemon clears it when it has written the status.
     pub changed: bool,
     /// `--once`: the verdict of the one round, once it has ended.
@@ -165,6 +169,7 @@ impl Watch {
             hooks: HealRunner::default(),
             hook_queue: VecDeque::new(),
             last_heal: None,
+            gate: gate::Gate::default(),
             changed: true,
             once_result: None,
         })
@@ -212,6 +217,9 @@ impl Watch {
         socks.dedup();
         let _ = write!(s, " ({})", socks.join("; "));
         self.say(log, Level::Notice, s);
+        if !once {
+            self.gate_start(now, log);
+        }
     }
 
     /// Binds the sockets to the interface's current index, re-opening them when the index
@@ -339,6 +347,7 @@ impl Watch {
             self.wd.poll_timeout(),
             self.heal.poll_timeout(),
             self.hooks.poll_timeout(),
+            self.gate.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -360,6 +369,8 @@ impl Watch {
         }
         self.heal.handle_timeout(now);
         self.hooks.handle_timeout(now);
+        self.reboot_due(now, log);
+        self.update_hold(now, log);
         if let Some(v) = self.prober.poll_round_end(now) {
             self.log_round(log, v, self.cfg.verbose || once);
             if once {
@@ -404,6 +415,7 @@ impl Watch {
                 break;
             }
         }
+        self.report_hold(now, log);
         self.transmit(now, log, buf);
     }
 
@@ -420,6 +432,8 @@ impl Watch {
                 }
                 let addrs = self.resolve_targets(now, log);
                 self.prober.start_round(now, addrs);
+                self.check_inhibit(now, log);
+                self.refresh_budget(now, log);
             }
             Action::Transition {
                 from,
@@ -434,6 +448,9 @@ impl Watch {
                 };
                 self.say(log, level, format!("state {from} -> {to}: {reason}"));
                 self.changed = true;
+                if to == State::Up {
+                    self.gate.seen_up = true;
+                }
                 let outage = matches!(from, State::Down | State::Healing | State::Recovering);
                 let hook_state = if to == State::Up && outage {
                     "recovered".to_string()
@@ -448,7 +465,9 @@ impl Watch {
                 reason,
             } => {
                 let step = self.cfg.heal[step].clone();
-                if self.cfg.dry_run {
+                if step == HealStep::Reboot {
+                    self.reboot(now, log, attempt, &reason);
+                } else if self.cfg.dry_run {
                     self.say(
                         log,
                         Level::Warning,
@@ -499,6 +518,10 @@ impl Watch {
             ("NETHEAL_PREVIOUS", previous),
             ("NETHEAL_REASON", reason),
             ("NETHEAL_ATTEMPT", attempt.to_string()),
+            (
+                "NETHEAL_DEGRADED",
+                self.gate.degraded.clone().unwrap_or_default(),
+            ),
         ]);
     }
 
@@ -519,6 +542,9 @@ impl Watch {
                     Level::Notice,
                     format!("heal attempt {attempt}: {text}"),
                 );
+                if self.reboot_command_ended(now, log, &step, outcome.success()) {
+                    return;
+                }
                 self.last_heal = Some(LastHeal {
                     ok: outcome.success(),
                     at: unix_now(),
@@ -680,6 +706,7 @@ impl Watch {
             stats: self.prober.stats().clone(),
             heals: self.wd.heals(),
             last_heal: self.last_heal,
+            machine: self.gate.report(now),
         }
     }
 

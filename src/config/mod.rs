@@ -595,6 +595,26 @@ pub fn status_file(args: &Args) -> Result<Option<PathBuf>, ConfigError> {
     Ok(g.status_file)
 }
 
+/// The inhibit file of a running netheal with these arguments (for --inhibit), without
+/// requiring an interface to be named.
+pub fn inhibit_file(args: &Args) -> Result<Option<PathBuf>, ConfigError> {
+    let doc = load_file(args)?;
+    let mut g = Globals::default();
+    if let Some(d) = &doc {
+        for e in d.globals.iter().filter(|e| e.key == "inhibit-file") {
+            let origin = Origin::File {
+                path: d.path.clone(),
+                line: e.line,
+            };
+            g.set(&e.key, &e.value, &origin)?;
+        }
+    }
+    for (k, v) in args.settings.iter().filter(|(k, _)| k == "inhibit-file") {
+        g.set(k, v, &Origin::Cli)?;
+    }
+    Ok(g.machine.inhibit_file)
+}
+
 /// The pure part of `resolve`.
 pub fn build(args: &Args, doc: Option<&file::Document>) -> Result<Config, ConfigError> {
     let origin = |line: usize| Origin::File {
