@@ -38,11 +38,13 @@ fn in_ci() -> bool {
 }
 
 /// netheal in `ns` with `--log stderr`, no status file (unless `args` names one: the command
-/// line's last value wins), a clean sd_notify environment plus `env`, then `args`.
+/// line's last value wins), no inhibit file and no boot grace (see `lab::quiet_args`), a clean
+/// sd_notify environment plus `env`, then `args`.
 fn start(ns: &str, args: &[&str], env: &[(&str, &str)]) -> Netheal {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns, bin(), "--log", "stderr"])
         .args(["--status-file", "none"])
+        .args(["--inhibit-file", "none", "--boot-grace", "0"])
         .args(args);
     for k in [
         "NOTIFY_SOCKET",

@@ -272,8 +272,9 @@ impl Watch {
 
     fn read_records(&self) -> Result<Vec<Record>, String> {
         let path = self.cfg.machine.budget_file();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => budget::parse(&text).map_err(|why| {
+        // Bytes, not text: a file that is not UTF-8 is corrupt like any other, with the hint.
+        match std::fs::read(&path) {
+            Ok(bytes) => budget::parse(&String::from_utf8_lossy(&bytes)).map_err(|why| {
                 format!(
                     "{}: {why}; remove the file to reset the reboot budget",
                     path.display()
