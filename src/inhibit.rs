@@ -129,6 +129,43 @@ pub fn update(
     out
 }
 
+/// Why heals are held back, in order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    Inhibit,
+    BootGrace,
+    NotYetUp,
+}
+
+impl Hold {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hold::Inhibit => "inhibit",
+            Hold::BootGrace => "boot-grace",
+            Hold::NotYetUp => "not-yet-up",
+        }
+    }
+}
+
+/// Whether heals are held back now: an inhibit in force, boot grace left, or no good round
+/// since start while `heal_before_up` is off.
+pub fn hold(
+    inhibited: bool,
+    grace_left: bool,
+    seen_up: bool,
+    heal_before_up: bool,
+) -> Option<Hold> {
+    if inhibited {
+        Some(Hold::Inhibit)
+    } else if grace_left {
+        Some(Hold::BootGrace)
+    } else if !seen_up && !heal_before_up {
+        Some(Hold::NotYetUp)
+    } else {
+        None
+    }
+}
+
 /// The boot grace left at `uptime`, if any (`grace` zero: none).
 pub fn grace_left(grace: Duration, uptime: Duration) -> Option<Duration> {
     (uptime < grace).then(|| grace - uptime)
@@ -218,6 +255,16 @@ mod tests {
         assert!(parse("netheal-inhibit 9\ninhibit iface=* boot=b until_uptime=9\n").is_empty());
         let damaged = format!("{text}inhibit iface=* boot=b-1\ninhibit junk\nother line\n");
         assert_eq!(parse(&damaged), e);
+    }
+
+    #[test]
+    fn holds_in_order_of_precedence() {
+        assert_eq!(hold(true, true, false, false), Some(Hold::Inhibit));
+        assert_eq!(hold(false, true, false, false), Some(Hold::BootGrace));
+        assert_eq!(hold(false, true, true, true), Some(Hold::BootGrace));
+        assert_eq!(hold(false, false, false, false), Some(Hold::NotYetUp));
+        assert_eq!(hold(false, false, false, true), None, "heal-before-up");
+        assert_eq!(hold(false, false, true, false), None, "seen up once");
     }
 
     #[test]

@@ -664,7 +664,11 @@ impl Watch {
 
     /// Ends running steps and hooks (their whole process groups).
     pub fn stop(&mut self) {
-        self.heal.kill_now(STOP_GRACE);
+        // The graceful reboot command is left to finish: an init that stops netheal while
+        // shutting down must not lose the command that asked it to.
+        if !self.rebooting() {
+            self.heal.kill_now(STOP_GRACE);
+        }
         self.hooks.kill_now(STOP_GRACE);
     }
 

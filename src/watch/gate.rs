@@ -10,7 +10,7 @@ use super::Watch;
 use crate::budget::{self, Assessment, Record, Verdict};
 use crate::civil::{timestamp, unix_now};
 use crate::config::{human, HealStep};
-use crate::inhibit;
+use crate::inhibit::{self, Hold};
 use crate::log::{Level, Log};
 use crate::report::{LastHeal, MachineStatus};
 use crate::sys::boot;
@@ -21,24 +21,6 @@ const BUDGET_REFRESH: Duration = Duration::from_secs(60);
 /// The build date (Unix seconds): a wall clock before it is certainly wrong.
 fn built() -> i64 {
     env!("NETHEAL_BUILD_EPOCH").parse().unwrap_or(0)
-}
-
-/// Why heals are held back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hold {
-    Inhibit,
-    BootGrace,
-    NotYetUp,
-}
-
-impl Hold {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Hold::Inhibit => "inhibit",
-            Hold::BootGrace => "boot-grace",
-            Hold::NotYetUp => "not-yet-up",
-        }
-    }
 }
 
 /// The file's identity, to read it again only when it changed.
@@ -154,15 +136,12 @@ impl Watch {
 
     /// Every turn, before the watchdog runs: hold heals back or let them go.
     pub(super) fn update_hold(&mut self, now: Instant, log: &mut Log) {
-        let hold = if self.gate.inhibited_until(now).is_some() {
-            Some(Hold::Inhibit)
-        } else if self.gate.grace_end.is_some_and(|t| t > now) {
-            Some(Hold::BootGrace)
-        } else if !self.gate.seen_up && !self.cfg.heal_before_up {
-            Some(Hold::NotYetUp)
-        } else {
-            None
-        };
+        let hold = inhibit::hold(
+            self.gate.inhibited_until(now).is_some(),
+            self.gate.grace_end.is_some_and(|t| t > now),
+            self.gate.seen_up,
+            self.cfg.heal_before_up,
+        );
         if self.gate.inhibit.is_some() && self.gate.inhibited_until(now).is_none() {
             self.gate.inhibit = None;
             self.say(log, Level::Notice, "inhibit expired: heals allowed again");
@@ -505,6 +484,11 @@ impl Watch {
                 self.wd.heal_ended(now);
             }
         }
+    }
+
+    /// Whether the graceful reboot command runs (or ran): a stop must not kill it.
+    pub(super) fn rebooting(&self) -> bool {
+        self.gate.rebooting.is_some()
     }
 
     /// The graceful command ended. Returns false if the step was not a reboot.
