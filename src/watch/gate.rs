@@ -453,6 +453,11 @@ impl Watch {
                         "heal attempt {attempt}: reboot refused: {why}; running {step} instead"
                     ),
                 );
+                // Like any other step: not while another healer holds the interface's lock.
+                if !self.take_heal_lock(log, attempt, &step) {
+                    self.wd.heal_ended(now);
+                    return;
+                }
                 self.heal.start_heal(
                     now,
                     attempt,
