@@ -2115,11 +2115,12 @@ fn one_healer_per_interface() {
         ),
     );
     // 198.51.100.77 answers nobody: every round fails, both instances want to heal at once.
+    // It never answered, so heals must not wait for a first good round (issue 11's default).
     let conf = lab.write_file(
         "netheal.conf",
         &format!(
             "interval = 100ms\ntimeout = 100ms\nfail-after = 1\nbackoff = 200ms:400ms\n\
-             heal-timeout = 5s\nheal = {}\n[{ifc}]\ntarget = 198.51.100.77\n",
+             heal-timeout = 5s\nheal-before-up = yes\nheal = {}\n[{ifc}]\ntarget = 198.51.100.77\n",
             step.display()
         ),
         0o644,
