@@ -626,6 +626,51 @@ fn dry_run_would_reboot_and_touches_nothing() {
     ended(&mut nh, s(5.0));
 }
 
+/// A state dir on tmpfs cannot keep the budget over a reboot: netheal says so at start (and
+/// creates nothing there until it reboots).
+#[test]
+fn a_state_dir_on_tmpfs_gets_a_warning() {
+    let Some(b) = Rig::new("tf") else { return };
+    assert!(
+        Path::new("/dev/shm").is_dir(),
+        "/dev/shm (a tmpfs) is needed"
+    );
+    let (graceful, _calls) = b.graceful();
+    let dir = format!("/dev/shm/{}-budget", b.lab.prefix);
+    let mut nh = b.netheal(
+        &[
+            "--heal",
+            "reboot",
+            "--state-dir",
+            &dir,
+            "--reboot-command",
+            &graceful,
+        ],
+        &[],
+    );
+    nh.expect(
+        nh.started,
+        &format!("state-dir {dir} is on a RAM file system (tmpfs): the reboot budget will not survive a reboot"),
+        s(5.0),
+    );
+    assert!(!Path::new(&dir).exists());
+    kill("TERM", -i64::from(nh.pid));
+    ended(&mut nh, s(5.0));
+    // The lab's own directory (under /tmp, on disk here) gets no such warning.
+    if !fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/tmp") && l.contains("tmpfs"))
+    {
+        let mut nh = b.netheal(&["--heal", "reboot", "--reboot-command", &graceful], &[]);
+        nh.expect(nh.started, "watching targets", s(5.0));
+        std::thread::sleep(s(0.3));
+        assert_eq!(nh.count_lines("RAM file system"), 0);
+        kill("TERM", -i64::from(nh.pid));
+        ended(&mut nh, s(5.0));
+    }
+}
+
 /// Boot grace by (injected) uptime: no heal until the uptime reaches boot-grace; a netheal
 /// started well after boot heals at once. And by default no heal before a first good round.
 #[test]
