@@ -1,6 +1,6 @@
-//! The poll loop: the only code that reads the clock, and the one place where the watched
-//! interfaces, signals, reloads, the status and metrics files and the systemd notification
-//! socket meet.
+//! The poll loop: the code that reads the clock (besides the send stamp right before each
+//! sendto, in watch.rs), and the one place where the watched interfaces, signals, reloads,
+//! the status and metrics files and the systemd notification socket meet.
 //!
 //! Each turn: wait in poll() until an fd is ready or the earliest deadline of any watch
 //! (rounded up to a whole millisecond, so the loop never wakes early and spins); then signals;

@@ -23,6 +23,7 @@ pub mod watch;
 pub mod watchdog;
 pub mod wire;
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -151,9 +152,22 @@ fn check(cfg: &config::Config) -> ExitCode {
     if let Some(w) = cfg.watches.first() {
         out.push_str(&w.machine.describe());
     }
+    // not fatal: without the list no target is flagged, as before
+    let host = sys::addrs::host_addresses().unwrap_or_default();
     for w in &cfg.watches {
         out.push('\n');
         out.push_str(&w.describe());
+        for t in &w.targets {
+            if let config::Target::Addr(a) = t {
+                if probe::own_address(*a, &host) {
+                    let _ = writeln!(
+                        out,
+                        "# WARNING: {}: target {a} is one of this host's own addresses: it always answers, so it is not probed and does not count toward the quorum",
+                        w.iface
+                    );
+                }
+            }
+        }
     }
     print(&out)
 }

@@ -40,6 +40,8 @@ pub struct Snapshot {
     pub heals: u64,
     pub last_heal: Option<LastHeal>,
     pub machine: MachineStatus,
+    /// Targets that are this host's own addresses (not probed, not counted).
+    pub own_targets: Vec<std::net::IpAddr>,
 }
 
 /// Holds, inhibit and the reboot budget, as one watch sees them.
@@ -114,6 +116,11 @@ pub fn status_text(snaps: &[Snapshot], pid: u32, now: i64) -> String {
                     h.at
                 );
             }
+        }
+        let _ = write!(s, " icmp_errors={}", st.icmp_errors);
+        if !x.own_targets.is_empty() {
+            let list: Vec<String> = x.own_targets.iter().map(ToString::to_string).collect();
+            let _ = write!(s, " own_address_targets={}", list.join(","));
         }
         s += &x.machine.fields();
         s.push('\n');
@@ -272,7 +279,7 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
         "Unix time the current state began.",
         &mut snaps.iter().map(|x| (label(x), x.since.to_string())),
     );
-    let counters: [MetricDef<u64, Snapshot>; 7] = [
+    let counters: [MetricDef<u64, Snapshot>; 8] = [
         ("netheal_rounds_total", "Probe rounds ended.", |x| {
             x.stats.rounds
         }),
@@ -293,8 +300,13 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
         ),
         (
             "netheal_lost_total",
-            "Echoes unanswered when their round ended.",
+            "Echoes lost: unanswered in a round their target did not answer, or a timeout after they were sent.",
             |x| x.stats.lost,
+        ),
+        (
+            "netheal_icmp_errors_total",
+            "Destination unreachable and time exceeded messages about our echoes.",
+            |x| x.stats.icmp_errors,
         ),
         (
             "netheal_foreign_total",
@@ -515,6 +527,7 @@ mod tests {
             heals: 1,
             last_heal: heal,
             machine: MachineStatus::default(),
+            own_targets: Vec::new(),
         }
     }
 
@@ -536,7 +549,7 @@ mod tests {
             1_763_748_200,
         );
         assert!(text.starts_with("# netheal "), "{text}");
-        assert!(text.contains("iface=eth0 state=up since=1763748000 rounds=10 failed_rounds=3 replies=8 lost=8 foreign=2 rtt_min_ms=0.100 rtt_avg_ms=0.300 rtt_max_ms=0.500 heals=1 last_heal=none held=none inhibited_until=none reboot_budget=none degraded=none\n"), "{text}");
+        assert!(text.contains("iface=eth0 state=up since=1763748000 rounds=10 failed_rounds=3 replies=8 lost=8 foreign=2 rtt_min_ms=0.100 rtt_avg_ms=0.300 rtt_max_ms=0.500 heals=1 last_heal=none icmp_errors=0 held=none inhibited_until=none reboot_budget=none degraded=none\n"), "{text}");
         let rows = parse_status(&text);
         assert_eq!(rows.len(), 2);
         assert!(rows[1].contains(&("last_heal".into(), "failed".into())));
@@ -599,7 +612,7 @@ mod tests {
         // Every family has exactly one HELP and one TYPE line.
         let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!((helps, types), (19, 19));
+        assert_eq!((helps, types), (20, 20));
     }
 
     #[test]
