@@ -36,12 +36,19 @@ pub mod exit {
 }
 
 pub fn run() -> ExitCode {
-    let inv = match cli::parse(std::env::args_os().skip(1)) {
+    let mut inv = match cli::parse(std::env::args_os().skip(1)) {
         Ok(cli::Command::Run(inv)) => inv,
         Ok(cli::Command::Help) => return print(cli::HELP),
         Ok(cli::Command::Version) => return print(&format!("{}\n", cli::version())),
         Err(e) => return usage(e),
     };
+    // A reload reads `-c FILE` again, and `-d` has changed to / by then: keep the file the
+    // admin named, not whatever that relative path means from the root.
+    if let Some(c) = inv.args.config.as_mut().filter(|c| c.is_relative()) {
+        if let Ok(cwd) = std::env::current_dir() {
+            *c = cwd.join(&*c);
+        }
+    }
     if inv.status {
         return status(&inv.args);
     }

@@ -2703,3 +2703,67 @@ fn daemon_without_syslog_warns_and_keeps_its_lines() {
         "{got:?}"
     );
 }
+
+/// A relative `-c FILE` under `-d`: the daemon changes to / before it runs, and a SIGHUP read
+/// `/FILE` (missing) instead of the admin's file, so every reload failed and kept the old
+/// configuration. Now the path is made absolute at start: the reload takes the edited file
+/// (its one target is one nobody answers, so the state leaves `up`).
+#[test]
+fn daemon_reload_reads_a_relative_config_path() {
+    let Some(lab) = Lab::pair("rc", 22, &[]) else {
+        return;
+    };
+    let conf = notify_conf(&lab, "");
+    let dir = Path::new(&conf).parent().unwrap().to_owned();
+    let pidfile = lab.path("netheal.pid");
+    let status = lab.path("status");
+    let mut guard = KillOnDrop(Vec::new());
+    let mut cmd = Command::new("ip");
+    cmd.current_dir(&dir)
+        .args([
+            "netns",
+            "exec",
+            &lab.host,
+            bin(),
+            "-d",
+            "-c",
+            "netheal.conf",
+        ])
+        .args(["--pidfile", &pidfile, "--status-file", &status]);
+    let out = run_bounded(cmd, s(10.0));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "netheal -d: {}",
+        text(&out.stderr)
+    );
+    let pid = pid_in(&pidfile);
+    guard.0.push(pid);
+    let state_is =
+        |st: &str| fs::read_to_string(&status).is_ok_and(|t| t.contains(&format!(" state={st} ")));
+    assert!(wait_until(s(5.0), || state_is("up")), "never up");
+    fs::write(
+        &conf,
+        format!(
+            "interval = 100ms\ntimeout = 200ms\nfail-after = 1\nheal = link\ndry-run = yes\n[{}]\ntarget = 198.51.100.77\n",
+            lab.ifc
+        ),
+    )
+    .unwrap();
+    assert!(kill("HUP", i64::from(pid)));
+    assert!(
+        wait_until(s(5.0), || !state_is("up") && state_is_known(&status)),
+        "the reload did not take the edited {conf}: {:?}",
+        fs::read_to_string(&status)
+    );
+    assert!(kill("TERM", i64::from(pid)));
+    assert!(
+        wait_until(s(5.0), || !alive(pid)),
+        "still running after SIGTERM"
+    );
+}
+
+/// The status file names some state for its interface.
+fn state_is_known(path: &str) -> bool {
+    fs::read_to_string(path).is_ok_and(|t| t.contains(" state="))
+}
