@@ -41,9 +41,11 @@ const RECV_BATCH: usize = 64;
 /// netlink address events that will replace this polling call `own_address` the same way.
 const OWN_ADDRS_EVERY: Duration = Duration::from_secs(60);
 
-/// Neither a raw nor a datagram ICMP socket could be opened for a family we need.
+/// Neither a raw nor a datagram ICMP socket could be opened for a family we need: what
+/// failed, and the errno of the first failure (EPERM/EACCES is a privilege problem, EMFILE
+/// the open-file limit: the caller says which).
 #[derive(Debug)]
-pub struct NoSocket(pub String);
+pub struct NoSocket(pub String, pub Option<i32>);
 
 /// Which of this watch's inputs poll() found ready.
 #[derive(Debug, Clone, Copy, Default)]
@@ -136,7 +138,7 @@ impl Watch {
                 .any(|t| matches!(t, Target::Addr(a) if Family::of(*a) == fam))
         };
         let mut socks = [None, None];
-        let mut why = Vec::new();
+        let (mut why, mut errno) = (Vec::new(), None);
         for fam in [Family::V4, Family::V6] {
             if !needs(fam) {
                 continue;
@@ -144,15 +146,20 @@ impl Watch {
             let name = if fam == Family::V4 { "ICMP" } else { "ICMPv6" };
             match IcmpSocket::open(fam) {
                 Ok(s) => socks[fam as usize] = Some(s),
-                Err(e) if explicit(fam) => return Err(NoSocket(format!("{name}: {e}"))),
-                Err(e) => why.push(format!("{name}: {e}")),
+                Err(e) if explicit(fam) => {
+                    return Err(NoSocket(format!("{name}: {e}"), e.raw_os_error()))
+                }
+                Err(e) => {
+                    errno = errno.or(e.raw_os_error());
+                    why.push(format!("{name}: {e}"));
+                }
             }
         }
         if socks.iter().all(Option::is_none) {
-            return Err(NoSocket(why.join("; ")));
+            return Err(NoSocket(why.join("; "), errno));
         }
-        let control =
-            iface::Control::open().map_err(|e| NoSocket(format!("control socket: {e}")))?;
+        let control = iface::Control::open()
+            .map_err(|e| NoSocket(format!("control socket: {e}"), e.raw_os_error()))?;
         let [i0, i1, key @ ..]: [u8; 2 + KEY_LEN] = random_bytes();
         let seed = u64::from_le_bytes(random_bytes());
         let prober = Prober::new(
