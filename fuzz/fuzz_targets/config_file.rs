@@ -12,17 +12,20 @@ use netheal::config::{self, file, values::check_iface_name, Args};
 const PATH: &str = "/fuzz/netheal.conf";
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let doc = match file::parse(text, Path::new(PATH)) {
+    let doc = match file::parse_bytes(data, Path::new(PATH)) {
         Ok(doc) => doc,
         Err(e) => {
             assert!(e.place.starts_with(PATH), "error without the file: {e}");
+            // Every error names its line (a non-UTF-8 byte its line and column too).
+            let line = e.place[PATH.len()..].trim_start_matches(':');
+            let line: usize = line.split(':').next().unwrap().parse().expect("no line");
+            let lines = data.split(|&b| b == b'\n').count();
+            assert!((1..=lines).contains(&line), "line {line} of {lines}: {e}");
             let _ = e.to_string();
             return;
         }
     };
+    let text = std::str::from_utf8(data).expect("accepted text that is not UTF-8");
     let lines: Vec<&str> = text.lines().collect();
     let on_its_line = |line: usize, what: &str| {
         assert!(

@@ -9,7 +9,9 @@ use std::time::Duration;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use netheal::probe::Stats;
-use netheal::report::{parse_status, pretty_status, status_pid, status_text, LastHeal, Snapshot};
+use netheal::report::{
+    parse_status, pretty_status, status_pid, status_text, LastHeal, MachineStatus, Snapshot,
+};
 use netheal::watchdog::State;
 
 #[derive(Arbitrary, Debug)]
@@ -73,6 +75,7 @@ fn snapshot(s: &Snap) -> Snapshot {
         },
         heals: s.heals,
         last_heal: s.last_heal.map(|(ok, at)| LastHeal { ok, at }),
+        machine: MachineStatus::default(),
         own_targets: s
             .own
             .iter()
