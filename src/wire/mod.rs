@@ -1,12 +1,16 @@
-//! Packet codec for ICMP and ICMPv6 echo (RFC 792, RFC 4443) and the IPv4 header in front of
-//! raw IPv4 replies (RFC 791). Pure byte handling: no I/O, no allocation, no `unsafe`, and no
-//! panics on any input — every length is checked before a field is read, and the tests feed
-//! truncated and corrupt packets to hold that.
+//! Packet codec for ICMP and ICMPv6 echo (RFC 792, RFC 4443), the IPv4 header in front of
+//! raw IPv4 replies (RFC 791), and the rtnetlink messages netheal reads (`netlink`).
+//! Pure byte handling: no I/O, no allocation, no `unsafe`, and no panics on any input — every
+//! length is checked before a field is read, and the tests feed truncated and corrupt packets
+//! to hold that.
 #![forbid(unsafe_code)]
 
 mod checksum;
 mod icmp;
 mod ipv4;
+pub mod netlink;
+#[cfg(test)]
+mod netlink_fixtures;
 
 pub use checksum::checksum;
 pub use icmp::{Echo, EchoKind, Family, ECHO_HEADER_LEN};
