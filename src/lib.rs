@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod heal;
+pub mod kernel;
 pub mod log;
 pub mod notify;
 pub mod probe;
