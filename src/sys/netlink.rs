@@ -37,7 +37,7 @@ const GROUPS: u32 = RTMGRP_LINK
 /// between two turns of the loop before the kernel drops notifications (ENOBUFS -> resync).
 /// SO_RCVBUFFORCE (root) goes past net.core.rmem_max; without the privilege we take what
 /// SO_RCVBUF gives.
-const RCVBUF: usize = 2 << 20;
+pub const RCVBUF: usize = 2 << 20;
 /// The receive buffer: one dump datagram is at most 32 KiB (the kernel's dump skb is
 /// capped there), notifications are single messages.
 pub const BUF_LEN: usize = 64 << 10;
@@ -80,7 +80,9 @@ enum Recv {
 }
 
 impl Netlink {
-    pub fn open() -> io::Result<Netlink> {
+    /// Opens and subscribes the socket with a receive buffer of `rcvbuf` bytes (`RCVBUF`
+    /// unless a test wants overflows).
+    pub fn open(rcvbuf: usize) -> io::Result<Netlink> {
         let fd = socket::socket(
             AddressFamily::Netlink,
             SockType::Raw,
@@ -88,9 +90,9 @@ impl Netlink {
             SockProtocol::NetlinkRoute,
         )
         .map_err(|e| tag("socket(NETLINK_ROUTE)", e))?;
-        if socket::setsockopt(&fd, sockopt::RcvBufForce, &RCVBUF).is_err() {
+        if socket::setsockopt(&fd, sockopt::RcvBufForce, &rcvbuf).is_err() {
             // not fatal: unprivileged, the buffer is capped at net.core.rmem_max
-            let _ = socket::setsockopt(&fd, sockopt::RcvBuf, &RCVBUF);
+            let _ = socket::setsockopt(&fd, sockopt::RcvBuf, &rcvbuf);
         }
         socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, GROUPS))
             .map_err(|e| tag("bind(RTMGRP_*)", e))?;
@@ -217,7 +219,7 @@ mod tests {
     /// synced: loopback is there, up, and has 127.0.0.1.
     #[test]
     fn dumps_this_kernel() {
-        let mut nl = Netlink::open().unwrap();
+        let mut nl = Netlink::open(RCVBUF).unwrap();
         let mut k = Kernel::new([("lo", None), ("nh-none", None)]);
         let start = Instant::now();
         while !k.synced() {
