@@ -348,6 +348,11 @@ impl Kernel {
         Some((dump, self.sync.seq))
     }
 
+    /// A dump request is due (a resync owed, or a retry after a lost end).
+    pub fn wants_request(&self) -> bool {
+        self.sync.running.is_none() && self.sync.next < Dump::ALL.len()
+    }
+
     /// When a running dump must be asked for again.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.sync.running.map(|r| r.deadline)
