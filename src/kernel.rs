@@ -18,7 +18,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::wire::netlink::{
-    flag, Addr, Dump, Link, Message, Neigh, NlMsg, Route, NUD_FAILED, RTN_UNICAST,
+    flag, Addr, Change, Dump, Link, Message, Neigh, NlMsg, Route, IFA_F_PERMANENT, NUD_FAILED,
+    RTN_UNICAST,
 };
 use crate::wire::Family;
 
@@ -174,6 +175,8 @@ pub struct Address {
     pub addr: IpAddr,
     pub prefix_len: u8,
     pub scope: u8,
+    /// ifa_flags (IFA_F_PERMANENT: configured, not from SLAAC or DHCP).
+    pub flags: u8,
     stale: bool,
 }
 
@@ -246,6 +249,24 @@ impl Iface {
     }
 }
 
+/// What a watched interface had before a `link` heal step bounced it: the configured
+/// addresses, static routes and default routes the bounce may remove.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    addrs: Vec<Address>,
+    statics: Vec<StaticRoute>,
+    defaults: Vec<DefaultRoute>,
+}
+
+impl Snapshot {
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty() && self.statics.is_empty() && self.defaults.is_empty()
+    }
+}
+
+/// Link-local addresses (fe80::/10 and their scope) come back with the link by themselves.
+const RT_SCOPE_LINK: u8 = 253;
+
 /// One dump at a time: which one runs (its sequence number and deadline), which come next,
 /// and whether a resync is owed (events were lost: ENOBUFS, an interrupted dump).
 #[derive(Debug)]
@@ -308,6 +329,92 @@ impl Kernel {
     /// The slot watching the interface called `name`.
     pub fn slot_of(&self, name: &str) -> Option<usize> {
         self.ifaces.iter().position(|i| i.name == name)
+    }
+
+    /// The configured state of slot `s`'s interface, to put back after a bounce (None while
+    /// it is missing). Only what someone configured counts: permanent, non-link-local
+    /// addresses and routes of the boot/static protocols.
+    pub fn snapshot(&self, s: usize) -> Option<Snapshot> {
+        let i = &self.ifaces[s];
+        let index = i.index?;
+        Some(Snapshot {
+            addrs: i
+                .addrs
+                .iter()
+                .filter(|a| a.flags & IFA_F_PERMANENT != 0 && a.scope != RT_SCOPE_LINK)
+                .copied()
+                .collect(),
+            statics: i.statics.clone(),
+            defaults: self
+                .defaults
+                .iter()
+                .filter(|r| r.oif == index)
+                .filter(|r| r.protocol == RTPROT_BOOT || r.protocol == RTPROT_STATIC)
+                .copied()
+                .collect(),
+        })
+    }
+
+    /// What of `snap` slot `s`'s interface lacks now, as requests to put it back: addresses
+    /// first (routes through a gateway need its connected route), then static routes, then
+    /// default routes. Nothing while the interface is missing.
+    pub fn missing(&self, s: usize, snap: &Snapshot) -> Vec<Change> {
+        let i = &self.ifaces[s];
+        let Some(index) = i.index else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for a in &snap.addrs {
+            if !i
+                .addrs
+                .iter()
+                .any(|b| b.addr == a.addr && b.prefix_len == a.prefix_len)
+            {
+                out.push(Change::AddAddr {
+                    index,
+                    addr: a.addr,
+                    prefix_len: a.prefix_len,
+                    scope: a.scope,
+                });
+            }
+        }
+        for r in &snap.statics {
+            if !i
+                .statics
+                .iter()
+                .any(|o| StaticRoute { stale: false, ..*o } == StaticRoute { stale: false, ..*r })
+            {
+                out.push(Change::AddRoute {
+                    family: r.family,
+                    dst: r.dst,
+                    dst_len: r.dst_len,
+                    table: r.table,
+                    protocol: RTPROT_BOOT,
+                    metric: r.metric,
+                    oif: index,
+                    gateway: r.gateway,
+                });
+            }
+        }
+        for r in &snap.defaults {
+            let there = self.defaults.iter().any(|o| {
+                (o.family, o.table, o.metric, o.gateway) == (r.family, r.table, r.metric, r.gateway)
+                    && o.oif == index
+            });
+            if !there {
+                out.push(Change::AddRoute {
+                    family: r.family,
+                    dst: None,
+                    dst_len: 0,
+                    table: r.table,
+                    protocol: r.protocol,
+                    metric: r.metric,
+                    oif: index,
+                    gateway: r.gateway,
+                });
+            }
+        }
+        out
     }
 
     /// Every dump has ended at least once: absence now means the interface is not there.
@@ -592,6 +699,7 @@ impl Kernel {
                     addr: a.addr,
                     prefix_len: a.prefix_len,
                     scope: a.scope,
+                    flags: a.flags,
                     stale: false,
                 });
                 Some(Event::AddressAdded {
@@ -1314,6 +1422,78 @@ mod tests {
             .iter()
             .any(|r| r.oif == 3 && r.gateway == Some(GW2)));
         assert!(k.dropped > 0);
+    }
+
+    /// The bounce of a `link` step: down drops the IPv4 default and static routes silently
+    /// and the IPv6 global address with a message; up brings back only the connected route.
+    /// What is missing afterwards is exactly what was configured and is gone.
+    #[test]
+    fn snapshot_and_what_a_bounce_removed() {
+        let (mut k, _) = lab(None);
+        let g6: IpAddr = "2001:db8::2".parse().unwrap();
+        let ll: IpAddr = "fe80::2".parse().unwrap();
+        let mut m6 = addr(kind::NEWADDR, 0, 3, g6, 64);
+        m6[16 + 2] = IFA_F_PERMANENT;
+        feed(&mut k, &m6);
+        let mut mll = addr(kind::NEWADDR, 0, 3, ll, 64);
+        mll[16 + 2] = IFA_F_PERMANENT;
+        mll[16 + 3] = RT_SCOPE_LINK;
+        feed(&mut k, &mll);
+        // The lab's IPv4 address came without IFA_F_PERMANENT: dynamic, not restored.
+        let snap = k.snapshot(0).unwrap();
+        assert_eq!(snap.addrs.len(), 1, "{snap:?}");
+        assert_eq!((snap.statics.len(), snap.defaults.len()), (1, 1));
+        assert!(
+            k.missing(0, &snap).is_empty(),
+            "nothing missing before the bounce"
+        );
+        feed(&mut k, &link(kind::NEWLINK, 0, 3, "nh0", 0));
+        feed(&mut k, &addr(kind::DELADDR, 0, 3, g6, 64));
+        feed(&mut k, &addr(kind::DELADDR, 0, 3, ll, 64));
+        feed(&mut k, &link(kind::NEWLINK, 0, 3, "nh0", UP));
+        feed(&mut k, &mll);
+        let missing = k.missing(0, &snap);
+        assert_eq!(missing.len(), 3, "{missing:?}");
+        assert!(
+            matches!(missing[0], Change::AddAddr { addr, prefix_len: 64, index: 3, .. } if addr == g6)
+        );
+        assert!(matches!(
+            missing[1],
+            Change::AddRoute {
+                dst_len: 24,
+                gateway: Some(GW),
+                oif: 3,
+                ..
+            }
+        ));
+        assert!(matches!(
+            missing[2],
+            Change::AddRoute {
+                dst_len: 0,
+                table: 100,
+                gateway: Some(GW),
+                oif: 3,
+                ..
+            }
+        ));
+        // Put back (as the kernel would report the additions): nothing missing any more.
+        let mut m6b = addr(kind::NEWADDR, 0, 3, g6, 64);
+        m6b[16 + 2] = IFA_F_PERMANENT;
+        feed(&mut k, &m6b);
+        let mut st = default_via(GW, 3, TABLE_MAIN, 0);
+        st.dst = Some(("203.0.113.0".parse().unwrap(), 24));
+        feed(&mut k, &route(kind::NEWROUTE, 0, 0, &st));
+        feed(
+            &mut k,
+            &route(kind::NEWROUTE, 0, 0, &default_via(GW, 3, 100, 0)),
+        );
+        assert!(k.missing(0, &snap).is_empty());
+        feed(&mut k, &link(kind::DELLINK, 0, 3, "nh0", 0));
+        assert!(
+            k.missing(0, &snap).is_empty(),
+            "nothing to do while it is gone"
+        );
+        assert!(k.snapshot(0).is_none());
     }
 
     #[test]

@@ -610,6 +610,137 @@ impl Dump {
     }
 }
 
+/// ifa_flags bits (if_addr.h) netheal reads or sets.
+pub const IFA_F_NODAD: u8 = 0x02;
+pub const IFA_F_PERMANENT: u8 = 0x80;
+/// Route scopes (rtnetlink.h).
+const RT_SCOPE_UNIVERSE: u8 = 0;
+const RT_SCOPE_LINK: u8 = 253;
+/// Request flags for a change: create it, and fail (EEXIST) if it is already there.
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
+
+/// A change netheal asks the kernel for: putting back an address or a route that a link
+/// bounce removed (the `link` heal step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    AddAddr {
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        scope: u8,
+    },
+    AddRoute {
+        family: Family,
+        dst: Option<IpAddr>,
+        dst_len: u8,
+        table: u32,
+        protocol: u8,
+        metric: u32,
+        oif: u32,
+        gateway: Option<IpAddr>,
+    },
+}
+
+/// Appends one attribute at `*at`; None when `out` is too short.
+fn put_attr(out: &mut [u8], at: &mut usize, ty: u16, value: &[u8]) -> Option<()> {
+    let len = field::RTA_HEADER_LEN + value.len();
+    let end = at.checked_add(align(len))?;
+    let dst = out.get_mut(*at..end)?;
+    dst.fill(0);
+    dst[field::RTA_LENGTH].copy_from_slice(&(len as u16).to_ne_bytes());
+    dst[field::RTA_TYPE].copy_from_slice(&ty.to_ne_bytes());
+    dst[field::RTA_HEADER_LEN..len].copy_from_slice(value);
+    *at = end;
+    Some(())
+}
+
+fn ip_octets(a: &IpAddr) -> ([u8; 16], usize) {
+    let mut b = [0; 16];
+    match a {
+        IpAddr::V4(a) => {
+            b[..4].copy_from_slice(&a.octets());
+            (b, 4)
+        }
+        IpAddr::V6(a) => (a.octets(), 16),
+    }
+}
+
+impl Change {
+    /// The largest request `emit` writes.
+    pub const MAX_LEN: usize = 128;
+
+    /// Writes the request (with an ACK asked for) at the start of `buf`; its length, or None
+    /// when `buf` is too short.
+    pub fn emit(&self, seq: u32, buf: &mut [u8]) -> Option<usize> {
+        let out = buf.get_mut(..Self::MAX_LEN)?;
+        out.fill(0);
+        let h = field::HEADER_LEN;
+        let (ty, mut at) = match *self {
+            Change::AddAddr {
+                index,
+                addr,
+                prefix_len,
+                scope,
+            } => {
+                out[h + field::IFA_FAMILY] = af(Some(Family::of(addr)));
+                out[h + field::IFA_PREFIXLEN] = prefix_len;
+                // No duplicate address detection: the address was in use a moment ago.
+                out[h + field::IFA_FLAGS] = IFA_F_NODAD;
+                out[h + field::IFA_SCOPE] = scope;
+                out[h + field::IFA_INDEX.start..h + field::IFA_INDEX.end]
+                    .copy_from_slice(&index.to_ne_bytes());
+                let mut at = h + field::IFADDR_LEN;
+                let (b, n) = ip_octets(&addr);
+                put_attr(out, &mut at, IFA_LOCAL, &b[..n])?;
+                put_attr(out, &mut at, IFA_ADDRESS, &b[..n])?;
+                (kind::NEWADDR, at)
+            }
+            Change::AddRoute {
+                family,
+                dst,
+                dst_len,
+                table,
+                protocol,
+                metric,
+                oif,
+                gateway,
+            } => {
+                out[h + field::RTM_FAMILY] = af(Some(family));
+                out[h + field::RTM_DST_LEN] = dst_len;
+                out[h + field::RTM_TABLE] = u8::try_from(table).unwrap_or(0);
+                out[h + field::RTM_PROTOCOL] = protocol;
+                out[h + 6] = if gateway.is_some() {
+                    RT_SCOPE_UNIVERSE
+                } else {
+                    RT_SCOPE_LINK
+                };
+                out[h + field::RTM_TYPE] = RTN_UNICAST;
+                let mut at = h + field::RTMSG_LEN;
+                put_attr(out, &mut at, RTA_TABLE, &table.to_ne_bytes())?;
+                if let Some(d) = dst.filter(|_| dst_len > 0) {
+                    let (b, n) = ip_octets(&d);
+                    put_attr(out, &mut at, RTA_DST, &b[..n])?;
+                }
+                if let Some(g) = gateway {
+                    let (b, n) = ip_octets(&g);
+                    put_attr(out, &mut at, RTA_GATEWAY, &b[..n])?;
+                }
+                put_attr(out, &mut at, RTA_OIF, &oif.to_ne_bytes())?;
+                put_attr(out, &mut at, RTA_PRIORITY, &metric.to_ne_bytes())?;
+                (kind::NEWROUTE, at)
+            }
+        };
+        let flags = flag::REQUEST | flag::ACK | NLM_F_CREATE | NLM_F_EXCL;
+        out[field::LENGTH].copy_from_slice(&(at as u32).to_ne_bytes());
+        out[field::TYPE].copy_from_slice(&ty.to_ne_bytes());
+        out[field::FLAGS].copy_from_slice(&flags.to_ne_bytes());
+        out[field::SEQ].copy_from_slice(&seq.to_ne_bytes());
+        at = at.min(Self::MAX_LEN);
+        Some(at)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::netlink_fixtures as fx;
@@ -976,6 +1107,74 @@ mod tests {
             assert!(msg.payload()[1..].iter().all(|&b| b == 0));
         }
         assert_eq!(Dump::Links.emit(1, &mut [0; 31]), None);
+    }
+
+    /// Change requests parse back with our own parsers (what the kernel would read).
+    #[test]
+    fn change_requests_parse_back() {
+        let mut buf = [0u8; Change::MAX_LEN];
+        let a = Change::AddAddr {
+            index: 7,
+            addr: "2001:db8::2".parse().unwrap(),
+            prefix_len: 64,
+            scope: 0,
+        };
+        let n = a.emit(9, &mut buf).unwrap();
+        let (msg, _) = NlMsg::new_checked(&buf[..n]).unwrap();
+        assert_eq!((msg.kind(), msg.seq()), (kind::NEWADDR, 9));
+        assert_eq!(msg.flags(), flag::REQUEST | flag::ACK | 0x600);
+        let Message::NewAddr(p) = Message::parse(&msg).unwrap() else {
+            panic!("not an address")
+        };
+        assert_eq!((p.index, p.prefix_len, p.flags), (7, 64, IFA_F_NODAD));
+        assert_eq!(p.addr, "2001:db8::2".parse::<IpAddr>().unwrap());
+        let r = Change::AddRoute {
+            family: Family::V4,
+            dst: None,
+            dst_len: 0,
+            table: 1000,
+            protocol: 3,
+            metric: 100,
+            oif: 7,
+            gateway: Some(v4([198, 51, 100, 1])),
+        };
+        let n = r.emit(10, &mut buf).unwrap();
+        let (msg, _) = NlMsg::new_checked(&buf[..n]).unwrap();
+        let Message::NewRoute(p) = Message::parse(&msg).unwrap() else {
+            panic!("not a route")
+        };
+        assert!(p.is_default());
+        assert_eq!(
+            (p.table, p.oif, p.priority, p.gateway, p.protocol, p.kind),
+            (
+                1000,
+                Some(7),
+                100,
+                Some(v4([198, 51, 100, 1])),
+                3,
+                RTN_UNICAST
+            )
+        );
+        assert_eq!(buf[HEADER_LEN + 4], 0, "tables above 255 only in RTA_TABLE");
+        let s = Change::AddRoute {
+            family: Family::V6,
+            dst: Some("2001:db8:5::".parse().unwrap()),
+            dst_len: 48,
+            table: 254,
+            protocol: 4,
+            metric: 1024,
+            oif: 7,
+            gateway: None,
+        };
+        let n = s.emit(11, &mut buf).unwrap();
+        let (msg, _) = NlMsg::new_checked(&buf[..n]).unwrap();
+        let Message::NewRoute(p) = Message::parse(&msg).unwrap() else {
+            panic!("not a route")
+        };
+        assert_eq!((p.dst_len, p.table, p.gateway), (48, 254, None));
+        assert_eq!(p.dst, Some("2001:db8:5::".parse().unwrap()));
+        assert_eq!(buf[HEADER_LEN + 6], RT_SCOPE_LINK);
+        assert_eq!(s.emit(1, &mut [0; 64]), None);
     }
 
     /// The request for a route dump, byte for byte as `ip route show table all` sends it
