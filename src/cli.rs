@@ -17,8 +17,8 @@ heals IFACE by climbing the --heal ladder, with exponential backoff between atte
 Without IFACE, watches every [IFACE] section of the configuration file.
 
 Options:
-  -t, --target ADDR        IPv4 or IPv6 address, or 'gateway' (IFACE's default gateway,
-                           re-read every round). Repeatable. Default: gateway
+  -t, --target ADDR        IPv4 or IPv6 address, or 'gateway' (the next hop of IFACE's
+                           default route, any routing table). Repeatable. Default: gateway
       --count N            echoes per target per round, spread over the first half of
                            the timeout; a target that answered gets no more (default 4)
   -i, --interval DUR       time between rounds while up (default 10s)

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::config::{self, Args, Config};
+use crate::eyes::{self, Eyes};
 use crate::log::{Level, Log};
 use crate::notify::{monotonic_usec, Notifier};
 use crate::report;
@@ -70,6 +71,8 @@ pub struct Daemon {
     args: Args,
     once: bool,
     watches: Vec<Watch>,
+    /// The kernel's view (rtnetlink) for every watch.
+    eyes: Eyes,
     signals: Signals,
     notify: Option<Notifier>,
     rounds_at_status: u64,
@@ -98,6 +101,10 @@ impl Daemon {
             err,
         })?;
         let watches = open_watches(&cfg, Instant::now())?;
+        let eyes = Eyes::open(&watches).map_err(|err| Error::Io {
+            what: "netlink",
+            err,
+        })?;
         let notify = Notifier::from_env().map_err(|err| Error::Io {
             what: "NOTIFY_SOCKET",
             err,
@@ -108,6 +115,7 @@ impl Daemon {
             args,
             once,
             watches,
+            eyes,
             signals,
             notify,
             rounds_at_status: 0,
@@ -134,6 +142,9 @@ impl Daemon {
     }
 
     pub fn run(&mut self, mut log: Log) -> Result<Exit, Error> {
+        // The kernel's view first: the first round knows the interface and its gateway.
+        self.eyes
+            .sync(&mut self.watches, &mut log, eyes::SYNC_TIMEOUT);
         let now = Instant::now();
         if !self.once {
             self.claim_status_file(&mut log);
@@ -149,8 +160,12 @@ impl Daemon {
         }
         let mut buf = [0u8; RECV_BUF];
         let mut ready: Vec<Ready> = vec![Ready::default(); self.watches.len()];
+        let mut kernel_ready = false;
         loop {
             let now = Instant::now();
+            let more = self
+                .eyes
+                .turn(now, &mut log, &mut self.watches, kernel_ready);
             if !self.stalled() {
                 for (w, r) in self.watches.iter_mut().zip(&ready) {
                     w.turn(now, &mut log, &mut buf, *r, self.once);
@@ -167,7 +182,7 @@ impl Daemon {
                 self.keepalive(now, &mut log);
             }
             let signals;
-            (signals, ready) = self.wait()?;
+            (signals, kernel_ready, ready) = self.wait(more)?;
             if signals {
                 if let Some(exit) = self.handle_signals(&mut log)? {
                     return Ok(exit);
@@ -280,8 +295,9 @@ impl Daemon {
         self.next_keepalive = Some(now + period / 2);
     }
 
-    /// Sleeps in poll() until an input is ready or the earliest deadline; says which inputs.
-    fn wait(&self) -> Result<(bool, Vec<Ready>), Error> {
+    /// Sleeps in poll() until an input is ready or the earliest deadline (not at all when
+    /// `more` netlink input waits); says which inputs: signals, netlink, each watch's.
+    fn wait(&self, more: bool) -> Result<(bool, bool, Vec<Ready>), Error> {
         let stalled = self.stalled();
         let deadline = self
             .watches
@@ -289,8 +305,10 @@ impl Daemon {
             .filter(|_| !stalled)
             .filter_map(Watch::poll_timeout)
             .chain(self.next_keepalive)
+            .chain(self.eyes.poll_timeout())
             .min();
         let timeout = match deadline {
+            _ if more => PollTimeout::ZERO,
             None => PollTimeout::NONE,
             Some(t) => {
                 let d = t.saturating_duration_since(Instant::now());
@@ -300,8 +318,11 @@ impl Daemon {
                 PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut owners: Vec<Option<(usize, Input)>> = vec![None];
-        let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        let mut owners: Vec<Option<(usize, Input)>> = vec![None, None];
+        let mut fds = vec![
+            PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.eyes.fd(), PollFlags::POLLIN),
+        ];
         for (i, w) in self.watches.iter().enumerate() {
             for (input, fd) in w.poll_inputs() {
                 owners.push(Some((i, input)));
@@ -318,19 +339,20 @@ impl Daemon {
             }
         }
         let mut ready = vec![Ready::default(); self.watches.len()];
-        let mut signals = false;
-        for (owner, p) in owners.iter().zip(&fds) {
+        let (mut signals, mut kernel) = (false, false);
+        for (k, (owner, p)) in owners.iter().zip(&fds).enumerate() {
             if p.revents().is_none_or(|r| r.is_empty()) {
                 continue;
             }
             match owner {
-                None => signals = true,
+                None if k == 0 => signals = true,
+                None => kernel = true,
                 Some((i, Input::Sock(s))) => ready[*i].socks[*s] = true,
                 Some((i, Input::HealOutput)) => ready[*i].heal_output = true,
                 Some((i, Input::HookOutput)) => ready[*i].hook_output = true,
             }
         }
-        Ok((signals, ready))
+        Ok((signals, kernel, ready))
     }
 
     fn handle_signals(&mut self, log: &mut Log) -> Result<Option<Exit>, Error> {
@@ -449,6 +471,7 @@ impl Daemon {
             *log = Log::open(new.log);
         }
         self.watches = next;
+        self.eyes.rewatch(&mut self.watches, log);
         self.cfg = new;
         let file = self
             .cfg

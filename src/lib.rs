@@ -10,6 +10,7 @@ pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod eyes;
 pub mod heal;
 pub mod kernel;
 pub mod log;

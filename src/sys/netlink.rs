@@ -16,7 +16,7 @@ use nix::sys::socket::{
 };
 
 use crate::kernel::Kernel;
-use crate::wire::netlink::{Dump, Messages};
+use crate::wire::netlink::{Change, Dump, Messages};
 
 /// RTMGRP_* (rtnetlink.h): the multicast groups of the facts the cache keeps.
 const RTMGRP_LINK: u32 = 0x1;
@@ -115,6 +115,21 @@ impl Netlink {
             MsgFlags::empty(),
         )
         .map_err(|e| tag("netlink dump request", e))?;
+        Ok(())
+    }
+
+    /// Sends one change request (its ACK or error comes back like any message; the caller
+    /// checks the result in the cache instead).
+    pub fn change(&self, change: &Change, seq: u32) -> io::Result<()> {
+        let mut req = [0u8; Change::MAX_LEN];
+        let len = change.emit(seq, &mut req).unwrap_or(0);
+        socket::sendto(
+            self.fd.as_raw_fd(),
+            &req[..len],
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        )
+        .map_err(|e| tag("netlink change request", e))?;
         Ok(())
     }
 
