@@ -28,6 +28,8 @@ Options:
                            timeout apart instead of an interval
   -k, --quorum N           targets that must answer for a round to be good (default 1)
   -u, --up-after N         good rounds in a row that end an outage (default 1)
+      --table T            'gateway' from routing table T only: a number, main, or any
+                           (every table, policy routing included; default any)
   -a, --heal STEP          escalation ladder, in order, repeatable; attempt k runs step
                            min(k, steps). STEP: ifupdown (ifdown IFACE; ifup IFACE),
                            link (IFACE down then up, built in), or /absolute/path run as

@@ -49,7 +49,7 @@ pub struct Eyes {
 }
 
 fn cache_for(watches: &[Watch]) -> Kernel {
-    Kernel::new(watches.iter().map(|w| (w.cfg.iface.as_str(), None)))
+    Kernel::new(watches.iter().map(|w| (w.cfg.iface.as_str(), w.cfg.table)))
 }
 
 impl Eyes {

@@ -163,6 +163,27 @@ fn gateway_in_a_policy_routing_table() {
         "{rounds:?}"
     );
     assert_eq!(nh.count_lines("no default gateway"), 0);
+    // Pinned to a table: only that table's default route counts.
+    for (table, good) in [
+        ("100", true),
+        ("200", false),
+        ("main", false),
+        ("any", true),
+    ] {
+        let mut once = lab.netheal(
+            &lab.host,
+            &[
+                "--once", "-t", "gateway", "--table", table, "-W", "500ms", &lab.ifc,
+            ],
+        );
+        let st = once.finish(s(10.0)).expect("--once exits");
+        assert_eq!(
+            lab::Netheal::code(st) == 0,
+            good,
+            "table {table}: {:?}",
+            once.lines()
+        );
+    }
 }
 
 /// Two default routes with different metrics: the lower one's gateway is probed; removed, the
