@@ -4,7 +4,8 @@
 //!
 //! Each turn: wait in poll() until an fd is ready or the earliest deadline of any watch
 //! (rounded up to a whole millisecond, so the loop never wakes early and spins); then signals;
-//! then every watch reads what is ready for it, runs its timers, acts and sends (and the
+//! then the kernel's netlink reports (`eyes`: a bounded amount, each change handed to its
+//! watch); then every watch reads what is ready for it, runs its timers, acts and sends (and the
 //! reaper, which holds what stopped watches left, reads and runs its timers). Nothing in a
 //! turn blocks; only the final stop waits, at most `STOP_GRACE` for every child together.
 #![forbid(unsafe_code)]

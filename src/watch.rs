@@ -638,6 +638,16 @@ impl Watch {
                     // An unreadable IP header is counted with the other foreign packets.
                     let icmp = sock.icmp_part(&buf[..n]).unwrap_or(&[]);
                     self.prober.handle_packet(now, family, src, icmp);
+                    // Every target has answered: anything still queued (a duplicate, a
+                    // stray) is read at the next wake-up; this saves the read that would
+                    // only say EAGAIN, one system call of every healthy round.
+                    let slots = self.prober.slots();
+                    if self.prober.round_running()
+                        && !slots.is_empty()
+                        && slots.iter().all(|s| s.rtt.is_some() || s.addr.is_none())
+                    {
+                        return;
+                    }
                 }
                 Ok(None) => return,
                 Err(e) => {
