@@ -1,7 +1,7 @@
 #!/bin/sh
 # RSS and CPU per round with a 200k-route table, old vs new binary
 # Usage (root): /tmp/netheal-old and /tmp/netheal-new as in syscalls.sh. Namespaces nhbgh/nhbgp;
-# 200 000 routes in 2001:db8:f0000::/36 through a veth whose both ends are in nhbgh.
+# 200 000 /64 routes in 2001:db8:f0::/46 through a veth whose both ends are in nhbgh.
 set -e
 H=nhbgh; P=nhbgp
 ip netns add $H; ip netns add $P
