@@ -38,11 +38,13 @@ fn in_ci() -> bool {
 }
 
 /// netheal in `ns` with `--log stderr`, no status file (unless `args` names one: the command
-/// line's last value wins), a clean sd_notify environment plus `env`, then `args`.
+/// line's last value wins), no inhibit file and no boot grace (see `lab::quiet_args`), a clean
+/// sd_notify environment plus `env`, then `args`.
 fn start(ns: &str, args: &[&str], env: &[(&str, &str)]) -> Netheal {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns, bin(), "--log", "stderr"])
         .args(["--status-file", "none"])
+        .args(["--inhibit-file", "none", "--boot-grace", "0"])
         .args(args);
     for k in [
         "NOTIFY_SOCKET",
@@ -2390,11 +2392,12 @@ fn one_healer_per_interface() {
         ),
     );
     // 198.51.100.77 answers nobody: every round fails, both instances want to heal at once.
+    // It never answered, so heals must not wait for a first good round (issue 11's default).
     let conf = lab.write_file(
         "netheal.conf",
         &format!(
             "interval = 100ms\ntimeout = 100ms\nfail-after = 1\nbackoff = 200ms:400ms\n\
-             heal-timeout = 5s\nheal = {}\n[{ifc}]\ntarget = 198.51.100.77\n",
+             heal-timeout = 5s\nheal-before-up = yes\nheal = {}\n[{ifc}]\ntarget = 198.51.100.77\n",
             step.display()
         ),
         0o644,
