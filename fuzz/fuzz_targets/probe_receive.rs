@@ -284,6 +284,12 @@ fuzz_target!(|s: Script| {
                     fed += 1;
                     if *queued {
                         // The kernel has read the error: type, code, destination come apart.
+                        // An IPv6 socket's error queue names IPv6 destinations only, and an
+                        // IPv4 socket's IPv4 ones.
+                        if Family::of(q.dest) != family {
+                            fed -= 1;
+                            continue;
+                        }
                         let kind = ErrorKind {
                             family,
                             icmp_type: *icmp_type,
