@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# deb/build.sh [TARGET...]: dist/release/netheal_VERSION_ARCH.deb for each target named
+# (default: every row of cross/targets with a Debian architecture in packaging/arches), from
+# the static binaries cross/build.sh made. Contents (Debian Policy): the binary in /usr/sbin,
+# gzipped man pages, the systemd unit and the SysV script (a conffile), the example
+# configuration in /usr/share/doc/netheal/examples, the template postinst installs as
+# /etc/netheal.conf when there is none (postinst says why it is no conffile), copyright and
+# changelog. Reproducible like the archives: fixed mtimes, root owner, sorted, no timestamps.
+set -euo pipefail
+# shellcheck source=cross/lib.sh
+. "$(dirname "$0")/../../cross/lib.sh"
+# shellcheck source=packaging/lib.sh
+. "$ROOT/packaging/lib.sh"
+
+VERSION=$(version)
+here=$PKG_DIR/deb
+mkdir -p "$RELEASE"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if [ $# -gt 0 ]; then
+    mapfile -t targets < <(select_targets "$@")
+else
+    mapfile -t targets < <(select_targets | while read -r t; do
+        [ "$(arch "$t" deb)" = - ] || echo "$t"
+    done)
+fi
+
+for t in "${targets[@]}"; do
+    a=$(arch "$t" deb)
+    [ "$a" != - ] || die "$t: no Debian architecture in $ARCHES"
+    bin=$(binary "$t")
+    r=$work/$a
+    rm -rf "$r"
+    install -d -m 0755 "$r/DEBIAN" "$r/usr/sbin" "$r/usr/share/man/man8" "$r/usr/share/man/man5" \
+        "$r/usr/lib/systemd/system" "$r/etc/init.d" "$r/usr/share/doc/netheal/examples" \
+        "$r/usr/share/netheal" "$r/usr/share/lintian/overrides"
+    install -m 0755 "$bin" "$r/usr/sbin/netheal"
+    gzip -9n <"$ROOT/man/netheal.8" >"$r/usr/share/man/man8/netheal.8.gz"
+    gzip -9n <"$ROOT/man/netheal.conf.5" >"$r/usr/share/man/man5/netheal.conf.5.gz"
+    install -m 0644 "$ROOT/init/systemd/netheal.service" "$r/usr/lib/systemd/system/"
+    install -m 0755 "$ROOT/init/sysv/netheal" "$r/etc/init.d/netheal"
+    install -m 0644 "$ROOT/etc/netheal.conf.example" "$r/usr/share/doc/netheal/examples/"
+    install -m 0644 "$PKG_DIR/netheal.conf" "$r/usr/share/netheal/netheal.conf"
+    install -m 0644 "$here/copyright" "$r/usr/share/doc/netheal/copyright"
+    install -m 0644 "$here/lintian-overrides" "$r/usr/share/lintian/overrides/netheal"
+    {
+        printf 'netheal (%s) unstable; urgency=medium\n\n' "$VERSION"
+        printf '  * Release %s, built from commit %s.\n\n' "$VERSION" \
+            "$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+        printf ' -- %s  %s\n' "$(maintainer)" "$(rfc2822 "$SOURCE_DATE_EPOCH")"
+    } | gzip -9n >"$r/usr/share/doc/netheal/changelog.gz"
+    find "$r/usr/share" -type f -exec chmod 0644 {} +
+    for s in postinst prerm postrm; do install -m 0755 "$here/$s" "$r/DEBIAN/$s"; done
+    echo /etc/init.d/netheal >"$r/DEBIAN/conffiles"
+    size=$(du -sk --exclude=DEBIAN "$r" | cut -f1)
+    sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$a/" -e "s/@SIZE@/$size/" \
+        -e "s|@MAINTAINER@|$(maintainer)|" "$here/control" >"$r/DEBIAN/control"
+    (cd "$r" && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | sort |
+        xargs md5sum) >"$r/DEBIAN/md5sums"
+    chmod 0644 "$r/DEBIAN/control" "$r/DEBIAN/conffiles" "$r/DEBIAN/md5sums"
+    stamp "$r"
+    out=$RELEASE/netheal_${VERSION}_$a.deb
+    dpkg-deb --root-owner-group -Zxz --build "$r" "$out" >/dev/null
+    echo "   $out ($(stat -c %s "$out") bytes)"
+done
+sums_and_sign
