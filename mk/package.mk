@@ -11,7 +11,7 @@
 #                  an RPM install, the APKBUILD, the procd script's UCI translation, the ipk,
 #                  promtool, the Grafana dashboard against a real metrics file, ansible-lint
 #                  and an Ansible run into a throw-away root (about 1 minute).
-# packaging/README.md says what each package contains and why.
+# README.md, "Packages and release archives", says what each contains and why.
 
 PKG_TEST_TARGET ?= x86_64-unknown-linux-musl
 

@@ -19,7 +19,7 @@ deb=$RELEASE/netheal_${VERSION}_$a.deb
 check "built $deb" test -s "$deb"
 # Info tags too: they are how lintian spells a policy point it is unsure about.
 check "lintian: no error, warning or info" \
-    sh -c "out=\$(lintian --info --display-info --fail-on error,warning,info '$deb' 2>&1) && ! printf '%s' \"\$out\" | grep -E '^[EWI]:'"
+    sh -c "out=\$(lintian --info --display-info --fail-on error,warning,info '$deb' 2>&1); rc=\$?; echo \"\$out\"; [ \$rc = 0 ] && ! printf '%s' \"\$out\" | grep -Eq '^[EWI]:'"
 expected='/etc/init.d/netheal
 /usr/lib/systemd/system/netheal.service
 /usr/sbin/netheal
@@ -44,11 +44,12 @@ ldd "$(command -v busybox)" 2>&1 | grep -q 'not a dynamic' || { skip "busybox is
 # mkroot DIR: an empty system for dpkg --root: busybox applets, dpkg's database, stubs.
 mkroot() {
     local r=$1 s
-    mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,run,var/lib/dpkg/{info,updates,triggers},var/log}
+    mkdir -p "$r"/{bin,sbin,dev,usr/bin,usr/sbin,etc,tmp,run,var/lib/dpkg/{info,updates,triggers},var/log}
+    mknod -m 666 "$r/dev/null" c 1 3
     : >"$r/var/lib/dpkg/status"
     : >"$r/var/lib/dpkg/available"
     cp "$(command -v busybox)" "$r/bin/busybox"
-    for s in sh cat rm mkdir install chmod echo test [ cp mv rmdir ln touch sed grep; do
+    for s in sh cat rm mkdir chmod echo test [ cp mv rmdir ln touch sed grep; do
         ln -sf busybox "$r/bin/$s"
     done
     # The helpers' stand-ins: log the call, succeed. was-enabled/debian-installed answer

@@ -17,9 +17,10 @@ clone() {
 clone "$T/a" || exit 1
 (umask 077 && clone "$T/b") || exit 1
 find "$T/b" -path "$T/b/.git" -prune -o -exec touch -h -d '2001-02-03 04:05:06' {} +
-RELEASE_DIR=$T/out-a bash "$T/a/packaging/dist.sh" "$TARGET" >/dev/null &&
-    RELEASE_DIR=$T/out-b bash "$T/b/packaging/dist.sh" "$TARGET" >/dev/null ||
+if ! RELEASE_DIR=$T/out-a bash "$T/a/packaging/dist.sh" "$TARGET" >/dev/null ||
+    ! RELEASE_DIR=$T/out-b bash "$T/b/packaging/dist.sh" "$TARGET" >/dev/null; then
     fail "dist.sh failed"
+fi
 check "two clones give the same $name.tar.gz" cmp "$T/out-a/$name.tar.gz" "$T/out-b/$name.tar.gz"
 check "two clones give the same source archive" \
     cmp "$T/out-a/netheal-$VERSION.tar.gz" "$T/out-b/netheal-$VERSION.tar.gz"
@@ -31,15 +32,16 @@ expected="$name/ $name/INSTALL $name/README.md $name/etc/ $name/etc/netheal.conf
 $name/init/ $name/init/README-inits.md $name/init/busybox/ $name/init/busybox/inittab
 $name/init/openrc/ $name/init/openrc/netheal $name/init/openrc/netheal.confd $name/init/runit/
 $name/init/runit/netheal/ $name/init/runit/netheal/log/ $name/init/runit/netheal/log/run
-$name/init/runit/netheal/run $name/init/s6/ $name/init/s6/netheal-log/
-$name/init/s6/netheal-log/consumer-for $name/init/s6/netheal-log/pipeline-name
-$name/init/s6/netheal-log/run $name/init/s6/netheal-log/type $name/init/s6/netheal/
+$name/init/runit/netheal/run $name/init/s6/ $name/init/s6/netheal/
 $name/init/s6/netheal/producer-for $name/init/s6/netheal/run $name/init/s6/netheal/type
+$name/init/s6/netheal-log/ $name/init/s6/netheal-log/consumer-for
+$name/init/s6/netheal-log/pipeline-name $name/init/s6/netheal-log/run
+$name/init/s6/netheal-log/type
 $name/init/systemd/ $name/init/systemd/netheal.service $name/init/sysv/ $name/init/sysv/netheal
 $name/man/ $name/man/netheal.8 $name/man/netheal.conf.5 $name/netheal"
-got=$(awk '{ print $6 }' <<<"$listing" | tr '\n' ' ')
+got=$(awk '{ print $6 }' <<<"$listing")
 check "the archive holds binary, man pages, example, init files, INSTALL" \
-    test "$got" = "$(echo $expected) "
+    test "$got" = "$(tr ' ' '\n' <<<"$expected")"
 check "every entry is owned by 0/0" test -z "$(awk '$2 != "0/0"' <<<"$listing")"
 when=$(date -u -d "@$sde" '+%Y-%m-%d %H:%M:%S')
 check "every mtime is the commit's ($when)" \
