@@ -11,8 +11,9 @@ ARCHES=$PKG_DIR/arches
 # checkouts of one commit give the same bytes (https://reproducible-builds.org/specs/).
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)}
 export SOURCE_DATE_EPOCH
-# Commands below must not depend on the caller's locale, umask or time zone.
-export LC_ALL=C TZ=UTC
+# Commands below must not depend on the caller's locale, umask or time zone (UTF-8, not C:
+# Ansible refuses any other encoding; byte order sorting is the same).
+export LC_ALL=C.UTF-8 TZ=UTC
 umask 022
 
 # arch TRIPLE deb|rpm|opkg: that format's architecture name for TRIPLE, `-` if none.

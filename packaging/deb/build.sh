@@ -39,7 +39,16 @@ for t in "${targets[@]}"; do
     gzip -9n <"$ROOT/man/netheal.8" >"$r/usr/share/man/man8/netheal.8.gz"
     gzip -9n <"$ROOT/man/netheal.conf.5" >"$r/usr/share/man/man5/netheal.conf.5.gz"
     install -m 0644 "$ROOT/init/systemd/netheal.service" "$r/usr/lib/systemd/system/"
-    install -m 0755 "$ROOT/init/sysv/netheal" "$r/etc/init.d/netheal"
+    # init/sysv/netheal is POSIX sh for every SysV-style init; Debian's copy also sources
+    # /lib/lsb/init-functions (Policy 9.3.3), whose systemd hook turns
+    # `/etc/init.d/netheal start` into `systemctl start netheal` where systemd runs.
+    sed -e '/^\[ -x "\$DAEMON" \] || exit 0/a\
+if [ -r /lib/lsb/init-functions ]; then\
+	. /lib/lsb/init-functions\
+fi' "$ROOT/init/sysv/netheal" >"$r/etc/init.d/netheal"
+    chmod 0755 "$r/etc/init.d/netheal"
+    grep -q '^	\. /lib/lsb/init-functions$' "$r/etc/init.d/netheal" ||
+        die "init/sysv/netheal: no [ -x \"\$DAEMON\" ] line to source init-functions after"
     install -m 0644 "$ROOT/etc/netheal.conf.example" "$r/usr/share/doc/netheal/examples/"
     install -m 0644 "$PKG_DIR/netheal.conf" "$r/usr/share/netheal/netheal.conf"
     install -m 0644 "$here/copyright" "$r/usr/share/doc/netheal/copyright"

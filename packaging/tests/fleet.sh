@@ -39,8 +39,9 @@ def walk(v, key=None):
     elif isinstance(v, list):
         for x in v: walk(x, key)
     elif isinstance(v, str) and key in ("expr", "query", "definition"):
-        names.update(re.findall(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*(?=\s*[{\[)]|\s*$|\s*[-+*/ ])", v))
-print("\n".join(sorted(n for n in names if n.startswith("netheal_"))))
+        names.update(re.findall(r"\bnetheal_[a-z_]+", v))
+walk(json.load(open(sys.argv[1])))
+print("\n".join(sorted(names)))
 PY
         )
         check "the dashboard names netheal metrics" test -n "$names"
