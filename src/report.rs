@@ -182,6 +182,12 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
             let _ = writeln!(s, "{name}{{{labels}}} {value}");
         }
     };
+    family(
+        "netheal_build_info",
+        "gauge",
+        "Always 1; the labels say which netheal build wrote this file.",
+        &mut std::iter::once((build_info_labels(), "1".to_string())),
+    );
     let label = |x: &Snapshot| format!("iface=\"{}\"", escape_label(&x.iface));
     let counter = |f: fn(&Snapshot) -> u64| move |x: &Snapshot| (label(x), f(x).to_string());
     family(
@@ -286,6 +292,17 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
             .filter_map(|x| x.last_heal.map(|h| (label(x), h.at.to_string()))),
     );
     s
+}
+
+/// The labels of `netheal_build_info`: version, commit and target triple, as `--version`
+/// prints them (build.rs).
+fn build_info_labels() -> String {
+    format!(
+        "version=\"{}\",commit=\"{}\",target=\"{}\"",
+        escape_label(env!("CARGO_PKG_VERSION")),
+        escape_label(env!("NETHEAL_COMMIT")),
+        escape_label(env!("NETHEAL_TARGET"))
+    )
 }
 
 /// A metric family: name, help text, and how to read its value.
@@ -439,7 +456,18 @@ mod tests {
         // Every family has exactly one HELP and one TYPE line.
         let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!((helps, types), (15, 15));
+        assert_eq!((helps, types), (16, 16));
+        let info = format!(
+            "netheal_build_info{{version=\"{}\",commit=\"{}\",target=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("NETHEAL_COMMIT"),
+            env!("NETHEAL_TARGET")
+        );
+        assert!(text.contains(&info), "{text}");
+        assert!(
+            metrics_text(&[]).contains(&info),
+            "written with no interface too"
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ def walk(v, key=None):
     elif isinstance(v, list):
         for x in v: walk(x, key)
     elif isinstance(v, str) and key in ("expr", "query", "definition"):
-        names.update(re.findall(r"\bnetheal_[a-z_]+", v))
+        names.update(re.findall(r"\bnetheal_[a-z0-9_]+", v))
 walk(json.load(open(sys.argv[1])))
 print("\n".join(sorted(names)))
 PY
@@ -48,7 +48,7 @@ PY
         missing=$(for n in $names; do grep -q "^# TYPE $n " "$T/real.prom" || echo "$n"; done)
         check "every metric the dashboard names is in the real file${missing:+ (missing: $missing)}" \
             test -z "$missing"
-        other=$(grep -o '[a-z_]*{' "$c/grafana/netheal.json" | tr -d '{' | sort -u |
+        other=$(grep -o '[a-z0-9_]*{' "$c/grafana/netheal.json" | tr -d '{' | sort -u |
             grep -v '^netheal_' | grep -Ev '^(|by|count|max|min|sum|rate|increase|time|label_values)$')
         check "the dashboard uses no other metric${other:+ ($other)}" test -z "$other"
         check "netheal_build_info names version $VERSION and target $TARGET" \
