@@ -35,7 +35,7 @@ Options:
                            NETHEAL_REASON set. Default: ifupdown
   -b, --backoff MIN[:MAX]  wait after a heal attempt before the next, doubling up to MAX,
                            +/-10% jitter, reset when up (default 30s:15m)
-      --heal-timeout DUR   SIGTERM a step's process group after DUR, SIGKILL 5s later
+      --heal-timeout DUR   SIGTERM a step and its group after DUR, SIGKILL 5s later
                            (default 60s)
       --on-change PATH     run 'PATH IFACE' on every state change, with NETHEAL_STATE,
                            NETHEAL_PREVIOUS, NETHEAL_REASON, NETHEAL_ATTEMPT, NETHEAL_IFACE
@@ -50,7 +50,7 @@ Options:
       --pidfile PATH       pidfile, refusing a second instance (default with -d:
                            /run/netheal.pid)
       --log DEST           auto, syslog or stderr (default auto: stderr when it is a
-                           terminal or /dev/log is missing, else syslog)
+                           terminal, else syslog; stderr while /dev/log is missing)
   -v, --verbose            also log every round with its round-trip times
   -h, --help               print this help
   -V, --version            print version, commit, target and build date

@@ -4,8 +4,9 @@
 //!
 //! Each turn: wait in poll() until an fd is ready or the earliest deadline of any watch
 //! (rounded up to a whole millisecond, so the loop never wakes early and spins); then signals;
-//! then every watch reads what is ready for it, runs its timers, acts and sends. Nothing in a
-//! turn blocks.
+//! then every watch reads what is ready for it, runs its timers, acts and sends (and the
+//! reaper, which holds what stopped watches left, reads and runs its timers). Nothing in a
+//! turn blocks; only the final stop waits, at most `STOP_GRACE` for every child together.
 #![forbid(unsafe_code)]
 
 use std::io;
@@ -15,9 +16,12 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::config::{self, Args, Config};
+use crate::heal::{Reaper, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::notify::{monotonic_usec, Notifier};
 use crate::report;
+use crate::sys::lock::{self, Claim, LockFile};
+use crate::sys::process;
 use crate::sys::signals::{Sig, Signals};
 use crate::watch::{Input, NoSocket, Ready, Watch};
 
@@ -30,6 +34,22 @@ const OVERDUE: Duration = Duration::from_secs(1);
 /// For netheal's own tests: after this many rounds the loop stops running its timers, as a
 /// wedged loop would, but still answers signals.
 const STALL_ENV: &str = "NETHEAL_TEST_STALL_AFTER";
+/// The owner index of the reaper's pipes among the polled fds (not a watch).
+const REAPER: usize = usize::MAX;
+
+/// A report file this process writes, and the lock (`PATH.lock`) that makes it ours.
+struct Owned {
+    path: std::path::PathBuf,
+    _lock: LockFile,
+}
+
+impl Owned {
+    /// Removes the file, then (on drop) its lock: in that order, so nobody can take the lock
+    /// and then lose a fresh file to us.
+    fn remove(self) {
+        let _ = std::fs::remove_file(&self.path); // not fatal: it may never have been written
+    }
+}
 
 #[derive(Debug)]
 pub enum Error {
@@ -70,9 +90,17 @@ pub struct Daemon {
     args: Args,
     once: bool,
     watches: Vec<Watch>,
+    /// What stopped watches left: terminated and read from the loop, never waited for.
+    reaper: Reaper,
     signals: Signals,
     notify: Option<Notifier>,
+    /// Why $NOTIFY_SOCKET was ignored, logged once the log is open.
+    notify_trouble: Option<String>,
     rounds_at_status: u64,
+    /// The status and metrics files this process owns, in that order.
+    owned: [Option<Owned>; 2],
+    /// Set by a reload: rewrite the reports at once, whatever the rounds say.
+    report_now: bool,
     next_keepalive: Option<Instant>,
     stall_after: Option<u64>,
 }
@@ -98,19 +126,28 @@ impl Daemon {
             err,
         })?;
         let watches = open_watches(&cfg, Instant::now())?;
-        let notify = Notifier::from_env().map_err(|err| Error::Io {
-            what: "NOTIFY_SOCKET",
-            err,
-        })?;
+        // A malformed $NOTIFY_SOCKET is not fatal: libsystemd's sd_notify ignores it too, and
+        // a watchdog that refuses to start over a stray variable protects nothing.
+        let (notify, notify_trouble) = match Notifier::from_env() {
+            Ok(n) => (n, None),
+            Err(e) => (
+                None,
+                Some(format!("NOTIFY_SOCKET: {e}; going on without sd_notify")),
+            ),
+        };
         let stall_after = std::env::var(STALL_ENV).ok().and_then(|v| v.parse().ok());
         Ok(Daemon {
             cfg,
             args,
             once,
             watches,
+            reaper: Reaper::default(),
             signals,
             notify,
+            notify_trouble,
             rounds_at_status: 0,
+            owned: [None, None],
+            report_now: false,
             next_keepalive: None,
             stall_after,
         })
@@ -135,8 +172,11 @@ impl Daemon {
 
     pub fn run(&mut self, mut log: Log) -> Result<Exit, Error> {
         let now = Instant::now();
+        if let Some(why) = self.notify_trouble.take() {
+            log.log(Level::Warning, &why);
+        }
         if !self.once {
-            self.claim_status_file(&mut log);
+            self.claim_reports(&mut log);
         }
         for w in &mut self.watches {
             w.start(now, &mut log, self.once);
@@ -151,6 +191,8 @@ impl Daemon {
         let mut ready: Vec<Ready> = vec![Ready::default(); self.watches.len()];
         loop {
             let now = Instant::now();
+            self.reaper.turn(now, &mut log);
+            log.tick(now);
             if !self.stalled() {
                 for (w, r) in self.watches.iter_mut().zip(&ready) {
                     w.turn(now, &mut log, &mut buf, *r, self.once);
@@ -179,38 +221,49 @@ impl Daemon {
         }
     }
 
-    /// Another netheal still alive that keeps the same status file would be overwritten
-    /// every few rounds, and `--status` would show a mix: leave it that file.
-    fn claim_status_file(&mut self, log: &mut Log) {
-        let Some(path) = &self.cfg.status_file else {
-            return;
-        };
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return;
-        };
-        match report::status_pid(&text) {
-            Some(pid) if pid != std::process::id() && report::pid_alive(pid) => {
-                log.log(
+    /// Takes (or keeps) the lock of every report file the configuration names, and lets go of
+    /// those it no longer names (removing them: nobody would update them). A file whose lock
+    /// another netheal holds is left to it for as long as it lives: writing it too would make
+    /// its counters go backwards and `--status` show a mix.
+    fn claim_reports(&mut self, log: &mut Log) {
+        let wanted = [
+            ("status", self.cfg.status_file.clone(), "--status-file"),
+            ("metrics", self.cfg.metrics_file.clone(), "--metrics-file"),
+        ];
+        for (i, (what, path, option)) in wanted.into_iter().enumerate() {
+            let slot = &mut self.owned[i];
+            if slot.as_ref().map(|o| &o.path) == path.as_ref() {
+                continue;
+            }
+            if let Some(old) = slot.take() {
+                old.remove();
+            }
+            let Some(path) = path else { continue };
+            let lock_path = lock::beside(&path);
+            match lock::try_lock(&lock_path) {
+                Ok(Claim::Held(lock)) => *slot = Some(Owned { path, _lock: lock }),
+                Ok(Claim::Busy(pid)) => log.log(
                     Level::Warning,
                     &format!(
-                        "{}: kept by another netheal (pid {pid}); not writing a status file (give each instance its own --status-file)",
-                        path.display()
+                        "{}: kept by another netheal ({}, lock {}); not writing a {what} file (give each instance its own {option})",
+                        path.display(),
+                        lock::describe(pid),
+                        lock_path.display()
                     ),
-                );
-                self.cfg.status_file = None;
+                ),
+                Err(e) => log.log(
+                    Level::Error,
+                    &format!("{}: cannot lock: {e}; not writing a {what} file", path.display()),
+                ),
             }
-            _ => {}
         }
     }
 
     /// On a clean stop: a status or metrics file left behind would report a watchdog that
-    /// is no longer running.
-    fn remove_reports(&self) {
-        for path in [&self.cfg.status_file, &self.cfg.metrics_file]
-            .into_iter()
-            .flatten()
-        {
-            let _ = std::fs::remove_file(path); // not fatal: it may never have been written
+    /// is no longer running. Only files this process owns (their lock held) are removed.
+    fn remove_reports(&mut self) {
+        for o in self.owned.iter_mut().filter_map(Option::take) {
+            o.remove();
         }
     }
 
@@ -225,33 +278,32 @@ impl Daemon {
         let rounds: u64 = self.watches.iter().map(Watch::rounds).sum();
         let changed = self.watches.iter().any(|w| w.changed);
         if !changed
+            && !self.report_now
             && rounds < self.rounds_at_status + STATUS_EVERY_ROUNDS * self.watches.len() as u64
         {
             return;
         }
         self.rounds_at_status = rounds;
+        self.report_now = false;
         for w in &mut self.watches {
             w.changed = false;
         }
         if changed {
             self.notify(log, &format!("STATUS={}", self.summary()));
         }
-        if self.cfg.status_file.is_none() && self.cfg.metrics_file.is_none() {
+        if self.owned.iter().all(Option::is_none) {
             return;
         }
         let snaps: Vec<report::Snapshot> = self.watches.iter().map(|w| w.snapshot(now)).collect();
         let wall = crate::civil::unix_now();
-        let files = [
-            (
-                self.cfg.status_file.as_ref(),
-                report::status_text(&snaps, std::process::id(), wall),
-            ),
-            (self.cfg.metrics_file.as_ref(), report::metrics_text(&snaps)),
+        let texts = [
+            report::status_text(&snaps, std::process::id(), wall),
+            report::metrics_text(&snaps),
         ];
-        for (path, text) in files {
-            if let Some(path) = path {
-                if let Err(e) = report::write_atomic(path, &text) {
-                    log.limited(now, Level::Error, format!("{}: {e}", path.display()));
+        for (owned, text) in self.owned.iter().zip(texts) {
+            if let Some(o) = owned {
+                if let Err(e) = report::write_atomic(&o.path, &text) {
+                    log.limited(now, Level::Error, format!("{}: {e}", o.path.display()));
                 }
             }
         }
@@ -289,6 +341,7 @@ impl Daemon {
             .filter(|_| !stalled)
             .filter_map(Watch::poll_timeout)
             .chain(self.next_keepalive)
+            .chain(self.reaper.poll_timeout())
             .min();
         let timeout = match deadline {
             None => PollTimeout::NONE,
@@ -308,6 +361,11 @@ impl Daemon {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
             }
         }
+        // The reaper's pipes only need to wake the loop: it reads them every turn.
+        for fd in self.reaper.output_fds() {
+            owners.push(Some((REAPER, Input::HealOutput)));
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
@@ -325,6 +383,7 @@ impl Daemon {
             }
             match owner {
                 None => signals = true,
+                Some((REAPER, _)) => {}
                 Some((i, Input::Sock(s))) => ready[*i].socks[*s] = true,
                 Some((i, Input::HealOutput)) => ready[*i].heal_output = true,
                 Some((i, Input::HookOutput)) => ready[*i].hook_output = true,
@@ -339,6 +398,7 @@ impl Daemon {
             err,
         })? {
             let now = Instant::now();
+            log.tick(now);
             match sig {
                 Sig::SIGTERM | Sig::SIGINT => {
                     for w in &self.watches {
@@ -349,8 +409,10 @@ impl Daemon {
                     }
                     self.notify(log, "STOPPING=1");
                     for w in &mut self.watches {
-                        w.stop();
+                        w.stop(now, &mut self.reaper);
                     }
+                    // One grace for all of them together, not one per process.
+                    self.reaper.stop_all(STOP_GRACE, log);
                     if !self.once {
                         self.remove_reports();
                     }
@@ -365,16 +427,38 @@ impl Daemon {
                         w.say_status(now, log);
                     }
                 }
-                Sig::SIGCHLD => {
-                    for w in &mut self.watches {
-                        w.reap(now);
-                    }
-                }
+                Sig::SIGCHLD => self.reap_children(now),
                 Sig::SIGHUP if !self.once => self.reload(now, log),
                 _ => {}
             }
         }
         Ok(None)
+    }
+
+    /// On SIGCHLD: one reaper for every child, dispatching by pid. As PID 1 (a container's,
+    /// an initramfs') every orphan of the namespace is our child too: reap all that ended
+    /// (waitpid(-1)) and hand ours their status, so that no zombie piles up and none of our
+    /// own statuses is taken by a second waitpid. Otherwise only our own pids are waited for.
+    fn reap_children(&mut self, now: Instant) {
+        if !process::is_init() {
+            for w in &mut self.watches {
+                w.reap(now);
+            }
+            self.reaper.reap();
+            return;
+        }
+        for (pid, status) in process::reap(&[], true) {
+            let Ok(status) = status else { continue };
+            let ours = self
+                .watches
+                .iter_mut()
+                .any(|w| w.child_exited(now, pid, status));
+            if !ours {
+                // not fatal: either a stopped watch's (the reaper forgets it) or an orphan
+                // of the namespace, whose reaping was all it needed
+                self.reaper.child_exited(pid);
+            }
+        }
     }
 
     /// SIGHUP: read the configuration again; swap it in only if all of it is valid and every
@@ -385,7 +469,13 @@ impl Daemon {
             &format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()),
         );
         match self.try_reload(now, log) {
-            Ok(msg) => log.log(Level::Notice, &msg),
+            Ok(msg) => {
+                log.log(Level::Notice, &msg);
+                // The files may have moved, and a removed interface must leave them now, not
+                // when the remaining watches have run enough rounds.
+                self.claim_reports(log);
+                self.report_now = true;
+            }
             Err(e) => log.log(
                 Level::Error,
                 &format!("reload failed, keeping the running configuration: {e}"),
@@ -436,7 +526,7 @@ impl Daemon {
         }
         let mut removed = 0;
         for mut w in old.into_iter().flatten() {
-            w.stop();
+            w.stop(now, &mut self.reaper);
             if !new.watches.iter().any(|n| n.iface == w.cfg.iface) {
                 removed += 1;
                 log.log(

@@ -60,6 +60,9 @@ pub fn run() -> ExitCode {
         Err(e) => return fatal(log_dest, &e),
     };
     let detached = if inv.daemon {
+        if let Some(why) = log::detach_warning(log_dest) {
+            eprintln!("netheal: {why}");
+        }
         match sys::daemonize::detach() {
             Ok(d) => Some(d),
             Err(e) => {
@@ -92,7 +95,7 @@ pub fn run() -> ExitCode {
         None => None,
     };
     let log = log::Log::open(log_dest);
-    install_panic_hook(log.is_syslog());
+    install_panic_hook(log.wants_syslog());
     if let Some(d) = detached {
         d.ready();
     }
@@ -160,15 +163,26 @@ fn status(args: &config::Args) -> ExitCode {
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let code = print(&report::pretty_status(&text, civil::unix_now()));
-            match report::status_pid(&text) {
-                Some(pid) if !report::pid_alive(pid) => {
+            // The writer holds `PATH.lock` for as long as it runs; the kernel drops the lock when
+            // it dies, so (unlike /proc/PID) a reused pid cannot make a stale file look live.
+            match sys::lock::holder(&sys::lock::beside(&path)) {
+                Ok(None) => {
+                    let pid =
+                        report::status_pid(&text).map_or(String::new(), |p| format!(" (pid {p})"));
                     eprintln!(
-                        "netheal: {}: its writer (pid {pid}) is not running: this status is stale",
+                        "netheal: {}: its writer{pid} is not running: this status is stale",
                         path.display()
                     );
                     ExitCode::from(exit::BAD)
                 }
-                _ => code,
+                Ok(Some(_)) => code,
+                Err(e) => {
+                    eprintln!(
+                        "netheal: {}: cannot tell whether its writer runs: {e}",
+                        sys::lock::beside(&path).display()
+                    );
+                    code
+                }
             }
         }
         Err(e) => {

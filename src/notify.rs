@@ -46,6 +46,9 @@ impl Notifier {
             .filter(|&u| u > 0 && pid_ok)
             .map(Duration::from_micros);
         let sock = UnixDatagram::unbound()?;
+        // A stalled service manager must not stall the loop: a notification it does not take
+        // at once fails (EAGAIN), and the caller logs that, rate-limited.
+        sock.set_nonblocking(true)?;
         Ok(Some(Notifier {
             sock,
             addr,
@@ -90,6 +93,25 @@ mod tests {
         let len = server.recv(&mut buf).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(&buf[..len], b"READY=1\nSTATUS=eth0 up");
-        assert!(monotonic_usec() > 0);
+    }
+
+    #[test]
+    fn monotonic_usec_is_clock_monotonic() {
+        let direct = || {
+            let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+            t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000
+        };
+        let (before, at, after) = (direct(), monotonic_usec(), direct());
+        assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
+        // And it advances with Instant (CLOCK_MONOTONIC on Linux), in microseconds: a wrong
+        // unit or a wall clock stepped meanwhile would show here.
+        let (i0, m0) = (std::time::Instant::now(), monotonic_usec());
+        std::thread::sleep(Duration::from_millis(30));
+        let (m1, i1) = (monotonic_usec(), std::time::Instant::now());
+        let (m, i) = (m1 - m0, (i1 - i0).as_micros() as u64);
+        assert!(
+            m >= 30_000 && m <= i + 1_000,
+            "{m} us by monotonic_usec, {i} us by Instant"
+        );
     }
 }

@@ -61,7 +61,7 @@ pub fn status_text(snaps: &[Snapshot], pid: u32, now: i64) -> String {
             x.state,
             x.since,
             st.rounds,
-            st.rounds - st.good_rounds,
+            st.rounds.saturating_sub(st.good_rounds),
             st.replies,
             st.lost,
             st.foreign,
@@ -127,7 +127,8 @@ pub fn pretty_status(text: &str, now: i64) -> String {
         };
         let since: Option<i64> = get("since").parse().ok();
         let dur = since.map_or("?".into(), |t| {
-            crate::config::human(Duration::from_secs((now - t).max(0) as u64))
+            // Saturating: a `since=` far in the past or future is the file's fault, not a panic.
+            crate::config::human(Duration::from_secs(now.saturating_sub(t).max(0) as u64))
         });
         let last = match get("last_heal").as_str() {
             "none" => "none".to_string(),
@@ -227,7 +228,7 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
         (
             "netheal_rounds_failed_total",
             "Probe rounds that failed.",
-            |x| x.stats.rounds - x.stats.good_rounds,
+            |x| x.stats.rounds.saturating_sub(x.stats.good_rounds),
         ),
         (
             "netheal_echoes_sent_total",
@@ -316,6 +317,16 @@ fn escape_label(v: &str) -> String {
 
 /// Replaces `path` with `content`: write a temporary file beside it, then rename over it
 /// (rename(2) is atomic within a file system). Creates the directory if needed.
+///
+/// The temporary file is root's to create, in a directory others may write to: it gets an
+/// unpredictable name and is opened with O_CREAT|O_EXCL|O_NOFOLLOW, so a planted file or
+/// symlink (the old `.NAME.PID.tmp` was both predictable and followed) makes the open fail
+/// instead of making root write through it; what was opened is checked with fstat(2).
+///
+/// No fsync(2): the status and metrics files live in /run (tmpfs, gone after a crash anyway)
+/// or are rewritten every few rounds, describe only the running process, and an fsync on a busy
+/// disk can stall the poll loop for seconds, which is worse than a stale file after a power
+/// cut.
 pub fn write_atomic(path: &Path, content: &str) -> io::Result<()> {
     let dir = path
         .parent()
@@ -325,32 +336,71 @@ pub fn write_atomic(path: &Path, content: &str) -> io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let create = || {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Readable by monitoring agents that do not run as root, whatever the umask.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-    };
-    // The directory (/run/netheal) is made on the first write only, not checked every time.
-    let mut f = match create() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir)?;
-            create()?
+    let (tmp, mut f) = create_temp(dir, &name)?;
+    let result = (|| {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let m = f.metadata()?;
+        if !m.file_type().is_file() || m.nlink() != 1 {
+            return Err(io::Error::other(format!(
+                "{}: not the file just created",
+                tmp.display()
+            )));
         }
-        other => other?,
-    };
-    let result = f
-        .write_all(content.as_bytes())
-        .and_then(|()| std::fs::rename(&tmp, path));
+        // Readable by monitoring agents that do not run as root, whatever the umask.
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        f.write_all(content.as_bytes())?;
+        std::fs::rename(&tmp, path)
+    })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp); // not fatal: best effort clean-up of our own temp file
     }
     result
+}
+
+/// A name nobody can guess ahead of us: std's RandomState is keyed from the OS's random
+/// source once per thread; hashing a counter and the clock with it needs no extra fd per write.
+fn temp_name(name: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!(".{name}.{:016x}.tmp", h.finish())
+}
+
+fn create_temp(dir: &Path, name: &str) -> io::Result<(std::path::PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let create = |tmp: &Path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true) // O_CREAT|O_EXCL: never an existing file, never through a symlink
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
+            .mode(0o600)
+            .open(tmp)
+    };
+    let mut made_dir = false;
+    let mut last = None;
+    for _ in 0..8 {
+        let tmp = dir.join(temp_name(name));
+        match create(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            // The directory (/run/netheal) is made on the first write only, not checked every time.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !made_dir => {
+                std::fs::create_dir_all(dir)?;
+                made_dir = true;
+            }
+            // Someone planted this very name: take another.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no temporary file could be created")))
 }
 
 /// The pid a status file names in its header (`# netheal VERSION status, pid N, ...`).
@@ -361,11 +411,6 @@ pub fn status_pid(text: &str) -> Option<u32> {
         .next()?
         .parse()
         .ok()
-}
-
-/// Whether a process with this pid exists (in our pid namespace).
-pub fn pid_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(test)]
@@ -431,6 +476,26 @@ mod tests {
     }
 
     #[test]
+    fn status_of_any_since_does_not_overflow() {
+        // Overflow checks are on in test builds: `now - since` used to panic here.
+        for since in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX] {
+            for now in [i64::MIN, 0, 1_763_748_200, i64::MAX] {
+                let text = format!(
+                    "# netheal 0.1.0 status, pid 1, written x\niface=eth0 state=up since={since} last_heal=failed last_heal_at={since}\n"
+                );
+                let out = pretty_status(&text, now);
+                let row = out.lines().nth(2).unwrap_or("");
+                assert!(
+                    row.starts_with("eth0 ") && row.contains(" up "),
+                    "{since} {now}: {out}"
+                );
+            }
+        }
+        let far = pretty_status("iface=eth0 state=up since=-9223372036854775808\n", i64::MAX);
+        assert!(far.contains("h"), "saturated to a very long time: {far}");
+    }
+
+    #[test]
     fn metrics_have_help_type_and_one_sample_per_interface() {
         let text = metrics_text(&[
             snap("eth0", State::Healing, None),
@@ -476,7 +541,47 @@ mod tests {
         assert_eq!(status_pid(&text), Some(4242));
         assert_eq!(status_pid("iface=eth0 state=up\n"), None);
         assert_eq!(status_pid(""), None);
-        assert!(pid_alive(std::process::id()));
+    }
+
+    #[test]
+    fn atomic_write_never_writes_through_a_planted_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("netheal-plant-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("shadow");
+        std::fs::write(&victim, "root:secret\n").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // The name the writer used to use, planted as a link to the victim.
+        let planted = dir.join(format!(".status.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let path = dir.join("status");
+        for _ in 0..3 {
+            write_atomic(&path, "iface=eth0 state=up\n").unwrap();
+        }
+        let kept = std::fs::read_to_string(&victim).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let link_kept = std::fs::symlink_metadata(&planted)
+            .unwrap()
+            .file_type()
+            .is_symlink();
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(kept, "root:secret\n", "the victim was not written");
+        assert!(link_kept, "the planted link was not replaced either");
+        assert_eq!(mode, 0o644, "readable by monitoring agents");
+        assert_eq!(names.len(), 3, "no temporary file left behind: {names:?}");
+    }
+
+    #[test]
+    fn temp_names_are_not_predictable() {
+        let a = temp_name("status");
+        let b = temp_name("status");
+        assert_ne!(a, b);
+        assert!(a.starts_with(".status.") && a.ends_with(".tmp"), "{a}");
     }
 
     #[test]

@@ -8,25 +8,27 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::process::ExitStatus;
 
 use std::time::{Duration, Instant, SystemTime};
 
+use nix::unistd::Pid;
+
 use crate::civil::unix_now;
 use crate::config::{human, IfaceConfig, Target};
-use crate::heal::{describe, HealEvent, HealRunner};
+use crate::heal::{describe, HealEvent, HealRunner, Reaper, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{Prober, COOKIE_LEN};
 use crate::report::{LastHeal, Snapshot};
 use crate::route;
 use crate::sys::icmp::IcmpSocket;
 use crate::sys::iface;
+use crate::sys::lock::{self, Claim, LockFile};
 use crate::watchdog::{Action, Policy, State, Verdict, Watchdog};
 use crate::wire::Family;
 
 /// Pending hooks per interface; when more changes pile up, the oldest are dropped.
 const HOOK_QUEUE: usize = 16;
-/// How long a stop may wait for running steps and hooks to leave after SIGTERM.
-const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// Neither a raw nor a datagram ICMP socket could be opened for a family we need.
 #[derive(Debug)]
@@ -94,6 +96,8 @@ pub struct Watch {
     hooks: HealRunner,
     hook_queue: VecDeque<Vec<(&'static str, String)>>,
     last_heal: Option<LastHeal>,
+    /// Held while a heal step runs (see `take_heal_lock`).
+    heal_lock: Option<LockFile>,
     /// Set on every state change; the daemon clears it when it has written the status.
     pub changed: bool,
     /// `--once`: the verdict of the one round, once it has ended.
@@ -165,6 +169,7 @@ impl Watch {
             hooks: HealRunner::default(),
             hook_queue: VecDeque::new(),
             last_heal: None,
+            heal_lock: None,
             changed: true,
             once_result: None,
         })
@@ -323,11 +328,11 @@ impl Watch {
             .filter_map(|(i, s)| s.as_ref().map(|s| (Input::Sock(i), s.as_fd())));
         let heal = self
             .heal
-            .output_fd()
+            .output_fds()
             .map(|fd| (Input::HealOutput, fd.as_fd()));
         let hook = self
             .hooks
-            .output_fd()
+            .output_fds()
             .map(|fd| (Input::HookOutput, fd.as_fd()));
         socks.chain(heal).chain(hook)
     }
@@ -455,6 +460,8 @@ impl Watch {
                         format!("heal attempt {attempt}: dry run, not running {step}"),
                     );
                     self.wd.heal_ended(now);
+                } else if !self.take_heal_lock(log, attempt, &step) {
+                    self.wd.heal_ended(now);
                 } else {
                     self.say(
                         log,
@@ -470,6 +477,45 @@ impl Watch {
                         self.cfg.heal_timeout,
                     );
                 }
+            }
+        }
+    }
+
+    /// The interface's heal lock, held while a step runs. When another process holds it, the
+    /// step is not run: the attempt counts as made (the ladder and its backoff go on, so the
+    /// other healer gets time to finish) and says who holds it. When the lock cannot be taken
+    /// at all (no /run/netheal for a user without root), the step runs without it.
+    fn take_heal_lock(
+        &mut self,
+        log: &mut Log,
+        attempt: u32,
+        step: &impl std::fmt::Display,
+    ) -> bool {
+        let path = lock::heal_lock(&self.cfg.iface);
+        match lock::try_lock(&path) {
+            Ok(Claim::Held(l)) => {
+                self.heal_lock = Some(l);
+                true
+            }
+            Ok(Claim::Busy(pid)) => {
+                self.say(
+                    log,
+                    Level::Warning,
+                    format!(
+                        "heal attempt {attempt}: deferred, not running {step}: {} holds {} (another netheal is healing this interface)",
+                        lock::describe(pid),
+                        path.display()
+                    ),
+                );
+                false
+            }
+            Err(e) => {
+                self.say(
+                    log,
+                    Level::Warning,
+                    format!("heal lock: {e}; running the step without it"),
+                );
+                true
             }
         }
     }
@@ -507,12 +553,14 @@ impl Watch {
             HealEvent::Output { prog, line } => {
                 self.say(log, Level::Info, format!("{prog}: {line}"))
             }
+            HealEvent::Notice(msg) => self.say(log, Level::Warning, msg),
             HealEvent::Ended {
                 attempt,
                 step,
                 outcome,
                 elapsed,
             } => {
+                self.heal_lock = None; // the step has ended: another healer may go
                 let text = describe(&step, &outcome, elapsed);
                 self.say(
                     log,
@@ -544,6 +592,7 @@ impl Watch {
             HealEvent::Output { prog, line } => {
                 self.say(log, Level::Info, format!("{prog}: {line}"))
             }
+            HealEvent::Notice(msg) => self.say(log, Level::Warning, msg),
             HealEvent::Ended {
                 step,
                 outcome,
@@ -630,16 +679,24 @@ impl Watch {
         }
     }
 
-    /// On SIGCHLD.
+    /// On SIGCHLD: reaps (without blocking) whichever of this watch's children ended.
     pub fn reap(&mut self, now: Instant) {
-        self.heal.handle_child_exit(now);
-        self.hooks.handle_child_exit(now);
+        self.heal.reap(now);
+        self.hooks.reap(now);
     }
 
-    /// Ends running steps and hooks (their whole process groups).
-    pub fn stop(&mut self) {
-        self.heal.kill_now(STOP_GRACE);
-        self.hooks.kill_now(STOP_GRACE);
+    /// Child `pid` ended (reaped by the daemon's reaper): true if it was one of ours.
+    pub fn child_exited(&mut self, now: Instant, pid: Pid, status: ExitStatus) -> bool {
+        self.heal.child_exited(now, pid, Ok(status))
+            || self.hooks.child_exited(now, pid, Ok(status))
+    }
+
+    /// Stops running steps and hooks without waiting: SIGTERM to each process and its group
+    /// now; `reaper` takes them (SIGKILL after `STOP_GRACE`) and what earlier steps left.
+    pub fn stop(&mut self, now: Instant, reaper: &mut Reaper) {
+        self.hook_queue.clear();
+        reaper.adopt(&self.cfg.iface, self.heal.hand_off(now, STOP_GRACE));
+        reaper.adopt(&self.cfg.iface, self.hooks.hand_off(now, STOP_GRACE));
     }
 
     pub fn state(&self) -> State {

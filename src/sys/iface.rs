@@ -1,4 +1,5 @@
-//! Interface lookups and the built-in `link` heal step (netdevice(7)).
+//! Interface lookups and the built-in `link` heal step's ioctls (netdevice(7)); the step
+//! itself runs in a child of its own (process.rs).
 #![allow(unsafe_code)]
 
 use std::io;
@@ -40,7 +41,7 @@ impl Control {
 }
 
 /// An ifreq naming `name`, everything else zero.
-fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+pub(super) fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     // SAFETY: ifreq is plain old data; all-zero is a valid value (empty name, no flags).
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     let bytes = name.as_bytes();
@@ -56,22 +57,38 @@ fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     Ok(ifr)
 }
 
-/// Sets IFF_UP on or off, as `ip link set IFACE up|down` does.
-pub fn set_up(name: &str, up: bool) -> io::Result<()> {
-    let control = Control::open()?;
-    let mut ifr = ifreq(name)?;
-    let fd = control.sock.as_raw_fd();
-    // SAFETY: fd is an open socket; ifr is a valid, NUL-terminated ifreq that outlives the
-    // call; SIOCGIFFLAGS writes only ifr_flags inside it.
-    cvt(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr) })?;
-    // SAFETY: SIOCGIFFLAGS just filled the ifru_flags member of the union.
-    let flags = unsafe { ifr.ifr_ifru.ifru_flags };
-    let iff_up = libc::IFF_UP as libc::c_short;
-    let want = if up { flags | iff_up } else { flags & !iff_up };
-    ifr.ifr_ifru.ifru_flags = want;
-    // SAFETY: as above; SIOCSIFFLAGS reads the name and flags.
-    cvt(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &ifr) })?;
-    Ok(())
+/// The built-in `link` step, in the forked child of `process::spawn_link`: IFF_UP off, then
+/// on, as `ip link set IFACE down; ip link set IFACE up` does. Returns 0, or the errno of the
+/// call that failed. Async-signal-safe (signal-safety(7)): raw system calls on `ifr`, nothing
+/// else (no allocation, no `io::Error`).
+pub(super) fn bounce_in_child(ifr: &libc::ifreq) -> libc::c_int {
+    let errno = || {
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    };
+    // SAFETY: plain socket(2); the fd is closed by _exit.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return errno();
+    }
+    let mut ifr = *ifr;
+    for up in [false, true] {
+        // SAFETY: fd is an open socket; ifr is a valid, NUL-terminated ifreq that outlives
+        // the call; SIOCGIFFLAGS writes only ifr_flags inside it.
+        if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr) } != 0 {
+            return errno();
+        }
+        // SAFETY: SIOCGIFFLAGS just filled the ifru_flags member of the union.
+        let flags = unsafe { ifr.ifr_ifru.ifru_flags };
+        let iff_up = libc::IFF_UP as libc::c_short;
+        ifr.ifr_ifru.ifru_flags = if up { flags | iff_up } else { flags & !iff_up };
+        // SAFETY: as above; SIOCSIFFLAGS reads the name and flags.
+        if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &ifr) } != 0 {
+            return errno();
+        }
+    }
+    0
 }
 
 /// Reads a whole /proc file into `buf` (cleared first) with plain reads into its spare room:

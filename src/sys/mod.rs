@@ -1,9 +1,11 @@
-//! The thin layer over the kernel: ICMP sockets, interface flags and signals. This is the only
-//! module allowed `unsafe`, and only where nix has no safe call; every block says why it is
-//! sound. Everything here returns `io::Error`s for the caller to name.
+//! The thin layer over the kernel: ICMP sockets, interface flags, signals, child processes and
+//! lock files. This is the only module allowed `unsafe`, and only where nix has no safe call;
+//! every block says why it is sound. Everything here returns `io::Error`s for the caller to name.
 pub mod daemonize;
 pub mod icmp;
 pub mod iface;
+pub mod lock;
+pub mod process;
 pub mod signals;
 
 use std::io;
