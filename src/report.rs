@@ -183,12 +183,6 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
             let _ = writeln!(s, "{name}{{{labels}}} {value}");
         }
     };
-    family(
-        "netheal_build_info",
-        "gauge",
-        "Always 1; the labels say which netheal build wrote this file.",
-        &mut std::iter::once((build_info_labels(), "1".to_string())),
-    );
     let label = |x: &Snapshot| format!("iface=\"{}\"", escape_label(&x.iface));
     let counter = |f: fn(&Snapshot) -> u64| move |x: &Snapshot| (label(x), f(x).to_string());
     family(
@@ -292,6 +286,13 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
             .iter()
             .filter_map(|x| x.last_heal.map(|h| (label(x), h.at.to_string()))),
     );
+    // Last: the file still begins with netheal_up and its interface families, as before.
+    family(
+        "netheal_build_info",
+        "gauge",
+        "Always 1; the labels say which netheal build wrote this file.",
+        &mut std::iter::once((build_info_labels(), "1".to_string())),
+    );
     s
 }
 
@@ -361,10 +362,12 @@ pub fn write_atomic(path: &Path, content: &str) -> io::Result<()> {
 /// source once per thread; hashing a counter and the clock with it needs no extra fd per write.
 fn temp_name(name: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // 32 bits: 32-bit MIPS and PowerPC have no AtomicU64 (E0432 there), and a counter that
+    // wraps only salts the hash.
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(COUNTER.fetch_add(1, Ordering::Relaxed));
     h.write_u128(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
