@@ -34,7 +34,7 @@ for t in "${targets[@]}"; do
         rc=0
         # shellcheck disable=SC2046 # cargo_cmd is words by design
         env "${vars[@]}" $(cargo_cmd test) \
-            --manifest-path "$ROOT/Cargo.toml" --locked --target "$t" --lib --test cli "${std[@]}" \
+            --manifest-path "$ROOT/Cargo.toml" --locked --target "$t" --lib --test cli --no-fail-fast "${std[@]}" \
             >"$log" 2>&1 || rc=$?
         # "test result: ok. 64 passed; 0 failed; ..." -> "64 passed, 0 failed"
         units=$(awk '/^test result:/ { p += $4; f += $6 } END { if (NR && p + f) printf "%d passed, %d failed", p, f }' "$log")
