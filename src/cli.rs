@@ -18,7 +18,8 @@ Without IFACE, watches every [IFACE] section of the configuration file.
 
 Options:
   -t, --target ADDR        IPv4 or IPv6 address, or 'gateway' (IFACE's default gateway,
-                           re-read every round). Repeatable. Default: gateway
+                           re-read every round). Repeatable, up to 16. Loopback and
+                           unspecified addresses are refused. Default: gateway
       --count N            echoes per target per round, spread over the first half of
                            the timeout; a target that answered gets no more (default 4)
   -i, --interval DUR       time between rounds while up (default 10s)
@@ -41,7 +42,9 @@ Options:
                            NETHEAL_PREVIOUS, NETHEAL_REASON, NETHEAL_ATTEMPT, NETHEAL_IFACE
       --once               run one round; exit 0 if good, 1 if not; never heals
       --dry-run            decide and log everything, run no heal step
-  -c, --config FILE        configuration file (default /etc/netheal.conf, if it exists)
+  -c, --config FILE        configuration file (default /etc/netheal.conf, if it exists),
+                           then the *.conf drop-ins of FILE with .conf replaced by .d
+                           (/etc/netheal.d), in lexical order
       --check              check the configuration, print the effective settings, exit
       --status             print the status of the running netheal and exit
       --status-file PATH   where to keep the status (default /run/netheal/status; none)
@@ -56,10 +59,13 @@ Options:
   -V, --version            print version, commit, target and build date
 
 DUR: 250ms, 10s, 1.5s, 5m, 1h; a bare number is seconds.
+Limits: 16 targets per interface; --count 1-20; --fail-after, --up-after 1-1000;
+DUR 1ms to 24h in whole milliseconds.
 Exit: 0 stopped by SIGTERM/SIGINT, good --once or valid --check; 1 bad --once or a
-fatal error; 2 usage or configuration error; 3 no ICMP socket (needs CAP_NET_RAW or
+fatal error (also no ICMP socket for want of file descriptors); 2 usage or
+configuration error; 3 no ICMP socket for lack of privilege (needs CAP_NET_RAW or
 net.ipv4.ping_group_range).
-Signals: SIGHUP reloads the configuration file; SIGUSR1 logs a status line;
+Signals: SIGHUP reloads the configuration file and drop-ins; SIGUSR1 logs a status line;
 SIGTERM/SIGINT stop (a running step is killed).
 ";
 

@@ -1,6 +1,6 @@
-//! The poll loop: the only code that reads the clock, and the one place where the watched
-//! interfaces, signals, reloads, the status and metrics files and the systemd notification
-//! socket meet.
+//! The poll loop: the code that reads the clock (besides the send stamp right before each
+//! sendto, in watch.rs), and the one place where the watched interfaces, signals, reloads,
+//! the status and metrics files and the systemd notification socket meet.
 //!
 //! Each turn: wait in poll() until an fd is ready or the earliest deadline of any watch
 //! (rounded up to a whole millisecond, so the loop never wakes early and spins); then signals;
@@ -53,10 +53,12 @@ impl Owned {
 
 #[derive(Debug)]
 pub enum Error {
-    /// Neither a raw nor a datagram ICMP socket could be opened.
+    /// Neither a raw nor a datagram ICMP socket could be opened; `errno` says why (only
+    /// EPERM/EACCES is a matter of privilege).
     NoSocket {
         iface: String,
         why: String,
+        errno: Option<i32>,
     },
     Io {
         what: &'static str,
@@ -64,14 +66,35 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the fix is privilege (CAP_NET_RAW, ping_group_range): exit status 3.
+    pub fn is_privilege(&self) -> bool {
+        use nix::errno::Errno;
+        matches!(self, Error::NoSocket { errno: Some(e), .. }
+            if matches!(Errno::from_raw(*e), Errno::EPERM | Errno::EACCES))
+    }
+}
+
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::NoSocket { iface, why } => write!(
-                f,
-                "{iface}: no ICMP socket could be opened ({why}): run as root or with CAP_NET_RAW, or allow \
-                 this user's group in net.ipv4.ping_group_range for the datagram socket"
-            ),
+            Error::NoSocket { iface, why, errno } => {
+                write!(f, "{iface}: no ICMP socket could be opened ({why})")?;
+                match errno.map(nix::errno::Errno::from_raw) {
+                    Some(nix::errno::Errno::EPERM | nix::errno::Errno::EACCES) => f.write_str(
+                        ": run as root or with CAP_NET_RAW, or allow this user's group in \
+                         net.ipv4.ping_group_range for the datagram socket",
+                    ),
+                    Some(nix::errno::Errno::EMFILE) => f.write_str(
+                        ": netheal's open-file limit is reached (RLIMIT_NOFILE: ulimit -n, \
+                         LimitNOFILE= under systemd): raise it",
+                    ),
+                    Some(nix::errno::Errno::ENFILE) => {
+                        f.write_str(": the system-wide open-file limit is reached (fs.file-max)")
+                    }
+                    _ => Ok(()),
+                }
+            }
             Error::Io { what, err } => write!(f, "{what}: {err}"),
         }
     }
@@ -109,9 +132,10 @@ fn open_watches(cfg: &Config, now: Instant) -> Result<Vec<Watch>, Error> {
     cfg.watches
         .iter()
         .map(|w| {
-            Watch::open(w.clone(), now).map_err(|NoSocket(why)| Error::NoSocket {
+            Watch::open(w.clone(), now).map_err(|NoSocket(why, errno)| Error::NoSocket {
                 iface: w.iface.clone(),
                 why,
+                errno,
             })
         })
         .collect()
@@ -490,8 +514,10 @@ impl Daemon {
         // Open everything new first: a failure leaves the running set untouched.
         let mut fresh = Vec::new();
         for wc in new.watches.iter().filter(|w| keep(w).is_none()) {
-            let w = Watch::open(wc.clone(), now)
-                .map_err(|NoSocket(why)| format!("{}: no ICMP socket: {why}", wc.iface))?;
+            let w = Watch::open(wc.clone(), now).map_err(|NoSocket(why, errno)| {
+                let iface = wc.iface.clone();
+                Error::NoSocket { iface, why, errno }.to_string()
+            })?;
             fresh.push(w);
         }
         let (mut added, mut changed, mut unchanged) = (0, 0, 0);
@@ -540,11 +566,7 @@ impl Daemon {
         }
         self.watches = next;
         self.cfg = new;
-        let file = self
-            .cfg
-            .file
-            .as_ref()
-            .map_or("the command line".into(), |p| p.display().to_string());
+        let file = config::describe_files(&self.cfg).unwrap_or("the command line".into());
         Ok(format!(
             "reloaded {file}: {} interfaces (added {added}, removed {removed}, changed {changed}, unchanged {unchanged})",
             self.watches.len()

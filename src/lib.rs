@@ -21,6 +21,7 @@ pub mod watch;
 pub mod watchdog;
 pub mod wire;
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -30,6 +31,7 @@ pub mod exit {
     /// `--once` found the link bad, or the loop failed at run time.
     pub const BAD: u8 = 1;
     pub const USAGE: u8 = 2;
+    /// No ICMP socket for lack of privilege (EPERM/EACCES).
     pub const NO_SOCKET: u8 = 3;
 }
 
@@ -119,9 +121,12 @@ fn fatal(dest: config::LogDest, e: &daemon::Error) -> ExitCode {
         log.log(log::Level::Error, &e.to_string());
     }
     eprintln!("netheal: {e}");
-    ExitCode::from(match e {
-        daemon::Error::NoSocket { .. } => exit::NO_SOCKET,
-        daemon::Error::Io { .. } => exit::BAD,
+    // Only a matter of privilege gets 3; the open-file limit (EMFILE) and the rest are
+    // fatal run-time errors.
+    ExitCode::from(if e.is_privilege() {
+        exit::NO_SOCKET
+    } else {
+        exit::BAD
     })
 }
 
@@ -138,14 +143,27 @@ fn check(cfg: &config::Config) -> ExitCode {
     };
     let mut out = format!(
         "# netheal --check: configuration is valid ({})\nlog = {log}\nstatus-file = {}\nmetrics-file = {}\npidfile = {}\n",
-        cfg.file.as_ref().map_or("no configuration file".to_string(), |p| p.display().to_string()),
+        config::describe_files(cfg).unwrap_or("no configuration file".into()),
         path(&cfg.status_file),
         path(&cfg.metrics_file),
         path(&cfg.pidfile),
     );
+    // not fatal: without the list no target is flagged, as before
+    let host = sys::addrs::host_addresses().unwrap_or_default();
     for w in &cfg.watches {
         out.push('\n');
         out.push_str(&w.describe());
+        for t in &w.targets {
+            if let config::Target::Addr(a) = t {
+                if probe::own_address(*a, &host) {
+                    let _ = writeln!(
+                        out,
+                        "# WARNING: {}: target {a} is one of this host's own addresses: it always answers, so it is not probed and does not count toward the quorum",
+                        w.iface
+                    );
+                }
+            }
+        }
     }
     print(&out)
 }

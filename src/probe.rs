@@ -1,24 +1,50 @@
 //! Probe rounds as pure bookkeeping: which echo to send to which target and when, and whether
-//! a received ICMP message is a reply to one of them. No sockets and no clock: the caller
-//! passes `now`, sends what `poll_transmit` builds, and feeds back what it receives.
+//! a received ICMP message is a reply to one of them, or an error about one. No sockets and no
+//! clock: the caller passes `now` (for a send: the instant right before `sendto`), sends what
+//! `poll_transmit` builds, and feeds back what it receives.
 //!
 //! A round sends up to `count` echoes to every target, spread over the first half of the
-//! timeout, and stops sending to a target once it answered or a send to it failed. It ends when
-//! every target with an address has answered or failed to send, or at the timeout. A reply counts only if it is an echo
-//! reply with our identifier, our per-process cookie as payload, a sequence number in flight
-//! in this round, and the source address that echo was sent to; everything else is counted
-//! and dropped.
+//! timeout, and stops sending to a target once it answered, a send to it failed, or an ICMP
+//! error quoting one of its echoes came back. It ends when every target with an address has
+//! been decided that way, or at the timeout.
+//!
+//! Every echo carries a MAC as its data: SipHash-2-4 under a random per-process key over the
+//! identifier, sequence number, destination and send time (as OpenBSD ping(8) does), so one
+//! echo says nothing about the next one's data and a reply cannot be forged by someone who saw
+//! earlier requests. A reply counts only if it is an echo reply with our identifier, the
+//! sequence number of an echo of ours, from the address that echo went to, carrying exactly
+//! that echo's MAC; everything else is counted as foreign and dropped.
+//!
+//! What the counters mean (the README says the same under "Log lines"):
+//! - `lost`: an echo is lost when its target gave no answer in its round (counted at the
+//!   round's end), or, for an echo to a target that answered another echo of the round, when
+//!   no reply to it came within the timeout of sending it. A lossless path therefore counts no
+//!   loss, however long its round-trip.
+//! - `late`: a genuine reply (MAC checked) that decided nothing: it came after its round had
+//!   ended, after its target had already answered (a second echo of the round), or it is a
+//!   duplicate. A reply that comes more than a timeout after a silent round counts as both
+//!   lost (at the round's end) and late.
+//! - `icmp_errors`: unreachable and time-exceeded messages that quote an echo of ours in
+//!   flight; each ends its target's part of the round at once, and the slot keeps who said it.
 #![forbid(unsafe_code)]
 
-use std::net::IpAddr;
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use crate::watchdog::Verdict;
-use crate::wire::{Echo, EchoKind, Family, ECHO_HEADER_LEN};
+use crate::wire::{siphash24, Echo, EchoKind, ErrorKind, Family, QuotedEcho, ECHO_HEADER_LEN};
 
-pub const COOKIE_LEN: usize = 8;
+/// The MAC carried as every echo's data.
+pub const MAC_LEN: usize = 8;
+/// The per-process SipHash key.
+pub const KEY_LEN: usize = 16;
 /// The largest echo request we build.
-pub const REQUEST_LEN: usize = ECHO_HEADER_LEN + COOKIE_LEN;
+pub const REQUEST_LEN: usize = ECHO_HEADER_LEN + MAC_LEN;
+/// Echoes of ended rounds remembered so that a late reply can still be checked (and counted
+/// late, not foreign), and an unanswered one counted lost once its timeout has passed. 64 is
+/// four rounds of the largest round (16 targets) at the default count.
+const RETIRED_MAX: usize = 64;
 
 /// An echo request built into the caller's buffer, to be sent to `dest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +54,19 @@ pub struct Transmit {
     pub len: usize,
 }
 
+/// Who said a target cannot be reached, and how: "198.51.100.1: host unreachable".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub from: IpAddr,
+    pub kind: ErrorKind,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} from {}", self.kind, self.from)
+    }
+}
+
 /// What a received message turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Received {
@@ -35,14 +74,18 @@ pub enum Received {
         target: usize,
         rtt: Duration,
     },
-    /// Not ours: another program's ping, a wrong cookie or source, not an echo reply at all.
+    /// An ICMP error quoting an echo of this round: the target failed this round at once.
+    Unreachable {
+        target: usize,
+        report: Report,
+    },
+    /// Not ours: another program's ping, a wrong MAC or source, not an echo reply at all.
     Foreign,
-    /// Ours, but its echo is no longer in flight (an earlier round, or a target that already
-    /// answered this round).
+    /// Ours (MAC checked), but it decided nothing: see the module comment.
     Late,
 }
 
-/// Counters since start, for the status line.
+/// Counters since start, for the status line. They saturate instead of wrapping.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub rounds: u64,
@@ -50,10 +93,11 @@ pub struct Stats {
     pub sent: u64,
     pub send_errors: u64,
     pub replies: u64,
-    /// Echoes still unanswered when their round ended.
+    /// See the module comment.
     pub lost: u64,
     pub foreign: u64,
     pub late: u64,
+    pub icmp_errors: u64,
     pub rtt_min: Option<Duration>,
     pub rtt_max: Option<Duration>,
     pub rtt_sum: Duration,
@@ -66,30 +110,61 @@ impl Stats {
     }
 }
 
+fn bump(counter: &mut u64) {
+    *counter = counter.saturating_add(1);
+}
+
 /// One target's part of the current round.
 #[derive(Debug, Clone, Copy)]
 pub struct Slot {
     pub addr: Option<IpAddr>,
     pub rtt: Option<Duration>,
-    /// A send to it failed this round (no route, interface down, filtered): the kernel said
-    /// at once that nothing can get there, so no more echoes are sent to it this round.
-    unreachable: bool,
+    /// An ICMP error about one of its echoes this round, and who sent it.
+    pub report: Option<Report>,
+    /// The address is one of this host's own: it would always answer, so it is not probed
+    /// and never counts as answering.
+    pub own: bool,
+    /// A send to it failed this round (interface down, filtered): the kernel said at once that
+    /// nothing can get there, so no more echoes are sent to it this round.
+    send_failed: bool,
     sent: u32,
     next_send: Instant,
 }
 
 impl Slot {
+    /// A send to it failed this round.
+    pub fn send_failed(&self) -> bool {
+        self.send_failed
+    }
+
     /// Still owes an answer this round.
     fn pending(&self) -> bool {
-        self.addr.is_some() && self.rtt.is_none() && !self.unreachable
+        self.addr.is_some()
+            && self.rtt.is_none()
+            && !self.send_failed
+            && self.report.is_none()
+            && !self.own
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// No reply yet, not counted lost yet.
+    Outstanding,
+    Answered,
+    /// Counted lost; a reply may still come (then it is late as well).
+    Lost,
+}
+
+/// An echo we sent, with what its reply must carry.
 #[derive(Debug, Clone, Copy)]
-struct InFlight {
+struct Sent {
     seq: u16,
     target: usize,
+    dest: IpAddr,
     sent_at: Instant,
+    mac: [u8; MAC_LEN],
+    fate: Fate,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -101,30 +176,49 @@ struct Round {
 #[derive(Debug)]
 pub struct Prober {
     idents: [u16; 2],
-    cookie: [u8; COOKIE_LEN],
+    key: [u8; KEY_LEN],
+    /// Send times enter the MAC as nanoseconds since this instant (the first round's start).
+    epoch: Option<Instant>,
     count: u32,
     timeout: Duration,
     gap: Duration,
     quorum: usize,
     next_seq: u16,
     slots: Vec<Slot>,
-    inflight: Vec<InFlight>,
+    /// This round's echoes.
+    sent: Vec<Sent>,
+    /// Earlier rounds' echoes, oldest first, at most RETIRED_MAX.
+    retired: VecDeque<Sent>,
     round: Option<Round>,
     stats: Stats,
 }
 
+/// Is `target` one of `own` (this host's addresses)? Such a target answers from the host
+/// itself whatever state the link is in, so it proves nothing about the network. An IPv4
+/// target also matches its IPv4-mapped IPv6 form, and the reverse.
+pub fn own_address(target: IpAddr, own: &[IpAddr]) -> bool {
+    let canon = |a: IpAddr| match a {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+        v4 => v4,
+    };
+    let t = canon(target);
+    own.iter().any(|&a| canon(a) == t)
+}
+
 impl Prober {
+    /// `key` must be secret and random (it keys the MAC in every echo).
     pub fn new(
         count: u32,
         timeout: Duration,
         quorum: usize,
         ident: u16,
-        cookie: [u8; COOKIE_LEN],
+        key: [u8; KEY_LEN],
     ) -> Self {
         let count = count.max(1);
         Prober {
             idents: [ident; 2],
-            cookie,
+            key,
+            epoch: None,
             count,
             timeout,
             // Echo k (0-based) leaves at start + k * gap, so the last one has at least half
@@ -137,7 +231,8 @@ impl Prober {
             quorum,
             next_seq: 0,
             slots: Vec::new(),
-            inflight: Vec::new(),
+            sent: Vec::new(),
+            retired: VecDeque::new(),
             round: None,
             stats: Stats::default(),
         }
@@ -169,15 +264,18 @@ impl Prober {
     /// Starts a round to `addrs` (one per target; `None` for a target whose address is not
     /// known this round, such as a missing default gateway: it counts as not answering).
     pub fn start_round(&mut self, now: Instant, addrs: impl IntoIterator<Item = Option<IpAddr>>) {
+        self.epoch.get_or_insert(now);
+        self.retire(now);
         self.slots.clear();
         self.slots.extend(addrs.into_iter().map(|addr| Slot {
             addr,
             rtt: None,
-            unreachable: false,
+            report: None,
+            own: false,
+            send_failed: false,
             sent: 0,
             next_send: now,
         }));
-        self.inflight.clear();
         let deadline = now.checked_add(self.timeout).unwrap_or(now);
         self.round = Some(Round {
             start: now,
@@ -185,45 +283,79 @@ impl Prober {
         });
     }
 
-    /// Builds the next echo that is due into `buf` (at least `REQUEST_LEN` bytes).
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        let round = self.round?;
-        let (target, slot) = self
-            .slots
-            .iter_mut()
-            .enumerate()
-            .find(|(_, s)| s.pending() && s.sent < self.count && s.next_send <= now)?;
-        let dest = slot.addr?;
-        let seq = self.next_seq;
-        let echo = Echo {
-            kind: EchoKind::Request,
-            ident: self.idents[Family::of(dest) as usize],
-            seq,
-            payload: &self.cookie,
-        };
-        let len = echo.emit(Family::of(dest), buf)?;
-        self.next_seq = seq.wrapping_add(1);
-        slot.sent += 1;
-        slot.next_send = round.start + self.gap * slot.sent;
-        self.inflight.push(InFlight {
-            seq,
-            target,
-            sent_at: now,
-        });
-        self.stats.sent += 1;
-        Some(Transmit { target, dest, len })
-    }
-
-    /// The echo just built for `target` could not be sent (no route, interface down,
-    /// filtered): it counts as lost, and the target as not answering this round.
-    pub fn send_failed(&mut self, target: usize) {
-        self.stats.send_errors += 1;
+    /// Marks `target` of the round just started as one of this host's own addresses (see
+    /// `own_address`): it is not probed this round and does not count toward the quorum.
+    pub fn exclude_own(&mut self, target: usize) {
         if let Some(slot) = self.slots.get_mut(target) {
-            slot.unreachable = true;
+            slot.own = true;
         }
     }
 
-    /// Classifies one received ICMP message (`icmp` starts at the ICMP header).
+    fn mac(&self, ident: u16, seq: u16, dest: IpAddr, at: Instant) -> [u8; MAC_LEN] {
+        let mut msg = [0u8; 28];
+        msg[0..2].copy_from_slice(&ident.to_be_bytes());
+        msg[2..4].copy_from_slice(&seq.to_be_bytes());
+        let d = match dest {
+            IpAddr::V4(a) => a.to_ipv6_mapped(),
+            IpAddr::V6(a) => a,
+        };
+        msg[4..20].copy_from_slice(&Ipv6Addr::octets(&d));
+        let t = self
+            .epoch
+            .map_or(0, |e| at.saturating_duration_since(e).as_nanos() as u64);
+        msg[20..28].copy_from_slice(&t.to_be_bytes());
+        siphash24(&self.key, &msg).to_be_bytes()
+    }
+
+    /// Builds the next echo that is due into `buf` (at least `REQUEST_LEN` bytes). `now` is
+    /// taken right before the caller's `sendto`: it is the echo's send time for its RTT.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        let round = self.round?;
+        let count = self.count;
+        let target = self
+            .slots
+            .iter()
+            .position(|s| s.pending() && s.sent < count && s.next_send <= now)?;
+        let dest = self.slots[target].addr?;
+        let seq = self.next_seq;
+        let ident = self.idents[Family::of(dest) as usize];
+        let mac = self.mac(ident, seq, dest, now);
+        let echo = Echo {
+            kind: EchoKind::Request,
+            ident,
+            seq,
+            payload: &mac,
+        };
+        let len = echo.emit(Family::of(dest), buf)?;
+        self.next_seq = seq.wrapping_add(1);
+        let slot = &mut self.slots[target];
+        slot.sent = slot.sent.saturating_add(1);
+        slot.next_send = round
+            .start
+            .checked_add(self.gap.saturating_mul(slot.sent))
+            .unwrap_or(round.deadline);
+        self.sent.push(Sent {
+            seq,
+            target,
+            dest,
+            sent_at: now,
+            mac,
+            fate: Fate::Outstanding,
+        });
+        bump(&mut self.stats.sent);
+        Some(Transmit { target, dest, len })
+    }
+
+    /// The echo just built for `target` could not be sent (interface down, filtered): the
+    /// target counts as not answering this round, and the echo as lost at the round's end.
+    pub fn send_failed(&mut self, target: usize) {
+        bump(&mut self.stats.send_errors);
+        if let Some(slot) = self.slots.get_mut(target) {
+            slot.send_failed = true;
+        }
+    }
+
+    /// Classifies one received ICMP message (`icmp` starts at the ICMP header) from `src`.
     pub fn handle_packet(
         &mut self,
         now: Instant,
@@ -231,53 +363,111 @@ impl Prober {
         src: IpAddr,
         icmp: &[u8],
     ) -> Received {
-        let r = self.classify(now, family, src, icmp);
-        match r {
-            Received::Reply { rtt, .. } => {
-                self.stats.replies += 1;
-                self.stats.rtt_sum += rtt;
-                self.stats.rtt_min = Some(self.stats.rtt_min.map_or(rtt, |m| m.min(rtt)));
-                self.stats.rtt_max = Some(self.stats.rtt_max.map_or(rtt, |m| m.max(rtt)));
-            }
-            Received::Foreign => self.stats.foreign += 1,
-            Received::Late => self.stats.late += 1,
-        }
+        let r = match Echo::parse(family, icmp) {
+            Ok(echo) => self.classify_reply(now, family, src, echo),
+            Err(_) => match QuotedEcho::parse(family, icmp) {
+                Ok(q) => self.classify_error(family, src, q),
+                Err(_) => Received::Foreign,
+            },
+        };
+        self.count(r);
         r
     }
 
-    fn classify(&mut self, now: Instant, family: Family, src: IpAddr, icmp: &[u8]) -> Received {
-        let Ok(echo) = Echo::parse(family, icmp) else {
-            return Received::Foreign;
-        };
-        if echo.kind != EchoKind::Reply
-            || echo.ident != self.idents[family as usize]
-            || echo.payload != self.cookie
-        {
-            return Received::Foreign;
-        }
-        let Some(i) = self.inflight.iter().position(|f| f.seq == echo.seq) else {
-            return Received::Late;
-        };
-        let f = self.inflight[i];
-        let slot = &mut self.slots[f.target];
-        if slot.addr != Some(src) {
-            return Received::Foreign;
-        }
-        self.inflight.swap_remove(i);
-        if slot.rtt.is_some() {
-            return Received::Late;
-        }
-        let rtt = now.saturating_duration_since(f.sent_at);
-        slot.rtt = Some(rtt);
-        Received::Reply {
-            target: f.target,
-            rtt,
+    /// An ICMP error about one of our echoes that a datagram socket's error queue gave
+    /// (already parsed by the kernel; `src` is the reporter).
+    pub fn handle_error(&mut self, family: Family, src: IpAddr, q: QuotedEcho) -> Received {
+        let r = self.classify_error(family, src, q);
+        self.count(r);
+        r
+    }
+
+    fn count(&mut self, r: Received) {
+        let st = &mut self.stats;
+        match r {
+            Received::Reply { rtt, .. } => {
+                bump(&mut st.replies);
+                st.rtt_sum = st.rtt_sum.saturating_add(rtt);
+                st.rtt_min = Some(st.rtt_min.map_or(rtt, |m| m.min(rtt)));
+                st.rtt_max = Some(st.rtt_max.map_or(rtt, |m| m.max(rtt)));
+            }
+            Received::Unreachable { .. } => bump(&mut st.icmp_errors),
+            Received::Foreign => bump(&mut st.foreign),
+            Received::Late => bump(&mut st.late),
         }
     }
 
-    /// When the round needs attention next: an echo falls due, or the timeout.
+    fn classify_reply(
+        &mut self,
+        now: Instant,
+        family: Family,
+        src: IpAddr,
+        echo: Echo,
+    ) -> Received {
+        if echo.kind != EchoKind::Reply || echo.ident != self.idents[family as usize] {
+            return Received::Foreign;
+        }
+        let genuine = |s: &Sent| s.seq == echo.seq && s.dest == src && s.mac[..] == *echo.payload;
+        if let Some(s) = self.sent.iter_mut().find(|s| genuine(s)) {
+            let slot = &mut self.slots[s.target];
+            let first = s.fate != Fate::Answered && slot.rtt.is_none();
+            s.fate = Fate::Answered;
+            if !first {
+                return Received::Late;
+            }
+            let rtt = now.saturating_duration_since(s.sent_at);
+            slot.rtt = Some(rtt);
+            return Received::Reply {
+                target: s.target,
+                rtt,
+            };
+        }
+        match self.retired.iter_mut().find(|s| genuine(s)) {
+            Some(s) => {
+                s.fate = Fate::Answered;
+                Received::Late
+            }
+            None => Received::Foreign,
+        }
+    }
+
+    /// An ICMP error quoting one of our echoes. Reporters usually quote all of it (Linux
+    /// does), but RFC 792 asks only for 8 bytes of data, so the MAC is checked as far as it
+    /// was quoted; identifier, sequence number and destination must match in any case.
+    fn classify_error(&mut self, family: Family, src: IpAddr, q: QuotedEcho) -> Received {
+        if q.ident != self.idents[family as usize] || q.payload.len() > MAC_LEN {
+            return Received::Foreign;
+        }
+        let ours = |s: &Sent| s.seq == q.seq && s.dest == q.dest && s.mac.starts_with(q.payload);
+        if let Some(s) = self.sent.iter().find(|s| ours(s)) {
+            let slot = &mut self.slots[s.target];
+            if slot.rtt.is_some() || slot.report.is_some() {
+                return Received::Late;
+            }
+            let report = Report {
+                from: src,
+                kind: q.kind,
+            };
+            slot.report = Some(report);
+            return Received::Unreachable {
+                target: s.target,
+                report,
+            };
+        }
+        if self.retired.iter().any(ours) {
+            Received::Late
+        } else {
+            Received::Foreign
+        }
+    }
+
+    /// When the round needs attention next: an echo falls due, or the timeout; at once when
+    /// every target has been decided (answered, failed to send, reported unreachable).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let round = self.round?;
+        if self.decided() {
+            return Some(round.start);
+        }
         let next_send = self
             .slots
             .iter()
@@ -287,29 +477,59 @@ impl Prober {
         Some(next_send.map_or(round.deadline, |t| t.min(round.deadline)))
     }
 
+    /// Over early once every target with an address has been decided. A round with no
+    /// address at all waits for the timeout, like a silent one. Either way the watchdog
+    /// spaces rounds, so an early failed round does not make the loop spin.
+    fn decided(&self) -> bool {
+        self.slots.iter().any(|s| s.addr.is_some()) && !self.slots.iter().any(Slot::pending)
+    }
+
     /// Ends the round if it is over, and returns its verdict.
     pub fn poll_round_end(&mut self, now: Instant) -> Option<Verdict> {
         let round = self.round?;
-        let answered = self.slots.iter().filter(|s| s.rtt.is_some()).count();
-        // Over early once every target with an address has answered or is known unreachable.
-        // A round with no address at all waits for the timeout, like a silent one. Either way
-        // the watchdog spaces rounds, so an early failed round does not make the loop spin.
-        let decided =
-            self.slots.iter().any(|s| s.addr.is_some()) && !self.slots.iter().any(Slot::pending);
-        if now < round.deadline && !decided {
+        if now < round.deadline && !self.decided() {
             return None;
         }
         self.round = None;
-        self.stats.lost += self.inflight.len() as u64;
-        self.inflight.clear();
+        // Echoes to a target that gave no answer are lost now; those to a target that did
+        // (sent before or after the echo that answered) get their full timeout: `retire`.
+        for mut s in self.sent.drain(..) {
+            if s.fate == Fate::Outstanding && self.slots[s.target].rtt.is_none() {
+                s.fate = Fate::Lost;
+                bump(&mut self.stats.lost);
+            }
+            if self.retired.len() == RETIRED_MAX {
+                if let Some(old) = self.retired.pop_front() {
+                    if old.fate == Fate::Outstanding {
+                        bump(&mut self.stats.lost);
+                    }
+                }
+            }
+            self.retired.push_back(s);
+        }
+        self.retire(now);
+        let answered = self.slots.iter().filter(|s| s.rtt.is_some()).count();
         let good = answered >= self.quorum;
-        self.stats.rounds += 1;
-        self.stats.good_rounds += u64::from(good);
+        bump(&mut self.stats.rounds);
+        if good {
+            bump(&mut self.stats.good_rounds);
+        }
         Some(Verdict {
             good,
             answered,
             targets: self.slots.len(),
         })
+    }
+
+    /// Counts as lost the retired echoes still unanswered a timeout after they were sent.
+    fn retire(&mut self, now: Instant) {
+        for s in self.retired.iter_mut() {
+            let expired = s.sent_at.checked_add(self.timeout).is_none_or(|t| t <= now);
+            if s.fate == Fate::Outstanding && expired {
+                s.fate = Fate::Lost;
+                bump(&mut self.stats.lost);
+            }
+        }
     }
 }
 
@@ -317,9 +537,10 @@ impl Prober {
 mod tests {
     use super::*;
 
-    const COOKIE: [u8; COOKIE_LEN] = *b"\x01cookie\x02";
+    const KEY: [u8; KEY_LEN] = *b"netheal-test-key";
     const T1: &str = "198.51.100.1";
     const T2: &str = "2001:db8::1";
+    const ROUTER: &str = "198.51.100.254";
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -330,7 +551,7 @@ mod tests {
     }
 
     fn prober(count: u32, quorum: usize) -> Prober {
-        Prober::new(count, ms(2000), quorum, 0x1a2b, COOKIE)
+        Prober::new(count, ms(2000), quorum, 0x1a2b, KEY)
     }
 
     /// The reply a well-behaved target sends to the request in `req`.
@@ -344,6 +565,22 @@ mod tests {
         .emit(family, &mut buf)
         .unwrap();
         buf
+    }
+
+    /// The ICMP part of the "host unreachable" a router's kernel sends about `req` (an IPv4
+    /// echo request from 198.51.100.2 to `dest`), quoting `quote_data` bytes of its data.
+    fn unreachable_about(req: &[u8], dest: &str, quote_data: usize) -> Vec<u8> {
+        let IpAddr::V4(d) = ip(dest) else {
+            panic!("v4 only")
+        };
+        let mut m = vec![3u8, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&[0x45, 0, 0, 20 + req.len() as u8, 0, 1, 0x40, 0, 1, 1, 0, 0]);
+        m.extend_from_slice(&[198, 51, 100, 2]);
+        m.extend_from_slice(&d.octets());
+        m.extend_from_slice(&req[..ECHO_HEADER_LEN + quote_data]);
+        let sum = crate::wire::checksum(&m);
+        m[2..4].copy_from_slice(&sum.to_be_bytes());
+        m
     }
 
     fn sends(p: &mut Prober, now: Instant) -> Vec<(Transmit, Vec<u8>)> {
@@ -382,6 +619,7 @@ mod tests {
             p.handle_packet(t0 + ms(5), Family::V6, ip(T2), &r),
             Received::Reply { target: 1, .. }
         ));
+        assert_eq!(p.poll_timeout(), Some(t0), "decided: end it at once");
         assert_eq!(
             p.poll_round_end(t0 + ms(5)),
             Some(Verdict {
@@ -495,8 +733,12 @@ mod tests {
             let n = e.emit(Family::V4, &mut b).unwrap();
             b[..n].to_vec()
         };
-        let wrong_cookie = other(Echo {
+        let wrong_mac = other(Echo {
             payload: b"notours!",
+            ..echo
+        });
+        let short_mac = other(Echo {
+            payload: &echo.payload[..4],
             ..echo
         });
         let wrong_ident = other(Echo {
@@ -510,14 +752,16 @@ mod tests {
         let other_seq = other(Echo { seq: 999, ..echo });
         let mut corrupt = good.clone();
         corrupt[9] ^= 1;
-        let cases: [(&[u8], IpAddr, Received); 7] = [
-            (&wrong_cookie, ip(T1), Received::Foreign),
+        let cases: [(&[u8], IpAddr, Received); 8] = [
+            (&wrong_mac, ip(T1), Received::Foreign),
+            (&short_mac, ip(T1), Received::Foreign),
             (&wrong_ident, ip(T1), Received::Foreign),
             (&not_reply, ip(T1), Received::Foreign),
             (&corrupt, ip(T1), Received::Foreign),
             (&good[..5], ip(T1), Received::Foreign),
             (&good, ip("198.51.100.9"), Received::Foreign),
-            (&other_seq, ip(T1), Received::Late),
+            // Right MAC, but not for this sequence number: cannot be checked, so foreign.
+            (&other_seq, ip(T1), Received::Foreign),
         ];
         for (pkt, src, want) in cases {
             assert_eq!(
@@ -545,7 +789,220 @@ mod tests {
             Received::Late
         );
         let st = p.stats();
-        assert_eq!((st.foreign, st.late, st.replies), (6, 3, 1));
+        assert_eq!((st.foreign, st.late, st.replies), (8, 2, 1));
+    }
+
+    /// Defect 17: the cookie was fixed per process and sequence numbers count up by one, so
+    /// whoever saw one request could answer every later one.
+    #[test]
+    fn a_reply_forged_from_an_earlier_request_is_foreign() {
+        let t0 = Instant::now();
+        let mut p = prober(1, 1);
+        p.start_round(t0, [Some(ip(T1))]);
+        let seen = sends(&mut p, t0).remove(0).1;
+        p.handle_packet(t0, Family::V4, ip(T1), &reply_to(Family::V4, &seen));
+        p.poll_round_end(t0);
+        // The attacker's guess for the next round: same data, sequence number + 1.
+        let e = Echo::parse(Family::V4, &seen).unwrap();
+        let mut forged = [0u8; REQUEST_LEN];
+        Echo {
+            kind: EchoKind::Reply,
+            seq: e.seq + 1,
+            ..e
+        }
+        .emit(Family::V4, &mut forged)
+        .unwrap();
+        let t1 = t0 + ms(10_000);
+        p.start_round(t1, [Some(ip(T1))]);
+        let next = sends(&mut p, t1).remove(0).1;
+        let n = Echo::parse(Family::V4, &next).unwrap();
+        assert_eq!(n.seq, e.seq + 1);
+        assert_ne!(n.payload, e.payload, "the data changes with every echo");
+        assert_eq!(
+            p.handle_packet(t1 + ms(1), Family::V4, ip(T1), &forged),
+            Received::Foreign
+        );
+        assert_eq!(
+            p.poll_round_end(t1 + ms(1)),
+            None,
+            "the forgery decided nothing"
+        );
+        // The genuine reply still counts.
+        assert!(matches!(
+            p.handle_packet(t1 + ms(2), Family::V4, ip(T1), &reply_to(Family::V4, &next)),
+            Received::Reply { .. }
+        ));
+    }
+
+    #[test]
+    fn the_mac_covers_ident_seq_dest_time_and_key() {
+        let t0 = Instant::now();
+        let p = prober(1, 1);
+        let mut p = p;
+        p.epoch = Some(t0);
+        let base = p.mac(1, 2, ip(T1), t0 + ms(5));
+        assert_eq!(base, p.mac(1, 2, ip(T1), t0 + ms(5)), "deterministic");
+        for other in [
+            p.mac(3, 2, ip(T1), t0 + ms(5)),
+            p.mac(1, 3, ip(T1), t0 + ms(5)),
+            p.mac(1, 2, ip("198.51.100.3"), t0 + ms(5)),
+            p.mac(1, 2, ip(T1), t0 + ms(6)),
+            Prober::new(1, ms(2000), 1, 0x1a2b, [9; KEY_LEN]).mac(1, 2, ip(T1), t0 + ms(5)),
+        ] {
+            assert_ne!(other, base);
+        }
+    }
+
+    /// Defect 18: with an RTT above TIMEOUT / (2 * COUNT) the second echo is out when the
+    /// first reply ends the round; it was counted lost although it comes back.
+    #[test]
+    fn a_lossless_path_slower_than_the_echo_gap_loses_nothing() {
+        let t0 = Instant::now();
+        let mut p = prober(4, 1); // gap 250 ms
+        let rtt = ms(300);
+        let mut now = t0;
+        for _ in 0..5 {
+            p.start_round(now, [Some(ip(T1))]);
+            let first = sends(&mut p, now).remove(0).1;
+            let second = sends(&mut p, now + ms(250)).remove(0).1;
+            let r = p.handle_packet(now + rtt, Family::V4, ip(T1), &reply_to(Family::V4, &first));
+            assert!(matches!(r, Received::Reply { .. }));
+            assert!(p.poll_round_end(now + rtt).unwrap().good);
+            // The second echo's reply comes after its round ended: late, not lost.
+            let r = p.handle_packet(
+                now + ms(250) + rtt,
+                Family::V4,
+                ip(T1),
+                &reply_to(Family::V4, &second),
+            );
+            assert_eq!(r, Received::Late);
+            now += ms(10_000);
+        }
+        let st = p.stats();
+        assert_eq!((st.lost, st.late, st.replies), (0, 5, 5));
+    }
+
+    #[test]
+    fn an_unanswered_echo_of_an_answered_target_is_lost_after_its_timeout() {
+        let t0 = Instant::now();
+        let mut p = prober(4, 1);
+        p.start_round(t0, [Some(ip(T1))]);
+        let _dropped = sends(&mut p, t0);
+        let second = sends(&mut p, t0 + ms(250)).remove(0).1;
+        p.handle_packet(
+            t0 + ms(260),
+            Family::V4,
+            ip(T1),
+            &reply_to(Family::V4, &second),
+        );
+        assert!(p.poll_round_end(t0 + ms(260)).unwrap().good);
+        assert_eq!(p.stats().lost, 0, "the first echo may still come back");
+        p.start_round(t0 + ms(1999), [Some(ip(T1))]);
+        assert_eq!(p.stats().lost, 0, "not yet a timeout after it was sent");
+        assert_eq!(sends(&mut p, t0 + ms(1999)).len(), 1);
+        assert!(!p.poll_round_end(t0 + ms(3999)).unwrap().good);
+        // Round 1's first echo (now 4 s old) and round 2's one silent echo.
+        assert_eq!(p.stats().lost, 1 + 1);
+    }
+
+    /// Defect 19: ICMP errors quoting our echo were ignored; the probe waited for the timeout.
+    #[test]
+    fn an_icmp_error_quoting_our_echo_fails_its_target_at_once() {
+        let t0 = Instant::now();
+        let far = "203.0.113.77";
+        let mut p = prober(4, 1);
+        p.start_round(t0, [Some(ip(far)), Some(ip(T1))]);
+        let tx = sends(&mut p, t0);
+        let err = unreachable_about(&tx[0].1, far, MAC_LEN);
+        let want = Report {
+            from: ip(ROUTER),
+            kind: ErrorKind {
+                family: Family::V4,
+                icmp_type: 3,
+                code: 1,
+            },
+        };
+        assert_eq!(
+            p.handle_packet(t0 + ms(1), Family::V4, ip(ROUTER), &err),
+            Received::Unreachable {
+                target: 0,
+                report: want
+            }
+        );
+        assert_eq!(p.slots()[0].report, Some(want));
+        assert_eq!(
+            want.to_string(),
+            "host unreachable (type 3 code 1) from 198.51.100.254"
+        );
+        assert!(
+            sends(&mut p, t0 + ms(250)).iter().all(|t| t.0.target == 1),
+            "no more echoes to the unreachable target"
+        );
+        p.handle_packet(
+            t0 + ms(2),
+            Family::V4,
+            ip(T1),
+            &reply_to(Family::V4, &tx[1].1),
+        );
+        assert_eq!(p.poll_timeout(), Some(t0), "both decided: end now");
+        assert_eq!(
+            p.poll_round_end(t0 + ms(2)),
+            Some(Verdict {
+                good: true,
+                answered: 1,
+                targets: 2
+            })
+        );
+        let st = p.stats();
+        assert_eq!((st.icmp_errors, st.lost, st.foreign), (1, 1, 0));
+    }
+
+    #[test]
+    fn icmp_errors_are_matched_on_what_they_quote() {
+        let t0 = Instant::now();
+        let far = "203.0.113.77";
+        let new = |t| {
+            let mut p = prober(1, 1);
+            p.start_round(t, [Some(ip(far))]);
+            let req = sends(&mut p, t).remove(0).1;
+            (p, req)
+        };
+        // RFC 792's minimum quote (no data at all) is enough.
+        let (mut p, req) = new(t0);
+        let r = p.handle_packet(t0, Family::V4, ip(ROUTER), &unreachable_about(&req, far, 0));
+        assert!(matches!(r, Received::Unreachable { target: 0, .. }));
+        assert!(!p.poll_round_end(t0).unwrap().good);
+        // Whatever is quoted of the MAC must match; so must the destination and the ident.
+        let (mut p, req) = new(t0);
+        let mut bad = req.clone();
+        bad[ECHO_HEADER_LEN] ^= 0xff;
+        let cases = [
+            unreachable_about(&bad, far, 4),
+            unreachable_about(&req, "203.0.113.78", MAC_LEN),
+        ];
+        for m in cases {
+            assert_eq!(
+                p.handle_packet(t0, Family::V4, ip(ROUTER), &m),
+                Received::Foreign
+            );
+        }
+        let mut other_ident = req.clone();
+        other_ident[4] ^= 1;
+        let m = unreachable_about(&other_ident, far, MAC_LEN);
+        assert_eq!(
+            p.handle_packet(t0, Family::V4, ip(ROUTER), &m),
+            Received::Foreign
+        );
+        assert_eq!(p.poll_round_end(t0), None, "still waiting");
+        // After the target answered, an error about it decides nothing.
+        p.handle_packet(t0, Family::V4, ip(far), &reply_to(Family::V4, &req));
+        let m = unreachable_about(&req, far, MAC_LEN);
+        assert_eq!(
+            p.handle_packet(t0, Family::V4, ip(ROUTER), &m),
+            Received::Late
+        );
+        assert!(p.poll_round_end(t0).unwrap().good);
+        assert_eq!(p.stats().icmp_errors, 0);
     }
 
     #[test]
@@ -584,9 +1041,11 @@ mod tests {
         let e4 = Echo::parse(Family::V4, &tx[1].1).unwrap();
         assert_eq!((e6.ident, e6.seq), (77, u16::MAX));
         assert_eq!((e4.ident, e4.seq), (0x1a2b, 0));
-        assert_eq!(e4.payload, COOKIE);
+        assert_eq!(e4.payload.len(), MAC_LEN);
     }
 
+    /// Defect 15: the round was decided, but poll_timeout still named the deadline, so the
+    /// loop slept the whole timeout before ending it (`--once` on a down interface: 2 s).
     #[test]
     fn a_target_that_cannot_be_sent_to_fails_the_round_at_once() {
         let t0 = Instant::now();
@@ -595,11 +1054,73 @@ mod tests {
         let _ = sends(&mut p, t0);
         p.send_failed(0);
         assert!(
+            p.poll_timeout().is_some_and(|t| t <= t0),
+            "the loop must come back at once, not at the timeout"
+        );
+        assert!(
             sends(&mut p, t0 + ms(1000)).is_empty(),
             "no more echoes to an unreachable target"
         );
-        // Known at once: the round need not wait for the timeout.
         assert!(!p.poll_round_end(t0 + ms(1)).unwrap().good);
         assert_eq!((p.stats().send_errors, p.stats().lost), (1, 1));
+    }
+
+    #[test]
+    fn own_addresses_are_recognised_in_either_form() {
+        let own = [ip("198.51.100.2"), ip("2001:db8::2"), ip("fe80::1")];
+        assert!(own_address(ip("198.51.100.2"), &own));
+        assert!(own_address(ip("::ffff:198.51.100.2"), &own));
+        assert!(own_address(ip("2001:db8::2"), &own));
+        assert!(!own_address(ip("198.51.100.1"), &own));
+        assert!(!own_address(ip("2001:db8::1"), &own));
+        assert!(!own_address(ip("198.51.100.2"), &[]));
+        assert!(own_address(
+            ip("198.51.100.2"),
+            &[ip("::ffff:198.51.100.2")]
+        ));
+    }
+
+    #[test]
+    fn an_own_address_target_is_not_probed_and_never_answers() {
+        let t0 = Instant::now();
+        let mut p = prober(3, 1);
+        p.start_round(t0, [Some(ip("198.51.100.2")), Some(ip(T1))]);
+        p.exclude_own(0);
+        let tx = sends(&mut p, t0);
+        assert_eq!(tx.len(), 1);
+        assert_eq!(tx[0].0.target, 1);
+        assert_eq!(p.poll_round_end(t0), None, "the real target is pending");
+        p.handle_packet(t0, Family::V4, ip(T1), &reply_to(Family::V4, &tx[0].1));
+        assert_eq!(
+            p.poll_round_end(t0),
+            Some(Verdict {
+                good: true,
+                answered: 1,
+                targets: 2
+            })
+        );
+        // Alone, it fails the round at once: it proves nothing about the link.
+        p.start_round(t0 + ms(10), [Some(ip("198.51.100.2"))]);
+        p.exclude_own(0);
+        assert!(sends(&mut p, t0 + ms(10)).is_empty());
+        assert!(!p.poll_round_end(t0 + ms(10)).unwrap().good);
+        assert!(p.slots()[0].own);
+    }
+
+    #[test]
+    fn counters_saturate() {
+        let t0 = Instant::now();
+        let mut p = prober(1, 1);
+        p.stats.sent = u64::MAX;
+        p.stats.lost = u64::MAX;
+        p.stats.rounds = u64::MAX;
+        p.start_round(t0, [Some(ip(T1))]);
+        let _ = sends(&mut p, t0);
+        let _ = p.poll_round_end(t0 + ms(2000));
+        let st = p.stats();
+        assert_eq!(
+            (st.sent, st.lost, st.rounds),
+            (u64::MAX, u64::MAX, u64::MAX)
+        );
     }
 }

@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub stats: Stats,
     pub heals: u64,
     pub last_heal: Option<LastHeal>,
+    /// Targets that are this host's own addresses (not probed, not counted).
+    pub own_targets: Vec<std::net::IpAddr>,
 }
 
 fn ms(d: Option<Duration>) -> String {
@@ -71,9 +73,9 @@ pub fn status_text(snaps: &[Snapshot], pid: u32, now: i64) -> String {
             x.heals,
         );
         match x.last_heal {
-            None => s.push_str(" last_heal=none\n"),
+            None => s.push_str(" last_heal=none"),
             Some(h) => {
-                let _ = writeln!(
+                let _ = write!(
                     s,
                     " last_heal={} last_heal_at={}",
                     if h.ok { "ok" } else { "failed" },
@@ -81,6 +83,12 @@ pub fn status_text(snaps: &[Snapshot], pid: u32, now: i64) -> String {
                 );
             }
         }
+        let _ = write!(s, " icmp_errors={}", st.icmp_errors);
+        if !x.own_targets.is_empty() {
+            let list: Vec<String> = x.own_targets.iter().map(ToString::to_string).collect();
+            let _ = write!(s, " own_address_targets={}", list.join(","));
+        }
+        s.push('\n');
     }
     s
 }
@@ -215,7 +223,7 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
         "Unix time the current state began.",
         &mut snaps.iter().map(|x| (label(x), x.since.to_string())),
     );
-    let counters: [MetricDef<u64, Snapshot>; 7] = [
+    let counters: [MetricDef<u64, Snapshot>; 8] = [
         ("netheal_rounds_total", "Probe rounds ended.", |x| {
             x.stats.rounds
         }),
@@ -236,8 +244,13 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
         ),
         (
             "netheal_lost_total",
-            "Echoes unanswered when their round ended.",
+            "Echoes lost: unanswered in a round their target did not answer, or a timeout after they were sent.",
             |x| x.stats.lost,
+        ),
+        (
+            "netheal_icmp_errors_total",
+            "Destination unreachable and time exceeded messages about our echoes.",
+            |x| x.stats.icmp_errors,
         ),
         (
             "netheal_foreign_total",
@@ -440,6 +453,7 @@ mod tests {
             stats,
             heals: 1,
             last_heal: heal,
+            own_targets: Vec::new(),
         }
     }
 
@@ -461,7 +475,7 @@ mod tests {
             1_763_748_200,
         );
         assert!(text.starts_with("# netheal "), "{text}");
-        assert!(text.contains("iface=eth0 state=up since=1763748000 rounds=10 failed_rounds=3 replies=8 lost=8 foreign=2 rtt_min_ms=0.100 rtt_avg_ms=0.300 rtt_max_ms=0.500 heals=1 last_heal=none\n"), "{text}");
+        assert!(text.contains("iface=eth0 state=up since=1763748000 rounds=10 failed_rounds=3 replies=8 lost=8 foreign=2 rtt_min_ms=0.100 rtt_avg_ms=0.300 rtt_max_ms=0.500 heals=1 last_heal=none icmp_errors=0\n"), "{text}");
         let rows = parse_status(&text);
         assert_eq!(rows.len(), 2);
         assert!(rows[1].contains(&("last_heal".into(), "failed".into())));
@@ -524,7 +538,7 @@ mod tests {
         // Every family has exactly one HELP and one TYPE line.
         let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!((helps, types), (16, 16));
+        assert_eq!((helps, types), (17, 17));
         let info = format!(
             "netheal_build_info{{version=\"{}\",commit=\"{}\",target=\"{}\"}} 1\n",
             env!("CARGO_PKG_VERSION"),

@@ -18,21 +18,32 @@ use crate::civil::unix_now;
 use crate::config::{human, IfaceConfig, Target};
 use crate::heal::{describe, HealEvent, HealRunner, Reaper, STOP_GRACE};
 use crate::log::{Level, Log};
-use crate::probe::{Prober, COOKIE_LEN};
+use crate::probe::{own_address, Prober, KEY_LEN};
 use crate::report::{LastHeal, Snapshot};
 use crate::route;
-use crate::sys::icmp::IcmpSocket;
+use crate::sys::addrs;
+use crate::sys::icmp::{IcmpSocket, Queued};
 use crate::sys::iface;
 use crate::sys::lock::{self, Claim, LockFile};
 use crate::watchdog::{Action, Policy, State, Verdict, Watchdog};
-use crate::wire::Family;
+use crate::wire::{Family, QuotedEcho, WireError};
 
 /// Pending hooks per interface; when more changes pile up, the oldest are dropped.
 const HOOK_QUEUE: usize = 16;
+/// At most this many datagrams are read from one socket per turn, so a flood of matching
+/// packets cannot keep the loop from its timers and its other sockets. poll(2) is
+/// level-triggered: what is left makes the socket readable again at once, and the next turn
+/// reads on.
+const RECV_BATCH: usize = 64;
+/// The host's own addresses are read again at most this often (and on every re-bind); the
+/// netlink address events that will replace this polling call `own_address` the same way.
+const OWN_ADDRS_EVERY: Duration = Duration::from_secs(60);
 
-/// Neither a raw nor a datagram ICMP socket could be opened for a family we need.
+/// Neither a raw nor a datagram ICMP socket could be opened for a family we need: what
+/// failed, and the errno of the first failure (EPERM/EACCES is a privilege problem, EMFILE
+/// the open-file limit: the caller says which).
 #[derive(Debug)]
-pub struct NoSocket(pub String);
+pub struct NoSocket(pub String, pub Option<i32>);
 
 /// Which of this watch's inputs poll() found ready.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,7 +61,7 @@ pub enum Input {
     HookOutput,
 }
 
-/// Random bytes for identifiers, cookies and jitter seeds. They only need to be hard to guess
+/// Random bytes for identifiers, the MAC key and jitter seeds. They only need to be hard to guess
 /// for someone spoofing replies; the fallback (clock and pid) is weak but never fails.
 fn random_bytes<const N: usize>() -> [u8; N] {
     use std::io::Read;
@@ -89,6 +100,10 @@ pub struct Watch {
     /// Kept across rounds: reading the routing tables allocates nothing once they fit.
     route4: Vec<u8>,
     route6: Vec<u8>,
+    /// This host's addresses, when they were last read, and the targets found among them.
+    host_addrs: Vec<IpAddr>,
+    host_addrs_at: Option<Instant>,
+    own_targets: Vec<IpAddr>,
     control: iface::Control,
     prober: Prober,
     wd: Watchdog,
@@ -119,7 +134,7 @@ impl Watch {
                 .any(|t| matches!(t, Target::Addr(a) if Family::of(*a) == fam))
         };
         let mut socks = [None, None];
-        let mut why = Vec::new();
+        let (mut why, mut errno) = (Vec::new(), None);
         for fam in [Family::V4, Family::V6] {
             if !needs(fam) {
                 continue;
@@ -127,23 +142,28 @@ impl Watch {
             let name = if fam == Family::V4 { "ICMP" } else { "ICMPv6" };
             match IcmpSocket::open(fam) {
                 Ok(s) => socks[fam as usize] = Some(s),
-                Err(e) if explicit(fam) => return Err(NoSocket(format!("{name}: {e}"))),
-                Err(e) => why.push(format!("{name}: {e}")),
+                Err(e) if explicit(fam) => {
+                    return Err(NoSocket(format!("{name}: {e}"), e.raw_os_error()))
+                }
+                Err(e) => {
+                    errno = errno.or(e.raw_os_error());
+                    why.push(format!("{name}: {e}"));
+                }
             }
         }
         if socks.iter().all(Option::is_none) {
-            return Err(NoSocket(why.join("; ")));
+            return Err(NoSocket(why.join("; "), errno));
         }
-        let control =
-            iface::Control::open().map_err(|e| NoSocket(format!("control socket: {e}")))?;
-        let [i0, i1, cookie @ ..]: [u8; 2 + COOKIE_LEN] = random_bytes();
+        let control = iface::Control::open()
+            .map_err(|e| NoSocket(format!("control socket: {e}"), e.raw_os_error()))?;
+        let [i0, i1, key @ ..]: [u8; 2 + KEY_LEN] = random_bytes();
         let seed = u64::from_le_bytes(random_bytes());
         let prober = Prober::new(
             cfg.count,
             cfg.timeout,
             cfg.quorum as usize,
             u16::from_be_bytes([i0, i1]),
-            cookie,
+            key,
         );
         let policy = Policy {
             interval: cfg.interval,
@@ -163,6 +183,9 @@ impl Watch {
             last_gateway: None,
             route4: Vec::new(),
             route6: Vec::new(),
+            host_addrs: Vec::new(),
+            host_addrs_at: None,
+            own_targets: Vec::new(),
             control,
             prober,
             heal: HealRunner::default(),
@@ -263,6 +286,7 @@ impl Watch {
         }
         self.absent_logged = false;
         self.bound = Some(index);
+        self.host_addrs_at = None; // re-read the host's addresses for the new device
         true
     }
 
@@ -317,6 +341,56 @@ impl Watch {
                 }
             })
             .collect()
+    }
+
+    /// The targets of this round that are this host's own addresses. Such a target answers
+    /// from the host itself whatever the link does, so it is not probed and not counted:
+    /// say so loudly when one appears, and when it stops being one.
+    fn check_own_targets(
+        &mut self,
+        now: Instant,
+        log: &mut Log,
+        addrs: &[Option<IpAddr>],
+    ) -> Vec<usize> {
+        let stale = self
+            .host_addrs_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= OWN_ADDRS_EVERY);
+        if stale {
+            match addrs::host_addresses() {
+                Ok(a) => self.host_addrs = a,
+                // not fatal: keep the last list and try again next time
+                Err(e) => self.say_limited(log, now, Level::Error, format!("getifaddrs: {e}")),
+            }
+            self.host_addrs_at = Some(now);
+        }
+        let own: Vec<usize> = addrs
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.is_some_and(|a| own_address(a, &self.host_addrs)))
+            .map(|(i, _)| i)
+            .collect();
+        let now_own: Vec<IpAddr> = own.iter().filter_map(|&i| addrs[i]).collect();
+        for a in now_own.iter().filter(|a| !self.own_targets.contains(a)) {
+            self.say(
+                log,
+                Level::Warning,
+                format!(
+                    "target {a} is one of this host's own addresses: it always answers, so it is not probed and does not count toward the quorum"
+                ),
+            );
+        }
+        for a in self.own_targets.iter().filter(|a| !now_own.contains(a)) {
+            self.say(
+                log,
+                Level::Notice,
+                format!("target {a} is no longer one of this host's addresses; probing it again"),
+            );
+        }
+        if now_own != self.own_targets {
+            self.own_targets = now_own;
+            self.changed = true;
+        }
+        own
     }
 
     /// The inputs to poll, with what they are.
@@ -424,7 +498,11 @@ impl Watch {
                     return;
                 }
                 let addrs = self.resolve_targets(now, log);
+                let own = self.check_own_targets(now, log, &addrs);
                 self.prober.start_round(now, addrs);
+                for target in own {
+                    self.prober.exclude_own(target);
+                }
             }
             Action::Transition {
                 from,
@@ -628,54 +706,36 @@ impl Watch {
             if i > 0 {
                 line.push_str(", ");
             }
-            let _ = match (slot.addr, slot.rtt) {
-                (Some(a), Some(rtt)) => write!(line, "{a} {:.3}ms", rtt.as_secs_f64() * 1e3),
-                (Some(a), None) => write!(line, "{a} lost"),
-                (None, _) => write!(line, "{target} unknown"),
+            let _ = match (slot.addr, slot.rtt, slot.report) {
+                (Some(a), Some(rtt), _) => write!(line, "{a} {:.3}ms", rtt.as_secs_f64() * 1e3),
+                (Some(a), None, _) if slot.own => write!(line, "{a} own address (not counted)"),
+                (Some(a), None, Some(r)) => write!(line, "{a} {r}"),
+                (Some(a), None, None) if slot.send_failed() => write!(line, "{a} send failed"),
+                (Some(a), None, None) => write!(line, "{a} lost"),
+                (None, _, _) => write!(line, "{target} unknown"),
             };
         }
         self.say(log, Level::Info, line);
     }
 
-    /// Reads everything waiting on socket `i`.
+    /// Reads what is waiting on socket `i`, at most RECV_BATCH datagrams.
     fn receive(&mut self, now: Instant, log: &mut Log, i: usize, buf: &mut [u8]) {
-        loop {
-            let Some(sock) = self.socks[i].as_ref() else {
-                return;
-            };
-            match sock.recv_from(buf) {
-                Ok(Some((n, src))) => {
-                    let family = sock.family();
-                    // An unreadable IP header is counted with the other foreign packets.
-                    let icmp = sock.icmp_part(&buf[..n]).unwrap_or(&[]);
-                    self.prober.handle_packet(now, family, src, icmp);
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    self.say_limited(log, now, Level::Error, format!("receive: {e}"));
-                    return;
-                }
-            }
+        let Some(sock) = self.socks[i].as_ref() else {
+            return;
+        };
+        if let Err(e) = drain(sock, &mut self.prober, now, buf) {
+            self.say_limited(log, now, Level::Error, format!("receive: {e}"));
         }
     }
 
     fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
-        let scope = self.bound.unwrap_or(0);
-        while let Some(tx) = self.prober.poll_transmit(now, buf) {
-            let sock = self.socks[Family::of(tx.dest) as usize].as_ref();
-            let sent = match sock {
-                Some(s) if self.bound.is_some() => s.send_to(&buf[..tx.len], tx.dest, scope),
-                _ => Err(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    "socket not bound to the interface",
-                )),
-            };
-            if let Err(e) = sent {
-                // Expected while the link is broken (ENETUNREACH, EPERM from a firewall...):
-                // the echo counts as lost; say so once a minute.
-                self.prober.send_failed(tx.target);
-                self.say_limited(log, now, Level::Info, format!("send to {}: {e}", tx.dest));
-            }
+        let failed = send_due(&mut self.prober, &self.socks, self.bound, buf, Instant::now);
+        for (dest, e) in failed {
+            // Expected while the link is broken (ENETUNREACH on a downed interface, EPERM
+            // from a firewall): the echo counts as lost; say so once a minute. An off-link
+            // target without a route gets no error on a device-bound socket: the kernel
+            // takes it as on-link and ARPs for it, so that echo just goes unanswered.
+            self.say_limited(log, now, Level::Info, format!("send to {dest}: {e}"));
         }
     }
 
@@ -713,7 +773,7 @@ impl Watch {
             d.map_or("-".to_string(), |d| format!("{:.3}", d.as_secs_f64() * 1e3))
         };
         format!(
-            "status: state {} for {}, rounds {}, replies {}, lost {}, foreign {}, late {}, send errors {}, rtt min/avg/max {}/{}/{} ms, heals {}",
+            "status: state {} for {}, rounds {}, replies {}, lost {}, foreign {}, late {}, send errors {}, icmp errors {}, rtt min/avg/max {}/{}/{} ms, heals {}",
             self.wd.state(),
             human(now.saturating_duration_since(self.wd.since())),
             st.rounds,
@@ -722,6 +782,7 @@ impl Watch {
             st.foreign,
             st.late,
             st.send_errors,
+            st.icmp_errors,
             ms(st.rtt_min),
             ms(st.rtt_avg()),
             ms(st.rtt_max),
@@ -737,10 +798,220 @@ impl Watch {
             stats: self.prober.stats().clone(),
             heals: self.wd.heals(),
             last_heal: self.last_heal,
+            own_targets: self.own_targets.clone(),
         }
     }
 
     pub fn say_status(&self, now: Instant, log: &mut Log) {
         self.say(log, Level::Notice, self.status_line(now));
+    }
+}
+
+/// What `drain` needs from a socket; the seam for the flood test.
+trait RecvSocket {
+    fn family(&self) -> Family;
+    fn recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, IpAddr)>>;
+    fn icmp_part<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], WireError>;
+    fn recv_error(&self, _buf: &mut [u8]) -> io::Result<Queued> {
+        Ok(Queued::Empty)
+    }
+}
+
+impl RecvSocket for IcmpSocket {
+    fn family(&self) -> Family {
+        IcmpSocket::family(self)
+    }
+    fn recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, IpAddr)>> {
+        IcmpSocket::recv_from(self, buf)
+    }
+    fn icmp_part<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], WireError> {
+        IcmpSocket::icmp_part(self, datagram)
+    }
+    fn recv_error(&self, buf: &mut [u8]) -> io::Result<Queued> {
+        IcmpSocket::recv_error(self, buf)
+    }
+}
+
+/// What `send_due` needs from a socket; the seam for the send-stamp test.
+trait SendSocket {
+    fn send_to(&self, msg: &[u8], dest: IpAddr, scope: u32) -> io::Result<()>;
+}
+
+impl SendSocket for IcmpSocket {
+    fn send_to(&self, msg: &[u8], dest: IpAddr, scope: u32) -> io::Result<()> {
+        IcmpSocket::send_to(self, msg, dest, scope)
+    }
+}
+
+/// Sends every echo that is due, each stamped by `clock` right before its sendto (as
+/// OpenBSD ping does), not with the turn's `now`, which was read before the routing tables
+/// and the other watches' work. Returns the sends that failed (the prober knows already).
+fn send_due<S: SendSocket>(
+    prober: &mut Prober,
+    socks: &[Option<S>; 2],
+    bound: Option<u32>,
+    buf: &mut [u8],
+    mut clock: impl FnMut() -> Instant,
+) -> Vec<(IpAddr, io::Error)> {
+    let mut failed = Vec::new();
+    while let Some(tx) = prober.poll_transmit(clock(), buf) {
+        let sent = match (&socks[Family::of(tx.dest) as usize], bound) {
+            (Some(s), Some(scope)) => s.send_to(&buf[..tx.len], tx.dest, scope),
+            _ => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "socket not bound to the interface",
+            )),
+        };
+        if let Err(e) = sent {
+            prober.send_failed(tx.target);
+            failed.push((tx.dest, e));
+        }
+    }
+    failed
+}
+
+/// Feeds at most RECV_BATCH datagrams from `sock` to the prober; returns how many it read.
+/// A datagram socket's error queue is read first: reading it also clears the socket's pending
+/// error, which would otherwise be what the next ordinary receive returns.
+fn drain(
+    sock: &impl RecvSocket,
+    prober: &mut Prober,
+    now: Instant,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let mut errors = 0;
+    while errors < RECV_BATCH {
+        match sock.recv_error(buf)? {
+            Queued::Empty => break,
+            Queued::Other => {}
+            Queued::Icmp {
+                len,
+                dest,
+                from,
+                kind,
+            } => {
+                if let Ok(q) = QuotedEcho::from_queued(kind, dest, &buf[..len]) {
+                    prober.handle_error(kind.family, from, q);
+                }
+            }
+        }
+        errors += 1;
+    }
+    for n in errors..RECV_BATCH {
+        let Some((len, src)) = sock.recv_from(buf)? else {
+            return Ok(n);
+        };
+        // An unreadable IP header is counted with the other foreign packets.
+        let icmp = sock.icmp_part(&buf[..len]).unwrap_or(&[]);
+        prober.handle_packet(now, sock.family(), src, icmp);
+    }
+    Ok(RECV_BATCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// A socket with `left` foreign datagrams waiting (a flood), then EAGAIN.
+    struct Flood {
+        left: Cell<usize>,
+        reads: Cell<usize>,
+    }
+
+    impl RecvSocket for Flood {
+        fn family(&self) -> Family {
+            Family::V4
+        }
+        fn recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, IpAddr)>> {
+            self.reads.set(self.reads.get() + 1);
+            if self.left.get() == 0 {
+                return Ok(None);
+            }
+            self.left.set(self.left.get() - 1);
+            buf[..8].copy_from_slice(&[0, 0, 0xff, 0xff, 0, 0, 0, 0]); // echo reply, not ours
+            Ok(Some((8, "198.51.100.66".parse().unwrap())))
+        }
+        fn icmp_part<'a>(&self, d: &'a [u8]) -> Result<&'a [u8], WireError> {
+            Ok(d)
+        }
+    }
+
+    /// Records what was sent, and when by the test's clock.
+    struct Wire {
+        sent: std::cell::RefCell<Vec<Vec<u8>>>,
+    }
+
+    impl SendSocket for Wire {
+        fn send_to(&self, msg: &[u8], _: IpAddr, _: u32) -> io::Result<()> {
+            self.sent.borrow_mut().push(msg.to_vec());
+            Ok(())
+        }
+    }
+
+    /// Defect 20: the send time was the turn's `now`, taken before the routing read and the
+    /// other watches' work, so that work counted into the RTT.
+    #[test]
+    fn the_rtt_runs_from_the_stamp_taken_right_before_sendto() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let target: IpAddr = "198.51.100.1".parse().unwrap();
+        let mut p = Prober::new(1, Duration::from_secs(2), 1, 7, [0; KEY_LEN]);
+        p.start_round(t0, [Some(target)]);
+        let socks = [
+            Some(Wire {
+                sent: Default::default(),
+            }),
+            None,
+        ];
+        // The turn began at t0; the routing read and other work took 40 ms before the send.
+        let failed = send_due(&mut p, &socks, Some(3), &mut [0u8; 64], || t0 + ms(40));
+        assert!(failed.is_empty());
+        let req = socks[0].as_ref().unwrap().sent.borrow()[0].clone();
+        let e = crate::wire::Echo::parse(Family::V4, &req).unwrap();
+        let mut reply = vec![0u8; req.len()];
+        crate::wire::Echo {
+            kind: crate::wire::EchoKind::Reply,
+            ..e
+        }
+        .emit(Family::V4, &mut reply)
+        .unwrap();
+        let got = p.handle_packet(t0 + ms(45), Family::V4, target, &reply);
+        assert_eq!(
+            got,
+            crate::probe::Received::Reply {
+                target: 0,
+                rtt: ms(5)
+            }
+        );
+        // Unbound: no send at all, and the failure is reported for the log.
+        p.start_round(t0 + ms(100), [Some(target)]);
+        let failed = send_due(&mut p, &socks, None, &mut [0u8; 64], || t0 + ms(100));
+        assert_eq!(failed.len(), 1);
+        assert_eq!(p.stats().send_errors, 1);
+    }
+
+    /// Defect 7: `receive` drained until EAGAIN, so a flood kept the loop in it.
+    #[test]
+    fn a_flood_is_read_a_batch_per_turn_and_the_rest_on_the_next() {
+        let sock = Flood {
+            left: Cell::new(1000),
+            reads: Cell::new(0),
+        };
+        let mut p = Prober::new(1, Duration::from_secs(2), 1, 7, [0; KEY_LEN]);
+        let mut buf = [0u8; 64];
+        let now = Instant::now();
+        assert_eq!(drain(&sock, &mut p, now, &mut buf).unwrap(), RECV_BATCH);
+        assert_eq!(sock.reads.get(), RECV_BATCH, "stopped at the cap");
+        assert_eq!(p.stats().foreign, RECV_BATCH as u64);
+        // The socket is still readable: poll(2) wakes the loop at once and the next turn
+        // goes on where this one stopped, until the flood is read.
+        let mut turns = 1;
+        while drain(&sock, &mut p, now, &mut buf).unwrap() == RECV_BATCH {
+            turns += 1;
+        }
+        assert_eq!(turns, 1000 / RECV_BATCH);
+        assert_eq!(p.stats().foreign, 1000);
+        assert_eq!(sock.left.get(), 0);
     }
 }

@@ -129,7 +129,7 @@ impl Watchdog {
             round_start: None,
             next_round: Some(now),
             next_heal: None,
-            rng: seed ^ 0x9e37_79b9_7f4a_7c15,
+            rng: jitter_state(seed),
             actions: VecDeque::new(),
         }
     }
@@ -175,11 +175,11 @@ impl Watchdog {
     pub fn round_ended(&mut self, now: Instant, v: Verdict) {
         let started = self.round_start.take().unwrap_or(now);
         if v.good {
-            self.goods += 1;
+            self.goods = self.goods.saturating_add(1);
             self.fails = 0;
             self.streak_start = None;
         } else {
-            self.fails += 1;
+            self.fails = self.fails.saturating_add(1);
             self.goods = 0;
             self.streak_start.get_or_insert(started);
         }
@@ -257,8 +257,8 @@ impl Watchdog {
     }
 
     fn start_heal(&mut self, now: Instant) {
-        self.attempts += 1;
-        self.heals += 1;
+        self.attempts = self.attempts.saturating_add(1);
+        self.heals = self.heals.saturating_add(1);
         self.next_heal = None;
         let attempt = self.attempts;
         let step = (attempt as usize).min(self.policy.steps) - 1;
@@ -334,6 +334,15 @@ impl Watchdog {
         x ^= x >> 27;
         self.rng = x;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// xorshift's state must never be 0 (it would stay 0, and every backoff would get the same
+/// -10 %): the seed is mixed with a constant, and the one seed that mixes to 0 is moved.
+fn jitter_state(seed: u64) -> u64 {
+    match seed ^ 0x9e37_79b9_7f4a_7c15 {
+        0 => 0x9e37_79b9_7f4a_7c15,
+        x => x,
     }
 }
 
@@ -751,6 +760,39 @@ mod tests {
         assert_eq!(wd.poll_action(), None);
         assert_eq!(wd.poll_timeout(), Some(t0 + s(10.0)));
         assert_eq!(wd.state(), State::Starting);
+    }
+
+    #[test]
+    fn no_seed_leaves_the_jitter_stuck() {
+        // The seed that used to give xorshift the state 0, where it stays forever.
+        let t0 = Instant::now();
+        for seed in [0x9e37_79b9_7f4a_7c15, 0, u64::MAX] {
+            let mut wd = Watchdog::new(policy(), t0, seed);
+            assert_ne!(wd.rng, 0, "seed {seed:#x}");
+            let draws: Vec<u64> = (0..4).map(|_| wd.next_random()).collect();
+            assert!(
+                draws.windows(2).all(|w| w[0] != w[1]),
+                "seed {seed:#x}: {draws:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn counters_saturate() {
+        let t0 = Instant::now();
+        let mut wd = Watchdog::new(policy(), t0, 1);
+        wd.fails = u32::MAX;
+        wd.heals = u64::MAX;
+        let bad = Verdict {
+            good: false,
+            answered: 0,
+            targets: 1,
+        };
+        wd.round_ended(t0, bad);
+        assert_eq!(wd.fails, u32::MAX);
+        wd.attempts = u32::MAX;
+        wd.start_heal(t0);
+        assert_eq!((wd.attempts, wd.heals), (u32::MAX, u64::MAX));
     }
 
     #[test]

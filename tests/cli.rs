@@ -100,3 +100,40 @@ fn other_usage_errors_exit_2() {
     usage_error(&["--count", "0", "eth0"]);
     usage_error(&["--log", "nowhere", "eth0"]);
 }
+
+/// Issue 8, defects 3 and 20: a loopback target always answers, dead link or not, so it is
+/// refused; counts take digits only, as durations do; a duration finer than 1 ms is refused,
+/// not rounded. The landed code accepted each of these. `--check` keeps a regression from
+/// starting a watch on the machine's own eth0.
+#[test]
+fn loopback_targets_signed_counts_and_sub_millisecond_durations_are_refused() {
+    for (args, want) in [
+        (
+            &["-t", "127.0.0.1", "--check", "eth0"][..],
+            "netheal: --target: '127.0.0.1': refused: a loopback address",
+        ),
+        (
+            &["-t", "::1", "--check", "eth0"],
+            "netheal: --target: '::1': refused: a loopback address",
+        ),
+        (
+            &["-t", "::ffff:127.0.0.1", "--check", "eth0"],
+            "netheal: --target: '::ffff:127.0.0.1': refused: a loopback address",
+        ),
+        (
+            &["--count", "+3", "--check", "eth0"],
+            "netheal: --count: '+3': expected a whole number from 1 to 20",
+        ),
+        (
+            &["-n", "+3", "--check", "eth0"],
+            "netheal: --fail-after: '+3': expected a whole number",
+        ),
+        (
+            &["-i", "1.0000000001h", "--check", "eth0"],
+            "netheal: --interval: '1.0000000001h': expected a duration",
+        ),
+    ] {
+        let err = usage_error(args);
+        assert!(err.starts_with(want), "{args:?}: {err:?}");
+    }
+}

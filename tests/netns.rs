@@ -309,8 +309,9 @@ fn link_down_is_restored_by_link_step() {
 }
 
 /// Scenario 5: 30% random loss of echo requests for 300 rounds: default count/fail-after/quorum
-/// never heal. With 3 echoes a round fails only when all three are lost (0.3^3 = 2.7%), and a heal
-/// needs three such rounds in a row (~2e-5 per round, ~0.6% over the run).
+/// never heal. With the default 4 echoes a round fails only when all four are lost
+/// (0.3^4 = 0.81%, about 2.4 of 300 rounds), and a heal needs three such rounds in a row
+/// (0.0081^3 = 5e-7 per round, ~2e-4 over the run).
 #[test]
 fn thirty_percent_loss_never_heals() {
     let Some(lab) = Lab::pair("ls", 5, &["nft"]) else {
@@ -354,7 +355,7 @@ fn thirty_percent_loss_never_heals() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     eprintln!(
-        "loss: {} rounds in {took:.1}s, {failed} failed ({:.1}%, expected ~2.7%), \
+        "loss: {} rounds in {took:.1}s, {failed} failed ({:.1}%, expected ~0.8%), \
          nft dropped {dropped} \
          echo requests; {line}",
         rounds.len(),
@@ -364,7 +365,10 @@ fn thirty_percent_loss_never_heals() {
     assert!(dropped >= 30, "nft dropped only {dropped} echo requests");
     assert!(st["lost"] > 0, "no lost echoes counted: {line}");
     // ...yet later echoes of the same round covered for it, and no outage was declared.
-    assert!(frac < 0.10, "{failed} of {} rounds failed", rounds.len());
+    // 4% is 12 of 300 rounds: with ~2.4 expected (Poisson), more happens about once in
+    // 10^5 runs, so a bound this tight still fails if count fell back to 3 (2.7%: ~8
+    // expected, over 12 in one run of 10) or loss were counted per echo instead of per round.
+    assert!(frac < 0.04, "{failed} of {} rounds failed", rounds.len());
     assert_eq!(nh.count_lines("heal attempt"), 0);
     assert_eq!(nh.count_lines("-> down"), 0);
 }
@@ -606,13 +610,13 @@ fn recreated_interface_is_followed() {
     let t_del = Instant::now();
     lab.ip(&lab.host, &["link", "del", &lab.ifc]);
     let from = nh.index_at(t_del);
+    // The next round start finds no interface of that name: it must say so (whether a round
+    // in flight when it went also failed is a matter of timing, and not asserted).
     let (_, (t_noticed, noticed)) = nh
         .wait_line(from, s(5.0), |l| {
-            l.contains("-> suspect")
-                || l.contains("not found")
-                || (is_round(l) && !is_good_round(l))
+            l.contains("interface not found; waiting for it")
         })
-        .expect("netheal noticed nothing after the interface was deleted");
+        .expect("netheal did not notice that the interface was deleted");
     let t_re = Instant::now();
     lab.veth(&lab.host, &lab.ifc, &lab.peer, &lab.pifc);
     lab.addrs(&lab.host, &lab.ifc, &[&format!("{HOST4}/24")]);
@@ -620,13 +624,13 @@ fn recreated_interface_is_followed() {
     let new = index(&lab);
     assert_ne!(old, new);
     let from = nh.index_at(t_re);
+    // It was seen missing, so its return is an appearance under the new index (not an
+    // "index changed", which is for a re-creation between two rounds).
     let (i, (t_bound, bound)) = nh
-        .wait_line(from, s(10.0), |l| {
-            l.contains("index changed") || l.contains("interface appeared")
-        })
-        .expect("no `index changed` / `interface appeared` line");
+        .wait_line(from, s(10.0), |l| l.contains("interface appeared"))
+        .expect("no `interface appeared` line");
     assert!(
-        bound.contains(&new),
+        bound.contains(&format!("interface appeared (index {new})")),
         "{bound} should name the new index {new}"
     );
     let (_, (t_good, _)) = nh

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod file;
+pub mod secure;
 pub mod values;
 
 use std::fmt;
@@ -191,6 +192,34 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// The configuration file that was read, if any (SIGHUP reads it again).
     pub file: Option<PathBuf>,
+    /// Every file read: the main file (if it exists), then its drop-ins in order.
+    pub files: Vec<PathBuf>,
+}
+
+/// The files read, for messages: `/etc/netheal.conf`, or with drop-ins
+/// `/etc/netheal.conf and 2 drop-ins (10-wan.conf, 20-lte.conf)`. None without any file.
+pub fn describe_files(cfg: &Config) -> Option<String> {
+    let dropins: Vec<String> = cfg
+        .files
+        .iter()
+        .filter(|f| cfg.file.as_ref() != Some(*f))
+        .map(|f| {
+            f.file_name().map_or(f.display().to_string(), |n| {
+                n.to_string_lossy().into_owned()
+            })
+        })
+        .collect();
+    let main = cfg.file.as_ref().map(|p| p.display().to_string());
+    match (main, dropins.len()) {
+        (None, 0) => None,
+        (Some(m), 0) => Some(m),
+        (m, n) => Some(format!(
+            "{}{n} drop-in{} ({})",
+            m.map_or(String::new(), |m| m + " and "),
+            if n == 1 { "" } else { "s" },
+            dropins.join(", ")
+        )),
+    }
 }
 
 /// Where a setting came from, for error messages.
@@ -255,7 +284,9 @@ impl fmt::Display for ConfigError {
             parts.push(self.place.clone());
         }
         if !self.key.is_empty() {
-            parts.push(self.key.clone());
+            // Escaped: an invisible character (a byte order mark, a no-break space) in a
+            // key must show in "unknown key".
+            parts.push(self.key.escape_debug().to_string());
         }
         if let Some(v) = &self.value {
             parts.push(format!("'{}'", v.escape_debug()));
@@ -455,12 +486,13 @@ pub fn resolve(args: &Args) -> Result<Config, ConfigError> {
     build(args, load_file(args)?.as_ref())
 }
 
+/// The main file (`-c FILE`, which must exist, or /etc/netheal.conf if it exists) and the
+/// drop-ins of its directory (see `file::load_all`).
 fn load_file(args: &Args) -> Result<Option<file::Document>, ConfigError> {
-    Ok(match &args.config {
-        Some(path) => Some(file::load(path)?),
-        None if Path::new(DEFAULT_FILE).exists() => Some(file::load(Path::new(DEFAULT_FILE))?),
-        None => None,
-    })
+    match &args.config {
+        Some(path) => file::load_all(path, true),
+        None => file::load_all(Path::new(DEFAULT_FILE), false),
+    }
 }
 
 /// The status file a running netheal with these arguments writes (for --status), without
@@ -492,42 +524,54 @@ pub fn build(args: &Args, doc: Option<&file::Document>) -> Result<Config, Config
         path: doc.map(|d| d.path.clone()).unwrap_or_default(),
         line,
     };
-    let watch = |iface: &str| -> Result<IfaceConfig, ConfigError> {
-        let mut b = Builder::new(iface);
-        if let Some(d) = doc {
-            let section = d
-                .section(iface)
-                .map(|s| s.entries.as_slice())
-                .unwrap_or_default();
-            for layer in [d.globals.as_slice(), section] {
+    // One section at a time, found by the caller: no search per section (20 000 sections
+    // were quadratic).
+    let watch =
+        |iface: &str, section: Option<&file::Section>| -> Result<IfaceConfig, ConfigError> {
+            let mut b = Builder::new(iface);
+            if let Some(d) = doc {
                 b.begin_layer();
-                for e in layer
+                for e in d
+                    .globals
                     .iter()
                     .filter(|e| IFACE_KEYS.contains(&e.key.as_str()))
                 {
                     b.set(&e.key, &e.value, &origin(e.line))?;
                 }
             }
-        }
-        b.begin_layer();
-        for (k, v) in args
-            .settings
-            .iter()
-            .filter(|(k, _)| IFACE_KEYS.contains(&k.as_str()))
-        {
-            b.set(k, v, &Origin::Cli)?;
-        }
-        b.finish()
-    };
+            if let Some(s) = section {
+                b.begin_layer();
+                for e in s
+                    .entries
+                    .iter()
+                    .filter(|e| IFACE_KEYS.contains(&e.key.as_str()))
+                {
+                    let at = Origin::File {
+                        path: s.path.clone(),
+                        line: e.line,
+                    };
+                    b.set(&e.key, &e.value, &at)?;
+                }
+            }
+            b.begin_layer();
+            for (k, v) in args
+                .settings
+                .iter()
+                .filter(|(k, _)| IFACE_KEYS.contains(&k.as_str()))
+            {
+                b.set(k, v, &Origin::Cli)?;
+            }
+            b.finish()
+        };
     // Every section is checked, also those not watched now: nothing is half applied.
     let mut all = Vec::new();
     for s in doc.map(|d| d.sections.as_slice()).unwrap_or_default() {
-        all.push(watch(&s.iface)?);
+        all.push(watch(&s.iface, Some(s))?);
     }
     let watches = match &args.iface {
         Some(iface) => vec![match all.iter().find(|w| w.iface == *iface) {
             Some(w) => w.clone(),
-            None => watch(iface)?,
+            None => watch(iface, None)?,
         }],
         None if all.is_empty() => {
             let expected = match doc {
@@ -564,7 +608,10 @@ pub fn build(args: &Args, doc: Option<&file::Document>) -> Result<Config, Config
         status_file: g.status_file,
         metrics_file: g.metrics_file,
         pidfile: g.pidfile,
-        file: doc.map(|d| d.path.clone()),
+        file: doc
+            .filter(|d| d.files.first() == Some(&d.path))
+            .map(|d| d.path.clone()),
+        files: doc.map(|d| d.files.clone()).unwrap_or_default(),
     })
 }
 

@@ -29,20 +29,48 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
     if s == "gateway" {
         return Ok(Target::Gateway);
     }
-    s.parse::<IpAddr>().map(Target::Addr).map_err(|_| {
+    let addr = s.parse::<IpAddr>().map_err(|_| {
         "expected an IPv4 or IPv6 address or the word 'gateway' (host names are refused: a watchdog must not depend on DNS)"
             .to_string()
-    })
+    })?;
+    if let Some(what) = answers_locally(addr) {
+        return Err(format!(
+            "refused: {what} address; the host itself answers it whatever the link does, so the watchdog would never see an outage: expected an address beyond IFACE, or 'gateway'"
+        ));
+    }
+    Ok(Target::Addr(addr))
 }
 
+/// Addresses that the host answers itself, dead link or not: loopback (127.0.0.0/8, ::1,
+/// and 127.x mapped into IPv6 as ::ffff:127.x) and the unspecified address (Linux delivers
+/// an echo to 0.0.0.0 or :: to the local host).
+fn answers_locally(addr: IpAddr) -> Option<&'static str> {
+    let v4 = match addr {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(a) if a.is_loopback() => return Some("a loopback"),
+        IpAddr::V6(a) if a.is_unspecified() => return Some("the unspecified"),
+        IpAddr::V6(a) => a.to_ipv4_mapped(),
+    };
+    match v4 {
+        Some(a) if a.is_loopback() => Some("a loopback"),
+        Some(a) if a.is_unspecified() => Some("the unspecified"),
+        _ => None,
+    }
+}
+
+/// A whole number from 1 to `max`, digits only: a sign (`+5`) is refused, as durations
+/// refuse it.
 pub fn parse_count(s: &str, max: u32) -> Result<u32, String> {
+    let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match s.parse::<u32>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        Ok(n) if digits && (1..=max).contains(&n) => Ok(n),
         _ => Err(format!("expected a whole number from 1 to {max}")),
     }
 }
 
-/// `250ms`, `10s`, `1.5s`, `5m`, `1h`; a bare number is seconds. Resolution is 1 ms.
+/// `250ms`, `10s`, `1.5s`, `5m`, `1h`; a bare number is seconds. The value is computed
+/// exactly (decimal fixed point, any number of fractional digits) and must be a whole number
+/// of milliseconds: `1.0005s` or `1.0000000001h` are refused rather than rounded.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let expected =
         || "expected a duration such as 250ms, 10s, 1.5s, 5m or 1h, from 1ms to 24h".to_string();
@@ -50,7 +78,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
-    let unit_ms: u64 = match unit {
+    let unit_ms: u128 = match unit {
         "ms" => 1,
         "" | "s" => 1_000,
         "m" => 60_000,
@@ -61,29 +89,33 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if whole.is_empty() && frac.is_empty() || frac.contains('.') {
         return Err(expected());
     }
-    let digits = |d: &str| d.is_empty() || d.bytes().all(|b| b.is_ascii_digit());
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
     if !digits(whole) || !digits(frac) || whole.len() > 9 {
         return Err(expected());
     }
-    // Fixed point with nine fractional digits avoids float rounding: "0.1" is exactly 100ms.
-    let whole: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| expected())?
-    };
-    let mut nano_frac: u64 = 0;
-    for (i, b) in frac.bytes().take(9).enumerate() {
-        nano_frac += u64::from(b - b'0') * 10u64.pow(8 - i as u32);
+    // value = (whole . frac) * unit_ms = (whole * 10^k + frac) * unit_ms / 10^k, in integers.
+    // Trailing zeros change nothing; more than 30 significant decimals cannot be a whole
+    // millisecond here (and would overflow), so they are refused like any finer precision.
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > 30 {
+        return Err(format!("{}; this is finer than 1ms", expected()));
     }
-    let ms = whole
-        .checked_mul(unit_ms)
-        .and_then(|w| w.checked_add(nano_frac * unit_ms / 1_000_000_000))
-        .ok_or_else(expected)?;
-    let d = Duration::from_millis(ms);
-    if d.is_zero() || d > MAX_DURATION {
+    let scale = 10u128.pow(frac.len() as u32);
+    let joined = format!("{whole}{frac}");
+    let joined = joined.trim_start_matches('0');
+    let number: u128 = match joined {
+        "" => 0,
+        _ => joined.parse().map_err(|_| expected())?,
+    };
+    let total = number.checked_mul(unit_ms).ok_or_else(expected)?;
+    if total % scale != 0 {
+        return Err(format!("{}; this is finer than 1ms", expected()));
+    }
+    let ms = total / scale;
+    if ms == 0 || ms > MAX_DURATION.as_millis() {
         return Err(expected());
     }
-    Ok(d)
+    Ok(Duration::from_millis(ms as u64))
 }
 
 /// A duration for people: `250ms`, `1.5s`, `2m05s`, `1h02m`.
@@ -165,19 +197,20 @@ pub fn parse_optional_path(s: &str) -> Result<Option<PathBuf>, String> {
     }
 }
 
-/// The absolute path of an executable file (heal steps and hooks run as root: no PATH lookup).
+/// The absolute path of an executable file (heal steps and hooks run as root: no PATH
+/// lookup), which only root could have changed: see `secure`.
 pub fn parse_executable(s: &str) -> Result<PathBuf, String> {
     let expected = "expected the absolute path of an executable file";
     if !s.starts_with('/') {
         return Err(expected.to_string());
     }
-    use std::os::unix::fs::PermissionsExt;
-    match std::fs::metadata(s) {
-        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(PathBuf::from(s)),
-        Ok(_) => Err(format!("{expected} (this is not an executable file)")),
+    match super::secure::check_executable(std::path::Path::new(s)) {
+        Ok(()) => Ok(PathBuf::from(s)),
+        Err(e) if e.starts_with("refused") => Err(e),
         Err(e) => Err(format!("{expected} ({e})")),
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,8 +231,11 @@ mod tests {
             ("0.1", ms(100)),
             (".5s", ms(500)),
             ("2.", ms(2_000)),
-            ("1.0005s", ms(1_000)),
             ("24h", ms(86_400_000)),
+            ("1.5000000000000000000000000000000000000s", ms(1_500)),
+            ("0.0001h", ms(360)),
+            ("0.5m", ms(30_000)),
+            ("00012s", ms(12_000)),
         ];
         for (s, d) in good {
             assert_eq!(parse_duration(s), Ok(d), "{s}");
@@ -219,8 +255,75 @@ mod tests {
             ".",
             "99999999999s",
             "1,5s",
+            "+5s",
         ] {
             assert!(parse_duration(s).is_err(), "{s:?} should fail");
+        }
+    }
+
+    /// Fractions are scaled exactly: the old code cut them to nine digits before scaling, so
+    /// `1.0000000001h` silently became 1h and 1/3600000 h written to 30 digits became 0.
+    #[test]
+    fn durations_finer_than_a_millisecond_are_refused_not_rounded() {
+        for s in [
+            "1.0005s",
+            "1.0000000001h",
+            "0.000001h",
+            "1.0000000001m",
+            "0.1ms",
+            "0.0000002777777777h",
+            "999999999.9999999999999999999999999999h",
+        ] {
+            let e = parse_duration(s).unwrap_err();
+            assert!(e.contains("expected a duration"), "{s}: {e}");
+        }
+        assert!(parse_duration("1.0005s")
+            .unwrap_err()
+            .contains("finer than 1ms"));
+    }
+
+    /// Counts take digits only, like durations: `+5` is refused, as are signs and blanks.
+    #[test]
+    fn counts_refuse_a_sign() {
+        assert_eq!(parse_count("5", 20), Ok(5));
+        assert_eq!(parse_count("020", 20), Ok(20));
+        for s in ["+5", "-5", "", " 5", "5 ", "21", "0", "0x5", "5.0"] {
+            assert!(parse_count(s, 20).is_err(), "{s:?}");
+        }
+    }
+
+    /// A loopback or unspecified target is always answered by the host itself.
+    #[test]
+    fn loopback_targets_are_refused() {
+        for s in [
+            "127.0.0.1",
+            "127.255.255.254",
+            "127.1.2.3",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::ffff:127.8.9.10",
+            "0.0.0.0",
+            "::",
+            "::ffff:0.0.0.0",
+        ] {
+            let e = parse_target(s).unwrap_err();
+            assert!(e.starts_with("refused: "), "{s}: {e}");
+            assert!(
+                e.contains("loopback") || e.contains("unspecified"),
+                "{s}: {e}"
+            );
+        }
+        assert!(parse_target("::1")
+            .unwrap_err()
+            .contains("a loopback address"));
+        for s in [
+            "128.0.0.1",
+            "126.255.255.255",
+            "::2",
+            "::ffff:198.51.100.1",
+            "2001:db8::1",
+        ] {
+            assert!(parse_target(s).is_ok(), "{s}");
         }
     }
 

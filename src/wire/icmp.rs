@@ -246,19 +246,39 @@ mod tests {
 
     #[test]
     fn never_panics_on_any_short_input() {
-        // Every 0..=3-byte input, and every 8-byte input over a sample of types and codes.
-        for len in 0..4 {
+        // Not only no panic: every input shorter than the header is `Truncated`, and every
+        // 8-byte header over all types and a sample of codes gets the one answer it must.
+        for len in 0..ECHO_HEADER_LEN {
             for v in 0..=255u8 {
                 let p = vec![v; len];
-                let _ = Echo::parse(Family::V4, &p);
-                let _ = Echo::parse(Family::V6, &p);
+                assert_eq!(Echo::parse(Family::V4, &p), Err(WireError::Truncated));
+                assert_eq!(Echo::parse(Family::V6, &p), Err(WireError::Truncated));
             }
         }
         for t in 0..=255u8 {
             for c in [0u8, 1, 255] {
-                let p = [t, c, 0, 0, 0, 0, 0, 0];
-                let _ = Echo::parse(Family::V4, &p);
-                let _ = Echo::parse(Family::V6, &p);
+                let p = [t, c, 0, 0, 0x12, 0x34, 0x56, 0x78];
+                let want = |req: u8, rep: u8| match (t, c) {
+                    (x, 0) if x == req => Ok(EchoKind::Request),
+                    (x, 0) if x == rep => Ok(EchoKind::Reply),
+                    _ => Err(WireError::NotEchoReply),
+                };
+                // ICMPv6: the kernel checked the sum, the zero field is fine.
+                let got = Echo::parse(Family::V6, &p).map(|e| (e.kind, e.ident, e.seq));
+                assert_eq!(
+                    got,
+                    want(128, 129).map(|k| (k, 0x1234, 0x5678)),
+                    "v6 {t}/{c}"
+                );
+                // ICMPv4 with a correct checksum: classified by type and code...
+                let mut p4 = p;
+                let sum = checksum(&p4);
+                p4[2..4].copy_from_slice(&sum.to_be_bytes());
+                let got = Echo::parse(Family::V4, &p4).map(|e| (e.kind, e.ident, e.seq));
+                assert_eq!(got, want(8, 0).map(|k| (k, 0x1234, 0x5678)), "v4 {t}/{c}");
+                // ...and with a wrong one, refused before the type is even looked at.
+                p4[3] ^= 0x01;
+                assert_eq!(Echo::parse(Family::V4, &p4), Err(WireError::BadChecksum));
             }
         }
     }

@@ -1,16 +1,22 @@
-//! Packet codec for ICMP and ICMPv6 echo (RFC 792, RFC 4443) and the IPv4 header in front of
-//! raw IPv4 replies (RFC 791). Pure byte handling: no I/O, no allocation, no `unsafe`, and no
+//! Packet codec for ICMP and ICMPv6 echo (RFC 792, RFC 4443), the errors that quote an echo
+//! (destination unreachable, time exceeded), the IPv4 header in front of raw IPv4 replies
+//! (RFC 791), and SipHash-2-4 for the echo MAC. Pure byte handling: no I/O, no allocation, no
+//! `unsafe`, and no
 //! panics on any input — every length is checked before a field is read, and the tests feed
 //! truncated and corrupt packets to hold that.
 #![forbid(unsafe_code)]
 
 mod checksum;
+mod error;
 mod icmp;
 mod ipv4;
+mod siphash;
 
 pub use checksum::checksum;
+pub use error::{ErrorKind, QuotedEcho};
 pub use icmp::{Echo, EchoKind, Family, ECHO_HEADER_LEN};
 pub use ipv4::strip_ipv4_header;
+pub use siphash::siphash24;
 
 /// Why a received packet was not an echo reply we can read. Each is counted, never fatal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
