@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # contrib/ (the fleet kit): promtool check rules and promtool test rules on the alerting
 # rules; every metric the Grafana dashboard names is a family (# TYPE line) of a metrics file
-# the release binary really wrote (netheal on the loopback of a network namespace of its own,
+# the release binary really wrote (netheal on a veth in a network namespace of its own,
 # --dry-run) and netheal_build_info there names this version and target; ansible-lint on the
 # role; the role with the local connection into a throw-away root: a --check run changes
 # nothing, a real run installs the binary and a config that `netheal --check` accepts, and
@@ -20,8 +20,12 @@ fi
 # A real metrics file.
 if root_only && need unshare ip; then
     m=$T/metrics/netheal.prom
-    unshare --net sh -c "ip link set lo up && exec '$bin' --dry-run --log stderr -t 127.0.0.1 \
-        -i 200ms -W 200ms --status-file none --metrics-file '$m' lo" 2>"$T/nh.err" &
+    # A veth pair inside a network namespace of its own (netheal refuses loopback targets);
+    # nobody answers 198.51.100.2, which is all a metrics file needs.
+    unshare --net sh -c "ip link add v0 type veth peer name v1 &&
+        ip addr add 198.51.100.1/24 dev v0 && ip link set v1 up && ip link set v0 up &&
+        exec '$bin' --dry-run --log stderr -t 198.51.100.2 -i 200ms -W 200ms \
+        --status-file none --metrics-file '$m' v0" 2>"$T/nh.err" &
     nh=$!
     for _ in $(seq 50); do [ -s "$m" ] && break; sleep 0.1; done
     # netheal removes its file when it stops: copy it first.
