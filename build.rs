@@ -22,6 +22,8 @@ fn main() {
     println!("cargo:rustc-env=NETHEAL_COMMIT={commit}");
     println!("cargo:rustc-env=NETHEAL_TARGET={target}");
     println!("cargo:rustc-env=NETHEAL_BUILD_DATE={date}");
+    // The reboot budget distrusts a wall clock before the build (src/watch/gate.rs).
+    println!("cargo:rustc-env=NETHEAL_BUILD_EPOCH={secs}");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     println!("cargo:rerun-if-env-changed=NETHEAL_COMMIT");
     println!("cargo:rerun-if-changed=.git/HEAD");

@@ -33,13 +33,31 @@ Options:
                            min(k, steps). STEP: ifupdown (ifdown IFACE; ifup IFACE),
                            link (IFACE down then up, built in), or /absolute/path run as
                            'PATH IFACE' with NETHEAL_IFACE, NETHEAL_ATTEMPT and
-                           NETHEAL_REASON set. Default: ifupdown
+                           NETHEAL_REASON set, or reboot (opt-in, budgeted: see
+                           --reboot-budget). Default: ifupdown
   -b, --backoff MIN[:MAX]  wait after a heal attempt before the next, doubling up to MAX,
                            +/-10% jitter, reset when up (default 30s:15m)
       --heal-timeout DUR   SIGTERM a step and its group after DUR, SIGKILL 5s later
                            (default 60s)
       --on-change PATH     run 'PATH IFACE' on every state change, with NETHEAL_STATE,
                            NETHEAL_PREVIOUS, NETHEAL_REASON, NETHEAL_ATTEMPT, NETHEAL_IFACE
+      --heal-before-up     heal even before the first good round since start (default:
+                           wait for one, so a box that boots without network does not
+                           climb to a reboot)
+      --boot-grace DUR     no heal while the kernel's uptime is below DUR (default 5m;
+                           0: none); a netheal started later is not delayed
+      --reboot-budget N/DUR  at most N reboots by netheal in DUR, counted across reboots
+                           in the state dir (default 3/24h); then 'degraded'
+      --reboot-spacing DUR before the k-th reboot in the window wait DUR*2^(k-2) since
+                           the last (default 30m)
+      --reboot-command CMD graceful reboot command line (default /sbin/reboot)
+      --reboot-timeout DUR still up DUR after CMD: sync(2) and reboot(2) (default 3m)
+      --state-dir DIR      keeps the reboot budget; must survive reboots (default
+                           /var/lib/netheal)
+      --inhibit DUR|off    tell the running netheal (through --inhibit-file) to heal
+                           nothing for DUR (30m, 2h, 1d; at most 7d) on IFACE, or on
+                           every interface without one; off ends it. Then exit
+      --inhibit-file PATH  where inhibits are kept (default /run/netheal/inhibit; none)
       --once               run one round; exit 0 if good, 1 if not; never heals
       --dry-run            decide and log everything, run no heal step
   -c, --config FILE        configuration file (default /etc/netheal.conf, if it exists),
@@ -87,6 +105,8 @@ pub struct Invocation {
     pub check: bool,
     pub status: bool,
     pub daemon: bool,
+    /// `--inhibit DUR` (Some(Some)) or `--inhibit off` (Some(None)).
+    pub inhibit: Option<Option<std::time::Duration>>,
 }
 
 #[derive(Debug)]
@@ -124,6 +144,16 @@ where
             }
             Long("status") => {
                 inv.status = true;
+                continue;
+            }
+            Long("inhibit") => {
+                let v = parser
+                    .value()
+                    .map_err(|_| ConfigError::new("--inhibit", None, "missing value"))?;
+                let v = v.to_str().ok_or_else(|| not_utf8("--inhibit"))?;
+                let d = crate::inhibit::parse_inhibit(v)
+                    .map_err(|e| ConfigError::new("--inhibit", Some(v), e))?;
+                inv.inhibit = Some(d);
                 continue;
             }
             Short('d') | Long("daemon") => {
@@ -327,6 +357,16 @@ mod tests {
     }
 
     #[test]
+    fn inhibit_takes_a_duration_or_off_and_an_optional_interface() {
+        let inv = invocation(&["--inhibit", "2h", "wan"]).unwrap();
+        assert_eq!(inv.inhibit, Some(Some(Duration::from_secs(7200))));
+        assert_eq!(inv.args.iface.as_deref(), Some("wan"));
+        let inv = invocation(&["--inhibit=off"]).unwrap();
+        assert_eq!((inv.inhibit, inv.args.iface), (Some(None), None));
+        assert_eq!(invocation(&["eth0"]).unwrap().inhibit, None);
+    }
+
+    #[test]
     fn help_and_version_win() {
         assert!(parse(["--interval", "bad", "-h"]).is_err());
         assert!(matches!(
@@ -382,8 +422,8 @@ mod tests {
                 "--target: '1.1.1.1': this target is already given",
             ),
             (
-                &["-a", "reboot", "eth0"],
-                "--heal: 'reboot': expected ifupdown, link, or the absolute path",
+                &["-a", "restart", "eth0"],
+                "--heal: 'restart': expected ifupdown, link, reboot, or the absolute path",
             ),
             (
                 &["-b", "5m:1m", "eth0"],
@@ -406,6 +446,8 @@ mod tests {
                 "--status-file: 'run/x': expected an absolute path, or none",
             ),
             (&["-c"], "--config: missing value"),
+            (&["--inhibit", "8d"], "--inhibit: '8d': expected a duration"),
+            (&["--inhibit"], "--inhibit: missing value"),
             (&[], "IFACE: missing"),
             (&["eth0", "eth1"], "IFACE: 'eth1': one interface only"),
             (
@@ -448,6 +490,7 @@ mod tests {
             "--check",
             "--status ",
             "--daemon",
+            "--inhibit ",
             "--help",
             "--version",
         ] {

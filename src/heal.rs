@@ -553,6 +553,17 @@ impl HealRunner {
                 cmds
             }
             HealStep::Exec(path) => vec![vec![path.display().to_string(), iface.to_string()]],
+            HealStep::Reboot => {
+                // The watch runs this step itself (budget first): see Watch::reboot.
+                let outcome = Outcome::FailedToStart("reboot is not a runner step".into());
+                self.events.push_back(HealEvent::Ended {
+                    attempt,
+                    step: name,
+                    outcome,
+                    elapsed: Duration::ZERO,
+                });
+                return;
+            }
         };
         let env = vec![
             ("NETHEAL_IFACE", iface.to_string()),
@@ -573,6 +584,19 @@ impl HealRunner {
     ) {
         let argv = vec![path.display().to_string(), iface.to_string()];
         self.start_job(now, 0, path.display().to_string(), vec![argv], env, timeout);
+    }
+
+    /// Starts `argv` as step `name` of attempt `attempt`, supervised like a heal step.
+    pub fn start_command(
+        &mut self,
+        now: Instant,
+        attempt: u32,
+        name: &str,
+        argv: Vec<String>,
+        env: Vec<(&'static str, String)>,
+        timeout: Duration,
+    ) {
+        self.start_job(now, attempt, name.to_string(), vec![argv], env, timeout);
     }
 
     fn failed(&mut self, attempt: u32, step: String, outcome: Outcome) {

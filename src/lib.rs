@@ -6,11 +6,13 @@
 //! file); `sys` holds every `unsafe` block; the poll loop in `daemon` is the only code that
 //! reads the clock.
 
+pub mod budget;
 pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod heal;
+pub mod inhibit;
 pub mod log;
 pub mod notify;
 pub mod probe;
@@ -36,14 +38,24 @@ pub mod exit {
 }
 
 pub fn run() -> ExitCode {
-    let inv = match cli::parse(std::env::args_os().skip(1)) {
+    let mut inv = match cli::parse(std::env::args_os().skip(1)) {
         Ok(cli::Command::Run(inv)) => inv,
         Ok(cli::Command::Help) => return print(cli::HELP),
         Ok(cli::Command::Version) => return print(&format!("{}\n", cli::version())),
         Err(e) => return usage(e),
     };
+    // A reload reads `-c FILE` again, and `-d` has changed to / by then: keep the file the
+    // admin named, not whatever that relative path means from the root.
+    if let Some(c) = inv.args.config.as_mut().filter(|c| c.is_relative()) {
+        if let Ok(cwd) = std::env::current_dir() {
+            *c = cwd.join(&*c);
+        }
+    }
     if inv.status {
         return status(&inv.args);
+    }
+    if let Some(dur) = inv.inhibit {
+        return inhibit(&inv.args, dur);
     }
     let cfg = match config::resolve(&inv.args) {
         Ok(cfg) => cfg,
@@ -148,6 +160,9 @@ fn check(cfg: &config::Config) -> ExitCode {
         path(&cfg.metrics_file),
         path(&cfg.pidfile),
     );
+    if let Some(w) = cfg.watches.first() {
+        out.push_str(&w.machine.describe());
+    }
     // not fatal: without the list no target is flagged, as before
     let host = sys::addrs::host_addresses().unwrap_or_default();
     for w in &cfg.watches {
@@ -208,6 +223,59 @@ fn status(args: &config::Args) -> ExitCode {
             ExitCode::from(exit::BAD)
         }
     }
+}
+
+/// --inhibit DUR|off [IFACE]: rewrites the inhibit file the running netheal reads every round.
+fn inhibit(args: &config::Args, dur: Option<std::time::Duration>) -> ExitCode {
+    let path = match config::inhibit_file(args) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            eprintln!("netheal: --inhibit: no inhibit file is configured (inhibit-file = none)");
+            return ExitCode::from(exit::BAD);
+        }
+        Err(e) => return usage(e),
+    };
+    let (boot_id, uptime) = match (sys::boot::boot_id(), sys::boot::uptime()) {
+        (Ok(b), Ok(u)) => (b, u),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("netheal: --inhibit: {e}");
+            return ExitCode::from(exit::BAD);
+        }
+    };
+    let old = match std::fs::read_to_string(&path) {
+        Ok(text) => inhibit::parse(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            eprintln!("netheal: {}: {e}", path.display());
+            return ExitCode::from(exit::BAD);
+        }
+    };
+    let wall = civil::unix_now();
+    let iface = args.iface.as_deref();
+    let new = inhibit::update(&old, iface, dur, &boot_id, uptime, wall);
+    let written = if new.is_empty() {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    } else {
+        report::write_atomic(&path, &inhibit::serialize(&new))
+    };
+    if let Err(e) = written {
+        eprintln!("netheal: {}: {e}", path.display());
+        return ExitCode::from(exit::BAD);
+    }
+    let which = iface.map_or("every interface".to_string(), str::to_string);
+    print(&match dur {
+        Some(d) => format!(
+            "netheal: no heal on {which} until {} ({}); the running netheal notices at its next round
+",
+            civil::timestamp(wall + d.as_secs() as i64),
+            config::human(d)
+        ),
+        None => format!("netheal: inhibit on {which} ended
+"),
+    })
 }
 
 fn print(text: &str) -> ExitCode {

@@ -39,8 +39,42 @@ pub struct Snapshot {
     pub stats: Stats,
     pub heals: u64,
     pub last_heal: Option<LastHeal>,
+    pub machine: MachineStatus,
     /// Targets that are this host's own addresses (not probed, not counted).
     pub own_targets: Vec<std::net::IpAddr>,
+}
+
+/// Holds, inhibit and the reboot budget, as one watch sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MachineStatus {
+    /// Unix time an inhibit ends, while one holds.
+    pub inhibited_until: Option<i64>,
+    /// Why heals are held back now: inhibit, boot-grace or not-yet-up.
+    pub held: Option<&'static str>,
+    /// (remaining, max), for a ladder with a reboot step whose budget could be read.
+    pub reboot_budget: Option<(u32, u32)>,
+    pub budget_error: bool,
+    /// `reboot budget spent (3 in 24h)`.
+    pub degraded: Option<String>,
+}
+
+impl MachineStatus {
+    /// ` held=... inhibited_until=... reboot_budget=... degraded=...` for the status file;
+    /// spaces in the degraded text become underscores (values are single words).
+    fn fields(&self) -> String {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+        format!(
+            " held={} inhibited_until={} reboot_budget={} degraded={}",
+            self.held.unwrap_or("none"),
+            opt(self.inhibited_until.map(|t| t.to_string())),
+            if self.budget_error {
+                "unreadable".to_string()
+            } else {
+                opt(self.reboot_budget.map(|(r, m)| format!("{r}/{m}")))
+            },
+            opt(self.degraded.as_ref().map(|d| d.replace(' ', "_"))),
+        )
+    }
 }
 
 fn ms(d: Option<Duration>) -> String {
@@ -88,6 +122,7 @@ pub fn status_text(snaps: &[Snapshot], pid: u32, now: i64) -> String {
             let list: Vec<String> = x.own_targets.iter().map(ToString::to_string).collect();
             let _ = write!(s, " own_address_targets={}", list.join(","));
         }
+        s += &x.machine.fields();
         s.push('\n');
     }
     s
@@ -124,6 +159,7 @@ pub fn pretty_status(text: &str, now: i64) -> String {
         "RTT MIN/AVG/MAX MS",
         "HEALS",
         "LAST HEAL",
+        "NOTE",
     ]
     .map(String::from)
     .to_vec()];
@@ -160,6 +196,7 @@ pub fn pretty_status(text: &str, now: i64) -> String {
             ),
             get("heals"),
             last,
+            note(&get),
         ]);
     }
     let widths: Vec<usize> = (0..rows[0].len())
@@ -176,6 +213,25 @@ pub fn pretty_status(text: &str, now: i64) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The NOTE column: inhibit, hold, degraded state.
+fn note(get: &dyn Fn(&str) -> String) -> String {
+    let mut notes = Vec::new();
+    match (get("held").as_str(), get("inhibited_until").parse::<i64>()) {
+        (_, Ok(t)) => notes.push(format!("inhibited until {}", timestamp(t))),
+        ("boot-grace", _) => notes.push("boot grace".to_string()),
+        ("not-yet-up", _) => notes.push("heals wait for a first good round".to_string()),
+        _ => {}
+    }
+    match get("degraded").as_str() {
+        "none" | "?" => {}
+        d => notes.push(format!("degraded: {}", d.replace('_', " "))),
+    }
+    if get("reboot_budget") == "unreadable" {
+        notes.push("reboot budget unreadable: reboot refused".to_string());
+    }
+    notes.join("; ")
 }
 
 /// Prometheus text exposition format 0.0.4: HELP and TYPE once per metric family, one sample
@@ -283,6 +339,43 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
             .filter_map(|x| f(&x.stats).map(|d| (label(x), format!("{:.6}", d.as_secs_f64()))));
         family(name, "gauge", help, &mut samples);
     }
+    family(
+        "netheal_inhibited",
+        "gauge",
+        "1 while netheal --inhibit holds this interface's heals back.",
+        &mut snaps.iter().map(|x| {
+            (
+                label(x),
+                u8::from(x.machine.inhibited_until.is_some()).to_string(),
+            )
+        }),
+    );
+    family(
+        "netheal_heal_held",
+        "gauge",
+        "1 while heals are held back (inhibit, boot grace, or no good round yet since start).",
+        &mut snaps
+            .iter()
+            .map(|x| (label(x), u8::from(x.machine.held.is_some()).to_string())),
+    );
+    family(
+        "netheal_degraded",
+        "gauge",
+        "1 while degraded: the reboot budget is spent (no reboot; other steps go on).",
+        &mut snaps
+            .iter()
+            .map(|x| (label(x), u8::from(x.machine.degraded.is_some()).to_string())),
+    );
+    family(
+        "netheal_reboot_budget_remaining",
+        "gauge",
+        "Reboots the budget still allows now (ladders with a reboot step; absent if unreadable).",
+        &mut snaps.iter().filter_map(|x| {
+            x.machine
+                .reboot_budget
+                .map(|(r, _)| (label(x), r.to_string()))
+        }),
+    );
     family(
         "netheal_last_heal_success",
         "gauge",
@@ -453,6 +546,7 @@ mod tests {
             stats,
             heals: 1,
             last_heal: heal,
+            machine: MachineStatus::default(),
             own_targets: Vec::new(),
         }
     }
@@ -475,7 +569,7 @@ mod tests {
             1_763_748_200,
         );
         assert!(text.starts_with("# netheal "), "{text}");
-        assert!(text.contains("iface=eth0 state=up since=1763748000 rounds=10 failed_rounds=3 replies=8 lost=8 foreign=2 rtt_min_ms=0.100 rtt_avg_ms=0.300 rtt_max_ms=0.500 heals=1 last_heal=none icmp_errors=0\n"), "{text}");
+        assert!(text.contains("iface=eth0 state=up since=1763748000 rounds=10 failed_rounds=3 replies=8 lost=8 foreign=2 rtt_min_ms=0.100 rtt_avg_ms=0.300 rtt_max_ms=0.500 heals=1 last_heal=none icmp_errors=0 held=none inhibited_until=none reboot_budget=none degraded=none\n"), "{text}");
         let rows = parse_status(&text);
         assert_eq!(rows.len(), 2);
         assert!(rows[1].contains(&("last_heal".into(), "failed".into())));
@@ -538,7 +632,7 @@ mod tests {
         // Every family has exactly one HELP and one TYPE line.
         let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!((helps, types), (17, 17));
+        assert_eq!((helps, types), (21, 21));
         let info = format!(
             "netheal_build_info{{version=\"{}\",commit=\"{}\",target=\"{}\"}} 1\n",
             env!("CARGO_PKG_VERSION"),
@@ -550,6 +644,46 @@ mod tests {
             metrics_text(&[]).contains(&info),
             "written with no interface too"
         );
+    }
+
+    #[test]
+    fn inhibit_hold_budget_and_degraded_are_reported() {
+        let mut x = snap("wan", State::Down, None);
+        x.machine = MachineStatus {
+            inhibited_until: Some(1_763_755_200),
+            held: Some("inhibit"),
+            reboot_budget: Some((0, 3)),
+            budget_error: false,
+            degraded: Some("reboot budget spent (3 in 24h)".into()),
+        };
+        let mut y = snap("lan", State::Up, None);
+        y.machine.budget_error = true;
+        y.machine.held = Some("boot-grace");
+        let text = status_text(&[x.clone(), y.clone()], 1, 0);
+        assert!(text.contains(" held=inhibit inhibited_until=1763755200 reboot_budget=0/3 degraded=reboot_budget_spent_(3_in_24h)\n"), "{text}");
+        let pretty = pretty_status(&text, 1_763_748_200);
+        assert!(
+            pretty.contains(
+                "inhibited until 2025-11-21 20:00:00Z; degraded: reboot budget spent (3 in 24h)"
+            ),
+            "{pretty}"
+        );
+        assert!(
+            pretty.contains("boot grace; reboot budget unreadable"),
+            "{pretty}"
+        );
+        let m = metrics_text(&[x, y]);
+        for line in [
+            "netheal_inhibited{iface=\"wan\"} 1\n",
+            "netheal_inhibited{iface=\"lan\"} 0\n",
+            "netheal_heal_held{iface=\"lan\"} 1\n",
+            "netheal_degraded{iface=\"wan\"} 1\n",
+            "netheal_degraded{iface=\"lan\"} 0\n",
+            "netheal_reboot_budget_remaining{iface=\"wan\"} 0\n",
+        ] {
+            assert!(m.contains(line), "{line}{m}");
+        }
+        assert!(!m.contains("netheal_reboot_budget_remaining{iface=\"lan\"}"));
     }
 
     #[test]

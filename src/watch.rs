@@ -3,6 +3,8 @@
 //! time, the log and what poll() found ready for it.
 #![forbid(unsafe_code)]
 
+mod gate;
+
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io;
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::unistd::Pid;
 
 use crate::civil::unix_now;
-use crate::config::{human, IfaceConfig, Target};
+use crate::config::{human, HealStep, IfaceConfig, Target};
 use crate::heal::{describe, HealEvent, HealRunner, Reaper, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{own_address, Prober, KEY_LEN};
@@ -111,6 +113,8 @@ pub struct Watch {
     hooks: HealRunner,
     hook_queue: VecDeque<Vec<(&'static str, String)>>,
     last_heal: Option<LastHeal>,
+    /// Boot grace, inhibit, the reboot step and its budget.
+    gate: gate::Gate,
     /// Held while a heal step runs (see `take_heal_lock`).
     heal_lock: Option<LockFile>,
     /// Set on every state change; the daemon clears it when it has written the status.
@@ -192,6 +196,7 @@ impl Watch {
             hooks: HealRunner::default(),
             hook_queue: VecDeque::new(),
             last_heal: None,
+            gate: gate::Gate::default(),
             heal_lock: None,
             changed: true,
             once_result: None,
@@ -240,6 +245,9 @@ impl Watch {
         socks.dedup();
         let _ = write!(s, " ({})", socks.join("; "));
         self.say(log, Level::Notice, s);
+        if !once {
+            self.gate_start(now, log);
+        }
     }
 
     /// Binds the sockets to the interface's current index, re-opening them when the index
@@ -418,6 +426,7 @@ impl Watch {
             self.wd.poll_timeout(),
             self.heal.poll_timeout(),
             self.hooks.poll_timeout(),
+            self.gate.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -439,6 +448,8 @@ impl Watch {
         }
         self.heal.handle_timeout(now);
         self.hooks.handle_timeout(now);
+        self.reboot_due(now, log);
+        self.update_hold(now, log);
         if let Some(v) = self.prober.poll_round_end(now) {
             self.log_round(log, v, self.cfg.verbose || once);
             if once {
@@ -483,6 +494,7 @@ impl Watch {
                 break;
             }
         }
+        self.report_hold(now, log);
         self.transmit(now, log, buf);
     }
 
@@ -503,6 +515,8 @@ impl Watch {
                 for target in own {
                     self.prober.exclude_own(target);
                 }
+                self.check_inhibit(now, log);
+                self.refresh_budget(now, log);
             }
             Action::Transition {
                 from,
@@ -517,6 +531,9 @@ impl Watch {
                 };
                 self.say(log, level, format!("state {from} -> {to}: {reason}"));
                 self.changed = true;
+                if to == State::Up {
+                    self.gate.seen_up = true;
+                }
                 let outage = matches!(from, State::Down | State::Healing | State::Recovering);
                 let hook_state = if to == State::Up && outage {
                     "recovered".to_string()
@@ -531,7 +548,9 @@ impl Watch {
                 reason,
             } => {
                 let step = self.cfg.heal[step].clone();
-                if self.cfg.dry_run {
+                if step == HealStep::Reboot {
+                    self.reboot(now, log, attempt, &reason);
+                } else if self.cfg.dry_run {
                     self.say(
                         log,
                         Level::Warning,
@@ -623,6 +642,10 @@ impl Watch {
             ("NETHEAL_PREVIOUS", previous),
             ("NETHEAL_REASON", reason),
             ("NETHEAL_ATTEMPT", attempt.to_string()),
+            (
+                "NETHEAL_DEGRADED",
+                self.gate.degraded.clone().unwrap_or_default(),
+            ),
         ]);
     }
 
@@ -645,6 +668,9 @@ impl Watch {
                     Level::Notice,
                     format!("heal attempt {attempt}: {text}"),
                 );
+                if self.reboot_command_ended(now, log, &step, outcome.success()) {
+                    return;
+                }
                 self.last_heal = Some(LastHeal {
                     ok: outcome.success(),
                     at: unix_now(),
@@ -753,9 +779,13 @@ impl Watch {
 
     /// Stops running steps and hooks without waiting: SIGTERM to each process and its group
     /// now; `reaper` takes them (SIGKILL after `STOP_GRACE`) and what earlier steps left.
+    /// The graceful reboot command is left to finish: an init that stops netheal while
+    /// shutting down must not lose the command that asked it to.
     pub fn stop(&mut self, now: Instant, reaper: &mut Reaper) {
         self.hook_queue.clear();
-        reaper.adopt(&self.cfg.iface, self.heal.hand_off(now, STOP_GRACE));
+        if !self.rebooting() {
+            reaper.adopt(&self.cfg.iface, self.heal.hand_off(now, STOP_GRACE));
+        }
         reaper.adopt(&self.cfg.iface, self.hooks.hand_off(now, STOP_GRACE));
     }
 
@@ -798,6 +828,7 @@ impl Watch {
             stats: self.prober.stats().clone(),
             heals: self.wd.heals(),
             last_heal: self.last_heal,
+            machine: self.gate.report(now),
             own_targets: self.own_targets.clone(),
         }
     }

@@ -109,6 +109,11 @@ pub struct Watchdog {
     next_heal: Option<Instant>,
     rng: u64,
     actions: VecDeque<Action>,
+    /// Heals are held back (boot grace, an inhibit, no good round yet): rounds and states go
+    /// on, attempts wait without being used up.
+    held: bool,
+    /// An attempt came due while held: it starts when the hold ends.
+    heal_pending: bool,
 }
 
 impl Watchdog {
@@ -131,6 +136,8 @@ impl Watchdog {
             next_heal: None,
             rng: jitter_state(seed),
             actions: VecDeque::new(),
+            held: false,
+            heal_pending: false,
         }
     }
 
@@ -146,6 +153,20 @@ impl Watchdog {
     /// Heal attempts since start.
     pub fn heals(&self) -> u64 {
         self.heals
+    }
+
+    /// Holds heals back, or lets them go: an attempt that came due meanwhile starts at once
+    /// if the outage is still on.
+    pub fn set_held(&mut self, now: Instant, held: bool) {
+        self.held = held;
+        if !held && self.heal_pending && self.state == State::Down {
+            self.start_heal(now);
+        }
+    }
+
+    /// Whether an attempt is due but held back.
+    pub fn heal_held(&self) -> bool {
+        self.heal_pending
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -208,7 +229,7 @@ impl Watchdog {
                 if self.state == State::Recovering {
                     self.enter(now, State::Down, format!("round failed ({v})"));
                 }
-                if self.next_heal.is_some_and(|t| t <= now) {
+                if self.next_heal.is_some_and(|t| t <= now) || self.heal_pending && !self.held {
                     self.start_heal(now);
                 }
             }
@@ -257,6 +278,12 @@ impl Watchdog {
     }
 
     fn start_heal(&mut self, now: Instant) {
+        self.next_heal = None;
+        if self.held {
+            self.heal_pending = true;
+            return;
+        }
+        self.heal_pending = false;
         self.attempts = self.attempts.saturating_add(1);
         self.heals = self.heals.saturating_add(1);
         self.next_heal = None;
@@ -284,6 +311,7 @@ impl Watchdog {
         self.enter(now, State::Up, reason);
         self.attempts = 0;
         self.next_heal = None;
+        self.heal_pending = false;
         self.outage_start = None;
     }
 
@@ -501,6 +529,58 @@ mod tests {
                 .map(|h| h.0 + self.heal_len.as_secs_f64())
                 .collect()
         }
+    }
+
+    #[test]
+    fn a_held_heal_waits_without_using_up_an_attempt_then_starts_at_once() {
+        let mut p = policy();
+        p.steps = 3;
+        let mut sim = Sim::new(p, |t| t >= 30.0);
+        sim.wd.set_held(sim.now, true);
+        sim.run(200.0);
+        assert!(sim.heals().is_empty(), "{:?}", sim.heals());
+        assert!(sim.wd.heal_held());
+        assert_eq!(sim.wd.state(), State::Down);
+        let rounds = sim.rounds().len();
+        assert!(rounds > 60, "rounds go on while held: {rounds}");
+        sim.wd.set_held(sim.now, false);
+        sim.run(203.0);
+        let (t, attempt, step) = sim.heals()[0];
+        assert_eq!(
+            (attempt, step),
+            (1, 0),
+            "attempt 1, the ladder's first step"
+        );
+        assert!(t <= 202.0, "at the next turn after the release: {t}");
+        assert!(!sim.wd.heal_held());
+    }
+
+    #[test]
+    fn a_hold_that_ends_while_recovering_heals_when_it_fails_again() {
+        // Down while held, a good round (recovering), then failures again after the release.
+        let mut p = policy();
+        p.up_after = 2;
+        let mut sim = Sim::new(p, |t| t >= 30.0 && !(60.0..60.5).contains(&t));
+        sim.wd.set_held(sim.now, true);
+        sim.run(59.0);
+        assert!(sim.wd.heal_held());
+        sim.run(60.2);
+        sim.wd.set_held(sim.now, false);
+        assert!(sim.heals().is_empty());
+        sim.run(70.0);
+        assert_eq!(sim.heals().len(), 1, "{:?}", sim.transitions());
+    }
+
+    #[test]
+    fn an_outage_that_ends_while_held_needs_no_heal() {
+        let mut sim = Sim::new(policy(), |t| (30.0..80.0).contains(&t));
+        sim.wd.set_held(sim.now, true);
+        sim.run(100.0);
+        assert_eq!(sim.wd.state(), State::Up);
+        assert!(!sim.wd.heal_held());
+        sim.wd.set_held(sim.now, false);
+        sim.run(200.0);
+        assert!(sim.heals().is_empty());
     }
 
     #[test]

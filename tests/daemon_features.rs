@@ -38,11 +38,13 @@ fn in_ci() -> bool {
 }
 
 /// netheal in `ns` with `--log stderr`, no status file (unless `args` names one: the command
-/// line's last value wins), a clean sd_notify environment plus `env`, then `args`.
+/// line's last value wins), no inhibit file and no boot grace (see `lab::quiet_args`), a clean
+/// sd_notify environment plus `env`, then `args`.
 fn start(ns: &str, args: &[&str], env: &[(&str, &str)]) -> Netheal {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns, bin(), "--log", "stderr"])
         .args(["--status-file", "none"])
+        .args(["--inhibit-file", "none", "--boot-grace", "0"])
         .args(args);
     for k in [
         "NOTIFY_SOCKET",
@@ -2390,11 +2392,12 @@ fn one_healer_per_interface() {
         ),
     );
     // 198.51.100.77 answers nobody: every round fails, both instances want to heal at once.
+    // It never answered, so heals must not wait for a first good round (issue 11's default).
     let conf = lab.write_file(
         "netheal.conf",
         &format!(
             "interval = 100ms\ntimeout = 100ms\nfail-after = 1\nbackoff = 200ms:400ms\n\
-             heal-timeout = 5s\nheal = {}\n[{ifc}]\ntarget = 198.51.100.77\n",
+             heal-timeout = 5s\nheal-before-up = yes\nheal = {}\n[{ifc}]\ntarget = 198.51.100.77\n",
             step.display()
         ),
         0o644,
@@ -2702,4 +2705,68 @@ fn daemon_without_syslog_warns_and_keeps_its_lines() {
             .any(|l| l.contains(&format!("earlier: {ifc}: state starting -> up"))),
         "{got:?}"
     );
+}
+
+/// A relative `-c FILE` under `-d`: the daemon changes to / before it runs, and a SIGHUP read
+/// `/FILE` (missing) instead of the admin's file, so every reload failed and kept the old
+/// configuration. Now the path is made absolute at start: the reload takes the edited file
+/// (its one target is one nobody answers, so the state leaves `up`).
+#[test]
+fn daemon_reload_reads_a_relative_config_path() {
+    let Some(lab) = Lab::pair("rc", 22, &[]) else {
+        return;
+    };
+    let conf = notify_conf(&lab, "");
+    let dir = Path::new(&conf).parent().unwrap().to_owned();
+    let pidfile = lab.path("netheal.pid");
+    let status = lab.path("status");
+    let mut guard = KillOnDrop(Vec::new());
+    let mut cmd = Command::new("ip");
+    cmd.current_dir(&dir)
+        .args([
+            "netns",
+            "exec",
+            &lab.host,
+            bin(),
+            "-d",
+            "-c",
+            "netheal.conf",
+        ])
+        .args(["--pidfile", &pidfile, "--status-file", &status]);
+    let out = run_bounded(cmd, s(10.0));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "netheal -d: {}",
+        text(&out.stderr)
+    );
+    let pid = pid_in(&pidfile);
+    guard.0.push(pid);
+    let state_is =
+        |st: &str| fs::read_to_string(&status).is_ok_and(|t| t.contains(&format!(" state={st} ")));
+    assert!(wait_until(s(5.0), || state_is("up")), "never up");
+    fs::write(
+        &conf,
+        format!(
+            "interval = 100ms\ntimeout = 200ms\nfail-after = 1\nheal = link\ndry-run = yes\n[{}]\ntarget = 198.51.100.77\n",
+            lab.ifc
+        ),
+    )
+    .unwrap();
+    assert!(kill("HUP", i64::from(pid)));
+    assert!(
+        wait_until(s(5.0), || !state_is("up") && state_is_known(&status)),
+        "the reload did not take the edited {conf}: {:?}",
+        fs::read_to_string(&status)
+    );
+    assert!(kill("TERM", i64::from(pid)));
+    assert!(
+        wait_until(s(5.0), || !alive(pid)),
+        "still running after SIGTERM"
+    );
+}
+
+/// The status file names some state for its interface.
+fn state_is_known(path: &str) -> bool {
+    fs::read_to_string(path).is_ok_and(|t| t.contains(" state="))
 }

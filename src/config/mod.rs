@@ -24,6 +24,9 @@ pub const IFNAME_MAX: usize = 15;
 pub const DEFAULT_FILE: &str = "/etc/netheal.conf";
 pub const DEFAULT_STATUS_FILE: &str = "/run/netheal/status";
 pub const DEFAULT_PIDFILE: &str = "/run/netheal.pid";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/netheal";
+pub const DEFAULT_INHIBIT_FILE: &str = "/run/netheal/inhibit";
+pub const DEFAULT_REBOOT_COMMAND: &str = "/sbin/reboot";
 const MAX_TARGETS: usize = 16;
 const MAX_COUNT: u32 = 1000;
 const MAX_ECHOES: u32 = 20;
@@ -44,11 +47,24 @@ pub const IFACE_KEYS: &[&str] = &[
     "dry-run",
     "verbose",
     "on-change",
+    "heal-before-up",
 ];
 /// Settings of the whole process; in the file only before the first section.
-pub const GLOBAL_KEYS: &[&str] = &["log", "status-file", "metrics-file", "pidfile"];
+pub const GLOBAL_KEYS: &[&str] = &[
+    "log",
+    "status-file",
+    "metrics-file",
+    "pidfile",
+    "reboot-command",
+    "reboot-timeout",
+    "reboot-budget",
+    "reboot-spacing",
+    "state-dir",
+    "boot-grace",
+    "inhibit-file",
+];
 /// Keys that take no value on the command line.
-pub const SWITCHES: &[&str] = &["dry-run", "verbose"];
+pub const SWITCHES: &[&str] = &["dry-run", "verbose", "heal-before-up"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -74,6 +90,9 @@ pub enum HealStep {
     Link,
     /// `PATH IFACE`, with NETHEAL_* in the environment.
     Exec(PathBuf),
+    /// Built in, opt-in: the machine's graceful reboot command under the reboot budget, then
+    /// sync(2) + reboot(2) if the box is still up after `reboot-timeout`.
+    Reboot,
 }
 
 impl fmt::Display for HealStep {
@@ -82,6 +101,7 @@ impl fmt::Display for HealStep {
             HealStep::IfUpDown => f.write_str("ifupdown"),
             HealStep::Link => f.write_str("link"),
             HealStep::Exec(p) => p.display().fmt(f),
+            HealStep::Reboot => f.write_str("reboot"),
         }
     }
 }
@@ -111,6 +131,64 @@ pub struct IfaceConfig {
     pub dry_run: bool,
     pub verbose: bool,
     pub on_change: Option<PathBuf>,
+    /// Heal also before the first good round since start (default: wait for one).
+    pub heal_before_up: bool,
+    /// The machine-wide settings (global keys), the same in every watch.
+    pub machine: MachineConfig,
+}
+
+/// Settings of the machine rather than of one interface: the reboot step, its budget, the
+/// boot grace and the inhibit file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineConfig {
+    /// argv of the graceful reboot command.
+    pub reboot_command: Vec<String>,
+    pub reboot_timeout: Duration,
+    pub budget: crate::budget::Budget,
+    pub state_dir: PathBuf,
+    /// No heal while the kernel's uptime is below this (zero: none).
+    pub boot_grace: Duration,
+    pub inhibit_file: Option<PathBuf>,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig {
+            reboot_command: vec![DEFAULT_REBOOT_COMMAND.into()],
+            reboot_timeout: Duration::from_secs(180),
+            budget: crate::budget::Budget {
+                max: 3,
+                window: Duration::from_secs(24 * 3600),
+                spacing: Duration::from_secs(30 * 60),
+            },
+            state_dir: DEFAULT_STATE_DIR.into(),
+            boot_grace: Duration::from_secs(300),
+            inhibit_file: Some(DEFAULT_INHIBIT_FILE.into()),
+        }
+    }
+}
+
+impl MachineConfig {
+    /// The reboot budget's state file.
+    pub fn budget_file(&self) -> PathBuf {
+        self.state_dir.join("reboots")
+    }
+
+    /// `key = value` lines for --check.
+    pub fn describe(&self) -> String {
+        format!(
+            "reboot-command = {}\nreboot-timeout = {}\nreboot-budget = {}\nreboot-spacing = {}\nstate-dir = {}\nboot-grace = {}\ninhibit-file = {}\n",
+            self.reboot_command.join(" "),
+            canonical(self.reboot_timeout),
+            self.budget,
+            canonical(self.budget.spacing),
+            self.state_dir.display(),
+            if self.boot_grace.is_zero() { "0".into() } else { canonical(self.boot_grace) },
+            self.inhibit_file
+                .as_ref()
+                .map_or("none".into(), |p| p.display().to_string()),
+        )
+    }
 }
 
 impl IfaceConfig {
@@ -134,6 +212,8 @@ impl IfaceConfig {
             dry_run: false,
             verbose: false,
             on_change: None,
+            heal_before_up: false,
+            machine: MachineConfig::default(),
         }
     }
 
@@ -168,6 +248,7 @@ impl IfaceConfig {
             ("heal-timeout", canonical(self.heal_timeout)),
             ("dry-run", yes(self.dry_run).into()),
             ("verbose", yes(self.verbose).into()),
+            ("heal-before-up", yes(self.heal_before_up).into()),
             (
                 "on-change",
                 self.on_change
@@ -375,6 +456,7 @@ impl Builder {
             "heal-timeout" => c.heal_timeout = parse_duration(value).map_err(err)?,
             "dry-run" => c.dry_run = parse_bool(value).map_err(err)?,
             "verbose" => c.verbose = parse_bool(value).map_err(err)?,
+            "heal-before-up" => c.heal_before_up = parse_bool(value).map_err(err)?,
             "on-change" if value == "none" => c.on_change = None,
             "on-change" => c.on_change = Some(parse_executable(value).map_err(err)?),
             _ => return Err(ConfigError::at(origin, key, None, "unknown setting".into())),
@@ -447,6 +529,9 @@ struct Globals {
     status_file: Option<PathBuf>,
     metrics_file: Option<PathBuf>,
     pidfile: Option<PathBuf>,
+    machine: MachineConfig,
+    /// Where reboot-command was set, for the error when the ladder needs it and it is wrong.
+    reboot_command_origin: Origin,
 }
 
 impl Default for Globals {
@@ -456,6 +541,8 @@ impl Default for Globals {
             status_file: Some(DEFAULT_STATUS_FILE.into()),
             metrics_file: None,
             pidfile: None,
+            machine: MachineConfig::default(),
+            reboot_command_origin: Origin::Cli,
         }
     }
 }
@@ -475,6 +562,28 @@ impl Globals {
             "status-file" => self.status_file = parse_optional_path(value).map_err(err)?,
             "metrics-file" => self.metrics_file = parse_optional_path(value).map_err(err)?,
             "pidfile" => self.pidfile = parse_optional_path(value).map_err(err)?,
+            "reboot-command" => {
+                self.machine.reboot_command = values::parse_command(value).map_err(err)?;
+                self.reboot_command_origin = origin.clone();
+            }
+            "reboot-timeout" => self.machine.reboot_timeout = parse_duration(value).map_err(err)?,
+            "reboot-budget" => {
+                (self.machine.budget.max, self.machine.budget.window) =
+                    crate::budget::parse_budget(value).map_err(err)?
+            }
+            "reboot-spacing" => self.machine.budget.spacing = parse_duration(value).map_err(err)?,
+            "state-dir" => match parse_optional_path(value).map_err(err)? {
+                Some(p) => self.machine.state_dir = p,
+                None => return Err(err("expected an absolute path".into())),
+            },
+            "boot-grace" if value == "0" => self.machine.boot_grace = Duration::ZERO,
+            "boot-grace" => {
+                self.machine.boot_grace =
+                    parse_duration(value).map_err(|e| err(format!("{e}, or 0 for none")))?
+            }
+            "inhibit-file" => {
+                self.machine.inhibit_file = parse_optional_path(value).map_err(err)?
+            }
             _ => return Err(ConfigError::at(origin, key, None, "unknown setting".into())),
         }
         Ok(())
@@ -516,6 +625,26 @@ pub fn status_file(args: &Args) -> Result<Option<PathBuf>, ConfigError> {
         g.set(k, v, &Origin::Cli)?;
     }
     Ok(g.status_file)
+}
+
+/// The inhibit file of a running netheal with these arguments (for --inhibit), without
+/// requiring an interface to be named.
+pub fn inhibit_file(args: &Args) -> Result<Option<PathBuf>, ConfigError> {
+    let doc = load_file(args)?;
+    let mut g = Globals::default();
+    if let Some(d) = &doc {
+        for e in d.globals.iter().filter(|e| e.key == "inhibit-file") {
+            let origin = Origin::File {
+                path: d.path.clone(),
+                line: e.line,
+            };
+            g.set(&e.key, &e.value, &origin)?;
+        }
+    }
+    for (k, v) in args.settings.iter().filter(|(k, _)| k == "inhibit-file") {
+        g.set(k, v, &Origin::Cli)?;
+    }
+    Ok(g.machine.inhibit_file)
 }
 
 /// The pure part of `resolve`.
@@ -601,6 +730,16 @@ pub fn build(args: &Args, doc: Option<&file::Document>) -> Result<Config, Config
         .filter(|(k, _)| GLOBAL_KEYS.contains(&k.as_str()))
     {
         g.set(k, v, &Origin::Cli)?;
+    }
+    let mut watches = watches;
+    if watches.iter().any(|w| w.heal.contains(&HealStep::Reboot)) {
+        let cmd = &g.machine.reboot_command[0];
+        parse_executable(cmd).map_err(|e| {
+            ConfigError::at(&g.reboot_command_origin, "reboot-command", Some(cmd), e)
+        })?;
+    }
+    for w in &mut watches {
+        w.machine = g.machine.clone();
     }
     Ok(Config {
         watches,
@@ -776,11 +915,49 @@ mod tests {
             e.starts_with("/etc/netheal.conf:1: target: 'example.com': expected an IPv4"),
             "{e}"
         );
-        let d = doc("heal = link reboot\n");
+        let d = doc("heal = link restart\n");
         let e = build(&args(Some("eth0"), &[]), Some(&d))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("/etc/netheal.conf:1: heal: 'reboot'"), "{e}");
+        assert!(e.starts_with("/etc/netheal.conf:1: heal: 'restart'"), "{e}");
+        let d = doc("reboot-command = /nonexistent/reboot now\n[eth0]\nheal = link reboot\n");
+        let e = build(&args(None, &[]), Some(&d)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("/etc/netheal.conf:1: reboot-command: '/nonexistent/reboot': expected the absolute path of an executable"),
+            "checked when a ladder names reboot: {e}"
+        );
+        let d = doc("reboot-command = /nonexistent/reboot\n[eth0]\nheal = link\n");
+        assert!(
+            build(&args(None, &[]), Some(&d)).is_ok(),
+            "not checked otherwise"
+        );
+        for (text, want) in [
+            (
+                "reboot-budget = 3\n",
+                "reboot-budget: '3': expected COUNT/WINDOW",
+            ),
+            ("boot-grace = -1\n", "boot-grace: '-1': expected a duration"),
+            (
+                "reboot-command = reboot\n",
+                "reboot-command: 'reboot': expected an absolute path",
+            ),
+            (
+                "state-dir = none\n",
+                "state-dir: 'none': expected an absolute path",
+            ),
+            (
+                "heal-before-up = perhaps\n",
+                "heal-before-up: 'perhaps': expected yes or no",
+            ),
+        ] {
+            let e = build(&args(Some("eth0"), &[]), Some(&doc(text)))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("/etc/netheal.conf:1: {want}")),
+                "{e}"
+            );
+        }
         let d = doc("dry-run = maybe\n");
         let e = build(&args(Some("eth0"), &[]), Some(&d))
             .unwrap_err()
@@ -802,6 +979,63 @@ mod tests {
         assert!(
             e.contains("add an [IFACE] section to /etc/netheal.conf"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn reboot_boot_grace_and_inhibit_settings() {
+        let c = build(&args(Some("eth0"), &[]), None).unwrap();
+        let m = &c.watches[0].machine;
+        assert_eq!(m.reboot_command, vec!["/sbin/reboot".to_string()]);
+        assert_eq!(m.budget.to_string(), "3/24h");
+        assert_eq!(
+            (m.reboot_timeout, m.budget.spacing, m.boot_grace),
+            (ms(180_000), ms(1_800_000), ms(300_000))
+        );
+        assert_eq!(m.budget_file(), PathBuf::from("/var/lib/netheal/reboots"));
+        assert_eq!(m.inhibit_file, Some(PathBuf::from(DEFAULT_INHIBIT_FILE)));
+        assert!(
+            !c.watches[0].heal_before_up,
+            "default: wait for a good round"
+        );
+        let d = doc(
+            "reboot-command = /bin/sh -c true\nreboot-timeout = 30s\nreboot-budget = 2/12h\n\
+            reboot-spacing = 1h\nstate-dir = /data/netheal\nboot-grace = 0\ninhibit-file = none\n\
+            [wan]\nheal = ifupdown reboot\nheal-before-up = yes\n[lan]\n",
+        );
+        let c = build(&args(None, &[("boot-grace", "90s")]), Some(&d)).unwrap();
+        let (wan, lan) = (&c.watches[0], &c.watches[1]);
+        assert_eq!(wan.heal, vec![HealStep::IfUpDown, HealStep::Reboot]);
+        assert!(wan.heal_before_up && !lan.heal_before_up);
+        assert_eq!(wan.machine, lan.machine, "one machine");
+        let m = &wan.machine;
+        assert_eq!(m.reboot_command, ["/bin/sh", "-c", "true"]);
+        assert_eq!((m.budget.max, m.budget.window), (2, ms(12 * 3_600_000)));
+        assert_eq!(
+            (m.reboot_timeout, m.budget.spacing, m.boot_grace),
+            (ms(30_000), ms(3_600_000), ms(90_000)),
+            "the command line's boot-grace over the file's"
+        );
+        assert_eq!(m.state_dir, PathBuf::from("/data/netheal"));
+        assert_eq!(m.inhibit_file, None);
+        let text = m.describe();
+        assert!(
+            text.contains("reboot-budget = 2/12h\nreboot-spacing = 1h\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("boot-grace = 1m30s") || text.contains("boot-grace = 90s"),
+            "{text}"
+        );
+        let e = file::parse(
+            "heal = reboot\n[eth0]\nreboot-budget = 1/1h\n",
+            Path::new("/etc/netheal.conf"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("/etc/netheal.conf:3: reboot-budget"),
+            "a global key in a section: {e}"
         );
     }
 

@@ -168,15 +168,26 @@ pub fn parse_heal_step(s: &str) -> Result<HealStep, String> {
     match s {
         "ifupdown" => return Ok(HealStep::IfUpDown),
         "link" => return Ok(HealStep::Link),
+        "reboot" => return Ok(HealStep::Reboot),
         _ => {}
     }
     parse_executable(s).map(HealStep::Exec).map_err(|e| {
         e.replacen(
             "expected the absolute path",
-            "expected ifupdown, link, or the absolute path",
+            "expected ifupdown, link, reboot, or the absolute path",
             1,
         )
     })
+}
+
+/// A command line for the graceful reboot: words separated by spaces, the first an absolute
+/// path (checked for being executable only when a ladder names `reboot`).
+pub fn parse_command(s: &str) -> Result<Vec<String>, String> {
+    let words: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+    match words.first() {
+        Some(w) if w.starts_with('/') => Ok(words),
+        _ => Err("expected an absolute path, then its arguments, such as /sbin/reboot or /bin/systemctl reboot".into()),
+    }
 }
 
 /// yes/no, true/false, on/off, 1/0.
@@ -404,7 +415,8 @@ mod tests {
             parse_heal_step("/bin/sh"),
             Ok(HealStep::Exec("/bin/sh".into()))
         );
-        assert!(parse_heal_step("reboot").is_err());
+        assert_eq!(parse_heal_step("reboot"), Ok(HealStep::Reboot));
+        assert!(parse_heal_step("Reboot").is_err());
         assert!(parse_heal_step("bin/sh").is_err());
         assert!(parse_heal_step("/")
             .unwrap_err()

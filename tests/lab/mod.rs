@@ -90,19 +90,25 @@ pub fn ready(test: &str, tools: &[&str]) -> bool {
 }
 
 /// Options that keep a test's netheal from touching the machine outside its namespaces: no
-/// status file under /run (a directory every namespace shares). A binary whose --help does not
-/// mention `--status-file` writes none (the option came with issue 5), so it gets nothing.
+/// status file under /run (a directory every namespace shares), no inhibit file read from
+/// there (an admin's `netheal --inhibit` on this machine must not hold a test's heals back),
+/// and no boot grace (a CI machine that booted a minute ago must not delay a test's heals).
+/// A binary whose --help does not mention an option (older ones, when bisecting) gets none.
 pub fn quiet_args() -> &'static [&'static str] {
     static ARGS: OnceLock<Vec<&'static str>> = OnceLock::new();
     ARGS.get_or_init(|| {
         let help = Command::new(bin()).arg("--help").output();
-        let knows =
-            help.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--status-file"));
-        if knows {
-            vec!["--status-file", "none"]
-        } else {
-            Vec::new()
+        let help = help.map_or(String::new(), |o| {
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        });
+        let mut args = Vec::new();
+        if help.contains("--status-file") {
+            args.extend(["--status-file", "none"]);
         }
+        if help.contains("--inhibit-file") {
+            args.extend(["--inhibit-file", "none", "--boot-grace", "0"]);
+        }
+        args
     })
 }
 
