@@ -17,9 +17,9 @@ heals IFACE by climbing the --heal ladder, with exponential backoff between atte
 Without IFACE, watches every [IFACE] section of the configuration file.
 
 Options:
-  -t, --target ADDR        IPv4 or IPv6 address, or 'gateway' (IFACE's default gateway,
-                           re-read every round). Repeatable, up to 16. Loopback and
-                           unspecified addresses are refused. Default: gateway
+  -t, --target ADDR        IPv4 or IPv6 address, or 'gateway' (the next hop of IFACE's
+                           default route, any routing table). Repeatable, up to 16.
+                           Loopback and unspecified addresses are refused. Default: gateway
       --count N            echoes per target per round, spread over the first half of
                            the timeout; a target that answered gets no more (default 4)
   -i, --interval DUR       time between rounds while up (default 10s)
@@ -29,6 +29,8 @@ Options:
                            timeout apart instead of an interval
   -k, --quorum N           targets that must answer for a round to be good (default 1)
   -u, --up-after N         good rounds in a row that end an outage (default 1)
+      --table T            'gateway' from routing table T only: a number, main, or any
+                           (every table, policy routing included; default any)
   -a, --heal STEP          escalation ladder, in order, repeatable; attempt k runs step
                            min(k, steps). STEP: ifupdown (ifdown IFACE; ifup IFACE),
                            link (IFACE down then up, built in), or /absolute/path run as

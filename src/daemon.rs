@@ -4,7 +4,8 @@
 //!
 //! Each turn: wait in poll() until an fd is ready or the earliest deadline of any watch
 //! (rounded up to a whole millisecond, so the loop never wakes early and spins); then signals;
-//! then every watch reads what is ready for it, runs its timers, acts and sends (and the
+//! then the kernel's netlink reports (`eyes`: a bounded amount, each change handed to its
+//! watch); then every watch reads what is ready for it, runs its timers, acts and sends (and the
 //! reaper, which holds what stopped watches left, reads and runs its timers). Nothing in a
 //! turn blocks; only the final stop waits, at most `STOP_GRACE` for every child together.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::config::{self, Args, Config};
+use crate::eyes::{self, Eyes};
 use crate::heal::{Reaper, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::notify::{monotonic_usec, Notifier};
@@ -113,6 +115,8 @@ pub struct Daemon {
     args: Args,
     once: bool,
     watches: Vec<Watch>,
+    /// The kernel's view (rtnetlink) for every watch.
+    eyes: Eyes,
     /// What stopped watches left: terminated and read from the loop, never waited for.
     reaper: Reaper,
     signals: Signals,
@@ -150,6 +154,10 @@ impl Daemon {
             err,
         })?;
         let watches = open_watches(&cfg, Instant::now())?;
+        let eyes = Eyes::open(&watches).map_err(|err| Error::Io {
+            what: "netlink",
+            err,
+        })?;
         // A malformed $NOTIFY_SOCKET is not fatal: libsystemd's sd_notify ignores it too, and
         // a watchdog that refuses to start over a stray variable protects nothing.
         let (notify, notify_trouble) = match Notifier::from_env() {
@@ -165,6 +173,7 @@ impl Daemon {
             args,
             once,
             watches,
+            eyes,
             reaper: Reaper::default(),
             signals,
             notify,
@@ -195,6 +204,9 @@ impl Daemon {
     }
 
     pub fn run(&mut self, mut log: Log) -> Result<Exit, Error> {
+        // The kernel's view first: the first round knows the interface and its gateway.
+        self.eyes
+            .sync(&mut self.watches, &mut log, eyes::SYNC_TIMEOUT);
         let now = Instant::now();
         if let Some(why) = self.notify_trouble.take() {
             log.log(Level::Warning, &why);
@@ -213,10 +225,14 @@ impl Daemon {
         }
         let mut buf = [0u8; RECV_BUF];
         let mut ready: Vec<Ready> = vec![Ready::default(); self.watches.len()];
+        let mut kernel_ready = false;
         loop {
             let now = Instant::now();
             self.reaper.turn(now, &mut log);
             log.tick(now);
+            let more = self
+                .eyes
+                .turn(now, &mut log, &mut self.watches, kernel_ready);
             if !self.stalled() {
                 for (w, r) in self.watches.iter_mut().zip(&ready) {
                     w.turn(now, &mut log, &mut buf, *r, self.once);
@@ -233,7 +249,7 @@ impl Daemon {
                 self.keepalive(now, &mut log);
             }
             let signals;
-            (signals, ready) = self.wait()?;
+            (signals, kernel_ready, ready) = self.wait(more)?;
             if signals {
                 if let Some(exit) = self.handle_signals(&mut log)? {
                     return Ok(exit);
@@ -356,8 +372,9 @@ impl Daemon {
         self.next_keepalive = Some(now + period / 2);
     }
 
-    /// Sleeps in poll() until an input is ready or the earliest deadline; says which inputs.
-    fn wait(&self) -> Result<(bool, Vec<Ready>), Error> {
+    /// Sleeps in poll() until an input is ready or the earliest deadline (not at all when
+    /// `more` netlink input waits); says which inputs: signals, netlink, each watch's.
+    fn wait(&self, more: bool) -> Result<(bool, bool, Vec<Ready>), Error> {
         let stalled = self.stalled();
         let deadline = self
             .watches
@@ -365,9 +382,11 @@ impl Daemon {
             .filter(|_| !stalled)
             .filter_map(Watch::poll_timeout)
             .chain(self.next_keepalive)
+            .chain(self.eyes.poll_timeout())
             .chain(self.reaper.poll_timeout())
             .min();
         let timeout = match deadline {
+            _ if more => PollTimeout::ZERO,
             None => PollTimeout::NONE,
             Some(t) => {
                 let d = t.saturating_duration_since(Instant::now());
@@ -377,8 +396,11 @@ impl Daemon {
                 PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut owners: Vec<Option<(usize, Input)>> = vec![None];
-        let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        let mut owners: Vec<Option<(usize, Input)>> = vec![None, None];
+        let mut fds = vec![
+            PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.eyes.fd(), PollFlags::POLLIN),
+        ];
         for (i, w) in self.watches.iter().enumerate() {
             for (input, fd) in w.poll_inputs() {
                 owners.push(Some((i, input)));
@@ -400,20 +422,21 @@ impl Daemon {
             }
         }
         let mut ready = vec![Ready::default(); self.watches.len()];
-        let mut signals = false;
-        for (owner, p) in owners.iter().zip(&fds) {
+        let (mut signals, mut kernel) = (false, false);
+        for (k, (owner, p)) in owners.iter().zip(&fds).enumerate() {
             if p.revents().is_none_or(|r| r.is_empty()) {
                 continue;
             }
             match owner {
-                None => signals = true,
+                None if k == 0 => signals = true,
+                None => kernel = true,
                 Some((REAPER, _)) => {}
                 Some((i, Input::Sock(s))) => ready[*i].socks[*s] = true,
                 Some((i, Input::HealOutput)) => ready[*i].heal_output = true,
                 Some((i, Input::HookOutput)) => ready[*i].hook_output = true,
             }
         }
-        Ok((signals, ready))
+        Ok((signals, kernel, ready))
     }
 
     fn handle_signals(&mut self, log: &mut Log) -> Result<Option<Exit>, Error> {
@@ -565,6 +588,7 @@ impl Daemon {
             *log = Log::open(new.log);
         }
         self.watches = next;
+        self.eyes.rewatch(&mut self.watches, log);
         self.cfg = new;
         let file = config::describe_files(&self.cfg).unwrap_or("the command line".into());
         Ok(format!(

@@ -1,18 +1,20 @@
 //! netheal: a self-healing network watchdog. This file wires the parts together and is the one
 //! place where errors become exit codes.
 //!
-//! Data flows one way: sockets and timers -> events -> watchdog -> actions -> heal and log.
-//! `wire`, `probe`, `route`, `watchdog`, `report` and `config` are pure (config also reads its
-//! file); `sys` holds every `unsafe` block; the poll loop in `daemon` is the only code that
-//! reads the clock.
+//! Data flows one way: sockets, the kernel's netlink reports and timers -> events -> watchdog
+//! -> actions -> heal and log. `wire`, `probe`, `kernel`, `route`, `watchdog`, `report` and
+//! `config` are pure (config also reads its file); `sys` holds every `unsafe` block; the poll
+//! loop in `daemon` reads the clock, and so does the bounded start-up sync in `eyes`.
 
 pub mod budget;
 pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod eyes;
 pub mod heal;
 pub mod inhibit;
+pub mod kernel;
 pub mod log;
 pub mod notify;
 pub mod probe;

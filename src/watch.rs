@@ -3,6 +3,7 @@
 //! time, the log and what poll() found ready for it.
 #![forbid(unsafe_code)]
 
+mod eyes;
 mod gate;
 
 use std::collections::VecDeque;
@@ -22,12 +23,11 @@ use crate::heal::{describe, HealEvent, HealRunner, Reaper, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{own_address, Prober, KEY_LEN};
 use crate::report::{LastHeal, Snapshot};
-use crate::route;
 use crate::sys::addrs;
 use crate::sys::icmp::{IcmpSocket, Queued};
 use crate::sys::iface;
 use crate::sys::lock::{self, Claim, LockFile};
-use crate::watchdog::{Action, Policy, State, Verdict, Watchdog};
+use crate::watchdog::{self, Action, Policy, State, Verdict, Watchdog};
 use crate::wire::{Family, QuotedEcho, WireError};
 
 /// Pending hooks per interface; when more changes pile up, the oldest are dropped.
@@ -83,10 +83,6 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
-fn utf8(b: &[u8]) -> &str {
-    std::str::from_utf8(b).unwrap_or("")
-}
-
 /// Unix seconds of an `Instant` in the past.
 fn unix_time_of(then: Instant, now: Instant) -> i64 {
     unix_now() - now.saturating_duration_since(then).as_secs() as i64
@@ -98,10 +94,9 @@ pub struct Watch {
     /// The interface index the sockets are bound to; None while it is missing.
     bound: Option<u32>,
     absent_logged: bool,
-    last_gateway: Option<IpAddr>,
-    /// Kept across rounds: reading the routing tables allocates nothing once they fit.
-    route4: Vec<u8>,
-    route6: Vec<u8>,
+    /// What the kernel says (index, gateways), from the daemon's netlink cache.
+    kernel: eyes::Facts,
+    /// Answers for the index only until the cache has synced.
     /// This host's addresses, when they were last read, and the targets found among them.
     host_addrs: Vec<IpAddr>,
     host_addrs_at: Option<Instant>,
@@ -184,9 +179,7 @@ impl Watch {
             socks,
             bound: None,
             absent_logged: false,
-            last_gateway: None,
-            route4: Vec::new(),
-            route6: Vec::new(),
+            kernel: eyes::Facts::default(),
             host_addrs: Vec::new(),
             host_addrs_at: None,
             own_targets: Vec::new(),
@@ -253,7 +246,7 @@ impl Watch {
     /// Binds the sockets to the interface's current index, re-opening them when the index
     /// changed (a re-created interface is a new device to the kernel).
     fn check_interface(&mut self, now: Instant, log: &mut Log, once: bool) -> bool {
-        let Some(index) = self.control.index(&self.cfg.iface) else {
+        let Some(index) = self.kernel_index() else {
             if !self.absent_logged {
                 let msg = if once {
                     "interface not found"
@@ -269,7 +262,7 @@ impl Watch {
         if self.bound == Some(index) {
             return true;
         }
-        if let Err(e) = self.bind_sockets(self.bound.is_some()) {
+        if let Err(e) = self.rebind() {
             self.say_limited(
                 log,
                 now,
@@ -316,28 +309,18 @@ impl Watch {
     fn resolve_targets(&mut self, now: Instant, log: &mut Log) -> Vec<Option<IpAddr>> {
         let mut gateway = None;
         if self.cfg.targets.contains(&Target::Gateway) {
-            // IPv4 first (the common uplink), then IPv6. Not fatal: an unreadable table is an
-            // empty one (no gateway this round).
-            let _ = iface::read_proc("/proc/net/route", &mut self.route4);
-            let mut found =
-                route::ipv4_default_gateway(utf8(&self.route4), &self.cfg.iface).map(IpAddr::V4);
-            if found.is_none() {
-                let _ = iface::read_proc("/proc/net/ipv6_route", &mut self.route6);
-                found = route::ipv6_default_gateway(utf8(&self.route6), &self.cfg.iface)
-                    .map(IpAddr::V6);
-            }
-            let found = found.filter(|a| self.socks[Family::of(*a) as usize].is_some());
-            if found.is_some() {
-                self.last_gateway = found;
-            } else if self.last_gateway.is_none() {
+            // From the kernel's cache: no table is read. Without a default route through the
+            // interface the target is unknown, and the round fails: the host's traffic does
+            // not leave through it.
+            gateway = self.kernel_gateway();
+            if gateway.is_none() {
                 self.say_limited(
                     log,
                     now,
                     Level::Warning,
-                    "no default gateway through this interface yet",
+                    "no default gateway through this interface",
                 );
             }
-            gateway = self.last_gateway;
         }
         self.cfg
             .targets
@@ -506,7 +489,9 @@ impl Watch {
                         self.once_result = Some(false);
                         return;
                     }
-                    self.wd.round_skipped(now);
+                    let reason = self.impossible_reason();
+                    self.wd
+                        .handle_event(now, watchdog::Input::RoundImpossible { reason });
                     return;
                 }
                 let addrs = self.resolve_targets(now, log);
@@ -565,6 +550,8 @@ impl Watch {
                         Level::Warning,
                         format!("heal attempt {attempt}: running {step}"),
                     );
+                    // The kernel's view from before the bounce is what a restore puts back.
+                    self.kernel.bouncing |= step == crate::config::HealStep::Link;
                     self.heal.start_heal(
                         now,
                         attempt,
@@ -663,6 +650,7 @@ impl Watch {
             } => {
                 self.heal_lock = None; // the step has ended: another healer may go
                 let text = describe(&step, &outcome, elapsed);
+                self.kernel.bounced |= self.kernel.bouncing && step == "link";
                 self.say(
                     log,
                     Level::Notice,
@@ -935,6 +923,16 @@ fn drain(
         // An unreadable IP header is counted with the other foreign packets.
         let icmp = sock.icmp_part(&buf[..len]).unwrap_or(&[]);
         prober.handle_packet(now, sock.family(), src, icmp);
+        // Every target has answered: anything still queued (a duplicate, a stray) is read at
+        // the next wake-up; this saves the read that would only say EAGAIN, one system call
+        // of every healthy round.
+        let slots = prober.slots();
+        if prober.round_running()
+            && !slots.is_empty()
+            && slots.iter().all(|s| s.rtt.is_some() || s.addr.is_none())
+        {
+            return Ok(n + 1);
+        }
     }
     Ok(RECV_BATCH)
 }

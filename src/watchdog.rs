@@ -88,9 +88,30 @@ pub enum Action {
     },
 }
 
+/// An input of the state machine (`handle_event`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// The round asked for with `StartRound` ended with this verdict.
+    RoundEnded(Verdict),
+    /// The round could not run, for `reason` (`interface nh0 is gone`): it counts as a
+    /// failed round, so the heal ladder (whose steps may re-create the interface) runs.
+    RoundImpossible { reason: String },
+    /// The round could not run for a passing reason: no verdict, the next one an interval on.
+    RoundSkipped,
+    /// The heal step of the current attempt has ended.
+    HealEnded,
+    /// The kernel reported a change that can break reachability (carrier lost, interface
+    /// gone, default route changed...): confirm it with a round now.
+    KernelChanged,
+}
+
 #[derive(Debug)]
 pub struct Watchdog {
     policy: Policy,
+    /// When the last round started (confirming rounds keep a timeout's distance from it).
+    last_round: Option<Instant>,
+    /// Set while a round that could not run (`Input::RoundImpossible`) is being counted: why.
+    impossible: Option<String>,
     state: State,
     since: Instant,
     /// Failed / good rounds in a row.
@@ -122,6 +143,8 @@ impl Watchdog {
         assert!(policy.steps >= 1 && policy.fail_after >= 1 && policy.up_after >= 1);
         Watchdog {
             policy,
+            impossible: None,
+            last_round: None,
             state: State::Starting,
             since: now,
             fails: 0,
@@ -186,6 +209,7 @@ impl Watchdog {
         if self.next_round.is_some_and(|t| t <= now) {
             self.next_round = None;
             self.round_start = Some(now);
+            self.last_round = Some(now);
             self.actions.push_back(Action::StartRound);
         }
         if self.state == State::Down && self.next_heal.is_some_and(|t| t <= now) {
@@ -214,7 +238,11 @@ impl Watchdog {
                 if self.fails >= self.policy.fail_after {
                     self.begin_outage(now, v);
                 } else if self.state != State::Suspect {
-                    self.enter(now, State::Suspect, format!("round failed ({v})"));
+                    self.enter(
+                        now,
+                        State::Suspect,
+                        format!("round failed ({})", self.why(v)),
+                    );
                 }
             }
             (State::Down | State::Recovering, true) => {
@@ -227,7 +255,7 @@ impl Watchdog {
             }
             (State::Down | State::Recovering, false) => {
                 if self.state == State::Recovering {
-                    self.enter(now, State::Down, format!("round failed ({v})"));
+                    self.enter(now, State::Down, format!("round failed ({})", self.why(v)));
                 }
                 if self.next_heal.is_some_and(|t| t <= now) || self.heal_pending && !self.held {
                     self.start_heal(now);
@@ -235,6 +263,46 @@ impl Watchdog {
             }
         }
         self.schedule_round(now, started);
+    }
+
+    /// The one entry for inputs: everything that happened goes in here as an `Input`.
+    pub fn handle_event(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::RoundEnded(v) => self.round_ended(now, v),
+            Input::RoundImpossible { reason } => {
+                self.impossible = Some(reason);
+                let v = Verdict {
+                    good: false,
+                    answered: 0,
+                    targets: 0,
+                };
+                self.round_ended(now, v);
+                self.impossible = None;
+            }
+            Input::RoundSkipped => self.round_skipped(now),
+            Input::HealEnded => self.heal_ended(now),
+            Input::KernelChanged => self.confirm(now),
+        }
+    }
+
+    /// What a failed round's reason says: its verdict, or why it could not run.
+    fn why(&self, v: Verdict) -> String {
+        self.impossible.clone().unwrap_or_else(|| v.to_string())
+    }
+
+    /// The kernel reported a change that can break reachability: start the next round now
+    /// rather than an interval from the last one, unless one is running. Rounds still start at
+    /// most one timeout apart, so a storm of changes cannot turn into a storm of rounds.
+    fn confirm(&mut self, now: Instant) {
+        if self.round_start.is_some() {
+            return;
+        }
+        let earliest = self
+            .last_round
+            .map_or(now, |t| later(t, self.policy.timeout).max(now));
+        if self.next_round.is_some_and(|t| t > earliest) {
+            self.next_round = Some(earliest);
+        }
     }
 
     /// A round could not run (the interface is missing): no verdict, try again an interval on.
@@ -270,7 +338,7 @@ impl Watchdog {
     }
 
     fn begin_outage(&mut self, now: Instant, v: Verdict) {
-        self.outage_reason = format!("{} failed rounds in a row ({v})", self.fails);
+        self.outage_reason = format!("{} failed rounds in a row ({})", self.fails, self.why(v));
         self.outage_start = self.streak_start.or(Some(now));
         self.attempts = 0;
         self.enter(now, State::Down, self.outage_reason.clone());
@@ -894,5 +962,112 @@ mod tests {
             wd.backoff(u32::MAX) <= s(990.0),
             "huge attempt numbers saturate"
         );
+    }
+
+    fn transitions(wd: &mut Watchdog) -> Vec<(State, String)> {
+        std::iter::from_fn(|| wd.poll_action())
+            .filter_map(|a| match a {
+                Action::Transition { to, reason, .. } => Some((to, reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A missing interface is a failed round with its own reason, counted toward fail-after,
+    /// so the heal ladder runs (the old `round_skipped` waited forever, still `up`).
+    #[test]
+    fn impossible_rounds_count_as_failed_with_their_reason() {
+        let t0 = Instant::now();
+        let mut wd = Watchdog::new(policy(), t0, 1);
+        let good = Verdict {
+            good: true,
+            answered: 1,
+            targets: 1,
+        };
+        wd.handle_timeout(t0);
+        wd.handle_event(t0, Input::RoundEnded(good));
+        assert_eq!(wd.state(), State::Up);
+        let mut now = t0;
+        let gone = || Input::RoundImpossible {
+            reason: "interface nh0 is gone".into(),
+        };
+        for _ in 0..3 {
+            now = wd.poll_timeout().unwrap();
+            wd.handle_timeout(now);
+            wd.handle_event(now, gone());
+        }
+        let t = transitions(&mut wd);
+        assert_eq!(
+            t[1],
+            (
+                State::Suspect,
+                "round failed (interface nh0 is gone)".into()
+            )
+        );
+        assert_eq!(
+            t[2],
+            (
+                State::Down,
+                "3 failed rounds in a row (interface nh0 is gone)".into()
+            )
+        );
+        assert_eq!(wd.state(), State::Healing);
+        assert!(
+            now < t0 + s(10.0 + 2.0 * 2.0 + 0.1),
+            "one interval, then a timeout apart"
+        );
+        let next = wd.poll_timeout().unwrap();
+        wd.handle_timeout(next);
+        wd.handle_event(next, Input::RoundEnded(good));
+        assert!(
+            !transitions(&mut wd)
+                .iter()
+                .any(|(_, r)| r.contains("is gone")),
+            "the reason does not stick"
+        );
+    }
+
+    /// A kernel change starts the next round at once, but never sooner than a timeout after
+    /// the last one started, and not while one runs.
+    #[test]
+    fn kernel_changes_pull_the_next_round_in() {
+        let t0 = Instant::now();
+        let mut wd = Watchdog::new(policy(), t0, 1);
+        let good = Verdict {
+            good: true,
+            answered: 1,
+            targets: 1,
+        };
+        wd.handle_timeout(t0);
+        wd.handle_event(t0 + s(0.5), Input::KernelChanged); // a round runs: nothing
+        wd.handle_event(t0 + s(0.5), Input::RoundEnded(good));
+        assert_eq!(wd.poll_timeout(), Some(t0 + s(10.0)));
+        wd.handle_event(t0 + s(1.0), Input::KernelChanged);
+        assert_eq!(
+            wd.poll_timeout(),
+            Some(t0 + s(2.0)),
+            "a timeout after the last start"
+        );
+        wd.handle_timeout(t0 + s(2.0));
+        wd.handle_event(t0 + s(2.001), Input::RoundEnded(good));
+        wd.handle_event(t0 + s(7.0), Input::KernelChanged);
+        assert_eq!(wd.poll_timeout(), Some(t0 + s(7.0)), "at once");
+        // A storm of changes: rounds stay a timeout apart.
+        let mut starts = vec![];
+        let mut now = t0 + s(7.0);
+        while now < t0 + s(17.0) {
+            if wd.poll_timeout().is_some_and(|t| t <= now) {
+                wd.handle_timeout(now);
+                starts.push(now);
+                wd.handle_event(now + s(0.001), Input::RoundEnded(good));
+            }
+            wd.handle_event(now, Input::KernelChanged);
+            now += s(0.01);
+        }
+        assert!(
+            starts.windows(2).all(|w| w[1] - w[0] >= s(2.0) - s(0.011)),
+            "{starts:?}"
+        );
+        assert!(starts.len() <= 6, "{}", starts.len());
     }
 }

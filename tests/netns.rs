@@ -610,11 +610,11 @@ fn recreated_interface_is_followed() {
     let t_del = Instant::now();
     lab.ip(&lab.host, &["link", "del", &lab.ifc]);
     let from = nh.index_at(t_del);
-    // The next round start finds no interface of that name: it must say so (whether a round
-    // in flight when it went also failed is a matter of timing, and not asserted).
+    // The kernel reports the deletion (netlink): it must say so (whether a round in flight
+    // when it went also failed is a matter of timing, and not asserted).
     let (_, (t_noticed, noticed)) = nh
         .wait_line(from, s(5.0), |l| {
-            l.contains("interface not found; waiting for it")
+            l.contains(&format!("{}: interface is gone", lab.ifc))
         })
         .expect("netheal did not notice that the interface was deleted");
     let t_re = Instant::now();

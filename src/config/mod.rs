@@ -16,7 +16,7 @@ use std::time::Duration;
 pub use values::{canonical, human, parse_duration};
 use values::{
     check_iface_name, parse_backoff, parse_bool, parse_count, parse_executable, parse_heal_step,
-    parse_optional_path, parse_target,
+    parse_optional_path, parse_table, parse_target,
 };
 
 /// Longest interface name Linux accepts (IFNAMSIZ - 1).
@@ -48,6 +48,7 @@ pub const IFACE_KEYS: &[&str] = &[
     "verbose",
     "on-change",
     "heal-before-up",
+    "table",
 ];
 /// Settings of the whole process; in the file only before the first section.
 pub const GLOBAL_KEYS: &[&str] = &[
@@ -124,6 +125,8 @@ pub struct IfaceConfig {
     pub fail_after: u32,
     pub quorum: u32,
     pub up_after: u32,
+    /// `gateway` takes the default route of this routing table only; None: every table.
+    pub table: Option<u32>,
     pub heal: Vec<HealStep>,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
@@ -205,6 +208,7 @@ impl IfaceConfig {
             fail_after: 3,
             quorum: 1,
             up_after: 1,
+            table: None,
             heal: vec![HealStep::IfUpDown],
             backoff_min: Duration::from_secs(30),
             backoff_max: Duration::from_secs(15 * 60),
@@ -233,6 +237,10 @@ impl IfaceConfig {
             ("fail-after", self.fail_after.to_string()),
             ("quorum", self.quorum.to_string()),
             ("up-after", self.up_after.to_string()),
+            (
+                "table",
+                self.table.map_or("any".to_string(), |t| t.to_string()),
+            ),
             (
                 "heal",
                 list(self.heal.iter().map(ToString::to_string).collect()),
@@ -452,6 +460,7 @@ impl Builder {
                 self.quorum_origin = origin.clone();
             }
             "up-after" => c.up_after = parse_count(value, MAX_COUNT).map_err(err)?,
+            "table" => c.table = parse_table(value).map_err(err)?,
             "backoff" => (c.backoff_min, c.backoff_max) = parse_backoff(value).map_err(err)?,
             "heal-timeout" => c.heal_timeout = parse_duration(value).map_err(err)?,
             "dry-run" => c.dry_run = parse_bool(value).map_err(err)?,

@@ -68,6 +68,18 @@ pub fn parse_count(s: &str, max: u32) -> Result<u32, String> {
     }
 }
 
+/// A routing table for `gateway`: `any` (every table), `main` (254) or a number from 1.
+pub fn parse_table(s: &str) -> Result<Option<u32>, String> {
+    match s {
+        "any" => Ok(None),
+        "main" => Ok(Some(254)),
+        _ => match s.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => Err("expected any, main or a table number from 1".to_string()),
+        },
+    }
+}
+
 /// `250ms`, `10s`, `1.5s`, `5m`, `1h`; a bare number is seconds. The value is computed
 /// exactly (decimal fixed point, any number of fractional digits) and must be a whole number
 /// of milliseconds: `1.0005s` or `1.0000000001h` are refused rather than rounded.
@@ -228,6 +240,14 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn tables() {
+        assert_eq!(parse_table("any"), Ok(None));
+        assert_eq!(parse_table("main"), Ok(Some(254)));
+        assert_eq!(parse_table("100"), Ok(Some(100)));
+        assert!(parse_table("0").is_err() && parse_table("x").is_err());
     }
 
     #[test]

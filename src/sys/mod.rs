@@ -1,13 +1,14 @@
-//! The thin layer over the kernel: ICMP sockets, host addresses, interface flags, signals,
-//! child processes, lock files, and boot id, uptime and reboot(2). This is the only module
-//! allowed `unsafe`, and only where nix has no safe call; every block says why it is sound.
-//! Everything here returns `io::Error`s for the caller to name.
+//! The thin layer over the kernel: ICMP sockets, host addresses, interface flags, rtnetlink,
+//! signals, child processes, lock files, and boot id, uptime and reboot(2). This is the only
+//! module allowed `unsafe`, and only where nix has no safe call; every block says why it is
+//! sound. Everything here returns `io::Error`s for the caller to name.
 pub mod addrs;
 pub mod boot;
 pub mod daemonize;
 pub mod icmp;
 pub mod iface;
 pub mod lock;
+pub mod netlink;
 pub mod process;
 pub mod signals;
 

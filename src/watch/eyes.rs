@@ -1,0 +1,128 @@
+//! The watch's side of the kernel's view (`crate::kernel`): the copy of the facts it acts on
+//! (index, gateways), what it does with each reported change (log it, re-bind, confirm with a
+//! round at once), and why a round cannot run when the interface is missing. The daemon
+//! hands it the cache's facts and events; nothing here reads the kernel or the clock.
+#![forbid(unsafe_code)]
+
+use std::io;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::Watch;
+use crate::kernel::{Event, Iface};
+use crate::log::{Level, Log};
+use crate::watchdog::Input;
+use crate::wire::Family;
+
+/// What the watch knows from the kernel.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Facts {
+    /// The cache has seen every dump once; before that the ioctl answers for the index.
+    pub synced: bool,
+    pub index: Option<u32>,
+    pub gateway: [Option<IpAddr>; 2],
+    /// The sockets were bound once: binding again means opening new ones first.
+    pub used: bool,
+    /// A `link` step is bouncing the interface: keep the snapshot from before.
+    pub bouncing: bool,
+    /// The `link` step has ended: put back what the bounce removed.
+    pub bounced: bool,
+}
+
+impl Watch {
+    /// For the daemon's restore after a `link` step: (bouncing, bounced), cleared by reading.
+    pub fn take_bounce(&mut self) -> (bool, bool) {
+        let b = (self.kernel.bouncing, self.kernel.bounced);
+        if self.kernel.bounced {
+            (self.kernel.bouncing, self.kernel.bounced) = (false, false);
+        }
+        b
+    }
+
+    /// Whether the ladder has the built-in `link` step (the daemon keeps a snapshot then).
+    pub fn bounces(&self) -> bool {
+        self.cfg.heal.contains(&crate::config::HealStep::Link)
+    }
+
+    /// Takes the cache's facts about this interface (after a sync or a change).
+    pub fn kernel_facts(&mut self, i: &Iface, synced: bool) {
+        self.kernel.synced = synced;
+        self.kernel.index = i.index;
+        self.kernel.gateway = [i.gateway(Family::V4), i.gateway(Family::V6)];
+    }
+
+    /// One change the kernel reported for this interface: one log line; a confirming round
+    /// at once when it can have broken reachability; sockets re-opened when it came back.
+    pub fn kernel_event(
+        &mut self,
+        now: Instant,
+        log: &mut Log,
+        ev: &Event,
+        i: &Iface,
+        synced: bool,
+    ) {
+        self.kernel_facts(i, synced);
+        let level = match ev {
+            Event::Gone
+            | Event::Renamed { .. }
+            | Event::AdminDown
+            | Event::CarrierLost
+            | Event::GatewayUnresolved { .. }
+            | Event::DefaultRouteChanged { present: false, .. } => Level::Warning,
+            Event::AddressAdded { .. } | Event::AddressGone { .. } => Level::Info,
+            _ => Level::Notice,
+        };
+        match ev {
+            Event::Gone | Event::Renamed { .. } => {
+                self.say(log, level, ev.to_string());
+                // Sends stop now; the next round says why it cannot run.
+                self.bound = None;
+                self.absent_logged = true;
+            }
+            // check_interface says "interface appeared" (or "index changed") as it re-binds.
+            Event::Appeared { .. } => {
+                self.check_interface(now, log, false);
+            }
+            _ => self.say(log, level, ev.to_string()),
+        }
+        if ev.may_break() {
+            self.wd.handle_event(now, Input::KernelChanged);
+        }
+    }
+
+    /// The interface's index: what the kernel said, or (before the first sync) an ioctl.
+    pub(super) fn kernel_index(&self) -> Option<u32> {
+        if self.kernel.synced {
+            self.kernel.index
+        } else {
+            self.control.index(&self.cfg.iface)
+        }
+    }
+
+    /// The default gateway through this interface (IPv4 first, then IPv6) from the cache:
+    /// every routing table unless one is pinned, lowest metric first. O(1): no table is read.
+    pub(super) fn kernel_gateway(&self) -> Option<IpAddr> {
+        [Family::V4, Family::V6]
+            .into_iter()
+            .filter_map(|f| self.kernel.gateway[f as usize])
+            .find(|a| self.socks[Family::of(*a) as usize].is_some())
+    }
+
+    /// Why a round cannot run now: a failed round with this reason.
+    pub(super) fn impossible_reason(&self) -> String {
+        match (self.kernel_index(), self.kernel.used) {
+            (None, true) => format!("interface {} is gone", self.cfg.iface),
+            (None, false) => format!("interface {} not found", self.cfg.iface),
+            (Some(_), _) => format!("sockets not bound to {}", self.cfg.iface),
+        }
+    }
+
+    /// Binds the sockets to the interface. Sockets bound before are replaced by new ones
+    /// first: the device may be a new one under the old name, and a datagram socket cannot be
+    /// bound a second time (EINVAL, or EPERM after the device changed). A failure on the old
+    /// sockets is retried once on new ones.
+    pub(super) fn rebind(&mut self) -> io::Result<()> {
+        let used = std::mem::replace(&mut self.kernel.used, true);
+        self.bind_sockets(used).or_else(|_| self.bind_sockets(true))
+    }
+}
