@@ -1,5 +1,5 @@
 //! The binary's command line, without privileges or namespaces: usage errors exit 2 with one
-//! line on stderr, help and version exit 0 (CONTRACT.md, "Command line" and "Exit").
+//! line on stderr, help and version exit 0 (the exit statuses in --help, README and netheal(8)).
 
 use std::process::{Command, Output};
 
