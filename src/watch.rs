@@ -19,7 +19,8 @@ use nix::unistd::Pid;
 
 use crate::civil::unix_now;
 use crate::config::{human, HealStep, IfaceConfig, Target};
-use crate::heal::{describe, HealEvent, HealRunner, Reaper, STOP_GRACE};
+use crate::decide::{self, Action, Decider, Policy, State, Verdict};
+use crate::heal::{describe, HealEvent, Reaper, Supervisor, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{own_address, Prober, KEY_LEN};
 use crate::report::{LastHeal, Snapshot};
@@ -27,7 +28,6 @@ use crate::sys::addrs;
 use crate::sys::icmp::{IcmpSocket, Queued};
 use crate::sys::iface;
 use crate::sys::lock::{self, Claim, LockFile};
-use crate::watchdog::{self, Action, Policy, State, Verdict, Watchdog};
 use crate::wire::{Family, QuotedEcho, WireError};
 
 /// Pending hooks per interface; when more changes pile up, the oldest are dropped.
@@ -88,7 +88,7 @@ fn unix_time_of(then: Instant, now: Instant) -> i64 {
     unix_now() - now.saturating_duration_since(then).as_secs() as i64
 }
 
-pub struct Watch {
+pub struct Uplink {
     pub cfg: IfaceConfig,
     socks: [Option<IcmpSocket>; 2],
     /// The interface index the sockets are bound to; None while it is missing.
@@ -103,9 +103,9 @@ pub struct Watch {
     own_targets: Vec<IpAddr>,
     control: iface::Control,
     prober: Prober,
-    wd: Watchdog,
-    heal: HealRunner,
-    hooks: HealRunner,
+    decider: Decider,
+    heal: Supervisor,
+    hooks: Supervisor,
     hook_queue: VecDeque<Vec<(&'static str, String)>>,
     last_heal: Option<LastHeal>,
     /// Boot grace, inhibit, the reboot step and its budget.
@@ -118,9 +118,9 @@ pub struct Watch {
     pub once_result: Option<bool>,
 }
 
-impl Watch {
+impl Uplink {
     /// Opens the sockets this interface's targets need. Fails only when probing is impossible.
-    pub fn open(cfg: IfaceConfig, now: Instant) -> Result<Watch, NoSocket> {
+    pub fn open(cfg: IfaceConfig, now: Instant) -> Result<Uplink, NoSocket> {
         let needs = |fam: Family| {
             cfg.targets.iter().any(|t| match t {
                 Target::Gateway => true,
@@ -173,8 +173,8 @@ impl Watch {
             backoff_min: cfg.backoff_min,
             backoff_max: cfg.backoff_max,
         };
-        Ok(Watch {
-            wd: Watchdog::new(policy, now, seed),
+        Ok(Uplink {
+            decider: Decider::new(policy, now, seed),
             cfg,
             socks,
             bound: None,
@@ -185,8 +185,8 @@ impl Watch {
             own_targets: Vec::new(),
             control,
             prober,
-            heal: HealRunner::default(),
-            hooks: HealRunner::default(),
+            heal: Supervisor::default(),
+            hooks: Supervisor::default(),
             hook_queue: VecDeque::new(),
             last_heal: None,
             gate: gate::Gate::default(),
@@ -406,7 +406,7 @@ impl Watch {
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             self.prober.poll_timeout(),
-            self.wd.poll_timeout(),
+            self.decider.poll_timeout(),
             self.heal.poll_timeout(),
             self.hooks.poll_timeout(),
             self.gate.poll_timeout(),
@@ -439,12 +439,12 @@ impl Watch {
                 self.once_result = Some(v.good);
                 return;
             }
-            self.wd.round_ended(now, v);
+            self.decider.round_ended(now, v);
         }
-        self.wd.handle_timeout(now);
+        self.decider.handle_timeout(now);
         loop {
             let mut progress = false;
-            while let Some(a) = self.wd.poll_action() {
+            while let Some(a) = self.decider.poll_action() {
                 progress = true;
                 self.act(now, log, a, once);
                 if self.once_result.is_some() {
@@ -490,8 +490,8 @@ impl Watch {
                         return;
                     }
                     let reason = self.impossible_reason();
-                    self.wd
-                        .handle_event(now, watchdog::Input::RoundImpossible { reason });
+                    self.decider
+                        .handle_event(now, decide::Input::RoundImpossible { reason });
                     return;
                 }
                 let addrs = self.resolve_targets(now, log);
@@ -541,9 +541,9 @@ impl Watch {
                         Level::Warning,
                         format!("heal attempt {attempt}: dry run, not running {step}"),
                     );
-                    self.wd.heal_ended(now);
+                    self.decider.heal_ended(now);
                 } else if !self.take_heal_lock(log, attempt, &step) {
-                    self.wd.heal_ended(now);
+                    self.decider.heal_ended(now);
                 } else {
                     self.say(
                         log,
@@ -665,7 +665,7 @@ impl Watch {
                 });
                 self.changed = true;
                 if !outcome.success() {
-                    let state = self.wd.state().to_string();
+                    let state = self.decider.state().to_string();
                     self.queue_hook(
                         log,
                         "step-failed".into(),
@@ -674,7 +674,7 @@ impl Watch {
                         attempt,
                     );
                 }
-                self.wd.heal_ended(now);
+                self.decider.heal_ended(now);
             }
         }
     }
@@ -778,7 +778,7 @@ impl Watch {
     }
 
     pub fn state(&self) -> State {
-        self.wd.state()
+        self.decider.state()
     }
 
     pub fn rounds(&self) -> u64 {
@@ -792,8 +792,8 @@ impl Watch {
         };
         format!(
             "status: state {} for {}, rounds {}, replies {}, lost {}, foreign {}, late {}, send errors {}, icmp errors {}, rtt min/avg/max {}/{}/{} ms, heals {}",
-            self.wd.state(),
-            human(now.saturating_duration_since(self.wd.since())),
+            self.decider.state(),
+            human(now.saturating_duration_since(self.decider.since())),
             st.rounds,
             st.replies,
             st.lost,
@@ -804,17 +804,17 @@ impl Watch {
             ms(st.rtt_min),
             ms(st.rtt_avg()),
             ms(st.rtt_max),
-            self.wd.heals(),
+            self.decider.heals(),
         )
     }
 
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         Snapshot {
             iface: self.cfg.iface.clone(),
-            state: self.wd.state(),
-            since: unix_time_of(self.wd.since(), now),
+            state: self.decider.state(),
+            since: unix_time_of(self.decider.since(), now),
             stats: self.prober.stats().clone(),
-            heals: self.wd.heals(),
+            heals: self.decider.heals(),
             last_heal: self.last_heal,
             machine: self.gate.report(now),
             own_targets: self.own_targets.clone(),
