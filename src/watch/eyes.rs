@@ -95,7 +95,7 @@ impl Uplink {
         if self.kernel.synced {
             self.kernel.index
         } else {
-            self.control.index(&self.cfg.iface)
+            self.sys.index(&self.cfg.iface)
         }
     }
 

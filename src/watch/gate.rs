@@ -32,7 +32,7 @@ pub struct Gate {
     pub seen_up: bool,
     grace_end: Option<Instant>,
     /// While inhibited: until when (monotonic), and the wall time it was meant to end.
-    inhibit: Option<(Instant, i64)>,
+    pub(super) inhibit: Option<(Instant, i64)>,
     inhibit_stamp: Stamp,
     held: Option<Hold>,
     /// The hold last reported in the log for a held attempt.
