@@ -554,7 +554,7 @@ impl Supervisor {
             }
             HealStep::Exec(path) => vec![vec![path.display().to_string(), iface.to_string()]],
             HealStep::Reboot => {
-                // The watch runs this step itself (budget first): see Watch::reboot.
+                // The watch runs this step itself (budget first): see Uplink::reboot.
                 let outcome = Outcome::FailedToStart("reboot is not a runner step".into());
                 self.events.push_back(HealEvent::Ended {
                     attempt,
