@@ -5,6 +5,7 @@
 
 mod eyes;
 mod gate;
+mod present;
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -548,22 +549,12 @@ impl Uplink {
                 reason,
                 attempt,
             } => {
-                let level = match to {
-                    State::Down | State::Healing => Level::Warning,
-                    State::Up => Level::Notice,
-                    _ => Level::Info,
-                };
+                let (level, hook_state) = present::transition(from, to);
                 self.say(log, level, format!("state {from} -> {to}: {reason}"));
                 self.changed = true;
                 if to == State::Up {
                     self.gate.seen_up = true;
                 }
-                let outage = matches!(from, State::Down | State::Healing | State::Recovering);
-                let hook_state = if to == State::Up && outage {
-                    "recovered".to_string()
-                } else {
-                    to.to_string()
-                };
                 self.queue_hook(log, hook_state, from.to_string(), reason, attempt);
             }
             Action::RunHeal {
@@ -662,17 +653,15 @@ impl Uplink {
                 "on-change hook falling behind; dropped the oldest pending change",
             );
         }
-        self.hook_queue.push_back(vec![
-            ("NETHEAL_IFACE", self.cfg.iface.clone()),
-            ("NETHEAL_STATE", state),
-            ("NETHEAL_PREVIOUS", previous),
-            ("NETHEAL_REASON", reason),
-            ("NETHEAL_ATTEMPT", attempt.to_string()),
-            (
-                "NETHEAL_DEGRADED",
-                self.gate.degraded.clone().unwrap_or_default(),
-            ),
-        ]);
+        let env = present::hook_env(
+            &self.cfg.iface,
+            state,
+            previous,
+            reason,
+            attempt,
+            self.gate.degraded.clone(),
+        );
+        self.hook_queue.push_back(env);
     }
 
     fn heal_event(&mut self, now: Instant, log: &mut Log, e: HealEvent) {
@@ -744,30 +733,12 @@ impl Uplink {
         if !verbose {
             return;
         }
-        let mut line = format!(
-            "round {} {}: ",
+        let line = present::round_line(
             self.prober.stats().rounds,
-            if v.good { "good" } else { "failed" }
+            v.good,
+            self.prober.slots(),
+            &self.cfg.targets,
         );
-        for (i, (slot, target)) in self
-            .prober
-            .slots()
-            .iter()
-            .zip(&self.cfg.targets)
-            .enumerate()
-        {
-            if i > 0 {
-                line.push_str(", ");
-            }
-            let _ = match (slot.addr, slot.rtt, slot.report) {
-                (Some(a), Some(rtt), _) => write!(line, "{a} {:.3}ms", rtt.as_secs_f64() * 1e3),
-                (Some(a), None, _) if slot.own => write!(line, "{a} own address (not counted)"),
-                (Some(a), None, Some(r)) => write!(line, "{a} {r}"),
-                (Some(a), None, None) if slot.send_failed() => write!(line, "{a} send failed"),
-                (Some(a), None, None) => write!(line, "{a} lost"),
-                (None, _, _) => write!(line, "{target} unknown"),
-            };
-        }
         self.say(log, Level::Info, line);
     }
 
