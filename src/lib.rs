@@ -12,9 +12,6 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod decide;
-/// The old name of `decide`, kept while fuzz targets on other branches still use it.
-#[doc(hidden)]
-pub use decide as watchdog;
 pub mod eyes;
 pub mod heal;
 pub mod inhibit;
