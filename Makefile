@@ -16,8 +16,14 @@ help:
 	@echo "make cross-test every target's unit tests and smoke checks under qemu-user"
 	@echo "               (some targets only: CROSS_TARGETS=\"armv7 mips\")"
 	@echo "make cross-ci   what CI runs: x86_64 static+size check and smoke, aarch64 unit tests under qemu"
+	@echo "make dist       release archives netheal-VERSION-TRIPLE.tar.gz + SHA256SUMS in dist/release"
+	@echo "               (signed with SIGNIFY_KEY=... or MINISIGN_KEY=...)"
+	@echo "make deb / rpm / ipk  Debian, RPM and OpenWrt packages from the static binaries"
+	@echo "make package-test     every packaging and fleet-kit check (lintian, rpmlint, promtool, ...)"
 	@echo "make install    install binary, man pages, example config; INIT=systemd|openrc|sysv|busybox|runit|s6 adds service files"
 	@echo "make uninstall  remove what install put there (same variables)"
+	@echo "make fuzz       (nightly, cargo-fuzz) every fuzz target for FUZZ_SECONDS (60) each"
+	@echo "make fuzz-smoke every fuzz target for 20 s, failing on any crash (CI runs it)"
 
 build:
 	$(CARGO) build
@@ -44,3 +50,5 @@ clean:
 -include cross/cross.mk
 -include bench/bench.mk
 -include mk/install.mk
+-include mk/fuzz.mk
+-include mk/package.mk

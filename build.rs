@@ -1,17 +1,16 @@
-//! Embeds version facts into `--version`: the git commit (when the source is a git checkout
-//! and git is installed), the target triple and the build date. Never fails the build: every
-//! fact that cannot be had becomes "unknown".
+//! Embeds version facts into `--version` and netheal_build_info: the git commit (from
+//! NETHEAL_COMMIT, else git when the source is a checkout), the target triple and the build
+//! date. Never fails the build: every fact that cannot be had becomes "unknown".
 use std::process::Command;
 
 fn main() {
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
+    // NETHEAL_COMMIT names the commit where there is no .git: a build from a source archive
+    // (Alpine's APKBUILD sets it).
+    let commit = std::env::var("NETHEAL_COMMIT")
         .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .filter(|s| !s.trim().is_empty())
         .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+        .or_else(git_commit)
         .unwrap_or_else(|| "unknown".into());
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
     // SOURCE_DATE_EPOCH makes the date reproducible (https://reproducible-builds.org/specs/).
@@ -26,9 +25,21 @@ fn main() {
     // The reboot budget distrusts a wall clock before the build (src/watch/gate.rs).
     println!("cargo:rustc-env=NETHEAL_BUILD_EPOCH={secs}");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    println!("cargo:rerun-if-env-changed=NETHEAL_COMMIT");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");
     println!("cargo:rerun-if-changed=src/civil.rs");
+}
+
+fn git_commit() -> Option<String> {
+    Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 #[path = "src/civil.rs"]

@@ -39,7 +39,7 @@ select_targets() {
     done
 }
 
-# load TRIPLE: set T_TRIPLE T_STD T_LINK T_QEMU T_CPU T_KIB T_FLAGS from its row.
+# load TRIPLE: set T_TRIPLE T_STD T_LINK T_QEMU T_CPU T_KIB T_FLAGS (and T_ZIG) from its row.
 load() {
     local line
     line=$(rows | awk -v t="$1" '$1 == t')
@@ -47,8 +47,12 @@ load() {
     read -r T_TRIPLE T_STD T_LINK T_QEMU T_CPU T_KIB T_FLAGS <<<"$line"
     [ "$T_FLAGS" = - ] && T_FLAGS=
     [ "$T_CPU" = - ] && T_CPU=
+    T_ZIG=
+    case $T_LINK in zig-cc:?*) T_ZIG=${T_LINK#zig-cc:} T_LINK=zig-cc ;; esac
+    # cross/zig-cc.sh reads the zig target from here.
+    export NETHEAL_ZIG_TARGET=$T_ZIG
     case $T_STD in prebuilt | build) ;; *) die "$1: std column must be prebuilt or build" ;; esac
-    case $T_LINK in rust-lld | zig) ;; *) die "$1: link column must be rust-lld or zig" ;; esac
+    case $T_LINK in rust-lld | zig | zig-cc) ;; *) die "$1: link column must be rust-lld, zig or zig-cc:TARGET" ;; esac
     case $T_KIB in '' | *[!0-9]*) die "$1: kib column must be a number" ;; esac
 }
 
@@ -61,6 +65,7 @@ rustflags() {
     rust-lld) f="$f -C linker=rust-lld" ;;
     # zig brings its own crt objects; rustc's would be missing (no rust-std) or doubled.
     zig) f="$f -C link-self-contained=no" ;;
+    zig-cc) f="$f -C link-self-contained=no -C linker=$CROSS_DIR/zig-cc.sh" ;;
     esac
     # With panic = "abort" and std built without backtrace nothing reads the unwind tables
     # (x86_64: 52 KiB of .eh_frame). Tests keep them: the harness unwinds each failed test.

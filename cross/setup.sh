@@ -19,7 +19,7 @@ need_zig=0 need_qemu=0
 rust_targets=()
 for t in "${targets[@]}"; do
     load "$t"
-    [ "$T_LINK" = zig ] && need_zig=1
+    case $T_LINK in zig | zig-cc) need_zig=1 ;; esac
     [ "$T_QEMU" = native ] || need_qemu=1
     # rust-lld links with the crt objects and libc.a of the rust-std package.
     [ "$T_STD" = prebuilt ] && rust_targets+=("$t")

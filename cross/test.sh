@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test.sh [--unit|--smoke] [TARGET...]: for each target named (default: every row of
-# cross/targets) run the crate's unit tests (`--lib`) under that target's qemu as cargo's
-# runner, then smoke.sh on its release binary in dist/. --unit or --smoke runs only that half.
-# The integration tests under tests/ need root and network namespaces, so they are not run
-# here. Keeps going past a failed target; ends with a summary and exits non-zero on any failure.
+# cross/targets) run the crate's unit tests (`--lib`) and the binary's command-line tests
+# (`--test cli`, which start the target binary through the same runner) under that target's
+# qemu as cargo's runner, then smoke.sh on its release binary in dist/. --unit or --smoke runs
+# only that half. The other integration tests under tests/ need root and network namespaces,
+# so they are not run here. Keeps going past a failed target; ends with a summary and exits non-zero on any failure.
 set -euo pipefail
 # shellcheck source=cross/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -23,7 +24,7 @@ for t in "${targets[@]}"; do
     units=- smoked=-
     if [ $unit = 1 ]; then
         log=$CARGO_TARGET_DIR/logs/$t-test.log
-        echo "== $t: unit tests under ${T_QEMU}${T_CPU:+ -cpu $T_CPU} (log $log)"
+        echo "== $t: unit and cli tests under ${T_QEMU}${T_CPU:+ -cpu $T_CPU} (log $log)"
         std=()
         # Tests need std with unwinding (the harness catches each test's panic), so a target
         # without a prebuilt std gets its own debug std, with default features.
@@ -33,7 +34,7 @@ for t in "${targets[@]}"; do
         rc=0
         # shellcheck disable=SC2046 # cargo_cmd is words by design
         env "${vars[@]}" $(cargo_cmd test) \
-            --manifest-path "$ROOT/Cargo.toml" --locked --target "$t" --lib "${std[@]}" \
+            --manifest-path "$ROOT/Cargo.toml" --locked --target "$t" --lib --test cli --no-fail-fast "${std[@]}" \
             >"$log" 2>&1 || rc=$?
         # "test result: ok. 64 passed; 0 failed; ..." -> "64 passed, 0 failed"
         units=$(awk '/^test result:/ { p += $4; f += $6 } END { if (NR && p + f) printf "%d passed, %d failed", p, f }' "$log")

@@ -1307,7 +1307,7 @@ mod tests {
         while r.is_running() {
             let now = Instant::now();
             assert!(
-                now < t0 + Duration::from_secs(3),
+                now < t0 + Duration::from_secs(10),
                 "never gave up: {events:?}"
             );
             r.handle_timeout(now);
@@ -1459,14 +1459,16 @@ mod tests {
         }
         let handed = t0.elapsed();
         assert!(
-            handed < Duration::from_millis(100),
+            // Waiting for them (the old way) took 0.5 s each, 4 s in all; the bound leaves
+            // room for a loaded or emulated (qemu) machine.
+            handed < Duration::from_secs(1),
             "hand-off took {handed:?}"
         );
         assert_eq!(reaper.pids().len(), 8);
         reaper.stop_all(STOP_GRACE, &mut Log::open(LogDest::Stderr));
         let took = t0.elapsed();
         assert!(
-            took < STOP_GRACE + Duration::from_millis(500),
+            took < STOP_GRACE + Duration::from_secs(2),
             "stop took {took:?}"
         );
         assert!(reaper.pids().is_empty(), "{:?}", reaper.pids());

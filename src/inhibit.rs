@@ -178,10 +178,12 @@ pub fn parse_inhibit(s: &str) -> Result<Option<Duration>, String> {
         return Ok(None);
     }
     let d = match s.strip_suffix('d') {
-        Some(days) => {
+        // Digits only, like every other count: `parse` alone would take `+1d`.
+        Some(days) if !days.is_empty() && days.bytes().all(|b| b.is_ascii_digit()) => {
             let n: u64 = days.parse().map_err(|_| expected())?;
             Duration::from_secs(n.checked_mul(86_400).ok_or_else(expected)?)
         }
+        Some(_) => return Err(expected()),
         None => crate::config::parse_duration(s).map_err(|_| expected())?,
     };
     if d.is_zero() || d > MAX {
@@ -196,6 +198,15 @@ mod tests {
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
+    }
+
+    #[test]
+    fn inhibit_durations_take_digits_only() {
+        assert_eq!(parse_inhibit("2d"), Ok(Some(secs(2 * 86_400))));
+        assert_eq!(parse_inhibit("2h"), Ok(Some(secs(7_200))));
+        for bad in ["+1d", "-1d", "d", " 1d", "1.5d", "+2h", "0d", "8d"] {
+            assert!(parse_inhibit(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

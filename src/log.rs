@@ -548,7 +548,9 @@ mod tests {
         }
         let took = started.elapsed();
         let dropped = log.dropped();
-        assert!(took < Duration::from_secs(2), "took {took:?}");
+        // A blocking send would hang here for good; the bound only turns that into a failure
+        // (generous: qemu on a loaded machine took 3.7 s).
+        assert!(took < Duration::from_secs(20), "took {took:?}");
         assert!(dropped > 0, "the queue never filled?");
         let first = drain(&server);
         assert_eq!(first.len() as u64 + dropped, 5_000);

@@ -392,7 +392,25 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
             .iter()
             .filter_map(|x| x.last_heal.map(|h| (label(x), h.at.to_string()))),
     );
+    // Last: the file still begins with netheal_up and its interface families, as before.
+    family(
+        "netheal_build_info",
+        "gauge",
+        "Always 1; the labels say which netheal build wrote this file.",
+        &mut std::iter::once((build_info_labels(), "1".to_string())),
+    );
     s
+}
+
+/// The labels of `netheal_build_info`: version, commit and target triple, as `--version`
+/// prints them (build.rs).
+fn build_info_labels() -> String {
+    format!(
+        "version=\"{}\",commit=\"{}\",target=\"{}\"",
+        escape_label(env!("CARGO_PKG_VERSION")),
+        escape_label(env!("NETHEAL_COMMIT")),
+        escape_label(env!("NETHEAL_TARGET"))
+    )
 }
 
 /// A metric family: name, help text, and how to read its value.
@@ -450,10 +468,12 @@ pub fn write_atomic(path: &Path, content: &str) -> io::Result<()> {
 /// source once per thread; hashing a counter and the clock with it needs no extra fd per write.
 fn temp_name(name: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // 32 bits: 32-bit MIPS and PowerPC have no AtomicU64 (E0432 there), and a counter that
+    // wraps only salts the hash.
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(COUNTER.fetch_add(1, Ordering::Relaxed));
     h.write_u128(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -612,7 +632,18 @@ mod tests {
         // Every family has exactly one HELP and one TYPE line.
         let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!((helps, types), (20, 20));
+        assert_eq!((helps, types), (21, 21));
+        let info = format!(
+            "netheal_build_info{{version=\"{}\",commit=\"{}\",target=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("NETHEAL_COMMIT"),
+            env!("NETHEAL_TARGET")
+        );
+        assert!(text.contains(&info), "{text}");
+        assert!(
+            metrics_text(&[]).contains(&info),
+            "written with no interface too"
+        );
     }
 
     #[test]

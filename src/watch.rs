@@ -37,8 +37,9 @@ const HOOK_QUEUE: usize = 16;
 /// level-triggered: what is left makes the socket readable again at once, and the next turn
 /// reads on.
 const RECV_BATCH: usize = 64;
-/// The host's own addresses are read again at most this often (and on every re-bind); the
-/// netlink address events that will replace this polling call `own_address` the same way.
+/// The host's own addresses are read again at most this often, on every re-bind, and on the
+/// next round after netlink reports an address change on the watched interface (addresses
+/// on other interfaces are seen within this time).
 const OWN_ADDRS_EVERY: Duration = Duration::from_secs(60);
 
 /// Neither a raw nor a datagram ICMP socket could be opened for a family we need: what
@@ -99,7 +100,7 @@ pub struct Watch {
     /// Answers for the index only until the cache has synced.
     /// This host's addresses, when they were last read, and the targets found among them.
     host_addrs: Vec<IpAddr>,
-    host_addrs_at: Option<Instant>,
+    pub(crate) host_addrs_at: Option<Instant>,
     own_targets: Vec<IpAddr>,
     control: iface::Control,
     prober: Prober,

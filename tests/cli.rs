@@ -1,10 +1,33 @@
 //! The binary's command line, without privileges or namespaces: usage errors exit 2 with one
-//! line on stderr, help and version exit 0 (CONTRACT.md, "Command line" and "Exit").
+//! line on stderr, help and version exit 0 (the exit statuses in --help, README and netheal(8)).
 
 use std::process::{Command, Output};
 
+/// The binary under test, started the way cargo starts this harness: through the target's
+/// runner when CARGO_TARGET_<TRIPLE>_RUNNER names one (cross/test.sh: qemu-user with the
+/// oldest CPU), since a foreign binary cannot be exec'd directly.
+fn netheal_command() -> Command {
+    let bin = env!("CARGO_BIN_EXE_netheal");
+    let var = format!(
+        "CARGO_TARGET_{}_RUNNER",
+        env!("NETHEAL_TARGET")
+            .to_uppercase()
+            .replace(['-', '.'], "_")
+    );
+    let runner = std::env::var(var).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(prog) => {
+            let mut cmd = Command::new(prog);
+            cmd.args(words).arg(bin);
+            cmd
+        }
+        None => Command::new(bin),
+    }
+}
+
 fn netheal(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netheal"))
+    netheal_command()
         .args(args)
         .env_remove("NOTIFY_SOCKET")
         .output()

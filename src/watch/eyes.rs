@@ -83,6 +83,12 @@ impl Watch {
             Event::Appeared { .. } => {
                 self.check_interface(now, log, false);
             }
+            // A target may have become (or stopped being) one of our own addresses: the
+            // next round reads the host's addresses again instead of up to a minute later.
+            Event::AddressAdded { .. } | Event::AddressGone { .. } => {
+                self.host_addrs_at = None;
+                self.say(log, level, ev.to_string());
+            }
             _ => self.say(log, level, ev.to_string()),
         }
         if ev.may_break() {

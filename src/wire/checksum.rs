@@ -18,6 +18,14 @@ pub fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// Whether an ICMPv4 message (checksum at bytes 2..4) verifies: it sums to zero. Fuzz builds
+/// (`cfg(fuzzing)`, set by cargo-fuzz) also take a zero checksum field, so the fuzzer reaches
+/// what lies past the checksum without solving it, while any other wrong value still fails
+/// (smoltcp's fuzz bypass, narrowed). Release and test builds never take it.
+pub(super) fn checksum_ok(msg: &[u8]) -> bool {
+    checksum(msg) == 0 || cfg!(fuzzing) && msg.get(2..4) == Some(&[0, 0])
+}
+
 #[cfg(test)]
 mod tests {
     use super::checksum;

@@ -12,7 +12,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{checksum, Family, WireError, ECHO_HEADER_LEN};
+use super::{checksum_ok, Family, WireError, ECHO_HEADER_LEN};
 
 mod field {
     use std::ops::Range;
@@ -121,7 +121,7 @@ impl<'a> QuotedEcho<'a> {
             return Err(WireError::NotEchoReply);
         }
         // ICMPv6 checksums are verified by the kernel (see icmp.rs); ICMPv4's are ours.
-        if family == Family::V4 && checksum(msg) != 0 {
+        if family == Family::V4 && !checksum_ok(msg) {
             return Err(WireError::BadChecksum);
         }
         let quoted = &msg[field::HEADER_LEN..];
@@ -218,6 +218,7 @@ fn quoted_v6(q: &[u8]) -> Result<(IpAddr, &[u8]), WireError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::wire::checksum;
 
     /// Host unreachable (type 3 code 1) from a router, quoting our echo request from
     /// 198.51.100.2 to 203.0.113.77 (ident 0x1a2b, seq 7, 8 bytes of MAC 01..08) in full, as

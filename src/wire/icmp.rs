@@ -6,7 +6,7 @@
 //! it on send and verifies it on receive for ICMPv6 sockets (RFC 3542 section 3.1), so we
 //! leave it zero on emit and do not check it on parse.
 
-use super::{checksum, WireError};
+use super::{checksum, checksum_ok, WireError};
 
 /// Type + code + checksum + identifier + sequence.
 pub const ECHO_HEADER_LEN: usize = 8;
@@ -64,7 +64,7 @@ impl<'a> Echo<'a> {
         if msg.len() < ECHO_HEADER_LEN {
             return Err(WireError::Truncated);
         }
-        if family == Family::V4 && checksum(msg) != 0 {
+        if family == Family::V4 && !checksum_ok(msg) {
             return Err(WireError::BadChecksum);
         }
         let kind = family.echo_kind(msg[0]).ok_or(WireError::NotEchoReply)?;

@@ -16,6 +16,7 @@ mod netlink_fixtures;
 mod siphash;
 
 pub use checksum::checksum;
+use checksum::checksum_ok;
 pub use error::{ErrorKind, QuotedEcho};
 pub use icmp::{Echo, EchoKind, Family, ECHO_HEADER_LEN};
 pub use ipv4::strip_ipv4_header;
