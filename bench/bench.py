@@ -1106,8 +1106,8 @@ overwrites this file. Raw traces, callgrind files and logs of the run: bench/out
 - netheal: {facts['netheal']}
 - tools: {facts['tools']}
 - wall time of the whole bench: {wall / 60:.1f} min
-- load average (1 min) at start / end: {facts['load']:.2f} / {os.getloadavg()[0]:.2f} (2 cores shared
-  with other builds when above ~1)
+- load average (1 min) at start / end: {facts['load']:.2f} / {os.getloadavg()[0]:.2f}
+  (a machine shared with other builds when above ~1 per core)
 
 Figures are median (min–max) over repeated runs; the ratio column is netheal's median over
 the loop's. The loop is `while true; do ping -c1 -W1 T || (ifdown I; ifup I); sleep S; done`.
@@ -1673,10 +1673,10 @@ def build_table9(R):
                      f"rounds in {s['window']:.0f} s)"])
     p = R.get("peer")
     if p:
-        for who in ("watchdog", "netheal"):
+        for who, lbl in (("watchdog", "watchdog(8) -q, `ping =` every 1 s"),
+                         ("netheal", "netheal -i 1s (status file on)")):
             x = p[who]
-            rows.append([f"{'watchdog(8) -q, `ping =` every 1 s' if who == 'watchdog' else 'netheal -i 1s (status file on)'}: "
-                         "syscalls per second; CPU µs per second (untraced); VmRSS KiB",
+            rows.append([f"{lbl}: syscalls per second; CPU µs per second (untraced); VmRSS KiB",
                          f"{x['syscalls']:.1f} ({x['top']}); {x['cpu_us']:.1f}; {x['rss']:,}"])
     if not rows:
         return ""
