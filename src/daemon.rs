@@ -25,7 +25,7 @@ use crate::report;
 use crate::sys::lock::{self, Claim, LockFile};
 use crate::sys::process;
 use crate::sys::signals::{Sig, Signals};
-use crate::watch::{Input, NoSocket, Ready, Watch};
+use crate::watch::{Input, NoSocket, Ready, Uplink};
 
 /// Receive buffer: an IPv4 header with options plus more ICMP than we ever send.
 const RECV_BUF: usize = 2048;
@@ -114,7 +114,7 @@ pub struct Daemon {
     cfg: Config,
     args: Args,
     once: bool,
-    watches: Vec<Watch>,
+    watches: Vec<Uplink>,
     /// The kernel's view (rtnetlink) for every watch.
     eyes: Eyes,
     /// What stopped watches left: terminated and read from the loop, never waited for.
@@ -132,11 +132,11 @@ pub struct Daemon {
     stall_after: Option<u64>,
 }
 
-fn open_watches(cfg: &Config, now: Instant) -> Result<Vec<Watch>, Error> {
+fn open_watches(cfg: &Config, now: Instant) -> Result<Vec<Uplink>, Error> {
     cfg.watches
         .iter()
         .map(|w| {
-            Watch::open(w.clone(), now).map_err(|NoSocket(why, errno)| Error::NoSocket {
+            Uplink::open(w.clone(), now).map_err(|NoSocket(why, errno)| Error::NoSocket {
                 iface: w.iface.clone(),
                 why,
                 errno,
@@ -309,13 +309,13 @@ impl Daemon {
 
     fn stalled(&self) -> bool {
         self.stall_after
-            .is_some_and(|n| self.watches.iter().map(Watch::rounds).sum::<u64>() >= n)
+            .is_some_and(|n| self.watches.iter().map(Uplink::rounds).sum::<u64>() >= n)
     }
 
     /// Rewrites the status and metrics files (and systemd's STATUS=) after a state change, or
     /// every few rounds.
     fn report(&mut self, now: Instant, log: &mut Log) {
-        let rounds: u64 = self.watches.iter().map(Watch::rounds).sum();
+        let rounds: u64 = self.watches.iter().map(Uplink::rounds).sum();
         let changed = self.watches.iter().any(|w| w.changed);
         if !changed
             && !self.report_now
@@ -364,7 +364,7 @@ impl Daemon {
         let overdue = self
             .watches
             .iter()
-            .filter_map(Watch::poll_timeout)
+            .filter_map(Uplink::poll_timeout)
             .any(|t| t + OVERDUE < now);
         if !overdue {
             self.notify(log, "WATCHDOG=1");
@@ -380,7 +380,7 @@ impl Daemon {
             .watches
             .iter()
             .filter(|_| !stalled)
-            .filter_map(Watch::poll_timeout)
+            .filter_map(Uplink::poll_timeout)
             .chain(self.next_keepalive)
             .chain(self.eyes.poll_timeout())
             .chain(self.reaper.poll_timeout())
@@ -537,14 +537,14 @@ impl Daemon {
         // Open everything new first: a failure leaves the running set untouched.
         let mut fresh = Vec::new();
         for wc in new.watches.iter().filter(|w| keep(w).is_none()) {
-            let w = Watch::open(wc.clone(), now).map_err(|NoSocket(why, errno)| {
+            let w = Uplink::open(wc.clone(), now).map_err(|NoSocket(why, errno)| {
                 let iface = wc.iface.clone();
                 Error::NoSocket { iface, why, errno }.to_string()
             })?;
             fresh.push(w);
         }
         let (mut added, mut changed, mut unchanged) = (0, 0, 0);
-        let mut old: Vec<Option<Watch>> = self.watches.drain(..).map(Some).collect();
+        let mut old: Vec<Option<Uplink>> = self.watches.drain(..).map(Some).collect();
         let mut fresh = fresh.into_iter();
         let mut next = Vec::new();
         for wc in &new.watches {

@@ -13,7 +13,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use crate::kernel::{Kernel, Snapshot};
 use crate::log::{Level, Log};
 use crate::sys::netlink::{Netlink, RCVBUF};
-use crate::watch::Watch;
+use crate::watch::Uplink;
 use crate::wire::netlink::Change;
 
 /// For netheal's own tests: the netlink receive buffer in bytes, so a flood overflows it.
@@ -48,12 +48,12 @@ pub struct Eyes {
     seq: u32,
 }
 
-fn cache_for(watches: &[Watch]) -> Kernel {
+fn cache_for(watches: &[Uplink]) -> Kernel {
     Kernel::new(watches.iter().map(|w| (w.cfg.iface.as_str(), w.cfg.table)))
 }
 
 impl Eyes {
-    pub fn open(watches: &[Watch]) -> io::Result<Eyes> {
+    pub fn open(watches: &[Uplink]) -> io::Result<Eyes> {
         let rcvbuf = std::env::var(RCVBUF_ENV)
             .ok()
             .and_then(|v| v.parse().ok())
@@ -69,7 +69,7 @@ impl Eyes {
     }
 
     /// After a reload changed the set of watches: a new cache for them, filled by new dumps.
-    pub fn rewatch(&mut self, watches: &mut [Watch], log: &mut Log) {
+    pub fn rewatch(&mut self, watches: &mut [Uplink], log: &mut Log) {
         self.kernel = cache_for(watches);
         self.restore.clear();
         self.sync(watches, log, SYNC_TIMEOUT);
@@ -77,7 +77,7 @@ impl Eyes {
 
     /// Start-up (before the loop runs, and after a reload): reads until every dump has
     /// ended once, or `timeout`; then every watch gets its facts.
-    pub fn sync(&mut self, watches: &mut [Watch], log: &mut Log, timeout: Duration) {
+    pub fn sync(&mut self, watches: &mut [Uplink], log: &mut Log, timeout: Duration) {
         let start = Instant::now();
         while !self.kernel.synced() {
             let now = Instant::now();
@@ -101,7 +101,7 @@ impl Eyes {
         self.refresh(watches);
     }
 
-    fn refresh(&mut self, watches: &mut [Watch]) {
+    fn refresh(&mut self, watches: &mut [Uplink]) {
         let synced = self.kernel.synced();
         self.snapshots.resize(watches.len(), None);
         self.restore.resize_with(watches.len(), Restore::default);
@@ -116,7 +116,7 @@ impl Eyes {
     /// The `link` step's bounce removes static routes, the default route and IPv6 global
     /// addresses, and brings back only the connected route: put back what was configured
     /// before it and is missing now, then check it is there.
-    fn restore(&mut self, now: Instant, log: &mut Log, watches: &mut [Watch]) {
+    fn restore(&mut self, now: Instant, log: &mut Log, watches: &mut [Uplink]) {
         self.restore.resize_with(watches.len(), Restore::default);
         for (slot, w) in watches.iter_mut().enumerate().take(self.kernel.slots()) {
             let (bouncing, bounced) = w.take_bounce();
@@ -192,7 +192,7 @@ impl Eyes {
         &mut self,
         now: Instant,
         log: &mut Log,
-        watches: &mut [Watch],
+        watches: &mut [Uplink],
         readable: bool,
     ) -> bool {
         self.kernel.handle_timeout(now);

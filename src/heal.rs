@@ -479,7 +479,7 @@ struct Job {
 
 /// Runs one step (or hook) at a time, and keeps what earlier ones left behind.
 #[derive(Debug, Default)]
-pub struct HealRunner {
+pub struct Supervisor {
     job: Option<Job>,
     left: Leftovers,
     events: VecDeque<HealEvent>,
@@ -488,12 +488,12 @@ pub struct HealRunner {
     link_hold: Duration,
 }
 
-impl HealRunner {
+impl Supervisor {
     /// A runner with other grace periods than KILL_GRACE and KILL_WAIT (tests).
-    pub fn with_timing(timing: Timing) -> HealRunner {
-        HealRunner {
+    pub fn with_timing(timing: Timing) -> Supervisor {
+        Supervisor {
             timing,
-            ..HealRunner::default()
+            ..Supervisor::default()
         }
     }
 
@@ -554,7 +554,7 @@ impl HealRunner {
             }
             HealStep::Exec(path) => vec![vec![path.display().to_string(), iface.to_string()]],
             HealStep::Reboot => {
-                // The watch runs this step itself (budget first): see Watch::reboot.
+                // The watch runs this step itself (budget first): see Uplink::reboot.
                 let outcome = Outcome::FailedToStart("reboot is not a runner step".into());
                 self.events.push_back(HealEvent::Ended {
                     attempt,
@@ -1033,7 +1033,7 @@ mod tests {
     /// Drives the runner as the loop would, with real time, until the step ends. Checks on
     /// every turn what the loop relies on: after `handle_timeout(now)`, `poll_timeout` is
     /// never at or before `now` (a loop sleeping until it would spin).
-    fn run_to_end(r: &mut HealRunner, limit: Duration) -> Vec<HealEvent> {
+    fn run_to_end(r: &mut Supervisor, limit: Duration) -> Vec<HealEvent> {
         let until = Instant::now() + limit;
         let mut events = Vec::new();
         loop {
@@ -1130,7 +1130,7 @@ mod tests {
     #[test]
     fn exec_step_gets_argv_env_and_its_output_is_logged() {
         let s = Script::new("env", "echo \"args=$* iface=$NETHEAL_IFACE attempt=$NETHEAL_ATTEMPT\"\necho \"reason=$NETHEAL_REASON\" >&2\nread x && echo stdin-not-null\nprintf 'no newline'\nexit 3");
-        let mut r = HealRunner::default();
+        let mut r = Supervisor::default();
         r.start_heal(
             Instant::now(),
             2,
@@ -1184,7 +1184,7 @@ mod tests {
         let pidfile = tmp("pids");
         let body = format!("sleep 30 &\necho $! > {}\nwait", pidfile.display());
         let s = Script::new("hang", &body);
-        let mut r = HealRunner::default();
+        let mut r = Supervisor::default();
         let t0 = Instant::now();
         r.start_heal(
             t0,
@@ -1220,7 +1220,7 @@ mod tests {
                 rf.display()
             ),
         );
-        let mut r = HealRunner::with_timing(QUICK);
+        let mut r = Supervisor::with_timing(QUICK);
         let t0 = Instant::now();
         r.start_heal(
             t0,
@@ -1258,7 +1258,7 @@ mod tests {
                 rf.display()
             ),
         );
-        let mut r = HealRunner::with_timing(QUICK);
+        let mut r = Supervisor::with_timing(QUICK);
         let t0 = Instant::now();
         r.start_heal(
             t0,
@@ -1291,7 +1291,7 @@ mod tests {
     #[test]
     fn what_will_not_die_is_logged_and_given_up_then_reaped_later() {
         let s = Script::new("wedged", "sleep 30");
-        let mut r = HealRunner::with_timing(QUICK);
+        let mut r = Supervisor::with_timing(QUICK);
         let t0 = Instant::now();
         r.start_heal(
             t0,
@@ -1340,7 +1340,7 @@ mod tests {
 
     #[test]
     fn missing_executable_fails_to_start() {
-        let mut r = HealRunner::default();
+        let mut r = Supervisor::default();
         r.start_heal(
             Instant::now(),
             1,
@@ -1368,7 +1368,7 @@ mod tests {
             "killnow",
             &format!("trap '' TERM\nsleep 30 &\necho $! > {}\nwait", rf.display()),
         );
-        let mut r = HealRunner::default();
+        let mut r = Supervisor::default();
         r.start_heal(
             Instant::now(),
             1,
@@ -1404,7 +1404,7 @@ mod tests {
                 rf.display()
             ),
         );
-        let mut r = HealRunner::default();
+        let mut r = Supervisor::default();
         r.start_heal(
             Instant::now(),
             1,
@@ -1439,7 +1439,7 @@ mod tests {
                     rf.display()
                 ),
             );
-            let mut r = HealRunner::default();
+            let mut r = Supervisor::default();
             r.start_heal(
                 Instant::now(),
                 1,
@@ -1486,7 +1486,7 @@ mod tests {
                 rf.display()
             ),
         );
-        let mut r = HealRunner::default();
+        let mut r = Supervisor::default();
         r.start_heal(
             Instant::now(),
             1,
@@ -1533,7 +1533,7 @@ mod tests {
                 st.display()
             ),
         );
-        let mut r = HealRunner::default();
+        let mut r = Supervisor::default();
         r.start_heal(
             Instant::now(),
             1,
@@ -1574,7 +1574,7 @@ mod tests {
     #[test]
     fn lingering_pipes_are_bounded() {
         let s = Script::new("linger", "sleep 3 &\necho started");
-        let mut r = HealRunner::default();
+        let mut r = Supervisor::default();
         for _ in 0..MAX_LINGERING + 1 {
             r.start_heal(
                 Instant::now(),
@@ -1599,7 +1599,7 @@ mod tests {
     /// the step is running after start and ends through SIGCHLD like any other.
     #[test]
     fn the_link_step_runs_in_a_supervised_child() {
-        let mut r = HealRunner::default();
+        let mut r = Supervisor::default();
         r.start_heal(
             Instant::now(),
             1,
@@ -1618,7 +1618,7 @@ mod tests {
 
     #[test]
     fn a_link_step_that_overruns_its_deadline_is_killed() {
-        let mut r = HealRunner::with_timing(QUICK);
+        let mut r = Supervisor::with_timing(QUICK);
         r.link_hold = Duration::from_secs(30);
         let t0 = Instant::now();
         r.start_heal(

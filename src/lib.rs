@@ -1,8 +1,8 @@
 //! netheal: a self-healing network watchdog. This file wires the parts together and is the one
 //! place where errors become exit codes.
 //!
-//! Data flows one way: sockets, the kernel's netlink reports and timers -> events -> watchdog
-//! -> actions -> heal and log. `wire`, `probe`, `kernel`, `route`, `watchdog`, `report` and
+//! Data flows one way: sockets, the kernel's netlink reports and timers -> events -> decide
+//! -> actions -> heal and log. `wire`, `probe`, `kernel`, `route`, `decide`, `report` and
 //! `config` are pure (config also reads its file); `sys` holds every `unsafe` block; the poll
 //! loop in `daemon` reads the clock, and so does the bounded start-up sync in `eyes`.
 
@@ -11,6 +11,10 @@ pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod decide;
+/// The old name of `decide`, kept while fuzz targets on other branches still use it.
+#[doc(hidden)]
+pub use decide as watchdog;
 pub mod eyes;
 pub mod heal;
 pub mod inhibit;
@@ -22,7 +26,6 @@ pub mod report;
 pub mod route;
 pub mod sys;
 pub mod watch;
-pub mod watchdog;
 pub mod wire;
 
 use std::fmt::Write as _;

@@ -32,7 +32,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use crate::watchdog::Verdict;
+use crate::decide::Verdict;
 use crate::wire::{siphash24, Echo, EchoKind, ErrorKind, Family, QuotedEcho, ECHO_HEADER_LEN};
 
 /// The MAC carried as every echo's data.

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::civil::timestamp;
+use crate::decide::State;
 use crate::probe::Stats;
-use crate::watchdog::State;
 
 const STATES: [State; 6] = [
     State::Starting,

@@ -5,6 +5,7 @@
 
 mod eyes;
 mod gate;
+mod present;
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -19,15 +20,15 @@ use nix::unistd::Pid;
 
 use crate::civil::unix_now;
 use crate::config::{human, HealStep, IfaceConfig, Target};
-use crate::heal::{describe, HealEvent, HealRunner, Reaper, STOP_GRACE};
+use crate::decide::{self, Action, Decider, Policy, State, Verdict};
+use crate::heal::{describe, HealEvent, Reaper, Supervisor, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{own_address, Prober, KEY_LEN};
 use crate::report::{LastHeal, Snapshot};
 use crate::sys::addrs;
-use crate::sys::icmp::{IcmpSocket, Queued};
+use crate::sys::icmp::{IcmpSocket, Kind, Queued};
 use crate::sys::iface;
 use crate::sys::lock::{self, Claim, LockFile};
-use crate::watchdog::{self, Action, Policy, State, Verdict, Watchdog};
 use crate::wire::{Family, QuotedEcho, WireError};
 
 /// Pending hooks per interface; when more changes pile up, the oldest are dropped.
@@ -89,9 +90,50 @@ fn unix_time_of(then: Instant, now: Instant) -> i64 {
     unix_now() - now.saturating_duration_since(then).as_secs() as i64
 }
 
-pub struct Watch {
+/// One socket per family the targets need. An explicit target of a family whose socket cannot
+/// be opened is an error; so is having no socket at all.
+fn open_sockets(
+    cfg: &IfaceConfig,
+    open: impl Fn(Family) -> io::Result<Box<dyn Sock>>,
+) -> Result<[Option<Box<dyn Sock>>; 2], NoSocket> {
+    let needs = |fam: Family| {
+        cfg.targets.iter().any(|t| match t {
+            Target::Gateway => true,
+            Target::Addr(a) => Family::of(*a) == fam,
+        })
+    };
+    let explicit = |fam: Family| {
+        cfg.targets
+            .iter()
+            .any(|t| matches!(t, Target::Addr(a) if Family::of(*a) == fam))
+    };
+    let mut socks = [None, None];
+    let (mut why, mut errno) = (Vec::new(), None);
+    for fam in [Family::V4, Family::V6] {
+        if !needs(fam) {
+            continue;
+        }
+        let name = if fam == Family::V4 { "ICMP" } else { "ICMPv6" };
+        match open(fam) {
+            Ok(s) => socks[fam as usize] = Some(s),
+            Err(e) if explicit(fam) => {
+                return Err(NoSocket(format!("{name}: {e}"), e.raw_os_error()))
+            }
+            Err(e) => {
+                errno = errno.or(e.raw_os_error());
+                why.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    if socks.iter().all(Option::is_none) {
+        return Err(NoSocket(why.join("; "), errno));
+    }
+    Ok(socks)
+}
+
+pub struct Uplink {
     pub cfg: IfaceConfig,
-    socks: [Option<IcmpSocket>; 2],
+    socks: [Option<Box<dyn Sock>>; 2],
     /// The interface index the sockets are bound to; None while it is missing.
     bound: Option<u32>,
     absent_logged: bool,
@@ -102,11 +144,12 @@ pub struct Watch {
     host_addrs: Vec<IpAddr>,
     pub(crate) host_addrs_at: Option<Instant>,
     own_targets: Vec<IpAddr>,
-    control: iface::Control,
+    /// The system calls the glue makes besides sending and receiving: the seam of the tests.
+    sys: Box<dyn System>,
     prober: Prober,
-    wd: Watchdog,
-    heal: HealRunner,
-    hooks: HealRunner,
+    decider: Decider,
+    heal: Supervisor,
+    hooks: Supervisor,
     hook_queue: VecDeque<Vec<(&'static str, String)>>,
     last_heal: Option<LastHeal>,
     /// Boot grace, inhibit, the reboot step and its budget.
@@ -119,43 +162,39 @@ pub struct Watch {
     pub once_result: Option<bool>,
 }
 
-impl Watch {
+impl Uplink {
     /// Opens the sockets this interface's targets need. Fails only when probing is impossible.
-    pub fn open(cfg: IfaceConfig, now: Instant) -> Result<Watch, NoSocket> {
-        let needs = |fam: Family| {
-            cfg.targets.iter().any(|t| match t {
-                Target::Gateway => true,
-                Target::Addr(a) => Family::of(*a) == fam,
-            })
-        };
-        let explicit = |fam: Family| {
-            cfg.targets
-                .iter()
-                .any(|t| matches!(t, Target::Addr(a) if Family::of(*a) == fam))
-        };
-        let mut socks = [None, None];
-        let (mut why, mut errno) = (Vec::new(), None);
-        for fam in [Family::V4, Family::V6] {
-            if !needs(fam) {
-                continue;
-            }
-            let name = if fam == Family::V4 { "ICMP" } else { "ICMPv6" };
-            match IcmpSocket::open(fam) {
-                Ok(s) => socks[fam as usize] = Some(s),
-                Err(e) if explicit(fam) => {
-                    return Err(NoSocket(format!("{name}: {e}"), e.raw_os_error()))
-                }
-                Err(e) => {
-                    errno = errno.or(e.raw_os_error());
-                    why.push(format!("{name}: {e}"));
-                }
-            }
-        }
-        if socks.iter().all(Option::is_none) {
-            return Err(NoSocket(why.join("; "), errno));
-        }
+    pub fn open(cfg: IfaceConfig, now: Instant) -> Result<Uplink, NoSocket> {
+        let socks = open_sockets(&cfg, |fam| {
+            IcmpSocket::open(fam).map(|s| Box::new(s) as Box<dyn Sock>)
+        })?;
         let control = iface::Control::open()
             .map_err(|e| NoSocket(format!("control socket: {e}"), e.raw_os_error()))?;
+        Ok(Uplink::assemble(
+            cfg,
+            now,
+            socks,
+            Box::new(Host { control }),
+        ))
+    }
+
+    /// An uplink on another system (the tests' fake): its sockets come from `sys`.
+    #[cfg(test)]
+    fn with_system(
+        cfg: IfaceConfig,
+        now: Instant,
+        sys: Box<dyn System>,
+    ) -> Result<Uplink, NoSocket> {
+        let socks = open_sockets(&cfg, |fam| sys.open(fam))?;
+        Ok(Uplink::assemble(cfg, now, socks, sys))
+    }
+
+    fn assemble(
+        cfg: IfaceConfig,
+        now: Instant,
+        socks: [Option<Box<dyn Sock>>; 2],
+        sys: Box<dyn System>,
+    ) -> Uplink {
         let [i0, i1, key @ ..]: [u8; 2 + KEY_LEN] = random_bytes();
         let seed = u64::from_le_bytes(random_bytes());
         let prober = Prober::new(
@@ -174,8 +213,8 @@ impl Watch {
             backoff_min: cfg.backoff_min,
             backoff_max: cfg.backoff_max,
         };
-        Ok(Watch {
-            wd: Watchdog::new(policy, now, seed),
+        Uplink {
+            decider: Decider::new(policy, now, seed),
             cfg,
             socks,
             bound: None,
@@ -184,17 +223,17 @@ impl Watch {
             host_addrs: Vec::new(),
             host_addrs_at: None,
             own_targets: Vec::new(),
-            control,
+            sys,
             prober,
-            heal: HealRunner::default(),
-            hooks: HealRunner::default(),
+            heal: Supervisor::default(),
+            hooks: Supervisor::default(),
             hook_queue: VecDeque::new(),
             last_heal: None,
             gate: gate::Gate::default(),
             heal_lock: None,
             changed: true,
             once_result: None,
-        })
+        }
     }
 
     fn say(&self, log: &mut Log, level: Level, msg: impl AsRef<str>) {
@@ -296,7 +335,7 @@ impl Watch {
         for slot in self.socks.iter_mut() {
             let Some(sock) = slot.as_mut() else { continue };
             if reopen {
-                *sock = IcmpSocket::open(sock.family())?;
+                *sock = self.sys.open(sock.family())?;
             }
             sock.bind_to_device(&self.cfg.iface)?;
             if let Some(ident) = sock.bind_ident()? {
@@ -348,7 +387,7 @@ impl Watch {
             .host_addrs_at
             .is_none_or(|t| now.saturating_duration_since(t) >= OWN_ADDRS_EVERY);
         if stale {
-            match addrs::host_addresses() {
+            match self.sys.host_addresses() {
                 Ok(a) => self.host_addrs = a,
                 // not fatal: keep the last list and try again next time
                 Err(e) => self.say_limited(log, now, Level::Error, format!("getifaddrs: {e}")),
@@ -391,7 +430,7 @@ impl Watch {
             .socks
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|s| (Input::Sock(i), s.as_fd())));
+            .filter_map(|(i, s)| s.as_ref().map(|s| (Input::Sock(i), s.fd())));
         let heal = self
             .heal
             .output_fds()
@@ -407,7 +446,7 @@ impl Watch {
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             self.prober.poll_timeout(),
-            self.wd.poll_timeout(),
+            self.decider.poll_timeout(),
             self.heal.poll_timeout(),
             self.hooks.poll_timeout(),
             self.gate.poll_timeout(),
@@ -440,12 +479,12 @@ impl Watch {
                 self.once_result = Some(v.good);
                 return;
             }
-            self.wd.round_ended(now, v);
+            self.decider.round_ended(now, v);
         }
-        self.wd.handle_timeout(now);
+        self.decider.handle_timeout(now);
         loop {
             let mut progress = false;
-            while let Some(a) = self.wd.poll_action() {
+            while let Some(a) = self.decider.poll_action() {
                 progress = true;
                 self.act(now, log, a, once);
                 if self.once_result.is_some() {
@@ -491,8 +530,8 @@ impl Watch {
                         return;
                     }
                     let reason = self.impossible_reason();
-                    self.wd
-                        .handle_event(now, watchdog::Input::RoundImpossible { reason });
+                    self.decider
+                        .handle_event(now, decide::Input::RoundImpossible { reason });
                     return;
                 }
                 let addrs = self.resolve_targets(now, log);
@@ -510,22 +549,12 @@ impl Watch {
                 reason,
                 attempt,
             } => {
-                let level = match to {
-                    State::Down | State::Healing => Level::Warning,
-                    State::Up => Level::Notice,
-                    _ => Level::Info,
-                };
+                let (level, hook_state) = present::transition(from, to);
                 self.say(log, level, format!("state {from} -> {to}: {reason}"));
                 self.changed = true;
                 if to == State::Up {
                     self.gate.seen_up = true;
                 }
-                let outage = matches!(from, State::Down | State::Healing | State::Recovering);
-                let hook_state = if to == State::Up && outage {
-                    "recovered".to_string()
-                } else {
-                    to.to_string()
-                };
                 self.queue_hook(log, hook_state, from.to_string(), reason, attempt);
             }
             Action::RunHeal {
@@ -542,9 +571,9 @@ impl Watch {
                         Level::Warning,
                         format!("heal attempt {attempt}: dry run, not running {step}"),
                     );
-                    self.wd.heal_ended(now);
+                    self.decider.heal_ended(now);
                 } else if !self.take_heal_lock(log, attempt, &step) {
-                    self.wd.heal_ended(now);
+                    self.decider.heal_ended(now);
                 } else {
                     self.say(
                         log,
@@ -624,17 +653,15 @@ impl Watch {
                 "on-change hook falling behind; dropped the oldest pending change",
             );
         }
-        self.hook_queue.push_back(vec![
-            ("NETHEAL_IFACE", self.cfg.iface.clone()),
-            ("NETHEAL_STATE", state),
-            ("NETHEAL_PREVIOUS", previous),
-            ("NETHEAL_REASON", reason),
-            ("NETHEAL_ATTEMPT", attempt.to_string()),
-            (
-                "NETHEAL_DEGRADED",
-                self.gate.degraded.clone().unwrap_or_default(),
-            ),
-        ]);
+        let env = present::hook_env(
+            &self.cfg.iface,
+            state,
+            previous,
+            reason,
+            attempt,
+            self.gate.degraded.clone(),
+        );
+        self.hook_queue.push_back(env);
     }
 
     fn heal_event(&mut self, now: Instant, log: &mut Log, e: HealEvent) {
@@ -666,7 +693,7 @@ impl Watch {
                 });
                 self.changed = true;
                 if !outcome.success() {
-                    let state = self.wd.state().to_string();
+                    let state = self.decider.state().to_string();
                     self.queue_hook(
                         log,
                         "step-failed".into(),
@@ -675,7 +702,7 @@ impl Watch {
                         attempt,
                     );
                 }
-                self.wd.heal_ended(now);
+                self.decider.heal_ended(now);
             }
         }
     }
@@ -706,30 +733,12 @@ impl Watch {
         if !verbose {
             return;
         }
-        let mut line = format!(
-            "round {} {}: ",
+        let line = present::round_line(
             self.prober.stats().rounds,
-            if v.good { "good" } else { "failed" }
+            v.good,
+            self.prober.slots(),
+            &self.cfg.targets,
         );
-        for (i, (slot, target)) in self
-            .prober
-            .slots()
-            .iter()
-            .zip(&self.cfg.targets)
-            .enumerate()
-        {
-            if i > 0 {
-                line.push_str(", ");
-            }
-            let _ = match (slot.addr, slot.rtt, slot.report) {
-                (Some(a), Some(rtt), _) => write!(line, "{a} {:.3}ms", rtt.as_secs_f64() * 1e3),
-                (Some(a), None, _) if slot.own => write!(line, "{a} own address (not counted)"),
-                (Some(a), None, Some(r)) => write!(line, "{a} {r}"),
-                (Some(a), None, None) if slot.send_failed() => write!(line, "{a} send failed"),
-                (Some(a), None, None) => write!(line, "{a} lost"),
-                (None, _, _) => write!(line, "{target} unknown"),
-            };
-        }
         self.say(log, Level::Info, line);
     }
 
@@ -738,13 +747,14 @@ impl Watch {
         let Some(sock) = self.socks[i].as_ref() else {
             return;
         };
-        if let Err(e) = drain(sock, &mut self.prober, now, buf) {
+        if let Err(e) = drain(&**sock, &mut self.prober, now, buf) {
             self.say_limited(log, now, Level::Error, format!("receive: {e}"));
         }
     }
 
     fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
-        let failed = send_due(&mut self.prober, &self.socks, self.bound, buf, Instant::now);
+        let sys = &self.sys;
+        let failed = send_due(&mut self.prober, &self.socks, self.bound, buf, || sys.now());
         for (dest, e) in failed {
             // Expected while the link is broken (ENETUNREACH on a downed interface, EPERM
             // from a firewall): the echo counts as lost; say so once a minute. An off-link
@@ -779,7 +789,7 @@ impl Watch {
     }
 
     pub fn state(&self) -> State {
-        self.wd.state()
+        self.decider.state()
     }
 
     pub fn rounds(&self) -> u64 {
@@ -793,8 +803,8 @@ impl Watch {
         };
         format!(
             "status: state {} for {}, rounds {}, replies {}, lost {}, foreign {}, late {}, send errors {}, icmp errors {}, rtt min/avg/max {}/{}/{} ms, heals {}",
-            self.wd.state(),
-            human(now.saturating_duration_since(self.wd.since())),
+            self.decider.state(),
+            human(now.saturating_duration_since(self.decider.since())),
             st.rounds,
             st.replies,
             st.lost,
@@ -805,17 +815,17 @@ impl Watch {
             ms(st.rtt_min),
             ms(st.rtt_avg()),
             ms(st.rtt_max),
-            self.wd.heals(),
+            self.decider.heals(),
         )
     }
 
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         Snapshot {
             iface: self.cfg.iface.clone(),
-            state: self.wd.state(),
-            since: unix_time_of(self.wd.since(), now),
+            state: self.decider.state(),
+            since: unix_time_of(self.decider.since(), now),
             stats: self.prober.stats().clone(),
-            heals: self.wd.heals(),
+            heals: self.decider.heals(),
             last_heal: self.last_heal,
             machine: self.gate.report(now),
             own_targets: self.own_targets.clone(),
@@ -863,6 +873,66 @@ impl SendSocket for IcmpSocket {
     }
 }
 
+impl<T: SendSocket + ?Sized> SendSocket for Box<T> {
+    fn send_to(&self, msg: &[u8], dest: IpAddr, scope: u32) -> io::Result<()> {
+        (**self).send_to(msg, dest, scope)
+    }
+}
+
+/// One ICMP socket as the glue uses it: a real `IcmpSocket`, or the tests' fake.
+trait Sock: RecvSocket + SendSocket {
+    fn kind(&self) -> Kind;
+    fn fd(&self) -> BorrowedFd<'_>;
+    fn bind_to_device(&self, iface: &str) -> io::Result<()>;
+    fn bind_ident(&self) -> io::Result<Option<u16>>;
+}
+
+impl Sock for IcmpSocket {
+    fn kind(&self) -> Kind {
+        IcmpSocket::kind(self)
+    }
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+    fn bind_to_device(&self, iface: &str) -> io::Result<()> {
+        IcmpSocket::bind_to_device(self, iface)
+    }
+    fn bind_ident(&self) -> io::Result<Option<u16>> {
+        IcmpSocket::bind_ident(self)
+    }
+}
+
+/// The rest of the system the glue asks: new sockets, the interface's index before the
+/// netlink cache has synced, and the host's own addresses. Facts and events from netlink come
+/// in through `kernel_facts` / `kernel_event`; heal steps through `Supervisor`.
+trait System {
+    fn open(&self, family: Family) -> io::Result<Box<dyn Sock>>;
+    fn index(&self, iface: &str) -> Option<u32>;
+    fn host_addresses(&self) -> io::Result<Vec<IpAddr>>;
+    /// The clock each echo's send stamp is read from, right before its sendto.
+    fn now(&self) -> Instant;
+}
+
+/// This host.
+struct Host {
+    control: iface::Control,
+}
+
+impl System for Host {
+    fn open(&self, family: Family) -> io::Result<Box<dyn Sock>> {
+        Ok(Box::new(IcmpSocket::open(family)?))
+    }
+    fn index(&self, iface: &str) -> Option<u32> {
+        self.control.index(iface)
+    }
+    fn host_addresses(&self) -> io::Result<Vec<IpAddr>> {
+        addrs::host_addresses()
+    }
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
 /// Sends every echo that is due, each stamped by `clock` right before its sendto (as
 /// OpenBSD ping does), not with the turn's `now`, which was read before the routing tables
 /// and the other watches' work. Returns the sends that failed (the prober knows already).
@@ -893,8 +963,8 @@ fn send_due<S: SendSocket>(
 /// Feeds at most RECV_BATCH datagrams from `sock` to the prober; returns how many it read.
 /// A datagram socket's error queue is read first: reading it also clears the socket's pending
 /// error, which would otherwise be what the next ordinary receive returns.
-fn drain(
-    sock: &impl RecvSocket,
+fn drain<R: RecvSocket + ?Sized>(
+    sock: &R,
     prober: &mut Prober,
     now: Instant,
     buf: &mut [u8],
@@ -1043,5 +1113,397 @@ mod tests {
         assert_eq!(turns, 1000 / RECV_BATCH);
         assert_eq!(p.stats().foreign, 1000);
         assert_eq!(sock.left.get(), 0);
+    }
+
+    // ---- The glue in virtual time, through a fake system ----
+
+    use crate::config::MachineConfig;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::os::unix::net::UnixDatagram;
+    use std::rc::Rc;
+
+    /// What the fake system is and what it saw. The peer answers every echo when `answer`.
+    struct World {
+        now: Instant,
+        index: Option<u32>,
+        answer: bool,
+        send_fails: bool,
+        own: Vec<IpAddr>,
+        sent: usize,
+        opened: usize,
+        inbox: VecDeque<(IpAddr, Vec<u8>)>,
+    }
+
+    type Shared = Rc<RefCell<World>>;
+
+    struct FakeSys(Shared);
+    struct FakeSock {
+        family: Family,
+        w: Shared,
+        fd: std::fs::File,
+    }
+
+    impl System for FakeSys {
+        fn open(&self, family: Family) -> io::Result<Box<dyn Sock>> {
+            self.0.borrow_mut().opened += 1;
+            Ok(Box::new(FakeSock {
+                family,
+                w: self.0.clone(),
+                fd: std::fs::File::open("/dev/null")?,
+            }))
+        }
+        fn index(&self, _: &str) -> Option<u32> {
+            self.0.borrow().index
+        }
+        fn host_addresses(&self) -> io::Result<Vec<IpAddr>> {
+            Ok(self.0.borrow().own.clone())
+        }
+        fn now(&self) -> Instant {
+            self.0.borrow().now
+        }
+    }
+
+    impl RecvSocket for FakeSock {
+        fn family(&self) -> Family {
+            self.family
+        }
+        fn recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, IpAddr)>> {
+            let Some((src, msg)) = self.w.borrow_mut().inbox.pop_front() else {
+                return Ok(None);
+            };
+            buf[..msg.len()].copy_from_slice(&msg);
+            Ok(Some((msg.len(), src)))
+        }
+        fn icmp_part<'a>(&self, d: &'a [u8]) -> Result<&'a [u8], WireError> {
+            Ok(d)
+        }
+    }
+
+    impl SendSocket for FakeSock {
+        fn send_to(&self, msg: &[u8], dest: IpAddr, _: u32) -> io::Result<()> {
+            let mut w = self.w.borrow_mut();
+            w.sent += 1;
+            if w.send_fails {
+                return Err(io::Error::from_raw_os_error(libc::ENETUNREACH));
+            }
+            if w.answer {
+                let e = crate::wire::Echo::parse(self.family, msg).unwrap();
+                let mut reply = vec![0u8; msg.len()];
+                crate::wire::Echo {
+                    kind: crate::wire::EchoKind::Reply,
+                    ..e
+                }
+                .emit(self.family, &mut reply)
+                .unwrap();
+                w.inbox.push_back((dest, reply));
+            }
+            Ok(())
+        }
+    }
+
+    impl Sock for FakeSock {
+        fn kind(&self) -> Kind {
+            Kind::Raw
+        }
+        fn fd(&self) -> BorrowedFd<'_> {
+            self.fd.as_fd()
+        }
+        fn bind_to_device(&self, _: &str) -> io::Result<()> {
+            Ok(())
+        }
+        fn bind_ident(&self) -> io::Result<Option<u16>> {
+            Ok(None)
+        }
+    }
+
+    const PEER: &str = "198.51.100.1";
+
+    fn config(iface: &str) -> IfaceConfig {
+        IfaceConfig {
+            iface: iface.into(),
+            targets: vec![Target::Addr(PEER.parse().unwrap())],
+            count: 1,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            fail_after: 2,
+            quorum: 1,
+            up_after: 1,
+            table: None,
+            heal: vec![HealStep::Exec("/bin/true".into())],
+            backoff_min: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(60),
+            heal_timeout: Duration::from_secs(5),
+            dry_run: false,
+            verbose: true,
+            on_change: None,
+            heal_before_up: false,
+            machine: MachineConfig {
+                boot_grace: Duration::ZERO,
+                inhibit_file: None,
+                ..MachineConfig::default()
+            },
+        }
+    }
+
+    /// An uplink on the fake, its world, and a log whose lines the test reads back.
+    struct Rig {
+        up: Uplink,
+        w: Shared,
+        log: Log,
+        sink: UnixDatagram,
+        lines: Vec<String>,
+        now: Instant,
+        once: bool,
+        /// Whether a heal child was running after any turn.
+        spawned: bool,
+        path: std::path::PathBuf,
+    }
+
+    impl Drop for Rig {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    fn rig(cfg: IfaceConfig, once: bool) -> Rig {
+        let now = Instant::now();
+        let w = Rc::new(RefCell::new(World {
+            now,
+            index: Some(3),
+            answer: true,
+            send_fails: false,
+            own: Vec::new(),
+            sent: 0,
+            opened: 0,
+            inbox: VecDeque::new(),
+        }));
+        let path = std::env::temp_dir().join(format!(
+            "netheal-glue-{}-{}.sock",
+            std::process::id(),
+            cfg.iface
+        ));
+        let _ = std::fs::remove_file(&path);
+        let sink = UnixDatagram::bind(&path).unwrap();
+        sink.set_nonblocking(true).unwrap();
+        let log = Log::with_syslog(Some(path.clone()), now);
+        let up = Uplink::with_system(cfg, now, Box::new(FakeSys(w.clone()))).unwrap();
+        let mut r = Rig {
+            up,
+            w,
+            log,
+            sink,
+            lines: Vec::new(),
+            now,
+            once,
+            spawned: false,
+            path,
+        };
+        r.up.start(now, &mut r.log, once);
+        r.drain_log();
+        r
+    }
+
+    impl Rig {
+        fn drain_log(&mut self) {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = self.sink.recv(&mut buf) {
+                self.lines
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+
+        /// Runs the loop in virtual time for `d`: each turn at the uplink's next deadline.
+        fn run(&mut self, d: Duration) {
+            let end = self.now + d;
+            let mut buf = [0u8; 2048];
+            while self.now < end && self.up.once_result.is_none() {
+                self.w.borrow_mut().now = self.now;
+                let ready = Ready {
+                    socks: [!self.w.borrow().inbox.is_empty(), false],
+                    ..Ready::default()
+                };
+                self.up.reap(self.now);
+                self.up
+                    .turn(self.now, &mut self.log, &mut buf, ready, self.once);
+                self.spawned |= self.up.heal.is_running();
+                self.drain_log();
+                let next = if self.w.borrow().inbox.is_empty() {
+                    self.up.poll_timeout().unwrap_or(end)
+                } else {
+                    self.now
+                };
+                // A step of at least 1 ms, so a heal child (real) can end meanwhile.
+                self.now = next.max(self.now + Duration::from_millis(1)).min(end);
+            }
+        }
+
+        fn logged(&self, what: &str) -> bool {
+            self.lines.iter().any(|l| l.contains(what))
+        }
+
+        fn count(&self, what: &str) -> usize {
+            self.lines.iter().filter(|l| l.contains(what)).count()
+        }
+    }
+
+    #[test]
+    fn answered_echoes_bring_the_uplink_up() {
+        let mut r = rig(config("nhg0"), false);
+        r.run(Duration::from_secs(5));
+        assert_eq!(r.up.state(), State::Up, "{:#?}", r.lines);
+        assert!(r.logged("nhg0: state starting -> up"), "{:#?}", r.lines);
+        assert!(r.up.rounds() >= 4);
+        assert_eq!(r.up.prober.stats().lost, 0);
+        assert!(!r.spawned);
+    }
+
+    #[test]
+    fn a_send_failure_counts_as_a_failed_probe() {
+        let mut r = rig(config("nhg1"), false);
+        r.w.borrow_mut().send_fails = true;
+        r.run(Duration::from_secs(3));
+        assert!(r.up.prober.stats().send_errors >= 2);
+        assert!(r.logged("send failed"), "{:#?}", r.lines);
+        assert!(r.logged(&format!("send to {PEER}")), "{:#?}", r.lines);
+        assert_ne!(r.up.state(), State::Up);
+        assert!(r.count("failed:") >= 2, "{:#?}", r.lines);
+    }
+
+    #[test]
+    fn interface_gone_fails_rounds_with_its_reason_then_heals() {
+        let mut r = rig(config("nhg2"), false);
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.state(), State::Up);
+        r.w.borrow_mut().index = None;
+        let sent = r.w.borrow().sent;
+        r.run(Duration::from_secs(4));
+        assert!(r.logged("interface nhg2 is gone"), "{:#?}", r.lines);
+        assert!(r.logged("nhg2: state up -> suspect"), "{:#?}", r.lines);
+        assert!(r.logged("heal attempt 1: running"), "{:#?}", r.lines);
+        assert!(r.spawned, "the step was started");
+        assert_eq!(r.w.borrow().sent, sent, "nothing sent while it is gone");
+        assert_ne!(r.up.state(), State::Up);
+        // It comes back (re-created: a new index): sockets re-opened, the uplink recovers.
+        let opened = r.w.borrow().opened;
+        r.w.borrow_mut().index = Some(9);
+        r.run(Duration::from_secs(30));
+        assert!(r.logged("interface appeared (index 9)"), "{:#?}", r.lines);
+        assert!(r.w.borrow().opened > opened, "sockets re-opened");
+        assert_eq!(r.up.state(), State::Up, "{:#?}", r.lines);
+    }
+
+    #[test]
+    fn a_new_index_reopens_the_sockets_and_keeps_the_state() {
+        let mut r = rig(config("nhg3"), false);
+        r.run(Duration::from_secs(3));
+        let (opened, rounds) = (r.w.borrow().opened, r.up.rounds());
+        r.w.borrow_mut().index = Some(4);
+        r.run(Duration::from_secs(3));
+        assert!(
+            r.logged("interface index changed from 3 to 4; sockets re-bound"),
+            "{:#?}",
+            r.lines
+        );
+        assert_eq!(r.w.borrow().opened, opened + 1);
+        assert_eq!(r.up.state(), State::Up);
+        assert!(r.up.rounds() > rounds, "the counters go on");
+        assert_eq!(r.count("state starting -> up"), 1);
+    }
+
+    #[test]
+    fn once_reports_the_verdict_of_the_one_round() {
+        let mut good = rig(config("nhg4"), true);
+        good.run(Duration::from_secs(5));
+        assert_eq!(good.up.once_result, Some(true));
+        let mut lost = rig(config("nhg5"), true);
+        lost.w.borrow_mut().answer = false;
+        lost.run(Duration::from_secs(5));
+        assert_eq!(lost.up.once_result, Some(false));
+        assert!(lost.logged(&format!("{PEER} lost")), "{:#?}", lost.lines);
+        let mut absent = rig(config("nhg6"), true);
+        assert!(absent.logged("nhg6: watching targets"));
+        absent.w.borrow_mut().index = None;
+        absent.run(Duration::from_secs(5));
+        assert_eq!(absent.up.once_result, Some(false));
+        assert_eq!(absent.w.borrow().sent, 0);
+        assert!(!lost.spawned && !good.spawned && !absent.spawned);
+    }
+
+    #[test]
+    fn dry_run_logs_the_step_and_does_not_spawn() {
+        let mut cfg = config("nhg7");
+        cfg.dry_run = true;
+        let mut r = rig(cfg, false);
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.state(), State::Up);
+        r.w.borrow_mut().answer = false;
+        r.run(Duration::from_secs(30));
+        assert!(
+            r.logged("heal attempt 1: dry run, not running"),
+            "{:#?}",
+            r.lines
+        );
+        assert!(r.logged("heal attempt 2: dry run"), "the ladder goes on");
+        assert!(!r.spawned, "no child was started");
+        assert!(!r.logged(": running /bin/true"));
+    }
+
+    #[test]
+    fn an_inhibited_heal_is_held_and_does_not_spawn() {
+        let mut r = rig(config("nhg8"), false);
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.state(), State::Up);
+        r.up.gate.inhibit = Some((r.now + Duration::from_secs(3600), 0));
+        r.w.borrow_mut().answer = false;
+        r.run(Duration::from_secs(30));
+        assert!(
+            r.logged("heal held back: inhibited until"),
+            "{:#?}",
+            r.lines
+        );
+        assert_eq!(r.up.state(), State::Down, "{:#?}", r.lines);
+        assert!(!r.spawned, "no child was started");
+        assert!(!r.logged(": running /bin/true"));
+        assert!(r.up.prober.stats().rounds >= 10, "probing goes on");
+    }
+
+    #[test]
+    fn the_gateway_without_a_default_route_fails_the_round() {
+        let mut cfg = config("nhg9");
+        cfg.targets = vec![Target::Gateway];
+        let mut r = rig(cfg, false);
+        r.up.kernel.synced = true;
+        r.up.kernel.index = Some(3);
+        r.run(Duration::from_secs(3));
+        assert!(
+            r.logged("nhg9: no default gateway through this interface"),
+            "{:#?}",
+            r.lines
+        );
+        assert!(r.logged("gateway unknown"), "{:#?}", r.lines);
+        assert_eq!(r.w.borrow().sent, 0);
+        assert_ne!(r.up.state(), State::Up);
+        r.up.kernel.gateway[0] = Some(PEER.parse().unwrap());
+        r.run(Duration::from_secs(20));
+        assert_eq!(r.up.state(), State::Up, "{:#?}", r.lines);
+        assert!(r.w.borrow().sent > 0);
+    }
+
+    #[test]
+    fn an_own_address_target_is_not_probed() {
+        let mut r = rig(config("nhg10"), false);
+        r.w.borrow_mut().own = vec![PEER.parse().unwrap()];
+        r.run(Duration::from_secs(3));
+        assert!(
+            r.logged(&format!(
+                "target {PEER} is one of this host's own addresses"
+            )),
+            "{:#?}",
+            r.lines
+        );
+        assert!(r.logged("own address (not counted)"), "{:#?}", r.lines);
+        assert_eq!(r.w.borrow().sent, 0);
+        assert!(!r.spawned);
     }
 }

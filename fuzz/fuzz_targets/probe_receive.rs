@@ -51,7 +51,7 @@ impl Sock {
     }
 }
 
-/// Mirrors `IcmpSocket::icmp_part` and the `unwrap_or(&[])` in `Watch::receive`.
+/// Mirrors `IcmpSocket::icmp_part` and the `unwrap_or(&[])` in `Uplink::receive`.
 fn icmp_part(sock: Sock, datagram: &[u8]) -> Result<&[u8], WireError> {
     match sock {
         Sock::RawV4 => strip_ipv4_header(datagram),

@@ -12,7 +12,7 @@ use netheal::probe::Stats;
 use netheal::report::{
     parse_status, pretty_status, status_pid, status_text, LastHeal, MachineStatus, Snapshot,
 };
-use netheal::watchdog::State;
+use netheal::decide::State;
 
 #[derive(Arbitrary, Debug)]
 struct Snap {

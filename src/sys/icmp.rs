@@ -339,7 +339,7 @@ mod tests {
         let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
         // SAFETY: fd is an open raw ICMP socket; mask and len live across the call and len
         // holds mask's size.
-        cvt(unsafe {
+        let got = cvt(unsafe {
             libc::getsockopt(
                 s.fd.as_raw_fd(),
                 SOL_RAW,
@@ -347,8 +347,16 @@ mod tests {
                 (&mut mask as *mut u32).cast(),
                 &mut len,
             )
-        })
-        .unwrap();
+        });
+        // qemu-user does not translate this option (EOPNOTSUPP) when the unit tests run on
+        // another architecture; every Linux kernel has it, so natively this is never taken.
+        if got.as_ref().err().and_then(io::Error::raw_os_error) == Some(libc::EOPNOTSUPP)
+            && std::env::var_os("NETHEAL_CROSS_RUNNER").is_some()
+        {
+            eprintln!("skipped: ICMP_FILTER cannot be read back under qemu-user");
+            return;
+        }
+        got.unwrap();
         let passes = |t: u32| mask & (1 << t) == 0;
         assert!(passes(0) && passes(3) && passes(11), "{mask:#x}");
         assert!(!passes(8) && !passes(5) && !passes(12), "{mask:#x}");

@@ -8,10 +8,10 @@ use std::io;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::Watch;
+use super::Uplink;
+use crate::decide::Input;
 use crate::kernel::{Event, Iface};
 use crate::log::{Level, Log};
-use crate::watchdog::Input;
 use crate::wire::Family;
 
 /// What the watch knows from the kernel.
@@ -29,7 +29,7 @@ pub(super) struct Facts {
     pub bounced: bool,
 }
 
-impl Watch {
+impl Uplink {
     /// For the daemon's restore after a `link` step: (bouncing, bounced), cleared by reading.
     pub fn take_bounce(&mut self) -> (bool, bool) {
         let b = (self.kernel.bouncing, self.kernel.bounced);
@@ -92,7 +92,7 @@ impl Watch {
             _ => self.say(log, level, ev.to_string()),
         }
         if ev.may_break() {
-            self.wd.handle_event(now, Input::KernelChanged);
+            self.decider.handle_event(now, Input::KernelChanged);
         }
     }
 
@@ -101,7 +101,7 @@ impl Watch {
         if self.kernel.synced {
             self.kernel.index
         } else {
-            self.control.index(&self.cfg.iface)
+            self.sys.index(&self.cfg.iface)
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::Watch;
+use super::Uplink;
 use crate::budget::{self, Assessment, Record, Verdict};
 use crate::civil::{timestamp, unix_now};
 use crate::config::{human, HealStep};
@@ -32,7 +32,7 @@ pub struct Gate {
     pub seen_up: bool,
     grace_end: Option<Instant>,
     /// While inhibited: until when (monotonic), and the wall time it was meant to end.
-    inhibit: Option<(Instant, i64)>,
+    pub(super) inhibit: Option<(Instant, i64)>,
     inhibit_stamp: Stamp,
     held: Option<Hold>,
     /// The hold last reported in the log for a held attempt.
@@ -87,7 +87,7 @@ impl Gate {
     }
 }
 
-impl Watch {
+impl Uplink {
     fn has_reboot_step(&self) -> bool {
         self.cfg.heal.contains(&HealStep::Reboot)
     }
@@ -155,12 +155,12 @@ impl Watch {
             self.gate.held = hold;
             self.changed = true;
         }
-        self.wd.set_held(now, hold.is_some());
+        self.decider.set_held(now, hold.is_some());
     }
 
     /// After the watchdog ran: say once why a due attempt waits.
     pub(super) fn report_hold(&mut self, now: Instant, log: &mut Log) {
-        if !self.wd.heal_held() {
+        if !self.decider.heal_held() {
             self.gate.held_logged = None;
             return;
         }
@@ -322,7 +322,7 @@ impl Watch {
                     );
                 }
             }
-            let state = self.wd.state().to_string();
+            let state = self.decider.state().to_string();
             let reason = degraded
                 .clone()
                 .unwrap_or_else(|| "reboot budget recovered".into());
@@ -362,7 +362,7 @@ impl Watch {
                 Some(why) => format!("heal attempt {attempt}: dry run: would not reboot: {why}"),
             };
             self.say(log, Level::Warning, msg);
-            self.wd.heal_ended(now);
+            self.decider.heal_ended(now);
             return;
         }
         if let Some(why) = refusal {
@@ -455,7 +455,7 @@ impl Watch {
                 );
                 // Like any other step: not while another healer holds the interface's lock.
                 if !self.take_heal_lock(log, attempt, &step) {
-                    self.wd.heal_ended(now);
+                    self.decider.heal_ended(now);
                     return;
                 }
                 self.heal.start_heal(
@@ -478,7 +478,7 @@ impl Watch {
                     at: unix_now(),
                 });
                 self.changed = true;
-                let state = self.wd.state().to_string();
+                let state = self.decider.state().to_string();
                 self.queue_hook(
                     log,
                     "step-failed".into(),
@@ -486,7 +486,7 @@ impl Watch {
                     format!("heal attempt {attempt}: reboot refused: {why}"),
                     attempt,
                 );
-                self.wd.heal_ended(now);
+                self.decider.heal_ended(now);
             }
         }
     }
@@ -561,6 +561,6 @@ impl Watch {
             at: unix_now(),
         });
         self.changed = true;
-        self.wd.heal_ended(now);
+        self.decider.heal_ended(now);
     }
 }

@@ -106,7 +106,7 @@ pub enum Input {
 }
 
 #[derive(Debug)]
-pub struct Watchdog {
+pub struct Decider {
     policy: Policy,
     /// When the last round started (confirming rounds keep a timeout's distance from it).
     last_round: Option<Instant>,
@@ -137,11 +137,11 @@ pub struct Watchdog {
     heal_pending: bool,
 }
 
-impl Watchdog {
+impl Decider {
     /// `seed` feeds the backoff jitter; any value works, 0 included.
     pub fn new(policy: Policy, now: Instant, seed: u64) -> Self {
         assert!(policy.steps >= 1 && policy.fail_after >= 1 && policy.up_after >= 1);
-        Watchdog {
+        Decider {
             policy,
             impossible: None,
             last_round: None,
@@ -470,7 +470,7 @@ mod tests {
     /// A virtual lab: rounds take 1 ms when the link is good and the whole timeout when it is
     /// not; heal steps take `heal_len`; attempt `fix_on` (if any) repairs the link for good.
     struct Sim {
-        wd: Watchdog,
+        wd: Decider,
         t0: Instant,
         now: Instant,
         timeout: Duration,
@@ -488,7 +488,7 @@ mod tests {
         fn new(policy: Policy, bad: impl Fn(f64) -> bool + 'static) -> Sim {
             let t0 = Instant::now();
             Sim {
-                wd: Watchdog::new(policy, t0, 42),
+                wd: Decider::new(policy, t0, 42),
                 t0,
                 now: t0,
                 timeout: s(2.0),
@@ -901,7 +901,7 @@ mod tests {
     #[test]
     fn skipped_rounds_wait_an_interval_and_decide_nothing() {
         let t0 = Instant::now();
-        let mut wd = Watchdog::new(policy(), t0, 1);
+        let mut wd = Decider::new(policy(), t0, 1);
         wd.handle_timeout(t0);
         assert_eq!(wd.poll_action(), Some(Action::StartRound));
         wd.round_skipped(t0);
@@ -915,7 +915,7 @@ mod tests {
         // The seed that used to give xorshift the state 0, where it stays forever.
         let t0 = Instant::now();
         for seed in [0x9e37_79b9_7f4a_7c15, 0, u64::MAX] {
-            let mut wd = Watchdog::new(policy(), t0, seed);
+            let mut wd = Decider::new(policy(), t0, seed);
             assert_ne!(wd.rng, 0, "seed {seed:#x}");
             let draws: Vec<u64> = (0..4).map(|_| wd.next_random()).collect();
             assert!(
@@ -928,7 +928,7 @@ mod tests {
     #[test]
     fn counters_saturate() {
         let t0 = Instant::now();
-        let mut wd = Watchdog::new(policy(), t0, 1);
+        let mut wd = Decider::new(policy(), t0, 1);
         wd.fails = u32::MAX;
         wd.heals = u64::MAX;
         let bad = Verdict {
@@ -947,7 +947,7 @@ mod tests {
     fn jitter_stays_within_ten_percent() {
         let t0 = Instant::now();
         for seed in 0..200 {
-            let mut wd = Watchdog::new(policy(), t0, seed);
+            let mut wd = Decider::new(policy(), t0, seed);
             for attempt in 1..8 {
                 let base = (30.0 * f64::from(1u32 << (attempt - 1))).min(900.0);
                 let b = wd.backoff(attempt).as_secs_f64();
@@ -957,14 +957,14 @@ mod tests {
                 );
             }
         }
-        let mut wd = Watchdog::new(policy(), t0, 7);
+        let mut wd = Decider::new(policy(), t0, 7);
         assert!(
             wd.backoff(u32::MAX) <= s(990.0),
             "huge attempt numbers saturate"
         );
     }
 
-    fn transitions(wd: &mut Watchdog) -> Vec<(State, String)> {
+    fn transitions(wd: &mut Decider) -> Vec<(State, String)> {
         std::iter::from_fn(|| wd.poll_action())
             .filter_map(|a| match a {
                 Action::Transition { to, reason, .. } => Some((to, reason)),
@@ -978,7 +978,7 @@ mod tests {
     #[test]
     fn impossible_rounds_count_as_failed_with_their_reason() {
         let t0 = Instant::now();
-        let mut wd = Watchdog::new(policy(), t0, 1);
+        let mut wd = Decider::new(policy(), t0, 1);
         let good = Verdict {
             good: true,
             answered: 1,
@@ -1032,7 +1032,7 @@ mod tests {
     #[test]
     fn kernel_changes_pull_the_next_round_in() {
         let t0 = Instant::now();
-        let mut wd = Watchdog::new(policy(), t0, 1);
+        let mut wd = Decider::new(policy(), t0, 1);
         let good = Verdict {
             good: true,
             answered: 1,
