@@ -4,8 +4,10 @@
 # also written to bench/results.md. About 10 minutes (under 15).
 #   make bench                                  the full run
 #   make bench BENCH_ARGS=--quick               fewer runs and rounds: about 3 minutes
-#   make bench BENCH_ARGS="--only cost,instr"   some measurements only (sizes cost instr
-#                                               memory latency false idle soak)
+#   make bench BENCH_PARTS=cost,instr           some measurements only (sizes cost instr
+#                                               memory latency false idle soak, and issue 9's
+#                                               round9 rewrites events9 bigtable scale peer);
+#                                               the same as BENCH_ARGS="--only cost,instr"
 #   make bench BENCH_CROSS=0                    skip the musl build (sizes then fall back to
 #                                               whatever dist/ holds, else the glibc build)
 
@@ -14,6 +16,8 @@ BENCH_NETHEAL    ?= $(BENCH_TARGET_DIR)/release/netheal
 BENCH_ARGS       ?=
 BENCH_CROSS      ?= 1
 BENCH_MUSL       ?= x86_64-unknown-linux-musl
+BENCH_PARTS      ?=
+export BENCH_PARTS
 
 .PHONY: bench bench-setup
 

@@ -1048,6 +1048,8 @@ def build_table(R):
                      f"open fds)",
                      f"{first[1]:,} → {last[1]:,} (Δ {last[1] - first[1]:+,}); "
                      f"fds {first[3]} → {last[3]}", "", "", "", ""])
+    if not rows:
+        return ""
     head = ["measure", "netheal", "bash loop", "netheal / loop", "iputils ping -c1",
             "busybox ping -c1"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -1076,6 +1078,7 @@ def machine_facts(b):
         return run(cmd, check=False).strip().splitlines()[0] if shutil.which(cmd[0]) else "?"
 
     return {
+        "load": os.getloadavg()[0],
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {mem}, "
                    f"Linux {platform.release()}, Debian {deb}",
@@ -1103,6 +1106,8 @@ overwrites this file. Raw traces, callgrind files and logs of the run: bench/out
 - netheal: {facts['netheal']}
 - tools: {facts['tools']}
 - wall time of the whole bench: {wall / 60:.1f} min
+- load average (1 min) at start / end: {facts['load']:.2f} / {os.getloadavg()[0]:.2f}
+  (a machine shared with other builds when above ~1 per core)
 
 Figures are median (min–max) over repeated runs; the ratio column is netheal's median over
 the loop's. The loop is `while true; do ping -c1 -W1 T || (ifdown I; ifup I); sleep S; done`.
@@ -1222,6 +1227,508 @@ def add_method_notes(b, R):
 
 
 # ---------------------------------------------------------------------------------------------
+# 9. Issue 9 (the kernel's view through rtnetlink): cost of a `gateway` round, status file
+# rewrites, event latency, a 200 000-route table, 256 interfaces, and Debian's watchdog(8).
+
+def gw_lab(tag, v6=False):
+    """A lab whose HOST has a default route through IFACE (IPv4, or IPv6 with v6)."""
+    lab = Lab(tag)
+    if v6:
+        for ns, ifc, a in ((lab.host, lab.iface, "2001:db8:1::2"), (lab.peer, lab.pif,
+                                                                    "2001:db8:1::1")):
+            run(["ip", "-n", ns, "addr", "add", f"{a}/64", "dev", ifc, "nodad"])
+        run(["ip", "-n", lab.host, "-6", "route", "add", "default", "via", "2001:db8:1::1",
+             "dev", lab.iface])
+    else:
+        run(["ip", "-n", lab.host, "route", "add", "default", "via", PEER_ADDR, "dev",
+             lab.iface])
+    return lab
+
+
+def nh_gateway(b, lab, *opts, name, wrap=None, status_file=False):
+    """netheal -t gateway in lab's HOST, waited for until up."""
+    status = str(b.rundir / f"status-{name}") if status_file else "none"
+    argv = [b.nh, "-c", str(b.conf), "--status-file", status, "--log", "stderr",
+            "-t", "gateway", *opts, lab.iface]
+    p = Proc(ns_exec(lab.host, *((wrap or []) + argv)), name)
+    p.wait_for(r"state \S+ -> up", timeout=60)
+    return p
+
+
+def strace_attached(pid, seconds, out, extra=()):
+    """strace -f -c attached to a running pid for `seconds`: {syscall: calls}."""
+    p = subprocess.Popen(["strace", "-f", "-c", *extra, "-o", str(out), "-p", str(pid)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    BENCH.procs_raw.append(p)
+    time.sleep(seconds)
+    p.send_signal(signal.SIGINT)
+    p.wait(20)
+    return parse_strace_summary(out)
+
+
+def measure_round9(b):
+    """Syscalls per healthy `gateway` round (strace -f -c attached, counted between two
+    SIGUSR1 status lines: the status line's own write is subtracted), instructions and
+    allocator calls per round (callgrind, two windows, as measure_instr_netheal)."""
+    lab = gw_lab("r")
+    res = {"syscalls": [], "breakdown": None, "ir": [], "allocs": []}
+    nh = nh_gateway(b, lab, "-i", "10ms", "-W", "500ms", name="round9")
+    for rep in range(b.reps(3)):
+        out = b.out / f"strace-round9-{rep}.txt"
+        p = subprocess.Popen(["strace", "-f", "-c", "-o", str(out), "-p", str(nh.pid)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        BENCH.procs_raw.append(p)
+        time.sleep(0.5)
+        s1 = nh.status()
+        time.sleep(3.0 if not b.quick else 1.5)
+        s2 = nh.status()
+        time.sleep(0.2)
+        p.send_signal(signal.SIGINT)
+        p.wait(20)
+        calls = parse_strace_summary(out)
+        n = s2["rounds"] - s1["rounds"]
+        # Outside the rounds: the two SIGUSR1s (one rt_sigreturn/signalfd read and one
+        # write of the status line each) and the edges; each is counted as is, n ≥ 150.
+        res["syscalls"].append(calls["total"] / n)
+        res["breakdown"] = {k: v / n for k, v in sorted(calls.items()) if k != "total"}
+        res["rounds"] = n
+    nh.stop()
+    prefix = str(b.out / "vgdb9")
+    cg = b.out / "callgrind-round9.out"
+    nh = nh_gateway(b, lab, "-i", "20ms", "-W", "500ms", name="callgrind-round9",
+                    wrap=["valgrind", "--tool=callgrind", f"--vgdb-prefix={prefix}",
+                          f"--callgrind-out-file={cg}"])
+    ctl = ["callgrind_control", f"--vgdb-prefix={prefix}"]
+    dumps = 0
+
+    def window(seconds):
+        nonlocal dumps
+        run(ctl + ["--zero", str(nh.pid)])
+        r1 = nh.status()["rounds"]
+        time.sleep(seconds)
+        run(ctl + ["--dump", str(nh.pid)])
+        dumps += 1
+        r2 = nh.status()["rounds"]
+        path = f"{cg}.{dumps}"
+        return callgrind_total(path), callgrind_alloc_calls(path), r2 - r1
+
+    time.sleep(1.0)
+    for _ in range(b.reps(3)):
+        ir_s, al_s, n_s = window(0.4)
+        ir_l, al_l, n_l = window(3.0 if not b.quick else 1.5)
+        res["ir"].append((ir_l - ir_s) / (n_l - n_s))
+        res["allocs"].append((al_l - al_s) / (n_l - n_s))
+    nh.stop(timeout=20)
+    return res
+
+
+ALLOC_FNS = {"malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign"}
+
+
+def callgrind_alloc_calls(path):
+    """Calls into the C allocator in one callgrind dump (every caller's `calls=` lines to a
+    callee named malloc, calloc, realloc, ...; callgrind compresses names to `(id)`)."""
+    names, total, pending = {}, 0, False
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("cfn="):
+            m = re.match(r"cfn=\((\d+)\)(?: (.*))?", line)
+            if m:
+                if m[2]:
+                    names[m[1]] = m[2]
+                pending = names.get(m[1], "").split("'")[0] in ALLOC_FNS
+            continue
+        m = re.match(r"c?fn=\((\d+)\) (.*)", line)
+        if m:
+            names[m[1]] = m[2]
+        if line.startswith("calls=") and pending:
+            total += int(line.split("=")[1].split()[0])
+            pending = False
+    return total
+
+
+def start_rewrites(b, window):
+    """netheal with its status file at -i 10s (the default) and at -i 1s, each under
+    `strace -f -e trace=rename` for `window` seconds of steady (up) state."""
+    h = {"window": window, "runs": []}
+    for iv in ("10s", "1s"):
+        lab = gw_lab(f"w{iv[:-1]}")
+        tr = b.out / f"strace-rename-{iv}.txt"
+        nh = nh_gateway(b, lab, "-i", iv, name=f"rewrites-{iv}", status_file=True)
+        p = subprocess.Popen(["strace", "-f", "-e", "trace=rename,renameat,renameat2", "-o",
+                              str(tr), "-p", str(nh.pid)], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        BENCH.procs_raw.append(p)
+        h["runs"].append((iv, nh, p, tr))
+    h["t0"] = time.monotonic()
+    h["stopped"] = threading.Event()
+
+    def stopper():  # detach exactly `window` s later, whatever runs in the foreground then
+        for _, _, q, _ in h["runs"]:
+            q.send_signal(signal.SIGINT)
+        h["elapsed"] = time.monotonic() - h["t0"]
+        h["stopped"].set()
+
+    h["timer"] = threading.Timer(window, stopper)
+    h["timer"].start()
+    return h
+
+
+def finish_rewrites(b, h):
+    h["stopped"].wait(h["window"] + 30)
+    res = {"window": h["elapsed"], "by_interval": {}}
+    for iv, nh, p, tr in h["runs"]:
+        p.wait(20)
+        nh.stop()
+        text = tr.read_text()
+        res["by_interval"][iv] = len(re.findall(r"\brename(?:at2?)?\(", text))
+    return res
+
+
+def sendto_times(path):
+    """Wall-clock stamps of sendto(2) calls in an `strace -ttt` trace."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        m = re.match(r"^(?:\d+\s+)?(\d+\.\d+) sendto\(", line)
+        if m:
+            out.append(float(m[1]))
+    return out
+
+
+def measure_events9(b, n):
+    """Peer carrier lost and admin down on IFACE while netheal -i 10s (a round every 10 s:
+    any round right after the change is the confirming one) -W 300ms --boot-grace 0
+    --backoff 1s -a /bin/true runs under `strace -f -ttt -e trace=sendto` (the send
+    stamps). t0 = time.time() just before the `ip link set` that changes the link (ip's own
+    exec, ~2 ms, is included). Logged = arrival of netheal's `carrier lost` / `link set down`
+    line; state change = its `state up -> ...` line (after the confirming round's timeout);
+    heal start = its `heal attempt K: running` line."""
+    lab = gw_lab("e")
+    tr = b.out / "strace-events9.txt"
+    nh = nh_gateway(b, lab, "-i", "10s", "-W", "300ms", "--boot-grace", "0", "-b", "1s",
+                    "-a", "/bin/true", name="events9",
+                    wrap=["strace", "-f", "-ttt", "-e", "trace=sendto", "-o", str(tr)])
+    res = {k: {"logged": [], "state": [], "sent": [], "heal": []} for k in ("carrier", "admin")}
+    cases = {"carrier": (["ip", "-n", lab.peer, "link", "set", lab.pif, "down"],
+                         ["ip", "-n", lab.peer, "link", "set", lab.pif, "up"],
+                         r"carrier lost"),
+             "admin": (["ip", "-n", lab.host, "link", "set", lab.iface, "down"],
+                       ["ip", "-n", lab.host, "link", "set", lab.iface, "up"],
+                       r"link set down")}
+    for _ in range(n):
+        for k, (down, up, rx) in cases.items():
+            time.sleep(random.uniform(1.0, 2.0))
+            mark = nh.mark()
+            t0 = time.time()
+            run(down)
+            _, tl, _ = nh.wait_for(rx, mark, timeout=10)
+            res[k]["logged"].append(tl - t0)
+            _, ts, _ = nh.wait_for(r"state up -> ", mark, timeout=10)
+            res[k]["state"].append(ts - t0)
+            _, th, _ = nh.wait_for(r"heal attempt \d+: running", mark, timeout=15)
+            res[k]["heal"].append(th - t0)
+            time.sleep(0.3)  # the trace is flushed per line; let it catch up
+            after = [t for t in sendto_times(tr) if t >= t0]
+            if after:  # none when the change took the route (and so the gateway) away
+                res[k]["sent"].append(after[0] - t0)
+            run(up)
+            if k == "admin":  # a link set up loses the default route: put it back
+                run(["ip", "-n", lab.host, "route", "replace", "default", "via", PEER_ADDR,
+                     "dev", lab.iface])
+            mark2 = nh.mark()
+            nh.wait_for(r"state \S+ -> up", mark, timeout=30)
+            del mark2
+    nh.stop()
+    return res
+
+
+def measure_bigtable(b):
+    """netheal -t gateway (an IPv6 default route) -i 100ms -W 300ms --dry-run
+    --status-file none: on-CPU time over 100 rounds and VmRSS, with the namespace's table
+    empty and then with 200 000 IPv6 /64 routes (ip -batch) through a second veth whose both
+    ends are in HOST. A fresh process each time (so its start-up dump sees the table)."""
+    lab = gw_lab("g", v6=True)
+    a, bb = f"{PREFIX}gc", f"{PREFIX}gd"
+    run(["ip", "-n", lab.host, "link", "add", a, "type", "veth", "peer", "name", bb])
+    run(["ip", "-n", lab.host, "link", "set", a, "up"])
+    run(["ip", "-n", lab.host, "link", "set", bb, "up"])
+    run(["ip", "-n", lab.host, "addr", "add", "2001:db8:2::2/64", "dev", a, "nodad"])
+    res = {}
+    window = 10.0 if not b.quick else 4.0
+
+    def one(label):
+        nh = nh_gateway(b, lab, "-i", "100ms", "-W", "300ms", "--dry-run", name=f"big-{label}")
+        time.sleep(1.0)
+        s1, c1 = nh.status(), oncpu_ns(nh.pid)
+        time.sleep(window)
+        s2, c2 = nh.status(), oncpu_ns(nh.pid)
+        st = proc_status(nh.pid)
+        nh.stop()
+        n = s2["rounds"] - s1["rounds"]
+        return {"cpu_us": (c2 - c1) / 1e3 / n, "rss": kib(st["VmRSS"]), "rounds": n,
+                "failed": (s2["rounds"] - s2["replies"]) - (s1["rounds"] - s1["replies"])}
+
+    res["empty"] = one("empty")
+    batch = b.out / "routes-200k.batch"
+    with open(batch, "w") as f:
+        for i in range(200000):
+            f.write(f"route add 2001:db8:f{i >> 16:x}:{i & 0xffff:x}::/64 via 2001:db8:2::1 "
+                    f"dev {a}\n")
+    t = time.monotonic()
+    run(ns_exec(lab.host, "ip", "-6", "-batch", str(batch)), timeout=300)
+    res["load_s"] = time.monotonic() - t
+    res["routes"] = int(run(f"ip -n {lab.host} -6 route show | wc -l", timeout=120).strip())
+    res["full"] = one("200k")
+    return res
+
+
+def measure_scale(b, nifs=256):
+    """One netheal watching nifs veths (HOST ends in one namespace, PEER ends in another,
+    2001:db8:a:N::2 <-> ::1, nodad), one [IFACE] section each, -i 1s -W 500ms, dry run, no
+    status file. CPU per round per interface = on-CPU time / rounds of all watches (from
+    -v round lines) over the window."""
+    host, peer = f"{PREFIX}Sh", f"{PREFIX}Sp"
+    lab = Lab.__new__(Lab)  # only its namespaces, for cleanup
+    lab.host, lab.peer = host, peer
+    BENCH.labs.append(lab)
+    run(["ip", "netns", "add", host])
+    run(["ip", "netns", "add", peer])
+    cmds_h, cmds_p = ["link set lo up"], ["link set lo up"]
+    conf = ["# netheal bench: scale", "interval = 1s", "timeout = 500ms", "dry-run = yes", ""]
+    for k in range(nifs):
+        hi, pi = f"{PREFIX}v{k}", f"{PREFIX}w{k}"
+        assert len(hi) <= 15, hi
+        cmds_h += [f"link add {hi} type veth peer name {pi} netns {peer}",
+                   f"addr add 2001:db8:a:{k:x}::2/64 dev {hi} nodad", f"link set {hi} up"]
+        cmds_p += [f"addr add 2001:db8:a:{k:x}::1/64 dev {pi} nodad", f"link set {pi} up"]
+        conf += [f"[{hi}]", f"target = 2001:db8:a:{k:x}::1", ""]
+    fh, fp, fc = b.out / "scale-h.batch", b.out / "scale-p.batch", b.out / "scale.conf"
+    fh.write_text("\n".join(cmds_h) + "\n")
+    run(["ip", "-n", host, "-batch", str(fh)], timeout=120)
+    fp.write_text("\n".join(cmds_p) + "\n")
+    run(["ip", "-n", peer, "-batch", str(fp)], timeout=120)
+    fc.write_text("\n".join(conf) + "\n")
+    fc.chmod(0o644)
+    time.sleep(1.0)
+    rounds = {"n": 0}
+
+    def on_line(_t, line):
+        if re.search(r"round \d+ (good|failed)", line):
+            rounds["n"] += 1
+            return True
+        return False
+
+    p = Proc(ns_exec(host, b.nh, "-c", str(fc), "--status-file", "none", "--log", "stderr",
+                     "-v"), "scale", on_line=on_line)
+    time.sleep(8.0)  # every watch up
+    window = 20.0 if not b.quick else 8.0
+    r1, c1 = rounds["n"], oncpu_ns(p.pid)
+    time.sleep(window)
+    r2, c2 = rounds["n"], oncpu_ns(p.pid)
+    st = proc_status(p.pid)
+    fails = sum(1 for _, l in p.lines if re.search(r"-> (down|failing)", l))
+    p.stop()
+    n = r2 - r1
+    return {"nifs": nifs, "rounds": n, "window": window,
+            "cpu_us": (c2 - c1) / 1e3 / max(n, 1), "cpu_pct": (c2 - c1) / 1e9 / window * 100,
+            "rss": kib(st["VmRSS"]), "state_changes_down": fails}
+
+
+CAP_SYS_BOOT, CAP_SYS_ADMIN = 22, 21
+
+
+def find_descendant(root_pid, comm):
+    """The first process named comm below root_pid."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            with contextlib.suppress(OSError):
+                s = Path(f"/proc/{d}/stat").read_text()
+                name = s[s.index("(") + 1:s.rindex(")")]
+                ppid = int(s.rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append((int(d), name))
+    todo = [root_pid]
+    while todo:
+        for pid, name in kids.get(todo.pop(), []):
+            if name == comm:
+                return pid
+            todo.append(pid)
+    return None
+
+
+def measure_peer_watchdog(b):
+    """Debian's watchdog(8) pinging the lab's peer every second, side by side with netheal
+    at -i 1s (its status file on), same window. watchdog: only -q (no action), a config of
+    our own without any watchdog-device line, in its own PID and mount namespaces (tmpfs on
+    /run for its pid file, /dev/null bind-mounted over /dev/watchdog*), CAP_SYS_BOOT and
+    CAP_SYS_ADMIN dropped from its bounding set. Checked before start (config, -q) and after
+    (not in our PID namespace, capabilities gone from CapEff and CapBnd)."""
+    lab_w, lab_n = Lab("dw"), Lab("dn")
+    wdconf = b.out / "watchdog.conf"
+    wdconf.write_text(f"# netheal bench: no device, ping only\nping = {PEER_ADDR}\n"
+                      f"interval = 1\nrealtime = no\nlog-dir = /run\n")
+    argv = ["watchdog", "-F", "-q", "-c", str(wdconf)]
+    text = wdconf.read_text()
+    if "watchdog-device" in text or "-q" not in argv or "test-binary" in text or \
+            "repair-binary" in text:
+        raise BenchError("watchdog: refusing to start without -q or with a device")
+    guard = ("mount -t tmpfs tmpfs /run && "
+             "for d in /dev/watchdog*; do [ -e \"$d\" ] && mount --bind /dev/null \"$d\"; "
+             "done; exec setpriv --bounding-set -sys_boot,-sys_admin -- \"$@\"")
+    full = ns_exec(lab_w.host, "unshare", "--pid", "--fork", "--mount", "--mount-proc",
+                   "sh", "-c", guard, "sh", *argv)
+    p = Proc(full, "watchdog")
+    wpid = None
+    for _ in range(50):
+        wpid = find_descendant(p.pid, "watchdog")
+        if wpid:
+            break
+        time.sleep(0.1)
+    if not wpid:
+        raise BenchError("watchdog did not start: " + "; ".join(l for _, l in p.lines[-5:]))
+    if os.readlink(f"/proc/{wpid}/ns/pid") == os.readlink("/proc/self/ns/pid"):
+        p.stop()
+        raise BenchError("watchdog is in our PID namespace: stopped")
+    st = proc_status(wpid)
+    for k in ("CapEff", "CapBnd"):
+        caps = int(st[k], 16)
+        if caps & (1 << CAP_SYS_BOOT) or caps & (1 << CAP_SYS_ADMIN):
+            p.stop()
+            raise BenchError(f"watchdog still has CAP_SYS_BOOT/ADMIN in {k}: stopped")
+    nh = b.netheal(lab_n, "-i", "1s", "-W", "500ms", name="peer-netheal")
+    time.sleep(3.0)
+    window = 30.0 if not b.quick else 10.0
+    res = {"window": window, "checked": True}
+    for who, pid in (("watchdog", wpid), ("netheal", nh.pid)):
+        res[who] = {"c1": oncpu_ns(pid)}
+    threads, out = [], {}
+    for who, pid in (("watchdog", wpid), ("netheal", nh.pid)):
+        t = threading.Thread(target=lambda w=who, q=pid: out.__setitem__(
+            w, strace_attached(q, window, b.out / f"strace-peer-{w}.txt")))
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
+    for who, pid in (("watchdog", wpid), ("netheal", nh.pid)):
+        r = res[who]
+        r["cpu_us"] = (oncpu_ns(pid) - r.pop("c1")) / 1e3 / window  # per 1 s cycle (traced)
+        r["syscalls"] = out[who]["total"] / window
+        r["rss"] = kib(proc_status(pid)["VmRSS"])
+        r["top"] = ", ".join(f"{k} {v / window:.1f}" for k, v in sorted(
+            out[who].items(), key=lambda kv: -kv[1]) if k != "total")
+    # Untraced CPU, a second window.
+    c = {w: oncpu_ns(q) for w, q in (("watchdog", wpid), ("netheal", nh.pid))}
+    time.sleep(window)
+    for w, q in (("watchdog", wpid), ("netheal", nh.pid)):
+        res[w]["cpu_us"] = (oncpu_ns(q) - c[w]) / 1e3 / window
+    res["wd_lines"] = [l for _, l in p.lines[-5:]]
+    p.stop()
+    nh.stop()
+    return res
+
+
+def build_table9(R):
+    rows = []
+    r = R.get("round9")
+    if r:
+        bd = ", ".join(f"{k} {v:.2f}" for k, v in r["breakdown"].items())
+        rows.append(["syscalls per healthy round, `-t gateway --status-file none` (strace -f -c, "
+                     f"{r['rounds']} rounds; two status lines included)",
+                     f"{fmt_range(r['syscalls'], 2)} ({bd})"])
+        rows.append(["instructions per healthy round, same (callgrind Ir, glibc release build)",
+                     fmt_range(r["ir"], 0)])
+        rows.append(["allocator calls per healthy round (malloc/calloc/realloc calls in the "
+                     "same callgrind windows)", fmt_range(r["allocs"], 2)])
+    w = R.get("rewrites")
+    if w:
+        rows.append([f"status file rewrites (rename(2)) in {w['window']:.0f} s of steady state",
+                     "; ".join(f"-i {iv}: {n}" for iv, n in w["by_interval"].items())])
+    e = R.get("events9")
+    if e:
+        for k, what in (("carrier", "peer carrier lost"), ("admin", "admin down")):
+            d = e[k]
+            rows.append([f"{what} → `{'carrier lost' if k == 'carrier' else 'link set down'}` "
+                         f"logged, ms (n={len(d['logged'])})",
+                         fmt_range(d["logged"], 1, 1000)])
+            rows.append([f"{what} → state change logged (`state up -> suspect`), ms",
+                         fmt_range(d["state"], 1, 1000)])
+            rows.append([f"{what} → confirming round sent (sendto), ms",
+                         fmt_range(d["sent"], 1, 1000) if d["sent"] else
+                         "no echo sent: the default route (the gateway) went with the link; "
+                         "the confirming round starts at once and fails at its timeout"])
+            rows.append([f"{what} → heal starts (`heal attempt K: running`), ms",
+                         fmt_range(d["heal"], 0, 1000)])
+    g = R.get("bigtable")
+    if g:
+        for k, lbl in (("empty", "empty table"), ("full", f"{g['routes']:,} IPv6 routes")):
+            x = g[k]
+            rows.append([f"`gateway` (IPv6), {lbl}: CPU per round µs; VmRSS KiB "
+                         f"({x['rounds']} rounds)", f"{x['cpu_us']:.1f}; {x['rss']:,}"])
+    s = R.get("scale")
+    if s:
+        rows.append([f"{s['nifs']} watched veths in one process at -i 1s: CPU per round per "
+                     f"interface µs; CPU %; VmRSS KiB",
+                     f"{s['cpu_us']:.1f}; {s['cpu_pct']:.1f} %; {s['rss']:,} ({s['rounds']} "
+                     f"rounds in {s['window']:.0f} s)"])
+    p = R.get("peer")
+    if p:
+        for who, lbl in (("watchdog", "watchdog(8) -q, `ping =` every 1 s"),
+                         ("netheal", "netheal -i 1s (status file on)")):
+            x = p[who]
+            rows.append([f"{lbl}: syscalls per second; CPU µs per second (untraced); VmRSS KiB",
+                         f"{x['syscalls']:.1f} ({x['top']}); {x['cpu_us']:.1f}; {x['rss']:,}"])
+    if not rows:
+        return ""
+    lines = ["| measure (issue 9) | figure |", "|---|---|"]
+    lines += ["| " + " | ".join(c) + " |" for c in rows]
+    return "\n".join(lines)
+
+
+def add_method_notes9(b, R):
+    if R.get("round9"):
+        b.note("Issue 9, round cost: one netheal `-t gateway -i 10ms -W 500ms --status-file "
+               "none` (IPv4 default route through IFACE); syscalls from `strace -f -c` "
+               "attached between two SIGUSR1 status lines (so each window also holds one "
+               "status line's signal handling and write); instructions and allocator calls "
+               "from callgrind at `-i 20ms`, 0.4 s and 3 s windows, per round = difference / "
+               "difference of rounds. Allocator calls are the `calls=` to malloc, calloc, "
+               "realloc, posix_memalign in the dump (the glibc build; Rust's allocator calls "
+               "them).")
+    if R.get("rewrites"):
+        b.note("Issue 9, status file: netheal `-t gateway` with its status file (our own "
+               "directory on /run) at `-i 10s` and `-i 1s`, `strace -f -e "
+               "trace=rename,renameat,renameat2` attached for the window, both up throughout "
+               "(no state change), so every rename is a steady-state rewrite.")
+    if R.get("events9"):
+        b.note("Issue 9, events: " + measure_events9.__doc__.replace("\n    ", " ").strip() +
+               " Carrier: `ip link set PIF down` in PEER; admin down: `ip link set IFACE "
+               "down` in HOST; each restored (and the default route put back) and netheal "
+               "back up before the next, 1–2 s apart. The heal starts only after fail-after "
+               "(3) failed rounds a timeout apart: the policy does not heal at once on admin "
+               "down or carrier loss (issue 10).")
+    if R.get("bigtable"):
+        g = R["bigtable"]
+        b.note(f"Issue 9, routing table: {measure_bigtable.__doc__.strip()} Loading the "
+               f"routes took {g['load_s']:.0f} s; failed rounds: empty "
+               f"{g['empty']['failed']}, full {g['full']['failed']}.")
+    if R.get("scale"):
+        s = R["scale"]
+        b.note(f"Issue 9, scale: {measure_scale.__doc__.strip()} The config: global "
+               f"`interval = 1s`, `timeout = 500ms`, `dry-run = yes`, one section per veth "
+               f"with its own `target`. Window {s['window']:.0f} s after 8 s of settling; "
+               f"transitions to down/failing in the whole run: {s['state_changes_down']}.")
+    if R.get("peer"):
+        p = R["peer"]
+        b.note(f"Issue 9, peer: {measure_peer_watchdog.__doc__.strip()} Both in labs of "
+               f"their own, {p['window']:.0f} s windows: syscalls with `strace -f -c` "
+               f"attached, CPU in a second, untraced window (/proc/PID/schedstat), per second "
+               f"= per watchdog cycle = per netheal round. watchdog's last lines: "
+               f"{' / '.join(p['wd_lines']) or '(none: it logs to syslog)'}. The bash loop "
+               f"of the table above is the third peer.")
+
+
+# ---------------------------------------------------------------------------------------------
 
 def main():
     global BENCH
@@ -1229,15 +1736,17 @@ def main():
     ap.add_argument("--netheal", default=str(ROOT / "target/release/netheal"))
     ap.add_argument("--out", default=str(BENCH_DIR / "results.md"))
     ap.add_argument("--quick", action="store_true", help="fewer runs, for trying the bench")
-    ap.add_argument("--only", default="", help="comma list: sizes,cost,instr,memory,latency,"
-                    "false,idle,soak")
+    ap.add_argument("--only", default=os.environ.get("BENCH_PARTS", ""),
+                    help="comma list: sizes,cost,instr,memory,latency,false,idle,soak and the "
+                    "issue 9 parts round9,rewrites,events9,bigtable,scale,peer (default: "
+                    "$BENCH_PARTS, else all)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: needs root (network namespaces, raw sockets, mounts)")
     if not os.access(args.netheal, os.X_OK):
         sys.exit(f"bench: {args.netheal}: not found (cargo build --release)")
     for tool in ("ip", "strace", "valgrind", "callgrind_control", "ping", "busybox", "ifup",
-                 "ifdown", "nft", "tc", "bash"):
+                 "ifdown", "nft", "tc", "bash", "watchdog", "setpriv", "unshare"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} missing (bench/setup.sh installs it)")
     only = set(filter(None, args.only.split(",")))
@@ -1276,6 +1785,10 @@ def main():
         if want("soak"):
             log(f"soak: starting {soak_rounds} rounds at -i 5ms in the background")
             soak = start_soak(b, Lab("s"), soak_rounds, "5ms")
+        if want("rewrites"):
+            rw_window = 20 if args.quick else 60
+            log(f"status file rewrites: {rw_window} s in the background")
+            rewrites = start_rewrites(b, rw_window)
         if want("sizes"):
             R["sizes"] = measure_sizes(b)
         if want("cost") or want("instr"):
@@ -1321,6 +1834,24 @@ def main():
             rounds = 60 if args.quick else 300
             log(f"false heals: {rounds} rounds under 30% loss")
             R["false_heals"] = measure_false_heals(b, Lab("fn"), Lab("fl"), rounds)
+        if want("round9"):
+            log("issue 9: syscalls, instructions, allocations per gateway round")
+            R["round9"] = measure_round9(b)
+        if want("events9"):
+            n9 = 2 if args.quick else 5
+            log(f"issue 9: carrier lost / admin down latency, {n9} each")
+            R["events9"] = measure_events9(b, n9)
+        if want("rewrites"):
+            R["rewrites"] = finish_rewrites(b, rewrites)
+        if want("bigtable"):
+            log("issue 9: gateway with a 200 000-route table")
+            R["bigtable"] = measure_bigtable(b)
+        if want("scale"):
+            log("issue 9: 256 interfaces in one process")
+            R["scale"] = measure_scale(b)
+        if want("peer"):
+            log("issue 9: Debian's watchdog(8) -q side by side with netheal")
+            R["peer"] = measure_peer_watchdog(b)
         if want("soak"):
             log("soak: waiting for it to finish")
             R["soak"] = finish_soak(b, soak, budget=900)
@@ -1328,7 +1859,11 @@ def main():
         b.cleanup()
     wall = time.monotonic() - T0
     add_method_notes(b, R)
+    add_method_notes9(b, R)
     table = build_table(R)
+    table9 = build_table9(R)
+    if table9:
+        table = (table + "\n\n" + table9) if table else table9
     write_results(b, R, table, facts, wall)
     print(table)
     print(f"\n(bench: {wall / 60:.1f} min; written to {args.out})")

@@ -2,7 +2,7 @@
 # bench/setup.sh: the Debian packages `make bench` measures with or against. Idempotent and
 # quick when they are there: apt-get runs only when one is missing.
 set -eu
-PKGS="strace valgrind time iputils-ping busybox-static ifupdown nftables iproute2 file"
+PKGS="strace valgrind time iputils-ping busybox-static ifupdown nftables iproute2 file watchdog"
 missing=
 for p in $PKGS; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
