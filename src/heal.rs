@@ -974,6 +974,11 @@ mod tests {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
             Script(p)
         }
+
+        /// Starts this script as heal attempt 1 on eth9, with `timeout` for the step.
+        fn start(&self, r: &mut Supervisor, now: Instant, timeout: Duration) {
+            r.start_heal(now, 1, &HealStep::Exec(self.0.clone()), "eth9", "", timeout);
+        }
     }
 
     impl Drop for Script {
@@ -1186,14 +1191,7 @@ mod tests {
         let s = Script::new("hang", &body);
         let mut r = Supervisor::default();
         let t0 = Instant::now();
-        r.start_heal(
-            t0,
-            1,
-            &HealStep::Exec(s.0.clone()),
-            "eth9",
-            "",
-            Duration::from_millis(300),
-        );
+        s.start(&mut r, t0, Duration::from_millis(300));
         let grandchild = ready(&pidfile);
         let ev = run_to_end(&mut r, Duration::from_secs(10));
         let took = t0.elapsed();
@@ -1222,14 +1220,7 @@ mod tests {
         );
         let mut r = Supervisor::with_timing(QUICK);
         let t0 = Instant::now();
-        r.start_heal(
-            t0,
-            1,
-            &HealStep::Exec(s.0.clone()),
-            "eth9",
-            "",
-            Duration::from_millis(100),
-        );
+        s.start(&mut r, t0, Duration::from_millis(100));
         // The deadline is only enforced once the trap is in place (the runner is handed the
         // time, so nothing fires before the first handle_timeout).
         ready(&rf);
@@ -1260,14 +1251,7 @@ mod tests {
         );
         let mut r = Supervisor::with_timing(QUICK);
         let t0 = Instant::now();
-        r.start_heal(
-            t0,
-            1,
-            &HealStep::Exec(s.0.clone()),
-            "eth9",
-            "",
-            Duration::from_millis(100),
-        );
+        s.start(&mut r, t0, Duration::from_millis(100));
         ready(&rf);
         let leader = r.pids()[0];
         assert_ne!(
@@ -1293,14 +1277,7 @@ mod tests {
         let s = Script::new("wedged", "sleep 30");
         let mut r = Supervisor::with_timing(QUICK);
         let t0 = Instant::now();
-        r.start_heal(
-            t0,
-            1,
-            &HealStep::Exec(s.0.clone()),
-            "eth9",
-            "",
-            Duration::from_millis(50),
-        );
+        s.start(&mut r, t0, Duration::from_millis(50));
         let pid = r.pids()[0];
         let mut events = Vec::new();
         // The loop without SIGCHLD: timers only.
@@ -1369,14 +1346,7 @@ mod tests {
             &format!("trap '' TERM\nsleep 30 &\necho $! > {}\nwait", rf.display()),
         );
         let mut r = Supervisor::default();
-        r.start_heal(
-            Instant::now(),
-            1,
-            &HealStep::Exec(s.0.clone()),
-            "eth9",
-            "",
-            Duration::from_secs(60),
-        );
+        s.start(&mut r, Instant::now(), Duration::from_secs(60));
         let grandchild = ready(&rf);
         let leader = r.pids()[0].to_string();
         let t0 = Instant::now();
@@ -1405,14 +1375,7 @@ mod tests {
             ),
         );
         let mut r = Supervisor::default();
-        r.start_heal(
-            Instant::now(),
-            1,
-            &HealStep::Exec(s.0.clone()),
-            "eth9",
-            "",
-            Duration::from_secs(60),
-        );
+        s.start(&mut r, Instant::now(), Duration::from_secs(60));
         ready(&rf);
         let leader = r.pids()[0].to_string();
         let t0 = Instant::now();
@@ -1440,14 +1403,7 @@ mod tests {
                 ),
             );
             let mut r = Supervisor::default();
-            r.start_heal(
-                Instant::now(),
-                1,
-                &HealStep::Exec(s.0.clone()),
-                "eth9",
-                "",
-                Duration::from_secs(60),
-            );
+            s.start(&mut r, Instant::now(), Duration::from_secs(60));
             ready(&rf);
             runners.push(r);
             scripts.push(s);
@@ -1487,14 +1443,7 @@ mod tests {
             ),
         );
         let mut r = Supervisor::default();
-        r.start_heal(
-            Instant::now(),
-            1,
-            &HealStep::Exec(s.0.clone()),
-            "eth9",
-            "",
-            Duration::from_secs(60),
-        );
+        s.start(&mut r, Instant::now(), Duration::from_secs(60));
         let pid = ready(&rf);
         let mut reaper = Reaper::default();
         let mut log = Log::open(LogDest::Stderr);
@@ -1534,14 +1483,7 @@ mod tests {
             ),
         );
         let mut r = Supervisor::default();
-        r.start_heal(
-            Instant::now(),
-            1,
-            &HealStep::Exec(s.0.clone()),
-            "eth9",
-            "",
-            Duration::from_secs(5),
-        );
+        s.start(&mut r, Instant::now(), Duration::from_secs(5));
         let ev = run_to_end(&mut r, Duration::from_secs(5));
         assert!(outcome(&ev).success());
         assert_eq!(
@@ -1576,14 +1518,7 @@ mod tests {
         let s = Script::new("linger", "sleep 3 &\necho started");
         let mut r = Supervisor::default();
         for _ in 0..MAX_LINGERING + 1 {
-            r.start_heal(
-                Instant::now(),
-                1,
-                &HealStep::Exec(s.0.clone()),
-                "eth9",
-                "",
-                Duration::from_secs(5),
-            );
+            s.start(&mut r, Instant::now(), Duration::from_secs(5));
             run_to_end(&mut r, Duration::from_secs(5));
         }
         assert_eq!(r.output_fds().count(), MAX_LINGERING);
