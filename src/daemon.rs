@@ -434,6 +434,7 @@ impl Daemon {
                 Some((i, Input::Sock(s))) => ready[*i].socks[*s] = true,
                 Some((i, Input::HealOutput)) => ready[*i].heal_output = true,
                 Some((i, Input::HookOutput)) => ready[*i].hook_output = true,
+                Some((i, Input::L2)) => ready[*i].l2 = true,
             }
         }
         Ok((signals, kernel, ready))

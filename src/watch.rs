@@ -5,6 +5,7 @@
 
 mod eyes;
 mod gate;
+mod l2;
 mod present;
 
 use std::collections::VecDeque;
@@ -55,6 +56,8 @@ pub struct Ready {
     pub socks: [bool; 2],
     pub heal_output: bool,
     pub hook_output: bool,
+    /// A socket of the gateway's layer-2 probe.
+    pub l2: bool,
 }
 
 /// A pollable input of a watch.
@@ -63,6 +66,7 @@ pub enum Input {
     Sock(usize),
     HealOutput,
     HookOutput,
+    L2,
 }
 
 /// Random bytes for identifiers, the MAC key and jitter seeds. They only need to be hard to guess
@@ -147,6 +151,8 @@ pub struct Uplink {
     /// The system calls the glue makes besides sending and receiving: the seam of the tests.
     sys: Box<dyn System>,
     prober: Prober,
+    /// The gateway's layer-2 probe (watch/l2.rs).
+    l2: l2::Layer2,
     decider: Decider,
     heal: Supervisor,
     hooks: Supervisor,
@@ -215,6 +221,7 @@ impl Uplink {
         };
         Uplink {
             decider: Decider::new(policy, now, seed),
+            l2: l2::Layer2::new(cfg.verbose),
             cfg,
             socks,
             bound: None,
@@ -280,6 +287,8 @@ impl Uplink {
         self.say(log, Level::Notice, s);
         if !once {
             self.gate_start(now, log);
+        } else {
+            self.l2.probe_every_round();
         }
     }
 
@@ -439,7 +448,8 @@ impl Uplink {
             .hooks
             .output_fds()
             .map(|fd| (Input::HookOutput, fd.as_fd()));
-        socks.chain(heal).chain(hook)
+        let l2 = self.l2.poll_fds().map(|fd| (Input::L2, fd));
+        socks.chain(heal).chain(hook).chain(l2)
     }
 
     /// The earliest instant at which `turn` has work.
@@ -450,6 +460,7 @@ impl Uplink {
             self.heal.poll_timeout(),
             self.hooks.poll_timeout(),
             self.gate.poll_timeout(),
+            self.l2.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -469,11 +480,16 @@ impl Uplink {
         if ready.hook_output {
             self.hooks.read_output();
         }
+        if ready.l2 {
+            self.l2.receive(now, &self.cfg.iface, log);
+        }
         self.heal.handle_timeout(now);
         self.hooks.handle_timeout(now);
         self.reboot_due(now, log);
         self.update_hold(now, log);
+        self.l2.handle_timeout(now, &self.cfg.iface, log);
         if let Some(v) = self.prober.poll_round_end(now) {
+            self.l2_round_end(now, log);
             self.log_round(log, v, self.cfg.verbose || once);
             if once {
                 self.once_result = Some(v.good);
@@ -540,6 +556,7 @@ impl Uplink {
                 for target in own {
                     self.prober.exclude_own(target);
                 }
+                self.l2_round_start(now, log);
                 self.check_inhibit(now, log);
                 self.refresh_budget(now, log);
             }

@@ -49,6 +49,7 @@ impl Uplink {
         self.kernel.synced = synced;
         self.kernel.index = i.index;
         self.kernel.gateway = [i.gateway(Family::V4), i.gateway(Family::V6)];
+        self.l2.kernel_facts(i);
     }
 
     /// One change the kernel reported for this interface: one log line; a confirming round
