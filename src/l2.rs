@@ -219,8 +219,9 @@ impl L2Probe {
             _ => false,
         };
         self.neigh = gateway.map(|g| (g, reachable));
+        // A request of ours still in flight keeps waiting, for its round trip; its timeout
+        // no longer makes the round Dead.
         if reachable && !before && self.in_round && self.result != L2::Alive {
-            self.probe = None;
             self.result = L2::Alive;
             self.stats.kernel_confirmed = self.stats.kernel_confirmed.saturating_add(1);
         }
@@ -239,7 +240,7 @@ impl L2Probe {
             return;
         }
         self.probe = None;
-        if p.sent_at.is_some() {
+        if p.sent_at.is_some() && self.result != L2::Alive {
             self.result = L2::Dead;
             self.stats.dead = self.stats.dead.saturating_add(1);
         }
@@ -445,7 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn the_kernel_confirming_ends_a_running_probe_alive() {
+    fn the_kernel_confirming_makes_a_running_probe_alive() {
         let t0 = Instant::now();
         let gw = Some(IpAddr::V4(GW4));
         let mut p = armed(Family::V4);
@@ -454,9 +455,21 @@ mod tests {
         p.sent(t0);
         p.neighbour(gw, Some(NUD_REACHABLE));
         assert_eq!(p.result(), L2::Alive);
+        assert_eq!(p.rtt(), None);
+        // our own answer still comes, for its round trip
+        assert!(p.waiting());
+        assert!(p.handle_packet(t0 + Duration::from_millis(1), &arp_reply(GW4)));
+        assert_eq!(p.rtt(), Some(Duration::from_millis(1)));
         assert_eq!(p.poll_timeout(), None);
-        p.handle_timeout(t0 + T);
+        // or it does not: the timeout does not undo the kernel's word
+        p.note_round(true);
+        p.start(t0 + T, T, asker(GW4.into())).unwrap();
+        p.sent(t0 + T);
+        p.neighbour(gw, Some(NUD_STALE));
+        p.neighbour(gw, Some(NUD_REACHABLE));
+        p.handle_timeout(t0 + 2 * T);
         assert_eq!(p.result(), L2::Alive);
+        assert_eq!(p.poll_timeout(), None);
         // a new gateway's REACHABLE is a change too
         let mut p = L2Probe::new(Family::V4);
         p.neighbour(gw, Some(NUD_REACHABLE));

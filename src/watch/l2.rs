@@ -334,8 +334,10 @@ impl Layer2 {
         let before = p.result();
         p.round_ended();
         p.note_round(failed);
-        // A kernel confirmation (no request of ours) is said here, once per round.
-        if before == L2::Alive && p.rtt().is_none() {
+        // A kernel confirmation (no request of ours) is said here, once per round, and only
+        // for a failed one: on a healthy round it is no news (the kernel resolved the
+        // gateway for our echoes).
+        if failed && before == L2::Alive && p.rtt().is_none() {
             self.say_result(family, iface, log);
         }
     }
