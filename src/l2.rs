@@ -20,7 +20,6 @@
 //! glue's (src/watch/l2.rs, src/sys/l2.rs).
 #![forbid(unsafe_code)]
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
@@ -29,25 +28,16 @@ use crate::wire::ndp::{Advert, Solicit};
 use crate::wire::netlink::NUD_REACHABLE;
 use crate::wire::Family;
 
-/// What layer 2 says about the gateway in one round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum L2 {
-    /// No probe possible or none ran (yet): no evidence either way.
-    #[default]
-    Unknown,
-    /// It answered ARP/NDP (or the kernel confirmed it) within the round.
-    Alive,
-    /// A request went out and nothing answered within the round's timeout.
-    Dead,
-}
+/// What layer 2 says about the gateway in one round: the diagnosis's own type (one name
+/// for one thing), `Unknown` also while a probe is still running.
+pub use crate::diagnose::L2;
 
-impl fmt::Display for L2 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            L2::Unknown => "unknown",
-            L2::Alive => "alive",
-            L2::Dead => "dead",
-        })
+/// How the log and the status name a result.
+pub fn name(l2: L2) -> &'static str {
+    match l2 {
+        L2::Unknown => "unknown",
+        L2::Alive => "alive",
+        L2::Dead => "dead",
     }
 }
 
@@ -268,6 +258,34 @@ impl L2Probe {
     }
 }
 
+/// The sender address of our ARP request, from the interface's IPv4 addresses (address,
+/// prefix length): the first on the gateway's subnet, else the first. A gateway may refuse
+/// a request from an address off its subnet (Linux routes the reply back to the sender
+/// first, and reverse-path filtering can drop it); one on it is what the kernel's own
+/// requests carry (inet_select_addr).
+pub fn source_v4(
+    addrs: impl IntoIterator<Item = (Ipv4Addr, u8)>,
+    gateway: Option<IpAddr>,
+) -> Option<Ipv4Addr> {
+    let on_link = |ip: Ipv4Addr, len: u8| match gateway {
+        Some(IpAddr::V4(gw)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            u32::from(ip) & mask == u32::from(gw) & mask
+        }
+        _ => false,
+    };
+    let mut first = None;
+    for (ip, len) in addrs {
+        if on_link(ip, len) {
+            return Some(ip);
+        }
+        first.get_or_insert(ip);
+    }
+    first
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,9 +497,29 @@ mod tests {
     }
 
     #[test]
+    fn the_source_is_on_the_gateways_subnet_when_one_is() {
+        let other = Ipv4Addr::new(203, 0, 113, 7);
+        let gw = Some(IpAddr::V4(GW4));
+        assert_eq!(source_v4([(other, 24), (OUR4, 24)], gw), Some(OUR4));
+        assert_eq!(source_v4([(other, 24)], gw), Some(other));
+        assert_eq!(
+            source_v4([(other, 0)], gw),
+            Some(other),
+            "/0 holds the gateway too"
+        );
+        assert_eq!(
+            source_v4([(OUR4, 32), (other, 24)], gw),
+            Some(OUR4),
+            "first"
+        );
+        assert_eq!(source_v4([], gw), None);
+        assert_eq!(source_v4([(other, 24), (OUR4, 24)], None), Some(other));
+    }
+
+    #[test]
     fn l2_names() {
         assert_eq!(
-            [L2::Unknown, L2::Alive, L2::Dead].map(|l| l.to_string()),
+            [L2::Unknown, L2::Alive, L2::Dead].map(name),
             ["unknown", "alive", "dead"]
         );
     }

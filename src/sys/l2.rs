@@ -13,8 +13,8 @@
 //!
 //! Both are non-blocking and close-on-exec, and both need CAP_NET_RAW: without it the probe
 //! is not possible and its result is Unknown, never an error of the watch. `link_address`
-//! reads the interface's hardware type and address (SIOCGIFHWADDR, netdevice(7)): only
-//! Ethernet (ARPHRD_ETHER) is probed.
+//! reads the interface's hardware type and address (SIOCGIFHWADDR, netdevice(7)) on the
+//! probe's socket: only Ethernet (ARPHRD_ETHER) is probed.
 #![allow(unsafe_code)]
 
 use std::ffi::OsString;
@@ -40,18 +40,14 @@ const ICMP6_FILTER: libc::c_int = 1;
 /// RFC 4861 7.1.1 / 7.1.2: NDP is sent and accepted with hop limit 255 only.
 const NDP_HOP_LIMIT: libc::c_int = 255;
 
-/// The interface's hardware type (ARPHRD_*) and, for Ethernet, its address.
-pub fn link_address(name: &str) -> io::Result<(u16, Mac)> {
-    let sock = socket::socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
+/// The interface's hardware type (ARPHRD_*) and, for Ethernet, its address, asked on `fd`
+/// (any socket answers SIOCGIFHWADDR: the probe's own, so it costs one call, not three).
+fn hardware_address(fd: BorrowedFd<'_>, name: &str) -> io::Result<(u16, Mac)> {
     let mut ifr = ifreq(name)?;
     // SAFETY: the fd is an open socket; ifr is a valid, NUL-terminated ifreq that outlives
     // the call; SIOCGIFHWADDR writes only ifr_hwaddr inside it.
-    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR as _, &mut ifr) })?;
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR as _, &mut ifr) })
+        .map_err(|e| tag("SIOCGIFHWADDR", e))?;
     // SAFETY: SIOCGIFHWADDR just filled the ifru_hwaddr member of the union.
     let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
     let mut mac = [0u8; 6];
@@ -111,6 +107,11 @@ impl ArpSocket {
         })
         .map_err(|e| tag("bind(AF_PACKET)", e))?;
         Ok(ArpSocket { fd, index })
+    }
+
+    /// The interface's hardware type and address (see `hardware_address`).
+    pub fn link_address(&self, name: &str) -> io::Result<(u16, Mac)> {
+        hardware_address(self.fd.as_fd(), name)
     }
 
     /// Broadcasts one ARP packet (the 28 bytes of `wire::arp`) on the interface.
@@ -232,6 +233,11 @@ impl NdpSocket {
         Ok(NdpSocket { fd, index })
     }
 
+    /// The interface's hardware type and address (see `hardware_address`).
+    pub fn link_address(&self, name: &str) -> io::Result<(u16, Mac)> {
+        hardware_address(self.fd.as_fd(), name)
+    }
+
     /// Sends one ICMPv6 message (the kernel fills in the checksum) to `dest`; a link-local
     /// destination gets the interface as its scope.
     pub fn send_to(&self, msg: &[u8], dest: Ipv6Addr) -> io::Result<()> {
@@ -297,9 +303,17 @@ mod tests {
 
     #[test]
     fn loopback_is_not_ethernet() {
-        let (hw, _) = link_address("lo").unwrap();
+        let sock = socket::socket(
+            AddressFamily::Inet,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let (hw, _) = hardware_address(sock.as_fd(), "lo").unwrap();
         assert_eq!(hw, libc::ARPHRD_LOOPBACK);
         assert!(!is_ethernet(hw));
-        assert!(link_address("nh-no-such-if").is_err());
+        let e = hardware_address(sock.as_fd(), "nh-no-such-if").unwrap_err();
+        assert!(e.to_string().starts_with("SIOCGIFHWADDR: "), "{e}");
     }
 }
