@@ -9,6 +9,7 @@
 mod lab;
 
 use lab::{input_rule, Lab, Netheal, PEER4};
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 fn s(x: f64) -> Duration {
@@ -223,4 +224,48 @@ fn the_daemon_probes_only_after_a_failed_round() {
         before,
         "no probe on healthy rounds"
     );
+}
+
+/// Without CAP_NET_RAW (as `nobody`, datagram echo sockets opened by ping_group_range in the
+/// namespace) no ARP can be sent: the probe is "not possible", said once, and the gateway is
+/// never called dead for it.
+#[test]
+fn without_cap_net_raw_the_probe_is_not_possible_and_never_dead() {
+    let Some(lab) = Lab::pair("l2g", 47, &["nft", "setpriv", "sysctl"]) else {
+        return;
+    };
+    routes(&lab, true, None);
+    drop_echoes(&lab);
+    lab.exec(
+        &lab.host,
+        &["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"],
+    );
+    let copy = lab.dir.join("netheal");
+    std::fs::copy(lab::bin(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &lab.host])
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .args([copy.to_str().unwrap(), "--log", "stderr"])
+        .args(lab::quiet_args())
+        .args(["-v", "--dry-run", "-i", "1s", "-W", "1s", "-n", "100"])
+        .args(["-t", "gateway", &lab.ifc]);
+    let nh = Netheal::spawn(cmd, "as nobody".into());
+    let third = nh.wait_line(0, s(20.0), |l| l.contains(": round 3 failed"));
+    if third.is_none() {
+        nh.dump();
+        panic!("three failed rounds");
+    }
+    assert_eq!(
+        nh.count_lines("ARP probe of the gateway not possible: socket(AF_PACKET): "),
+        1,
+        "said once"
+    );
+    assert_eq!(nh.count_lines("does not answer ARP"), 0);
+    assert!(nh.count_lines("datagram socket") > 0);
 }

@@ -64,6 +64,8 @@ pub struct Layer2 {
     verbose: bool,
     /// The last round's timeout, for the log line.
     timeout: Duration,
+    /// "not possible" was said for this family since the last bind.
+    refused: [bool; 2],
 }
 
 impl Layer2 {
@@ -80,6 +82,7 @@ impl Layer2 {
             logged: [L2::Unknown; 2],
             verbose,
             timeout: Duration::ZERO,
+            refused: [false; 2],
         }
     }
 
@@ -110,6 +113,7 @@ impl Layer2 {
         self.ndp = None;
         self.hw = Hw::Unread;
         self.index = None;
+        self.refused = [false; 2];
     }
 
     /// A round of `family` starts on interface `iface` (index `index`, None while it is not
@@ -198,13 +202,16 @@ impl Layer2 {
             _ => Ok(()),
         };
         if let Err(e) = opened {
-            log.log(
-                Level::Info,
-                &format!(
-                    "{iface}: {} probe of the gateway not possible: {e}",
-                    proto(family)
-                ),
-            );
+            // Said once per bind: without CAP_NET_RAW it fails every round alike.
+            if !std::mem::replace(&mut self.refused[family as usize], true) {
+                log.log(
+                    Level::Notice,
+                    &format!(
+                        "{iface}: {} probe of the gateway not possible: {e}",
+                        proto(family)
+                    ),
+                );
+            }
             return None;
         }
         if self.hw == Hw::Unread {
