@@ -1768,20 +1768,16 @@ mod tests {
         r.w.borrow_mut().answer = false;
         r.run(Duration::from_secs(2));
         // Both lanes fail together; the turn that starts the IPv4 step holds IPv6 back.
-        let mut waited = false;
         for _ in 0..20_000 {
             r.run(Duration::from_millis(5));
             if r.up.lane(Family::V6).unwrap().decider.heal_held() {
-                waited = true;
                 assert_eq!(r.up.heal_owner, Some(Family::V4));
-                assert!(r.up.heal.is_running() || r.up.heal_owner.is_some());
             }
             if r.count("heal attempt 1: running") >= 2 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(1)); // let the real /bin/true end
         }
-        assert!(waited, "{:#?}", r.lines);
         assert!(
             r.logged("ipv6 heal attempt waits: the ipv4 heal step is running"),
             "{:#?}",
