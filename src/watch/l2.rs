@@ -406,43 +406,37 @@ fn proto(family: Family) -> &'static str {
     }
 }
 
-/// The Uplink's calls (watch.rs keeps a line at each site; the lanes of issue 10 call these
-/// per family).
+/// The Uplink's calls (watch.rs keeps one line at each site): per lane, so per family.
 impl Uplink {
-    /// At StartRound, after the prober's round began: the probe of each family this round
-    /// has targets of (CONTRACT10: a family without targets is not judged), if one is due.
-    pub(super) fn l2_round_start(&mut self, now: Instant, log: &mut Log) {
+    /// At lane `k`'s StartRound, after its prober's round began: the family's probe, if one
+    /// is due (only a lane with targets starts a round: a family without is not judged).
+    pub(super) fn l2_round_start(&mut self, now: Instant, log: &mut Log, k: usize) {
         let sys = &self.sys;
-        for family in [Family::V4, Family::V6] {
-            let slots = self.prober.slots();
-            if !slots
-                .iter()
-                .any(|s| s.addr.is_some_and(|a| Family::of(a) == family))
-            {
-                continue;
-            }
-            self.l2.start_round(
-                now,
-                self.cfg.timeout,
-                family,
-                self.bound,
-                &self.cfg.iface,
-                log,
-                || sys.now(),
-            );
-        }
+        let family = self.lanes[k].family;
+        self.l2.start_round(
+            now,
+            self.cfg.timeout,
+            family,
+            self.bound,
+            &self.cfg.iface,
+            log,
+            || sys.now(),
+        );
     }
 
-    /// At the round's end (before its verdict is acted on): each family's probe result is
-    /// final now, and a family with an unanswered target probes next round.
-    pub(super) fn l2_round_end(&mut self, now: Instant, log: &mut Log) {
+    /// At the end of lane `k`'s round (before its verdict is acted on; the turn ran the
+    /// probes' timeouts first): the family's result is final now, and when one of the lane's
+    /// targets did not answer (the round failed, or the gateway kept silent) the next round
+    /// of the family probes.
+    pub(super) fn l2_round_end(&mut self, now: Instant, log: &mut Log, k: usize) {
         self.l2.handle_timeout(now, &self.cfg.iface, log);
-        for family in [Family::V4, Family::V6] {
-            let failed = self.prober.slots().iter().any(|s| {
-                s.addr.is_some_and(|a| Family::of(a) == family) && !s.own && s.rtt.is_none()
-            });
-            self.l2.end_round(family, failed, &self.cfg.iface, log);
-        }
+        let lane = &self.lanes[k];
+        let failed = lane
+            .prober
+            .slots()
+            .iter()
+            .any(|s| !s.own && s.rtt.is_none());
+        self.l2.end_round(lane.family, failed, &self.cfg.iface, log);
     }
 
     /// What layer 2 said about `family`'s gateway this round: Alive, Dead, or Unknown (no
