@@ -5,10 +5,12 @@
 pub mod addrs;
 pub mod boot;
 pub mod daemonize;
+pub mod filewatch;
 pub mod icmp;
 pub mod iface;
 pub mod lock;
 pub mod netlink;
+pub mod poll;
 pub mod process;
 pub mod signals;
 
