@@ -236,7 +236,8 @@ impl Prober {
             next_seq: 0,
             slots: Vec::new(),
             sent: Vec::new(),
-            retired: VecDeque::new(),
+            // Full after 64 echoes anyway: allocated once, not grown during the first rounds.
+            retired: VecDeque::with_capacity(RETIRED_MAX),
             expired: 0,
             round: None,
             stats: Stats::default(),

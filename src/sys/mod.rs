@@ -3,6 +3,8 @@
 //! module allowed `unsafe`, and only where nix has no safe call; every block says why it is
 //! sound. Everything here returns `io::Error`s for the caller to name.
 pub mod addrs;
+#[cfg(test)]
+pub mod alloc_count;
 pub mod boot;
 pub mod daemonize;
 pub mod filewatch;
