@@ -163,13 +163,41 @@ impl Uplink {
             self.gate.held = hold;
             self.changed = true;
         }
-        self.decider.set_held(now, hold.is_some());
+        self.sync_holds(now);
+    }
+
+    /// Whether the gate holds heals back now (as of the last `update_hold`).
+    pub(super) fn gate_holds(&self) -> bool {
+        self.gate.held.is_some()
     }
 
     /// After the watchdog ran: say once why a due attempt waits.
     pub(super) fn report_hold(&mut self, now: Instant, log: &mut Log) {
-        if !self.decider.heal_held() {
+        let waiting: Vec<&'static str> = self
+            .lanes
+            .iter()
+            .filter(|l| l.decider.heal_held())
+            .map(|l| l.name())
+            .collect();
+        if waiting.is_empty() {
             self.gate.held_logged = None;
+            self.wait_logged = false;
+            return;
+        }
+        if self.gate.held.is_none() {
+            // Not the gate: another lane's step runs, and this lane's attempt waits for it.
+            if !self.wait_logged {
+                self.wait_logged = true;
+                let owner = self.heal_owner.map_or("another", super::lane::family_name);
+                self.say(
+                    log,
+                    Level::Notice,
+                    format!(
+                        "{} heal attempt waits: the {owner} heal step is running",
+                        waiting.join(", ")
+                    ),
+                );
+            }
             return;
         }
         if self.gate.held_logged == self.gate.held {
@@ -355,7 +383,7 @@ impl Uplink {
                     );
                 }
             }
-            let state = self.decider.state().to_string();
+            let state = self.state().to_string();
             let reason = degraded
                 .clone()
                 .unwrap_or_else(|| "reboot budget recovered".into());
@@ -395,7 +423,7 @@ impl Uplink {
                 Some(why) => format!("heal attempt {attempt}: dry run: would not reboot: {why}"),
             };
             self.say(log, Level::Warning, msg);
-            self.decider.heal_ended(now);
+            self.heal_done(now);
             return;
         }
         if let Some(why) = refusal {
@@ -488,7 +516,7 @@ impl Uplink {
                 );
                 // Like any other step: not while another healer holds the interface's lock.
                 if !self.take_heal_lock(log, attempt, &step) {
-                    self.decider.heal_ended(now);
+                    self.heal_done(now);
                     return;
                 }
                 self.heal.start_heal(
@@ -511,7 +539,7 @@ impl Uplink {
                     at: unix_now(),
                 });
                 self.changed = true;
-                let state = self.decider.state().to_string();
+                let state = self.state().to_string();
                 self.queue_hook(
                     log,
                     "step-failed".into(),
@@ -519,7 +547,7 @@ impl Uplink {
                     format!("heal attempt {attempt}: reboot refused: {why}"),
                     attempt,
                 );
-                self.decider.heal_ended(now);
+                self.heal_done(now);
             }
         }
     }
@@ -594,6 +622,6 @@ impl Uplink {
             at: unix_now(),
         });
         self.changed = true;
-        self.decider.heal_ended(now);
+        self.heal_done(now);
     }
 }
