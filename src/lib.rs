@@ -64,7 +64,7 @@ pub fn run() -> ExitCode {
         Ok(cfg) => cfg,
         Err(e) => return usage(e),
     };
-    let findings = backend::check_watches(&cfg.watches);
+    let findings = backend::check_watches(&backend::root(), &cfg.watches);
     if inv.check {
         return check(&cfg, &findings);
     }

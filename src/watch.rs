@@ -163,6 +163,8 @@ pub struct Uplink {
     pub once_result: Option<bool>,
     /// What was logged about the heal back-ends (src/backend), so each line is said once.
     said: backend::Said,
+    /// Where back-end detection reads state files: `backend::root()` (tests: a fake tree).
+    backend_root: std::path::PathBuf,
 }
 
 impl Uplink {
@@ -237,6 +239,7 @@ impl Uplink {
             changed: true,
             once_result: None,
             said: backend::Said::default(),
+            backend_root: backend::root(),
         }
     }
 
@@ -295,19 +298,20 @@ impl Uplink {
             return;
         }
         if self.cfg.heal.contains(&HealStep::Auto) {
-            let r = backend::resolve_now(&self.cfg.iface);
+            let r = backend::resolve_now(&self.backend_root, &self.cfg.iface);
             self.say_backend(log, &r);
         }
-        let lines: Vec<(Level, String)> = backend::check_watches(std::slice::from_ref(&self.cfg))
-            .into_iter()
-            .filter_map(|f| match f {
-                backend::Finding::Note(_) => None,
-                backend::Finding::Warning(l) => Some((Level::Warning, l)),
-                backend::Finding::Error(l) => Some((Level::Error, l)),
-            })
-            // auto's own line is said above
-            .filter(|(_, l)| !l.contains(": heal step auto: "))
-            .collect();
+        let lines: Vec<(Level, String)> =
+            backend::check_watches(&self.backend_root, std::slice::from_ref(&self.cfg))
+                .into_iter()
+                .filter_map(|f| match f {
+                    backend::Finding::Note(_) => None,
+                    backend::Finding::Warning(l) => Some((Level::Warning, l)),
+                    backend::Finding::Error(l) => Some((Level::Error, l)),
+                })
+                // auto's own line is said above
+                .filter(|(_, l)| !l.contains(": heal step auto: "))
+                .collect();
         let fresh = self
             .said
             .fresh(lines.iter().map(|(_, l)| l.clone()).collect());
@@ -333,7 +337,7 @@ impl Uplink {
         if step != HealStep::Auto {
             return (step, "");
         }
-        let r = backend::resolve_now(&self.cfg.iface);
+        let r = backend::resolve_now(&self.backend_root, &self.cfg.iface);
         self.say_backend(log, &r);
         (r.step, " (auto)")
     }
@@ -1400,6 +1404,71 @@ mod tests {
         fn count(&self, what: &str) -> usize {
             self.lines.iter().filter(|l| l.contains(what)).count()
         }
+    }
+
+    /// A fake root for back-end detection: networkd managing IFACE (index 3), its tool an
+    /// executable under sbin/.
+    fn networkd_tree(tag: &str, iface: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let root =
+            std::env::temp_dir().join(format!("netheal-glue-root-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let put = |p: &str, text: &str| {
+            let p = root.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        put(&format!("sys/class/net/{iface}/ifindex"), "3\n");
+        put("proc/77/comm", "systemd-network\n");
+        put(
+            "run/systemd/netif/links/3",
+            "ADMIN_STATE=configured\nNETWORK_FILE=/etc/systemd/network/10-x.network\n",
+        );
+        put("sbin/networkctl", "#!/bin/sh\nexit 0\n");
+        std::fs::set_permissions(
+            root.join("sbin/networkctl"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        root
+    }
+
+    #[test]
+    fn auto_logs_its_back_end_once_and_again_when_it_changes() {
+        let mut cfg = config("nhb0");
+        cfg.heal = vec![HealStep::Auto];
+        let mut r = rig(cfg, false);
+        let root = networkd_tree("once", "nhb0");
+        r.up.backend_root = root.clone();
+        r.lines.clear(); // what start found on this machine
+        let line = "nhb0: heal back-end networkd (/run/systemd/netif/links/3 says configured, /etc/systemd/network/10-x.network)";
+        r.up.review_backends(&mut r.log); // start
+        r.up.review_backends(&mut r.log); // SIGHUP, nothing changed
+        let (step, note) = r.up.heal_step(&mut r.log, HealStep::Auto); // before a heal
+        r.drain_log();
+        assert_eq!((step, note), (HealStep::Networkd, " (auto)"));
+        assert_eq!(r.count(line), 1, "{:#?}", r.lines);
+        // networkd lets go of the link: the next heal falls back to link, and says so once.
+        std::fs::remove_file(root.join("run/systemd/netif/links/3")).unwrap();
+        let (step, _) = r.up.heal_step(&mut r.log, HealStep::Auto);
+        let (again, _) = r.up.heal_step(&mut r.log, HealStep::Auto);
+        r.drain_log();
+        assert_eq!((step, again), (HealStep::Link, HealStep::Link));
+        assert_eq!(
+            r.count("nhb0: heal back-end: nothing found"),
+            1,
+            "{:#?}",
+            r.lines
+        );
+        assert!(
+            r.logged("falls back to the built-in link step"),
+            "{:#?}",
+            r.lines
+        );
+        // An explicit step is left alone.
+        let (step, note) = r.up.heal_step(&mut r.log, HealStep::IfUpDown);
+        assert_eq!((step, note), (HealStep::IfUpDown, ""));
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

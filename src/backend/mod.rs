@@ -438,20 +438,18 @@ pub fn concerns(ladder: &[HealStep]) -> bool {
 
 /// Checks every ladder of `watches` on this machine (state files and tools under
 /// `root()`): for --check, at start and on SIGHUP.
-pub fn check_watches(watches: &[crate::config::IfaceConfig]) -> Vec<Finding> {
-    let root = root();
-    let find = |t: &str| find_tool(&root, t);
+pub fn check_watches(root: &Path, watches: &[crate::config::IfaceConfig]) -> Vec<Finding> {
+    let find = |t: &str| find_tool(root, t);
     watches
         .iter()
         .filter(|w| concerns(&w.heal))
-        .flat_map(|w| check_ladder(&w.iface, &w.heal, &gather(&root, &w.iface), &find))
+        .flat_map(|w| check_ladder(&w.iface, &w.heal, &gather(root, &w.iface), &find))
         .collect()
 }
 
-/// `auto` for `iface` on this machine, now.
-pub fn resolve_now(iface: &str) -> Resolved {
-    let root = root();
-    resolve_auto(&gather(&root, iface), &|t| find_tool(&root, t))
+/// `auto` for `iface` under `root`, now.
+pub fn resolve_now(root: &Path, iface: &str) -> Resolved {
+    resolve_auto(&gather(root, iface), &|t| find_tool(root, t))
 }
 
 /// What a watch has said about its back-ends, so that each line is logged once, and again
