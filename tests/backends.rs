@@ -330,3 +330,114 @@ fn auto_heals_through_the_back_end_it_found() {
         secs(t_end, t_up)
     );
 }
+
+/// In namespaces, with the real busybox DHCP client and server: the lease's default route is
+/// lost, `heal = dhcp` finds the running udhcpc and sends it SIGUSR1, udhcpc renews (its
+/// script puts the route back), and the link is never taken down (its carrier-change count
+/// and admin state are the same before and after).
+#[test]
+fn dhcp_renews_the_udhcpc_lease_without_a_link_bounce() {
+    let Some(mut lab) = Lab::pair("dh", 0x13, &["busybox", "kill"]) else {
+        return;
+    };
+    let (host, peer, ifc, pifc) = (
+        lab.host.clone(),
+        lab.peer.clone(),
+        lab.ifc.clone(),
+        lab.pifc.clone(),
+    );
+    lab.ip(&host, &["-4", "addr", "flush", "dev", &ifc]);
+    let leases = lab.path("udhcpd.leases");
+    fs::write(&leases, "").unwrap();
+    let conf = lab.write_file(
+        "udhcpd.conf",
+        &format!(
+            "start 198.51.100.50\nend 198.51.100.60\ninterface {pifc}\nlease_file {leases}\n\
+             pidfile {}\noption subnet 255.255.255.0\noption router {PEER4}\noption lease 600\n",
+            lab.path("udhcpd.pid")
+        ),
+        0o644,
+    );
+    lab.spawn_bg(
+        &peer,
+        &["busybox", "udhcpd", "-f", conf.to_str().unwrap()],
+        "udhcpd.log",
+    );
+    let events = lab.path("udhcpc.events");
+    let script = lab.script(
+        "udhcpc.script",
+        &format!(
+            "#!/bin/sh\necho \"$1 $ip\" >> {events}\ncase \"$1\" in\n\
+             bound|renew) ip addr replace \"$ip/${{mask:-24}}\" dev \"$interface\"\n\
+             [ -n \"$router\" ] && ip route replace default via \"$router\" dev \"$interface\" ;;\n\
+             esac\nexit 0\n"
+        ),
+    );
+    lab.spawn_bg(
+        &host,
+        &[
+            "busybox",
+            "udhcpc",
+            "-f",
+            "-i",
+            &ifc,
+            "-s",
+            script.to_str().unwrap(),
+            "-p",
+            &lab.path("udhcpc.pid"),
+        ],
+        "udhcpc.log",
+    );
+    let bound = lab::wait_until(Duration::from_secs(20), || {
+        fs::read_to_string(&events).is_ok_and(|e| e.contains("bound "))
+    });
+    assert!(
+        bound,
+        "udhcpc got no lease: {:?}",
+        fs::read_to_string(lab.path("udhcpc.log"))
+    );
+    assert!(
+        lab::wait_until(Duration::from_secs(5), || lab.default_route(&host).contains(PEER4)),
+        "no default route from the lease: {:?} {:?}",
+        fs::read_to_string(&events),
+        fs::read_to_string(lab.path("udhcpc.log"))
+    );
+    let carrier = |lab: &Lab| {
+        lab.exec(
+            &host,
+            &["cat", &format!("/sys/class/net/{ifc}/carrier_changes")],
+        )
+        .trim()
+        .to_string()
+    };
+    let before = carrier(&lab);
+    let nh = lab.netheal(
+        &host,
+        &[
+            "-i", "200ms", "-W", "300ms", "-a", "dhcp", "-b", "1s:4s", "-v", &ifc,
+        ],
+    );
+    nh.expect(nh.started, "-> up", Duration::from_secs(10));
+    let t0 = Instant::now();
+    lab.ip(&host, &["-4", "route", "del", "default"]);
+    let (t_heal, heal) = nh.expect(t0, "heal attempt 1: running", Duration::from_secs(10));
+    assert!(heal.contains("running dhcp"), "{heal}");
+    let (t_end, end) = nh.expect(t_heal, "heal attempt 1: dhcp ", Duration::from_secs(10));
+    assert!(end.contains("dhcp exited 0"), "{end}");
+    let (t_up, _) = nh.expect(t_heal, "-> up", Duration::from_secs(30));
+    let ev = fs::read_to_string(&events).unwrap_or_default();
+    assert!(ev.contains("renew "), "udhcpc did not renew: {ev}");
+    assert!(lab.default_route(&host).contains(PEER4));
+    assert_eq!(carrier(&lab), before, "the link went down");
+    let show = lab.ip(&host, &["link", "show", &ifc]);
+    assert!(show.contains(",UP") || show.contains("<UP"), "{show}");
+    assert_eq!(nh.count_lines("running link"), 0);
+    eprintln!(
+        "dhcp (busybox udhcpc, SIGUSR1): heal {:.3}s after the route loss, step {:.3}s, up {:.3}s \
+         later; carrier changes {before} before and after; udhcpc events {:?}",
+        secs(t0, t_heal),
+        secs(t_heal, t_end),
+        secs(t_end, t_up),
+        ev.lines().collect::<Vec<_>>()
+    );
+}
