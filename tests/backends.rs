@@ -397,7 +397,9 @@ fn dhcp_renews_the_udhcpc_lease_without_a_link_bounce() {
         fs::read_to_string(lab.path("udhcpc.log"))
     );
     assert!(
-        lab::wait_until(Duration::from_secs(5), || lab.default_route(&host).contains(PEER4)),
+        lab::wait_until(Duration::from_secs(5), || lab
+            .default_route(&host)
+            .contains(PEER4)),
         "no default route from the lease: {:?} {:?}",
         fs::read_to_string(&events),
         fs::read_to_string(lab.path("udhcpc.log"))

@@ -615,26 +615,37 @@ mod tests {
         assert_eq!(nm_managed(""), None);
     }
 
+    /// Captured from Debian 12's systemd-networkd 252 in a test namespace (tmpfs /run, /sys
+    /// read-only): a veth matched by a .network file, and `lo`, which no file matches.
+    const LINK_MANAGED: &str = "# This is private data. Do not parse.\nADMIN_STATE=configuring\n\
+        OPER_STATE=routable\nCARRIER_STATE=carrier\nADDRESS_STATE=routable\n\
+        IPV4_ADDRESS_STATE=routable\nIPV6_ADDRESS_STATE=degraded\nONLINE_STATE=online\n\
+        REQUIRED_FOR_ONLINE=yes\nREQUIRED_OPER_STATE_FOR_ONLINE=degraded\n\
+        REQUIRED_FAMILY_FOR_ONLINE=any\nACTIVATION_POLICY=up\n\
+        NETWORK_FILE=/run/systemd/network/10-nhcap.network\nDNS=\nNTP=\nSIP=\nDOMAINS=\n\
+        ROUTE_DOMAINS=\nLLMNR=yes\nMDNS=no\n\
+        DHCP6_CLIENT_DUID=DUID-EN/Vendor:0000ab110033bdebf95e192c\n";
+    const LINK_UNMANAGED: &str = "# This is private data. Do not parse.\nADMIN_STATE=unmanaged\n\
+        OPER_STATE=carrier\nCARRIER_STATE=carrier\nADDRESS_STATE=off\nIPV4_ADDRESS_STATE=off\n\
+        IPV6_ADDRESS_STATE=off\n";
+
     #[test]
     fn networkd_link_file() {
-        // /run/systemd/netif/links/3 from systemd-networkd 252 (link_save in networkd-state-file.c).
-        let t =
-            "# This is private data. Do not parse.\nADMIN_STATE=configured\nOPER_STATE=routable\n\
-                 CARRIER_STATE=carrier\nADDRESS_STATE=routable\nIPV4_ADDRESS_STATE=routable\n\
-                 IPV6_ADDRESS_STATE=degraded\nONLINE_STATE=online\nACTIVATION_POLICY=up\n\
-                 NETWORK_FILE=/etc/systemd/network/10-eth0.network\nNETWORK_FILE_DROPINS=\"\"\n\
-                 DNS=\nNTP=\nSIP=\nDOMAINS=\nROUTE_DOMAINS=\nLLMNR=yes\nMDNS=no\n";
-        assert_eq!(env_value(t, "ADMIN_STATE"), Some("configured"));
+        assert_eq!(env_value(LINK_MANAGED, "ADMIN_STATE"), Some("configuring"));
         assert_eq!(
-            env_value(t, "NETWORK_FILE"),
-            Some("/etc/systemd/network/10-eth0.network")
+            env_value(LINK_MANAGED, "NETWORK_FILE"),
+            Some("/run/systemd/network/10-nhcap.network")
         );
-        assert_eq!(env_value(t, "NETWORK_FILE_DROPINS"), Some(""));
+        assert_eq!(env_value(LINK_MANAGED, "DNS"), Some(""));
+        assert_eq!(env_value(LINK_UNMANAGED, "ADMIN_STATE"), Some("unmanaged"));
+        assert_eq!(env_value(LINK_UNMANAGED, "NETWORK_FILE"), None);
         assert_eq!(
-            env_value("ADMIN_STATE=unmanaged\n", "ADMIN_STATE"),
-            Some("unmanaged")
+            env_value("NETWORK_FILE_DROPINS=\"\"\n", "NETWORK_FILE_DROPINS"),
+            Some("")
         );
-        assert_eq!(env_value(t, "NOPE"), None);
+        assert_eq!(env_value(LINK_MANAGED, "NOPE"), None);
+        // `OPER_STATE=` must not answer for `STATE=`.
+        assert_eq!(env_value(LINK_MANAGED, "STATE"), None);
     }
 
     #[test]
