@@ -17,7 +17,8 @@
 //! - `ifupdown`: `ifdown IFACE`, then `ifup IFACE` (Debian ifupdown, ifupdown-ng, busybox,
 //!   RHEL network-scripts: all take a device name).
 //! - `dhcp`: renews the lease without taking the link down, through whoever owns it:
-//!   `nmcli device reapply`, `networkctl renew`, `ubus call network.interface.L renew`,
+//!   `nmcli device connect` (NetworkManager has no renew; `reapply` does not ask the server),
+//!   `networkctl renew`, `ubus call network.interface.L renew`,
 //!   udhcpc's SIGUSR1 (`kill -USR1 PID`), `dhcpcd -n IFACE`, or for ISC dhclient (which has
 //!   no renew signal) `dhclient -x` (stop, keeping the lease) and the same command line again
 //!   (INIT-REBOOT: it asks for the address it had).
@@ -272,8 +273,12 @@ pub fn commands(
             vec![tool(find, "ifup")?, s(iface)],
         ])),
         HealStep::Dhcp => match dhcp_owner(facts) {
+            // NetworkManager has no renew command. `nmcli device reapply` with unchanged
+            // settings puts the old lease back without asking the server (measured with
+            // NetworkManager 1.42 and busybox udhcpd: no request); `device connect` asks again
+            // (a DHCPREQUEST, ACKed), with the link and its carrier untouched.
             DhcpOwner::Manager(HealStep::NetworkManager) => {
-                one(vec![tool(find, "nmcli")?, s("device"), s("reapply"), s(iface)])
+                commands(&HealStep::NetworkManager, iface, facts, find, timeout)
             }
             DhcpOwner::Manager(HealStep::Networkd) => {
                 one(vec![tool(find, "networkctl")?, s("renew"), s(iface)])
@@ -719,7 +724,10 @@ mod tests {
     fn dhcp_renews_through_whoever_owns_the_lease() {
         let t = Duration::from_secs(60);
         let run = |f: &Facts| commands(&HealStep::Dhcp, "eth0", f, &all_tools, t).map(argv);
-        assert_eq!(run(&nm()).unwrap(), ["/usr/bin/nmcli device reapply eth0"]);
+        assert_eq!(
+            run(&nm()).unwrap(),
+            ["/usr/bin/nmcli --wait 55 device connect eth0"]
+        );
         assert_eq!(
             run(&networkd("configured")).unwrap(),
             ["/usr/bin/networkctl renew eth0"]
