@@ -77,7 +77,8 @@ fn assert_answers(lines: &[String], gw: &str, proto: &str, nh: &Netheal) {
         }
         None => assert!(line.contains("the kernel confirmed it reachable"), "{line}"),
     }
-    assert!(find(lines, "does not answer").is_none(), "{lines:?}");
+    let dead = format!("does not answer {proto}");
+    assert!(find(lines, &dead).is_none(), "{lines:?}");
 }
 
 #[test]
