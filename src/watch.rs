@@ -829,6 +829,9 @@ impl Uplink {
             last_heal: self.last_heal,
             machine: self.gate.report(now),
             own_targets: self.own_targets.clone(),
+            // Filled by the per-family lanes (helper "judge").
+            lanes: Vec::new(),
+            targets: Vec::new(),
         }
     }
 
