@@ -11,23 +11,21 @@ use std::time::Duration;
 
 use crate::civil::timestamp;
 use crate::decide::State;
+use crate::diagnose::Layer;
 use crate::probe::Stats;
 use crate::wire::Family;
 
-/// A layer's name as diagnose.rs gives it (`ok`, `no-carrier`, `upstream`, ...).
-pub type LayerName = &'static str;
-
 /// Every layer, in diagnosis order: the values of `netheal_layer{layer="..."}`.
-pub const LAYERS: [LayerName; 9] = [
-    "absent",
-    "admin-down",
-    "no-carrier",
-    "no-address",
-    "no-route",
-    "gateway-dead",
-    "gateway-silent",
-    "upstream",
-    "ok",
+const LAYERS: [Layer; 9] = [
+    Layer::Absent,
+    Layer::AdminDown,
+    Layer::NoCarrier,
+    Layer::NoAddress,
+    Layer::NoRoute,
+    Layer::GatewayDead,
+    Layer::GatewaySilent,
+    Layer::Upstream,
+    Layer::Ok,
 ];
 
 /// `ipv4` / `ipv6`: the family's name in status keys, labels and NETHEAL_FAMILY.
@@ -78,7 +76,7 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaneStatus {
     pub family: Family,
-    pub layer: LayerName,
+    pub layer: Layer,
     pub state: State,
 }
 
@@ -111,14 +109,9 @@ fn badness(s: State) -> u8 {
 /// The lane that speaks for the interface: the worst state, then the earlier failing layer in
 /// diagnosis order (a lane that is `ok` loses to one that is not), then IPv4 before IPv6.
 pub fn worst_lane(lanes: &[LaneStatus]) -> Option<&LaneStatus> {
-    let order = |l: LayerName| LAYERS.iter().position(|x| *x == l).unwrap_or(0);
-    lanes.iter().min_by_key(|l| {
-        (
-            std::cmp::Reverse(badness(l.state)),
-            order(l.layer),
-            l.family as u8,
-        )
-    })
+    lanes
+        .iter()
+        .min_by_key(|l| (std::cmp::Reverse(badness(l.state)), l.layer, l.family as u8))
 }
 
 /// Holds, inhibit and the reboot budget, as one watch sees them.
@@ -773,12 +766,12 @@ mod tests {
         x.lanes = vec![
             LaneStatus {
                 family: Family::V4,
-                layer: "ok",
+                layer: Layer::Ok,
                 state: State::Up,
             },
             LaneStatus {
                 family: Family::V6,
-                layer: "upstream",
+                layer: Layer::Upstream,
                 state: State::Down,
             },
         ];
@@ -854,10 +847,10 @@ mod tests {
             layer,
             state,
         };
-        let up4 = lane(Family::V4, "ok", State::Up);
-        let down6 = lane(Family::V6, "no-route", State::Down);
-        let suspect4 = lane(Family::V4, "upstream", State::Suspect);
-        let suspect6 = lane(Family::V6, "no-route", State::Suspect);
+        let up4 = lane(Family::V4, Layer::Ok, State::Up);
+        let down6 = lane(Family::V6, Layer::NoRoute, State::Down);
+        let suspect4 = lane(Family::V4, Layer::Upstream, State::Suspect);
+        let suspect6 = lane(Family::V6, Layer::NoRoute, State::Suspect);
         let lanes = [up4.clone(), down6.clone()];
         assert_eq!(worst_lane(&lanes), Some(&down6));
         let lanes = [suspect4, suspect6.clone()];
@@ -866,10 +859,10 @@ mod tests {
             Some(&suspect6),
             "earlier layer on a tie"
         );
-        let both_up = [up4.clone(), lane(Family::V6, "ok", State::Up)];
+        let both_up = [up4.clone(), lane(Family::V6, Layer::Ok, State::Up)];
         assert_eq!(worst_lane(&both_up), Some(&up4), "IPv4 first");
-        let silent = [up4, lane(Family::V6, "gateway-silent", State::Up)];
-        assert_eq!(worst_lane(&silent).unwrap().layer, "gateway-silent");
+        let silent = [up4, lane(Family::V6, Layer::GatewaySilent, State::Up)];
+        assert_eq!(worst_lane(&silent).unwrap().layer, Layer::GatewaySilent);
         assert_eq!(worst_lane(&[]), None);
     }
 
