@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod decide;
 pub mod diagnose;
+pub mod explain;
 pub mod eyes;
 pub mod heal;
 pub mod inhibit;
