@@ -106,8 +106,9 @@ impl std::fmt::Display for Error {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Exit {
     Stopped,
-    /// `--once`: whether every watched interface's round was good.
-    Once(bool),
+    /// `--once`: whether every family of every watched interface was good (not an outage),
+    /// and the diagnosis table (empty when a signal ended the round).
+    Once(bool, String),
 }
 
 pub struct Daemon {
@@ -240,8 +241,10 @@ impl Daemon {
             }
             if self.once {
                 if self.watches.iter().all(|w| w.once_result.is_some()) {
+                    let rows: Vec<_> = self.watches.iter().flat_map(Uplink::once_rows).collect();
                     return Ok(Exit::Once(
                         self.watches.iter().all(|w| w.once_result == Some(true)),
+                        crate::explain::render(&rows),
                     ));
                 }
             } else {
@@ -464,7 +467,7 @@ impl Daemon {
                         self.remove_reports();
                     }
                     return Ok(Some(if self.once {
-                        Exit::Once(false)
+                        Exit::Once(false, String::new())
                     } else {
                         Exit::Stopped
                     }));

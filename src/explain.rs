@@ -5,12 +5,74 @@
 #![forbid(unsafe_code)]
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::config::human;
 use crate::diagnose::{Act, Evidence, Layer, Link, L2};
+use crate::kernel::Iface;
 use crate::report::family_name;
 use crate::wire::Family;
+
+/// The kernel's facts the table and the diagnosis read, per family: copied from the netlink
+/// cache whenever it reports a change, so that nothing is read when a round ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KernelView {
+    pub link: Link,
+    pub index: Option<u32>,
+    pub family: [FamilyView; 2],
+}
+
+/// One family's address and default route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FamilyView {
+    /// The first address that counts (IPv6: not link-local), with its prefix length.
+    pub address: Option<(IpAddr, u8)>,
+    pub route: bool,
+    pub gateway: Option<IpAddr>,
+    pub table: Option<u32>,
+}
+
+/// Scopes below RT_SCOPE_LINK (253, rtnetlink(7)): universe and site. A link-local IPv6
+/// address reaches no gateway's far side.
+const RT_SCOPE_LINK: u8 = 253;
+/// The kernel's main routing table (RT_TABLE_MAIN).
+const RT_TABLE_MAIN: u32 = 254;
+
+impl KernelView {
+    pub fn of(i: &Iface) -> KernelView {
+        let family = |f: Family| {
+            let route = i.default_route(f);
+            FamilyView {
+                address: i
+                    .addresses()
+                    .find(|a| Family::of(a.addr) == f && a.scope < RT_SCOPE_LINK)
+                    .map(|a| (a.addr, a.prefix_len)),
+                route: route.is_some(),
+                gateway: route.and_then(|r| r.gateway),
+                table: route.map(|r| r.table),
+            }
+        };
+        KernelView {
+            link: Link {
+                present: i.present(),
+                admin_up: i.admin_up,
+                carrier: i.carrier,
+            },
+            index: i.index,
+            family: [family(Family::V4), family(Family::V6)],
+        }
+    }
+}
+
+/// `main`, or the table's number.
+pub fn table_name(t: u32) -> String {
+    if t == RT_TABLE_MAIN {
+        "main".into()
+    } else {
+        t.to_string()
+    }
+}
 
 /// One target's part of the round, as the table shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +291,7 @@ fn lane_rows(iface: &str, link: &Link, lane: &Lane) -> Vec<Row> {
         Layer::GatewaySilent,
         "gateway answers ICMP",
         match ev.gateway_echo {
+            None if ev.gateway.is_none() => "-".into(),
             None => na("not a target"),
             Some(true) => {
                 let rtt = ev.gateway.and_then(|g| {
@@ -487,7 +550,7 @@ nh0    ipv4    ok              verdict               ok
         lane.targets = vec![Probe {
             target: "gateway".into(),
             rtt: None,
-            why: Some("unknown".into()),
+            why: Some("not probed".into()),
         }];
         assert_eq!(
             render(&rows("nh0", None, &link, std::slice::from_ref(&lane))),
@@ -499,8 +562,8 @@ nh0    -       no-carrier      carrier               -
 nh0    ipv4    no-address      address               -
 nh0    ipv4    no-route        default route         -
 nh0    ipv4    gateway-dead    gateway answers ARP   -
-nh0    ipv4    gateway-silent  gateway answers ICMP  - (not a target)
-nh0    ipv4    upstream        targets (quorum 1)    FAIL (0/1: gateway unknown)
+nh0    ipv4    gateway-silent  gateway answers ICMP  -
+nh0    ipv4    upstream        targets (quorum 1)    FAIL (0/1: gateway not probed)
 nh0    ipv4    absent          verdict               FAIL (interface not found; on-absent = heal)
 "
         );

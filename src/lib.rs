@@ -119,7 +119,10 @@ pub fn run() -> ExitCode {
     }
     match daemon.run(log) {
         Ok(daemon::Exit::Stopped) => ExitCode::from(exit::OK),
-        Ok(daemon::Exit::Once(good)) => ExitCode::from(if good { exit::OK } else { exit::BAD }),
+        Ok(daemon::Exit::Once(good, table)) => {
+            print(&table);
+            ExitCode::from(if good { exit::OK } else { exit::BAD })
+        }
         Err(e) => fatal(log_dest, &e),
     }
 }

@@ -5,6 +5,7 @@
 
 mod eyes;
 mod gate;
+mod once;
 mod present;
 
 use std::collections::VecDeque;
@@ -160,6 +161,8 @@ pub struct Uplink {
     pub changed: bool,
     /// `--once`: the verdict of the one round, once it has ended.
     pub once_result: Option<bool>,
+    /// `--once`: each judged family's evidence and layer, for the table.
+    once_lanes: Vec<crate::explain::Lane>,
 }
 
 impl Uplink {
@@ -233,6 +236,7 @@ impl Uplink {
             heal_lock: None,
             changed: true,
             once_result: None,
+            once_lanes: Vec::new(),
         }
     }
 
@@ -476,7 +480,7 @@ impl Uplink {
         if let Some(v) = self.prober.poll_round_end(now) {
             self.log_round(log, v, self.cfg.verbose || once);
             if once {
-                self.once_result = Some(v.good);
+                self.once_judge(true);
                 return;
             }
             self.decider.round_ended(now, v);
@@ -526,7 +530,7 @@ impl Uplink {
             Action::StartRound => {
                 if !self.check_interface(now, log, once) {
                     if once {
-                        self.once_result = Some(false);
+                        self.once_judge(false);
                         return;
                     }
                     let reason = self.impossible_reason();

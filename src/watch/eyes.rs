@@ -27,6 +27,8 @@ pub(super) struct Facts {
     pub bouncing: bool,
     /// The `link` step has ended: put back what the bounce removed.
     pub bounced: bool,
+    /// Link, addresses and routes as the diagnosis reads them.
+    pub view: crate::explain::KernelView,
 }
 
 impl Uplink {
@@ -49,6 +51,7 @@ impl Uplink {
         self.kernel.synced = synced;
         self.kernel.index = i.index;
         self.kernel.gateway = [i.gateway(Family::V4), i.gateway(Family::V6)];
+        self.kernel.view = crate::explain::KernelView::of(i);
     }
 
     /// One change the kernel reported for this interface: one log line; a confirming round
