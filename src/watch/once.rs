@@ -4,74 +4,65 @@
 //! `crate::diagnose`'s; this file only gathers their inputs. No I/O, no clock.
 #![forbid(unsafe_code)]
 
-use std::net::IpAddr;
-
 use super::Uplink;
 use crate::config::Target;
 use crate::diagnose::{diagnose, Evidence, L2};
 use crate::explain::{self, Lane, Probe};
-use crate::wire::Family;
 
 impl Uplink {
-    /// The family a target belongs to this round: its address's, or for `gateway` the
-    /// family of the gateway it resolved to (unresolved: the first family with a socket,
-    /// the one `gateway` is tried in first).
-    fn target_family(&self, t: &Target, addr: Option<IpAddr>) -> Family {
-        match (t, addr) {
-            (_, Some(a)) | (&Target::Addr(a), None) => Family::of(a),
-            (Target::Gateway, None) => {
-                if self.socks[Family::V4 as usize].is_some() {
-                    Family::V4
-                } else {
-                    Family::V6
-                }
-            }
-        }
-    }
-
-    /// Judges every family once the round has ended (`ran`) or could not start; sets
-    /// `once_result` (every lane good) and keeps the lanes for the table.
+    /// Judges every lane once each has ended its round (`ran`), or when no round could start;
+    /// sets `once_result` (every lane good) and keeps the lanes for the table. A lane without
+    /// targets this round (`gateway` resolved to the other family) is not judged.
     pub(super) fn once_judge(&mut self, ran: bool) {
         let view = self.kernel.view;
-        let slots = self.prober.slots();
         let mut lanes = Vec::new();
-        for fam in [Family::V4, Family::V6] {
+        for lane in &self.lanes {
+            let fam = lane.family;
             let fv = view.family[fam as usize];
             let mut probes = Vec::new();
             let (mut answered, mut gateway_echo) = (0, None);
-            for (i, t) in self.cfg.targets.iter().enumerate() {
-                let slot = slots.get(i).filter(|_| ran);
-                let addr = slot.and_then(|s| s.addr);
-                if self.target_family(t, addr) != fam {
+            if ran {
+                for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
+                    let target = self.cfg.targets[t];
+                    let rtt = slot.rtt.filter(|_| !slot.own);
+                    answered += usize::from(rtt.is_some());
+                    if slot.addr.is_some() && (target == Target::Gateway || slot.addr == fv.gateway)
+                    {
+                        gateway_echo = Some(rtt.is_some());
+                    }
+                    let why = match (slot.rtt, slot.addr, slot.report) {
+                        (Some(_), _, _) => None,
+                        _ if slot.own => Some("own address (not counted)".into()),
+                        (None, None, _) => Some("unknown".into()),
+                        (None, Some(_), Some(r)) => Some(r.to_string()),
+                        _ if slot.send_failed() => Some("send failed".into()),
+                        _ => None,
+                    };
+                    probes.push(Probe {
+                        target: slot
+                            .addr
+                            .map_or_else(|| target.to_string(), |a| a.to_string()),
+                        rtt,
+                        why,
+                    });
+                }
+                if !lane.active {
+                    continue; // no target of this family this round: not judged
+                }
+            } else {
+                // No round: every target of the family, as configured, not probed.
+                let home = self.lanes[0].family;
+                for (_, addr) in super::lane::lane_targets(&self.cfg.targets, fam, None, home) {
+                    let name = addr.map_or_else(|| "gateway".to_string(), |a| a.to_string());
+                    probes.push(Probe {
+                        target: name,
+                        rtt: None,
+                        why: Some("not probed".into()),
+                    });
+                }
+                if probes.is_empty() {
                     continue;
                 }
-                let rtt = slot
-                    .and_then(|s| s.rtt)
-                    .filter(|_| slot.is_some_and(|s| !s.own));
-                answered += usize::from(rtt.is_some());
-                let is_gateway = *t == Target::Gateway || (addr.is_some() && addr == fv.gateway);
-                if is_gateway && addr.is_some() {
-                    gateway_echo = Some(rtt.is_some());
-                }
-                let why = match slot {
-                    None => Some("not probed".to_string()),
-                    Some(s) if s.rtt.is_some() => None,
-                    Some(s) if s.own => Some("own address (not counted)".into()),
-                    Some(s) if s.addr.is_none() => Some("unknown".into()),
-                    Some(s) => match s.report {
-                        Some(r) => Some(r.to_string()),
-                        None if s.send_failed() => Some("send failed".into()),
-                        None => None,
-                    },
-                };
-                probes.push(Probe {
-                    target: addr.map_or_else(|| t.to_string(), |a| a.to_string()),
-                    rtt,
-                    why,
-                });
-            }
-            if probes.is_empty() {
-                continue; // no target of this family: not judged
             }
             let quorum = (self.cfg.quorum as usize).min(probes.len());
             let evidence = Evidence {
