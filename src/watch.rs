@@ -808,6 +808,8 @@ impl Uplink {
             reason,
             attempt,
             self.gate.degraded.clone(),
+            // The lane's family and layer: set by the lane that changed (judge).
+            None,
         );
         self.hook_queue.push_back(env);
     }
