@@ -23,6 +23,7 @@ use nix::unistd::Pid;
 use crate::civil::unix_now;
 use crate::config::{human, HealStep, IfaceConfig, Target};
 use crate::decide::{self, Action, State, Verdict};
+use crate::diagnose::{diagnose, Act, Layer, L2};
 use crate::heal::{describe, HealEvent, Reaper, Supervisor, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{own_address, Prober, Stats, KEY_LEN};
@@ -160,6 +161,12 @@ pub struct Uplink {
     target_stats: Vec<TargetStats>,
     /// A due attempt waits for another lane's step: said once per wait.
     wait_logged: bool,
+    /// The lane whose actions are being acted on (for the hooks' NETHEAL_FAMILY).
+    speaking: Option<Family>,
+    /// Per configured target: the never-answered warning was given.
+    unarmed_warned: Vec<bool>,
+    /// From this instant every target counts as armed (`arm-after`).
+    armed_from: Option<Instant>,
     heal: Supervisor,
     hooks: Supervisor,
     hook_queue: VecDeque<Vec<(&'static str, String)>>,
@@ -222,7 +229,7 @@ impl Uplink {
                     u16::from_be_bytes([i0, i1]),
                     key,
                 );
-                Lane::new(family, prober, Lane::settings(&cfg), now, seed)
+                Lane::new(family, prober, Lane::settings(&cfg, family), now, seed)
             })
             .collect();
         Uplink {
@@ -231,6 +238,9 @@ impl Uplink {
             shown: (State::Starting, now),
             target_stats: vec![TargetStats::default(); cfg.targets.len()],
             wait_logged: false,
+            unarmed_warned: vec![false; cfg.targets.len()],
+            speaking: None,
+            armed_from: cfg.arm_after.and_then(|d| now.checked_add(d)),
             cfg,
             socks,
             bound: None,
@@ -560,6 +570,13 @@ impl Uplink {
         self.transmit(now, log, buf);
     }
 
+    /// The judged lane in the worst state (the first of equals), which speaks for the
+    /// interface.
+    fn worst_lane(&self) -> Option<&Lane> {
+        let state = self.state();
+        self.lanes.iter().find(|l| l.active && l.state() == state)
+    }
+
     /// The lane of `family`, if the interface has one.
     fn lane(&self, family: Family) -> Option<&Lane> {
         self.lanes.iter().find(|l| l.family == family)
@@ -568,6 +585,7 @@ impl Uplink {
     /// Acts on what lane `k`'s decider asks for; whether it asked for anything.
     fn lane_actions(&mut self, now: Instant, log: &mut Log, k: usize, once: bool) -> bool {
         let mut progress = false;
+        self.speaking = Some(self.lanes[k].family);
         while let Some(a) = self.lanes[k].decider.poll_action() {
             progress = true;
             self.act(now, log, k, a, once);
@@ -575,6 +593,7 @@ impl Uplink {
                 break;
             }
         }
+        self.speaking = None;
         progress
     }
 
@@ -602,12 +621,77 @@ impl Uplink {
                 st.lost = st.lost.saturating_add(1);
             }
         }
+        let round = self.judge(now, log, k, v);
         if once {
             self.lanes[k].once = Some(v.good);
             self.once_decided();
             return;
         }
-        self.lanes[k].decider.round_ended(now, v);
+        self.lanes[k].decider.judged(now, round);
+    }
+
+    /// Lane `k`'s round in the light of the kernel's facts: the failing layer, and whether its
+    /// failure rests on targets that never answered (said once per target).
+    fn judge(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict) -> decide::Round {
+        let kv = self.kernel_view();
+        let family = self.lanes[k].family;
+        // Gateway liveness at layer 2 comes from helper "l2": `self.l2_result(family)`.
+        let l2 = L2::Unknown;
+        let quorum = (self.cfg.quorum as usize).min(v.targets);
+        let lane = &self.lanes[k];
+        let ev = lane::evidence(&kv, family, lane.prober.slots(), quorum, l2);
+        let layer = if v.good {
+            Layer::Ok
+        } else {
+            diagnose(&kv.link, &ev)
+        };
+        let armed_all = self.armed_from.is_some_and(|t| now >= t);
+        let stats = &self.target_stats;
+        let armed = |t: usize| armed_all || stats[t].answered > 0;
+        let by_targets = !v.good && lane::judged_by_targets(layer);
+        let unarmed = by_targets
+            && lane::unarmed_failure(lane.prober.slots(), &lane.slot_targets, quorum, armed);
+        let mut warn = Vec::new();
+        if by_targets {
+            for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
+                if slot.rtt.is_none() && !slot.own && !armed(t) && !self.unarmed_warned[t] {
+                    if let Some(a) = slot.addr {
+                        warn.push((t, a));
+                    }
+                }
+            }
+        }
+        for (t, a) in warn {
+            self.unarmed_warned[t] = true;
+            self.say(
+                log,
+                Level::Warning,
+                format!("target {a} never answered since start: not healing on it"),
+            );
+        }
+        let lane = &mut self.lanes[k];
+        if layer == Layer::GatewaySilent && self.cfg.layers.act(layer) == Act::Ignore {
+            if !lane.silent_warned {
+                lane.silent_warned = true;
+                let gw = ev
+                    .gateway
+                    .map_or("the gateway".to_string(), |g| format!("gateway {g}"));
+                let text = format!(
+                    "{} {gw} does not answer echo but answers at layer 2: not an outage (on-gateway-silent = ignore); judged by layer 2 and the other targets",
+                    lane.name()
+                );
+                self.say(log, Level::Warning, text);
+            }
+        } else if !v.good {
+            lane.silent_warned = false;
+        }
+        self.lanes[k].evidence = Some((kv.link, ev));
+        decide::Round {
+            verdict: v,
+            layer: Some(layer),
+            unarmed,
+            gateway: ev.gateway,
+        }
     }
 
     /// `--once`: the verdict, once every lane has one (good only if each judged lane's is).
@@ -673,6 +757,8 @@ impl Uplink {
     fn act(&mut self, now: Instant, log: &mut Log, k: usize, action: Action, once: bool) {
         match action {
             Action::StartRound => self.start_round(now, log, k, once),
+            Action::LinkUp { attempt } => self.link_up(now, log, k, attempt),
+            Action::Announce(text) => self.say(log, Level::Warning, text),
             Action::Transition {
                 from,
                 to,
@@ -730,6 +816,50 @@ impl Uplink {
                     );
                 }
             }
+        }
+    }
+
+    /// `on-admin-down = link-up`: sets the interface administratively up (one ioctl, what
+    /// `ip link set IFACE up` does), at once on the kernel's event (`attempt` 0) or as an
+    /// attempt of an admin-down outage.
+    fn link_up(&mut self, now: Instant, log: &mut Log, k: usize, attempt: u32) {
+        let ladder = attempt > 0;
+        if ladder {
+            if self.heal_owner.is_some() {
+                self.lanes[k].decider.heal_ended(now);
+                return;
+            }
+            self.heal_owner = Some(self.lanes[k].family);
+        }
+        let what = if ladder {
+            format!("heal attempt {attempt}: ")
+        } else {
+            "set down by someone else: ".to_string()
+        };
+        if self.cfg.dry_run {
+            self.say(
+                log,
+                Level::Warning,
+                format!("{what}dry run, not setting it up (on-admin-down = link-up)"),
+            );
+        } else {
+            let done = self.sys.link_up(&self.cfg.iface);
+            match &done {
+                Ok(()) => self.say(
+                    log,
+                    Level::Warning,
+                    format!("{what}setting it up at once (on-admin-down = link-up)"),
+                ),
+                Err(e) => self.say(log, Level::Error, format!("{what}link up: {e}")),
+            }
+            self.last_heal = Some(LastHeal {
+                ok: done.is_ok(),
+                at: unix_now(),
+            });
+            self.changed = true;
+        }
+        if ladder {
+            self.heal_done(now);
         }
     }
 
@@ -801,6 +931,14 @@ impl Uplink {
                 "on-change hook falling behind; dropped the oldest pending change",
             );
         }
+        // The lane the change is about (whose action this is, or whose step ran); for a
+        // change of the whole interface (degraded), the worst lane's layer and no family.
+        let speaker = self.speaking.or(self.heal_owner);
+        let lane = speaker
+            .and_then(|f| self.lane(f))
+            .or_else(|| self.worst_lane());
+        let family = speaker.and(lane).map(|l| l.family);
+        let layer = lane.map_or(Layer::Ok, Lane::layer);
         let env = present::hook_env(
             &self.cfg.iface,
             state,
@@ -808,8 +946,7 @@ impl Uplink {
             reason,
             attempt,
             self.gate.degraded.clone(),
-            // The lane's family and layer: set by the lane that changed (judge).
-            None,
+            (family, layer),
         );
         self.hook_queue.push_back(env);
     }
@@ -1003,7 +1140,22 @@ impl Uplink {
             ms(st.rtt_avg()),
             ms(st.rtt_max),
             self.heals(),
-        )
+        ) + &self.lanes_line()
+    }
+
+    /// `; ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and layer.
+    fn lanes_line(&self) -> String {
+        let parts: Vec<String> = self
+            .lanes
+            .iter()
+            .filter(|l| l.active)
+            .map(|l| format!("{} {} ({})", l.name(), l.state(), l.layer()))
+            .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", parts.join(", "))
+        }
     }
 
     pub fn snapshot(&self, now: Instant) -> Snapshot {
@@ -1016,8 +1168,16 @@ impl Uplink {
             last_heal: self.last_heal,
             machine: self.gate.report(now),
             own_targets: self.own_targets.clone(),
-            // Filled once the lanes carry their diagnosed layer.
-            lanes: Vec::new(),
+            lanes: self
+                .lanes
+                .iter()
+                .filter(|l| l.active)
+                .map(|l| crate::report::LaneStatus {
+                    family: l.family,
+                    layer: l.layer(),
+                    state: l.state(),
+                })
+                .collect(),
             targets: self
                 .cfg
                 .targets
@@ -1112,6 +1272,8 @@ trait System {
     fn host_addresses(&self) -> io::Result<Vec<IpAddr>>;
     /// The clock each echo's send stamp is read from, right before its sendto.
     fn now(&self) -> Instant;
+    /// Sets the interface administratively up (IFF_UP).
+    fn link_up(&self, iface: &str) -> io::Result<()>;
 }
 
 /// This host.
@@ -1131,6 +1293,9 @@ impl System for Host {
     }
     fn now(&self) -> Instant {
         Instant::now()
+    }
+    fn link_up(&self, iface: &str) -> io::Result<()> {
+        self.control.set_up(iface)
     }
 }
 
@@ -1331,6 +1496,8 @@ mod tests {
         answer: bool,
         /// Targets that never answer, whatever `answer` says.
         silent: Vec<IpAddr>,
+        /// When `link_up` was called.
+        link_ups: Vec<Instant>,
         send_fails: bool,
         own: Vec<IpAddr>,
         sent: usize,
@@ -1364,6 +1531,12 @@ mod tests {
         }
         fn now(&self) -> Instant {
             self.0.borrow().now
+        }
+        fn link_up(&self, _: &str) -> io::Result<()> {
+            let mut w = self.0.borrow_mut();
+            let now = w.now;
+            w.link_ups.push(now);
+            Ok(())
         }
     }
 
@@ -1483,6 +1656,7 @@ mod tests {
             index: Some(3),
             answer: true,
             silent: Vec::new(),
+            link_ups: Vec::new(),
             send_fails: false,
             own: Vec::new(),
             sent: 0,
@@ -1862,5 +2036,245 @@ mod tests {
         half.w.borrow_mut().silent = vec![PEER6.parse().unwrap()];
         half.run(Duration::from_secs(5));
         assert_eq!(half.up.once_result, Some(false));
+    }
+
+    // ---- Layers, policy and arming through the glue ----
+
+    use crate::kernel::{Event, Iface};
+
+    const FAR: &str = "203.0.113.10";
+
+    impl Rig {
+        /// The kernel's view: `iface` is up, with addresses, default routes via `gw4`.
+        fn kernel(&mut self, i: &Iface) {
+            self.up.kernel_facts(i, true);
+        }
+
+        fn event(&mut self, i: &Iface, ev: Event) {
+            self.up.kernel_event(self.now, &mut self.log, &ev, i, true);
+            self.drain_log();
+        }
+    }
+
+    fn healthy(name: &str) -> Iface {
+        Iface::up_for_tests(name, 3, [Some(PEER.parse().unwrap()), None])
+    }
+
+    /// `on-admin-down = link-up`: the kernel's event sets the link up in the same turn (no
+    /// round, no fail-after); not while our own step has it down.
+    #[test]
+    fn admin_down_sets_the_link_up_in_the_same_turn() {
+        let mut r = rig(config("nhj0"), false);
+        let mut i = healthy("nhj0");
+        r.kernel(&i);
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.state(), State::Up);
+        i.admin_up = false;
+        let at = r.now;
+        r.event(&i, Event::AdminDown);
+        r.run(Duration::from_millis(1));
+        assert_eq!(r.w.borrow().link_ups, vec![at], "{:#?}", r.lines);
+        assert!(
+            r.logged(
+                "nhj0: set down by someone else: setting it up at once (on-admin-down = link-up)"
+            ),
+            "{:#?}",
+            r.lines
+        );
+        assert!(!r.spawned, "no ladder step");
+        // Our own `link` step bounces it: not ours to undo.
+        r.up.kernel.bouncing = true;
+        r.event(&i, Event::AdminDown);
+        r.run(Duration::from_millis(1));
+        assert_eq!(r.w.borrow().link_ups.len(), 1);
+    }
+
+    /// Far targets fail while the gateway answers: upstream, reported (state down), never a
+    /// heal; and up again when the far side returns.
+    #[test]
+    fn upstream_means_zero_heals_through_the_glue() {
+        let mut cfg = config("nhj1");
+        cfg.targets = vec![Target::Gateway, Target::Addr(FAR.parse().unwrap())];
+        cfg.quorum = 2;
+        let mut r = rig(cfg, false);
+        r.kernel(&healthy("nhj1"));
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.state(), State::Up, "{:#?}", r.lines);
+        r.w.borrow_mut().silent = vec![FAR.parse().unwrap()];
+        r.run(Duration::from_secs(300));
+        assert_eq!(r.up.state(), State::Down, "{:#?}", r.lines);
+        assert!(!r.spawned, "no heal step");
+        assert_eq!(r.up.heals(), 0);
+        assert!(
+            r.logged("state suspect -> down: 2 failed rounds in a row (ipv4 upstream: 1/2 targets answered, gateway 198.51.100.1 alive)"),
+            "{:#?}",
+            r.lines
+        );
+        assert_eq!(r.up.lane(Family::V4).unwrap().layer(), Layer::Upstream);
+        r.w.borrow_mut().silent.clear();
+        r.run(Duration::from_secs(5));
+        assert_eq!(r.up.state(), State::Up);
+        assert_eq!(r.up.lane(Family::V4).unwrap().layer(), Layer::Ok);
+    }
+
+    /// A target that never answered since start is no evidence: its failure is reported, not
+    /// healed, said once; once it has answered, its failure heals.
+    #[test]
+    fn a_never_answering_target_is_not_healed_on_until_it_answered() {
+        let mut cfg = config("nhj2");
+        cfg.targets = vec![Target::Addr(FAR.parse().unwrap())];
+        cfg.heal_before_up = true; // nothing else holds the heal back
+        let mut r = rig(cfg, false);
+        r.kernel(&healthy("nhj2"));
+        r.w.borrow_mut().silent = vec![FAR.parse().unwrap()];
+        r.run(Duration::from_secs(60));
+        assert_eq!(r.up.state(), State::Down, "{:#?}", r.lines);
+        assert_eq!(
+            r.count("target 203.0.113.10 never answered since start: not healing on it"),
+            1,
+            "{:#?}",
+            r.lines
+        );
+        assert!(!r.spawned);
+        r.w.borrow_mut().silent.clear();
+        r.run(Duration::from_secs(5));
+        assert_eq!(r.up.state(), State::Up);
+        r.w.borrow_mut().silent = vec![FAR.parse().unwrap()];
+        r.run(Duration::from_secs(5));
+        assert!(r.spawned, "armed now: {:#?}", r.lines);
+        assert!(
+            r.logged("heal attempt 1 for ipv4 gateway-dead"),
+            "{:#?}",
+            r.lines
+        );
+    }
+
+    /// `arm-after`: from then on every target counts as armed.
+    #[test]
+    fn arm_after_arms_every_target() {
+        let mut cfg = config("nhj3");
+        cfg.targets = vec![Target::Addr(FAR.parse().unwrap())];
+        cfg.heal_before_up = true;
+        cfg.arm_after = Some(Duration::from_secs(20));
+        let mut r = rig(cfg, false);
+        r.kernel(&healthy("nhj3"));
+        r.w.borrow_mut().silent = vec![FAR.parse().unwrap()];
+        r.run(Duration::from_secs(19));
+        assert!(!r.spawned);
+        r.run(Duration::from_secs(3));
+        assert!(r.spawned, "{:#?}", r.lines);
+    }
+
+    /// The carrier goes: rounds fail (no-carrier, state down) but the ladder waits for
+    /// carrier-wait; back within it, no heal at all.
+    #[test]
+    fn carrier_back_within_carrier_wait_is_no_heal() {
+        let mut r = rig(config("nhj4"), false);
+        let mut i = healthy("nhj4");
+        r.kernel(&i);
+        r.run(Duration::from_secs(3));
+        i.carrier = false;
+        r.event(&i, Event::CarrierLost);
+        r.w.borrow_mut().answer = false;
+        r.run(Duration::from_secs(20));
+        assert_eq!(r.up.state(), State::Down, "{:#?}", r.lines);
+        assert!(r.logged("ipv4 no-carrier for"), "{:#?}", r.lines);
+        assert!(!r.spawned);
+        i.carrier = true;
+        r.w.borrow_mut().answer = true;
+        r.event(&i, Event::CarrierRegained);
+        r.run(Duration::from_secs(30));
+        assert_eq!(r.up.state(), State::Up);
+        assert!(!r.spawned, "{:#?}", r.lines);
+        // Gone longer than carrier-wait (30 s): the ladder.
+        i.carrier = false;
+        r.event(&i, Event::CarrierLost);
+        let lost = r.now;
+        r.w.borrow_mut().answer = false;
+        r.run(Duration::from_secs(29));
+        assert!(!r.spawned);
+        r.run(Duration::from_secs(3));
+        assert!(r.spawned, "{:#?}", r.lines);
+        assert!(r.now >= lost + Duration::from_secs(30));
+    }
+
+    /// The failing layer changes during an outage (the carrier is back but there is no
+    /// default route now): the ladder starts over, and the log says so.
+    #[test]
+    fn a_new_failing_layer_starts_the_ladder_over_through_the_glue() {
+        let mut cfg = config("nhj5");
+        cfg.heal_before_up = true;
+        cfg.heal = vec![
+            HealStep::Exec("/bin/true".into()),
+            HealStep::Exec("/bin/false".into()),
+        ];
+        let mut r = rig(cfg, false);
+        let mut i = healthy("nhj5");
+        r.kernel(&i);
+        r.run(Duration::from_secs(3));
+        r.w.borrow_mut().answer = false;
+        i.carrier = false;
+        r.event(&i, Event::CarrierLost);
+        r.run(Duration::from_secs(40));
+        assert!(
+            r.logged("heal attempt 1 for ipv4 no-carrier"),
+            "{:#?}",
+            r.lines
+        );
+        let i = Iface::up_for_tests("nhj5", 3, [None, None]);
+        r.event(&i, Event::CarrierRegained);
+        r.run(Duration::from_secs(5));
+        assert!(
+            r.logged("nhj5: ipv4 failing layer now no-route (was no-carrier): ladder starts over"),
+            "{:#?}",
+            r.lines
+        );
+    }
+
+    /// The hook hears the lane's family and layer.
+    #[test]
+    fn the_hook_environment_names_the_family_and_the_layer() {
+        let dir = std::env::temp_dir().join(format!("netheal-hook-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let out = dir.join("env");
+        let hook = dir.join("hook.sh");
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\necho \"$NETHEAL_STATE $NETHEAL_FAMILY $NETHEAL_LAYER\" >> {}\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut cfg = dual("nhj6");
+        cfg.on_change = Some(hook);
+        cfg.dry_run = true;
+        let mut r = rig(cfg, false);
+        r.kernel(&Iface::up_for_tests(
+            "nhj6",
+            3,
+            [Some(PEER.parse().unwrap()), None],
+        ));
+        // The hooks are real processes: virtual time goes in small steps while they run.
+        let wait_for = |r: &mut Rig, what: &str| {
+            for _ in 0..1000 {
+                r.run(Duration::from_millis(5));
+                let got = std::fs::read_to_string(&out).unwrap_or_default();
+                if got.contains(what) {
+                    return got;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::fs::read_to_string(&out).unwrap_or_default()
+        };
+        let _ = wait_for(&mut r, "up ipv6");
+        r.w.borrow_mut().silent = vec![PEER6.parse().unwrap()];
+        let got = wait_for(&mut r, "down ipv6");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(got.contains("up ipv4 ok"), "{got}");
+        // No IPv6 default route in this kernel view: the v6 lane fails at no-route.
+        assert!(got.contains("down ipv6 no-route"), "{got}");
     }
 }

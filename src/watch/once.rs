@@ -65,17 +65,22 @@ impl Uplink {
                 }
             }
             let quorum = (self.cfg.quorum as usize).min(probes.len());
-            let evidence = Evidence {
-                address: fv.address.is_some(),
-                route: fv.route,
-                gateway: fv.gateway,
-                gateway_echo,
-                // Until the layer-2 probe reports here, nothing is known at layer 2.
-                l2: L2::Unknown,
-                answered,
-                quorum,
-            };
-            let layer = diagnose(&view.link, &evidence);
+            // What the lane's own judgement was made of, when its round ran (the same the
+            // daemon acts on); else the kernel's view with nothing answered.
+            let (link, evidence) = lane.evidence.filter(|_| ran).unwrap_or((
+                view.link,
+                Evidence {
+                    address: fv.address.is_some(),
+                    route: fv.route,
+                    gateway: fv.gateway,
+                    gateway_echo,
+                    // Until the layer-2 probe reports here, nothing is known at layer 2.
+                    l2: L2::Unknown,
+                    answered,
+                    quorum,
+                },
+            ));
+            let layer = diagnose(&link, &evidence);
             lanes.push(Lane {
                 family: fam,
                 evidence,

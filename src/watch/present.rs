@@ -49,10 +49,10 @@ pub(super) fn round_line(round: u64, good: bool, slots: &[Slot], targets: &[Targ
     line
 }
 
-/// The on-change hook's environment for one change. `lane`: the family whose change it is
-/// and the layer its last diagnosis found (NETHEAL_FAMILY `ipv4`/`ipv6`, NETHEAL_LAYER
-/// `no-carrier`, ..., `ok`); both empty for a change of the whole interface (degraded,
-/// step-failed without a lane).
+/// The on-change hook's environment for one change. `family` (of the last pair): the lane whose change it is
+/// (NETHEAL_FAMILY `ipv4`/`ipv6`; empty for a change of the whole interface, such as
+/// degraded); `layer`: that lane's last diagnosis, or for the whole interface the worst
+/// lane's (NETHEAL_LAYER `no-carrier`, ..., `ok`).
 pub(super) fn hook_env(
     iface: &str,
     state: String,
@@ -60,7 +60,7 @@ pub(super) fn hook_env(
     reason: String,
     attempt: u32,
     degraded: Option<String>,
-    lane: Option<(Family, Layer)>,
+    (family, layer): (Option<Family>, Layer),
 ) -> Vec<(&'static str, String)> {
     vec![
         ("NETHEAL_IFACE", iface.to_string()),
@@ -69,14 +69,8 @@ pub(super) fn hook_env(
         ("NETHEAL_REASON", reason),
         ("NETHEAL_ATTEMPT", attempt.to_string()),
         ("NETHEAL_DEGRADED", degraded.unwrap_or_default()),
-        (
-            "NETHEAL_FAMILY",
-            lane.map_or(String::new(), |(f, _)| family_name(f).to_string()),
-        ),
-        (
-            "NETHEAL_LAYER",
-            lane.map_or(String::new(), |(_, l)| l.to_string()),
-        ),
+        ("NETHEAL_FAMILY", family.map_or("", family_name).to_string()),
+        ("NETHEAL_LAYER", layer.to_string()),
     ]
 }
 
@@ -125,13 +119,17 @@ mod tests {
             "r".into(),
             2,
             None,
-            None,
+            (None, Layer::Ok),
         );
         assert_eq!(env[0], ("NETHEAL_IFACE", "eth0".to_string()));
         assert_eq!(env[4], ("NETHEAL_ATTEMPT", "2".to_string()));
         assert_eq!(env[5], ("NETHEAL_DEGRADED", String::new()));
-        assert_eq!(env[6], ("NETHEAL_FAMILY", String::new()));
-        assert_eq!(env[7], ("NETHEAL_LAYER", String::new()));
+        assert_eq!(
+            env[6],
+            ("NETHEAL_FAMILY", String::new()),
+            "the whole interface"
+        );
+        assert_eq!(env[7], ("NETHEAL_LAYER", "ok".to_string()));
     }
 
     #[test]
@@ -143,7 +141,7 @@ mod tests {
             "ipv6 upstream: 0/2 far targets answered, gateway fe80::1 alive".into(),
             0,
             None,
-            Some((Family::V6, Layer::Upstream)),
+            (Some(Family::V6), Layer::Upstream),
         );
         let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("NETHEAL_FAMILY"), Some("ipv6"));
@@ -155,7 +153,7 @@ mod tests {
             "r".into(),
             0,
             None,
-            Some((Family::V4, Layer::NoCarrier)),
+            (Some(Family::V4), Layer::NoCarrier),
         );
         assert_eq!(env[6].1, "ipv4");
         assert_eq!(env[7].1, "no-carrier");
