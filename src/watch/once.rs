@@ -52,7 +52,8 @@ impl Uplink {
             } else {
                 // No round: every target of the family, as configured, not probed.
                 let home = self.lanes[0].family;
-                for (_, addr) in super::lane::lane_targets(&self.cfg.targets, fam, None, home) {
+                for (_, addr) in super::lane::lane_targets_iter(&self.cfg.targets, fam, None, home)
+                {
                     let name = addr.map_or_else(|| "gateway".to_string(), |a| a.to_string());
                     probes.push(Probe {
                         target: name,
