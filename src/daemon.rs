@@ -540,6 +540,7 @@ impl Daemon {
                 Owner::Watch(i, Input::Sock(s)) => self.ready[i].socks[s] = true,
                 Owner::Watch(i, Input::HealOutput) => self.ready[i].heal_output = true,
                 Owner::Watch(i, Input::HookOutput) => self.ready[i].hook_output = true,
+                Owner::Watch(i, Input::L2) => self.ready[i].l2 = true,
             }
         }
         Ok(woke)

@@ -18,6 +18,7 @@ pub mod eyes;
 pub mod heal;
 pub mod inhibit;
 pub mod kernel;
+pub mod l2;
 pub mod log;
 pub mod notify;
 pub mod probe;

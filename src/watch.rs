@@ -5,6 +5,7 @@
 
 mod eyes;
 mod gate;
+mod l2;
 mod lane;
 mod once;
 mod present;
@@ -23,7 +24,7 @@ use nix::unistd::Pid;
 use crate::civil::unix_now;
 use crate::config::{human, HealStep, IfaceConfig, Target, MAX_TARGETS};
 use crate::decide::{self, Action, State, Verdict};
-use crate::diagnose::{diagnose, Act, Layer, L2};
+use crate::diagnose::{diagnose, Act, Layer};
 use crate::heal::{describe, HealEvent, Reaper, Supervisor, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{own_address, Prober, Stats, KEY_LEN};
@@ -59,6 +60,8 @@ pub struct Ready {
     pub socks: [bool; 2],
     pub heal_output: bool,
     pub hook_output: bool,
+    /// A socket of the gateway's layer-2 probe.
+    pub l2: bool,
 }
 
 /// A pollable input of a watch.
@@ -67,6 +70,7 @@ pub enum Input {
     Sock(usize),
     HealOutput,
     HookOutput,
+    L2,
 }
 
 /// Random bytes for identifiers, the MAC key and jitter seeds. They only need to be hard to guess
@@ -167,6 +171,8 @@ pub struct Uplink {
     unarmed_warned: Vec<bool>,
     /// From this instant every target counts as armed (`arm-after`).
     armed_from: Option<Instant>,
+    /// The gateway's layer-2 probe, per family (watch/l2.rs).
+    l2: l2::Layer2,
     heal: Supervisor,
     hooks: Supervisor,
     hook_queue: VecDeque<Vec<(&'static str, String)>>,
@@ -241,6 +247,7 @@ impl Uplink {
             unarmed_warned: vec![false; cfg.targets.len()],
             speaking: None,
             armed_from: cfg.arm_after.and_then(|d| now.checked_add(d)),
+            l2: l2::Layer2::new(cfg.verbose),
             cfg,
             socks,
             bound: None,
@@ -311,6 +318,8 @@ impl Uplink {
         self.say(log, Level::Notice, s);
         if !once {
             self.gate_start(now, log);
+        } else {
+            self.l2.probe_every_round();
         }
     }
 
@@ -493,7 +502,8 @@ impl Uplink {
             .hooks
             .output_fds()
             .map(|fd| (Input::HookOutput, fd.as_fd()));
-        socks.chain(heal).chain(hook)
+        let l2 = self.l2.poll_fds().map(|fd| (Input::L2, fd));
+        socks.chain(heal).chain(hook).chain(l2)
     }
 
     /// The earliest instant at which `turn` has work.
@@ -505,6 +515,7 @@ impl Uplink {
                 self.heal.poll_timeout(),
                 self.hooks.poll_timeout(),
                 self.gate.poll_timeout(),
+                self.l2.poll_timeout(),
             ])
             .flatten()
             .min()
@@ -523,10 +534,15 @@ impl Uplink {
         if ready.hook_output {
             self.hooks.read_output();
         }
+        if ready.l2 {
+            self.l2.receive(now, &self.cfg.iface, log);
+        }
         self.heal.handle_timeout(now);
         self.hooks.handle_timeout(now);
         self.reboot_due(now, log);
         self.update_hold(now, log);
+        // The layer-2 probes' deadlines first: their results are final before a round ends.
+        self.l2.handle_timeout(now, &self.cfg.iface, log);
         // Lane by lane, each acted on before the next runs: a heal step one lane starts holds
         // the other's attempt back (`sync_holds`).
         for k in 0..self.lanes.len() {
@@ -622,6 +638,7 @@ impl Uplink {
 
     /// Lane `k`'s round ended with verdict `v`.
     fn lane_round_ended(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict, once: bool) {
+        self.l2_round_end(now, log, k);
         self.log_round(log, k, v, self.cfg.verbose || once);
         let lane = &self.lanes[k];
         for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
@@ -647,8 +664,7 @@ impl Uplink {
     fn judge(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict) -> decide::Round {
         let kv = self.kernel_view();
         let family = self.lanes[k].family;
-        // Gateway liveness at layer 2 comes from helper "l2": `self.l2_result(family)`.
-        let l2 = L2::Unknown;
+        let l2 = self.l2_result(family);
         let quorum = (self.cfg.quorum as usize).min(v.targets);
         let lane = &self.lanes[k];
         let ev = lane::evidence(&kv, family, lane.prober.slots(), quorum, l2);
@@ -758,6 +774,7 @@ impl Uplink {
             lane.active = true;
             self.refresh_shown(now);
         }
+        self.l2_round_start(now, log, k);
         self.check_inhibit(now, log);
         self.refresh_budget(now, log);
     }

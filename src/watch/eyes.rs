@@ -69,6 +69,7 @@ impl Uplink {
             });
             self.kernel.route[f as usize] = i.default_route(f).is_some();
         }
+        self.l2.kernel_facts(i);
     }
 
     /// What the lanes' diagnosis needs from the kernel. Before the cache has synced only
