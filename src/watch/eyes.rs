@@ -34,6 +34,8 @@ pub(super) struct Facts {
     pub bouncing: bool,
     /// The `link` step has ended: put back what the bounce removed.
     pub bounced: bool,
+    /// Link, addresses and routes as the diagnosis reads them.
+    pub view: crate::explain::KernelView,
 }
 
 impl Uplink {
@@ -61,6 +63,7 @@ impl Uplink {
         self.kernel.synced = synced;
         self.kernel.index = i.index;
         self.kernel.gateway = [i.gateway(Family::V4), i.gateway(Family::V6)];
+        self.kernel.view = crate::explain::KernelView::of(i);
         self.kernel.admin_up = i.admin_up;
         self.kernel.carrier = i.carrier;
         for f in [Family::V4, Family::V6] {
