@@ -425,7 +425,7 @@ mod tests {
             ),
             (
                 &["-a", "restart", "eth0"],
-                "--heal: 'restart': expected ifupdown, link, reboot, or the absolute path",
+                "--heal: 'restart': expected auto, networkmanager, networkd, netifd, netifd:LOGICAL, ifupdown, dhcp, link, reboot, or the absolute path",
             ),
             (
                 &["-b", "5m:1m", "eth0"],

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::unistd::Pid;
 
+use crate::backend;
 use crate::civil::unix_now;
 use crate::config::{human, HealStep, IfaceConfig, Target};
 use crate::decide::{self, Action, Decider, Policy, State, Verdict};
@@ -160,6 +161,8 @@ pub struct Uplink {
     pub changed: bool,
     /// `--once`: the verdict of the one round, once it has ended.
     pub once_result: Option<bool>,
+    /// What was logged about the heal back-ends (src/backend), so each line is said once.
+    said: backend::Said,
 }
 
 impl Uplink {
@@ -233,6 +236,7 @@ impl Uplink {
             heal_lock: None,
             changed: true,
             once_result: None,
+            said: backend::Said::default(),
         }
     }
 
@@ -279,8 +283,59 @@ impl Uplink {
         let _ = write!(s, " ({})", socks.join("; "));
         self.say(log, Level::Notice, s);
         if !once {
+            self.review_backends(log);
             self.gate_start(now, log);
         }
+    }
+
+    /// At start and on SIGHUP: what `auto` resolves to and what the back-end steps of the
+    /// ladder find on this machine (src/backend), each line logged when it is new.
+    pub fn review_backends(&mut self, log: &mut Log) {
+        if !backend::concerns(&self.cfg.heal) {
+            return;
+        }
+        if self.cfg.heal.contains(&HealStep::Auto) {
+            let r = backend::resolve_now(&self.cfg.iface);
+            self.say_backend(log, &r);
+        }
+        let lines: Vec<(Level, String)> = backend::check_watches(std::slice::from_ref(&self.cfg))
+            .into_iter()
+            .filter_map(|f| match f {
+                backend::Finding::Note(_) => None,
+                backend::Finding::Warning(l) => Some((Level::Warning, l)),
+                backend::Finding::Error(l) => Some((Level::Error, l)),
+            })
+            // auto's own line is said above
+            .filter(|(_, l)| !l.contains(": heal step auto: "))
+            .collect();
+        let fresh = self
+            .said
+            .fresh(lines.iter().map(|(_, l)| l.clone()).collect());
+        for (level, line) in lines.into_iter().filter(|(_, l)| fresh.contains(l)) {
+            log.log(level, &line);
+        }
+    }
+
+    /// `auto`'s one line, when it changed.
+    fn say_backend(&mut self, log: &mut Log, r: &backend::Resolved) {
+        if self.said.auto_changed(&r.line) {
+            let level = if r.warning {
+                Level::Warning
+            } else {
+                Level::Notice
+            };
+            self.say(log, level, &r.line);
+        }
+    }
+
+    /// The step a heal runs: `auto` resolved now (its line logged if it changed).
+    fn heal_step(&mut self, log: &mut Log, step: HealStep) -> (HealStep, &'static str) {
+        if step != HealStep::Auto {
+            return (step, "");
+        }
+        let r = backend::resolve_now(&self.cfg.iface);
+        self.say_backend(log, &r);
+        (r.step, " (auto)")
     }
 
     /// Binds the sockets to the interface's current index, re-opening them when the index
@@ -562,14 +617,14 @@ impl Uplink {
                 step,
                 reason,
             } => {
-                let step = self.cfg.heal[step].clone();
+                let (step, auto) = self.heal_step(log, self.cfg.heal[step].clone());
                 if step == HealStep::Reboot {
                     self.reboot(now, log, attempt, &reason);
                 } else if self.cfg.dry_run {
                     self.say(
                         log,
                         Level::Warning,
-                        format!("heal attempt {attempt}: dry run, not running {step}"),
+                        format!("heal attempt {attempt}: dry run, not running {step}{auto}"),
                     );
                     self.decider.heal_ended(now);
                 } else if !self.take_heal_lock(log, attempt, &step) {
@@ -578,7 +633,7 @@ impl Uplink {
                     self.say(
                         log,
                         Level::Warning,
-                        format!("heal attempt {attempt}: running {step}"),
+                        format!("heal attempt {attempt}: running {step}{auto}"),
                     );
                     // The kernel's view from before the bounce is what a restore puts back.
                     self.kernel.bouncing |= step == crate::config::HealStep::Link;
