@@ -765,9 +765,12 @@ fn break_and_heal(st: &Stack, nh: &Netheal, brk: Break, step: &str, what: &str) 
         heal: secs(t_down, t_up),
         end,
     };
+    let fault = match brk {
+        Break::AddressFlush => "address flush",
+        Break::LinkDown => "link down",
+    };
     eprintln!(
-        "HEAL {what} {brk:?}: detected {:.3}s after the break, step ran {:.3}s, \
-         healed {:.3}s after detection (down -> up); `{}`",
+        "HEAL {what} | {fault} | detected {:.3} s | step {:.3} s | healed {:.3} s | {}",
         h.detect,
         h.step,
         h.heal,
@@ -861,7 +864,7 @@ fn networkmanager_auto_heals_flush_and_link_down() {
     let Some(st) = Stack::start("nma", 0x911, Mgr::NetworkManager, Addressing::Static) else {
         return;
     };
-    auto_heals(&st, "networkmanager", "NM auto");
+    auto_heals(&st, "networkmanager", "NetworkManager | heal = auto");
 }
 
 #[test]
@@ -869,7 +872,11 @@ fn networkmanager_step_heals_flush_and_link_down() {
     let Some(st) = Stack::start("nms", 0x912, Mgr::NetworkManager, Addressing::Static) else {
         return;
     };
-    step_heals(&st, "networkmanager", "NM networkmanager");
+    step_heals(
+        &st,
+        "networkmanager",
+        "NetworkManager | heal = networkmanager",
+    );
 }
 
 #[test]
@@ -877,7 +884,7 @@ fn networkd_auto_heals_flush_and_link_down() {
     let Some(st) = Stack::start("nda", 0x913, Mgr::Networkd, Addressing::Static) else {
         return;
     };
-    auto_heals(&st, "networkd", "networkd auto");
+    auto_heals(&st, "networkd", "systemd-networkd | heal = auto");
 }
 
 #[test]
@@ -885,7 +892,7 @@ fn networkd_step_heals_flush_and_link_down() {
     let Some(st) = Stack::start("nds", 0x914, Mgr::Networkd, Addressing::Static) else {
         return;
     };
-    step_heals(&st, "networkd", "networkd networkd");
+    step_heals(&st, "networkd", "systemd-networkd | heal = networkd");
 }
 
 /// `heal = dhcp` on a DHCP-configured interface: the peer stops answering until we renew
@@ -909,6 +916,11 @@ fn dhcp_renews(st: &mut Stack, what: &str) {
     let (t_down, _) = nh.expect(t0, "-> down", s(15.0));
     let (t_heal, run) = nh.expect(t0, "heal attempt 1: running", s(15.0));
     assert!(run.contains("running dhcp"), "{run}");
+    let (_, (t_end, end)) = nh
+        .wait_line(nh.index_at(t_heal), s(40.0), |l| {
+            l.contains("heal attempt 1: ") && !l.contains("heal attempt 1: running")
+        })
+        .expect("heal attempt 1 did not end within 40s");
     let (t_up, _) = nh.expect(t_heal, "-> up", s(30.0));
     let (t_ack, ack) = gate
         .opened()
@@ -931,12 +943,13 @@ fn dhcp_renews(st: &mut Stack, what: &str) {
         );
     }
     eprintln!(
-        "HEAL {what} lease dropped: detected {:.3}s after, renewed (DHCPACK) {:.3}s after the \
-         heal started, healed {:.3}s after detection (down -> up); {} link events, none down; \
-         {ack}",
+        "HEAL {what} | lease dropped | detected {:.3} s | step {:.3} s | healed {:.3} s | \
+         {}; DHCPACK {:.3} s after the heal started; {} link events, none down",
         secs(t0, t_down),
-        secs(t_heal, t_ack),
+        secs(t_heal, t_end),
         secs(t_down, t_up),
+        end.split(": heal attempt 1: ").nth(1).unwrap_or(&end),
+        secs(t_heal, t_ack),
         mon.lines().count()
     );
 }
@@ -946,7 +959,7 @@ fn networkmanager_dhcp_renews_lease_without_link_bounce() {
     let Some(mut st) = Stack::start("nmd", 0x915, Mgr::NetworkManager, Addressing::Dhcp) else {
         return;
     };
-    dhcp_renews(&mut st, "NM dhcp");
+    dhcp_renews(&mut st, "NetworkManager | heal = dhcp");
 }
 
 #[test]
@@ -954,7 +967,7 @@ fn networkd_dhcp_renews_lease_without_link_bounce() {
     let Some(mut st) = Stack::start("ndd", 0x916, Mgr::Networkd, Addressing::Dhcp) else {
         return;
     };
-    dhcp_renews(&mut st, "networkd dhcp");
+    dhcp_renews(&mut st, "systemd-networkd | heal = dhcp");
 }
 
 /// An explicitly named back-end whose tool is missing: exit 2 naming the step, the tool and
