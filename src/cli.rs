@@ -32,11 +32,16 @@ Options:
       --table T            'gateway' from routing table T only: a number, main, or any
                            (every table, policy routing included; default any)
   -a, --heal STEP          escalation ladder, in order, repeatable; attempt k runs step
-                           min(k, steps). STEP: ifupdown (ifdown IFACE; ifup IFACE),
-                           link (IFACE down then up, built in), or /absolute/path run as
-                           'PATH IFACE' with NETHEAL_IFACE, NETHEAL_ATTEMPT and
-                           NETHEAL_REASON set, or reboot (opt-in, budgeted: see
-                           --reboot-budget). Default: ifupdown
+                           min(k, steps). STEP: auto (the back-end below that owns
+                           IFACE, found at start, on SIGHUP and before each heal; link
+                           when none does), networkmanager (nmcli device connect),
+                           networkd (networkctl reconfigure), netifd or netifd:LOGICAL
+                           (OpenWrt: ubus down/up of the logical interface), ifupdown
+                           (ifdown IFACE; ifup IFACE), dhcp (renew the lease, no link
+                           bounce), link (IFACE down then up, built in), or
+                           /absolute/path run as 'PATH IFACE' with NETHEAL_IFACE,
+                           NETHEAL_ATTEMPT and NETHEAL_REASON set, or reboot (opt-in,
+                           budgeted: see --reboot-budget). Default: auto
   -b, --backoff MIN[:MAX]  wait after a heal attempt before the next, doubling up to MAX,
                            +/-10% jitter, reset when up (default 30s:15m)
       --heal-timeout DUR   SIGTERM a step and its group after DUR, SIGKILL 5s later
@@ -46,6 +51,16 @@ Options:
       --heal-before-up     heal even before the first good round since start (default:
                            wait for one, so a box that boots without network does not
                            climb to a reboot)
+      --carrier-wait DUR   no carrier this long before the no-carrier layer heals (a cable
+                           may be out; default 30s; 0: at once)
+      --arm-after DUR|off  after DUR since start every target counts as evidence; until
+                           then only targets that answered once do (default off)
+      --on-LAYER ACTION    what a failure of LAYER does: heal (the ladder), report (state,
+                           log and hooks only) or ignore (not an outage); --on-admin-down
+                           also link-up. Layers and defaults: --on-absent heal,
+                           --on-admin-down link-up, --on-no-carrier heal, --on-no-address
+                           heal, --on-no-route heal, --on-gateway-dead heal,
+                           --on-gateway-silent ignore, --on-upstream report
       --boot-grace DUR     no heal while the kernel's uptime is below DUR (default 5m;
                            0: none); a netheal started later is not delayed
       --reboot-budget N/DUR  at most N reboots by netheal in DUR, counted across reboots
@@ -65,7 +80,9 @@ Options:
   -c, --config FILE        configuration file (default /etc/netheal.conf, if it exists),
                            then the *.conf drop-ins of FILE with .conf replaced by .d
                            (/etc/netheal.d), in lexical order
-      --check              check the configuration, print the effective settings, exit
+      --check              check the configuration, print the effective settings and
+                           what each heal step finds on this machine (what auto picks),
+                           exit; 2 when a named step's tool is missing
       --status             print the status of the running netheal and exit
       --status-file PATH   where to keep the status (default /run/netheal/status; none)
       --metrics-file PATH  Prometheus textfile to keep up to date (default none)

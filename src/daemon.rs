@@ -534,9 +534,10 @@ impl Daemon {
     fn try_reload(&mut self, now: Instant, log: &mut Log) -> Result<String, String> {
         let new = config::resolve(&self.args).map_err(|e| e.to_string())?;
         // An explicitly named heal step whose tool is gone is refused like a bad file.
-        if let Some(crate::backend::Finding::Error(e)) = crate::backend::check_watches(&new.watches)
-            .into_iter()
-            .find(|f| matches!(f, crate::backend::Finding::Error(_)))
+        if let Some(crate::backend::Finding::Error(e)) =
+            crate::backend::check_watches(&crate::backend::root(), &new.watches)
+                .into_iter()
+                .find(|f| matches!(f, crate::backend::Finding::Error(_)))
         {
             return Err(e);
         }

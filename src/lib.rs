@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod decide;
+pub mod diagnose;
 pub mod eyes;
 pub mod heal;
 pub mod inhibit;
@@ -64,7 +65,7 @@ pub fn run() -> ExitCode {
         Ok(cfg) => cfg,
         Err(e) => return usage(e),
     };
-    let findings = backend::check_watches(&cfg.watches);
+    let findings = backend::check_watches(&backend::root(), &cfg.watches);
     if inv.check {
         return check(&cfg, &findings);
     }

@@ -6,11 +6,14 @@
 //!
 //! The files, as the managers write them (checked against Debian 12's packages):
 //! - NetworkManager 1.42: `/run/NetworkManager/devices/IFINDEX`, a keyfile with a
-//!   `[device]` group and `managed=true|false` (written by nm-config.c for each device it
-//!   knows); it runs when a process named `NetworkManager` does.
+//!   `[device]` group and `managed=true` for a device it manages (no `managed=` for the
+//!   others); the file stays after NetworkManager exits, so it counts only while a process
+//!   named `NetworkManager` runs (with `--no-daemon`, as systemd starts it, it writes no pid
+//!   file). Both captured from Debian 12's 1.42.4 in a namespace.
 //! - systemd-networkd 252: `/run/systemd/netif/links/IFINDEX` with `ADMIN_STATE=` (pending,
-//!   initialized, configuring, configured, unmanaged, failed, linger) and `NETWORK_FILE=`;
-//!   its process is named `systemd-network` (comm is cut at 15 bytes).
+//!   initialized, configuring, configured, unmanaged, failed, linger) and `NETWORK_FILE=`
+//!   (captured in a namespace); its process is named `systemd-network` (comm is cut at 15
+//!   bytes).
 //! - ifupdown: stanzas in `/etc/network/interfaces` (following `source` and
 //!   `source-directory`), state in `/run/network/ifstate` (`eth0=eth0`) or
 //!   `/run/network/ifstate.eth0`; ifupdown-ng and busybox keep `/run/ifstate` (busybox also
@@ -604,37 +607,54 @@ fn netifd_logical(root: &Path, iface: &str) -> Option<(String, &'static str)> {
 mod tests {
     use super::*;
 
+    /// Captured from Debian 12's NetworkManager 1.42.4 in a test namespace: the device it
+    /// manages (unmanaged-devices=except:interface-name:...), and, written when it exits, a
+    /// device it does not manage (no `managed=` at all: "unknown").
+    const NM_MANAGED: &str = "[device]\nmanaged=true\nperm-hw-addr-fake=1A:8A:0A:77:4A:09\n\
+        connection-uuid=1307dd06-7178-339c-92ef-e7ebb2f3252e\nnm-owned=false\n\
+        route-metric-default-effective=100\n";
+    const NM_OTHER: &str = "[device]\nperm-hw-addr-fake=6E:21:61:95:6E:37\nnm-owned=false\n";
+
     #[test]
     fn nm_device_file() {
-        // As NetworkManager 1.42 writes it (nm-config.c, nm_config_device_state_write).
-        let managed = "[device]\nmanaged=true\nperm-hw-addr-fake=\nconnection-uuid=6d0b9a3e-2c56-4b7e-9d2e-0a1b2c3d4e5f\nnm-owned=false\nroute-metric-default-aspired=100\nroute-metric-default-effective=100\n";
-        assert_eq!(nm_managed(managed), Some(true));
+        assert_eq!(nm_managed(NM_MANAGED), Some(true));
+        assert_eq!(nm_managed(NM_OTHER), None);
         assert_eq!(nm_managed("[device]\nmanaged=false\n"), Some(false));
         assert_eq!(nm_managed("[other]\nmanaged=true\n"), None);
-        assert_eq!(nm_managed("[device]\nnm-owned=false\n"), None);
         assert_eq!(nm_managed(""), None);
     }
 
+    /// Captured from Debian 12's systemd-networkd 252 in a test namespace (tmpfs /run, /sys
+    /// read-only): a veth matched by a .network file, and `lo`, which no file matches.
+    const LINK_MANAGED: &str = "# This is private data. Do not parse.\nADMIN_STATE=configuring\n\
+        OPER_STATE=routable\nCARRIER_STATE=carrier\nADDRESS_STATE=routable\n\
+        IPV4_ADDRESS_STATE=routable\nIPV6_ADDRESS_STATE=degraded\nONLINE_STATE=online\n\
+        REQUIRED_FOR_ONLINE=yes\nREQUIRED_OPER_STATE_FOR_ONLINE=degraded\n\
+        REQUIRED_FAMILY_FOR_ONLINE=any\nACTIVATION_POLICY=up\n\
+        NETWORK_FILE=/run/systemd/network/10-nhcap.network\nDNS=\nNTP=\nSIP=\nDOMAINS=\n\
+        ROUTE_DOMAINS=\nLLMNR=yes\nMDNS=no\n\
+        DHCP6_CLIENT_DUID=DUID-EN/Vendor:0000ab110033bdebf95e192c\n";
+    const LINK_UNMANAGED: &str = "# This is private data. Do not parse.\nADMIN_STATE=unmanaged\n\
+        OPER_STATE=carrier\nCARRIER_STATE=carrier\nADDRESS_STATE=off\nIPV4_ADDRESS_STATE=off\n\
+        IPV6_ADDRESS_STATE=off\n";
+
     #[test]
     fn networkd_link_file() {
-        // /run/systemd/netif/links/3 from systemd-networkd 252 (link_save in networkd-state-file.c).
-        let t =
-            "# This is private data. Do not parse.\nADMIN_STATE=configured\nOPER_STATE=routable\n\
-                 CARRIER_STATE=carrier\nADDRESS_STATE=routable\nIPV4_ADDRESS_STATE=routable\n\
-                 IPV6_ADDRESS_STATE=degraded\nONLINE_STATE=online\nACTIVATION_POLICY=up\n\
-                 NETWORK_FILE=/etc/systemd/network/10-eth0.network\nNETWORK_FILE_DROPINS=\"\"\n\
-                 DNS=\nNTP=\nSIP=\nDOMAINS=\nROUTE_DOMAINS=\nLLMNR=yes\nMDNS=no\n";
-        assert_eq!(env_value(t, "ADMIN_STATE"), Some("configured"));
+        assert_eq!(env_value(LINK_MANAGED, "ADMIN_STATE"), Some("configuring"));
         assert_eq!(
-            env_value(t, "NETWORK_FILE"),
-            Some("/etc/systemd/network/10-eth0.network")
+            env_value(LINK_MANAGED, "NETWORK_FILE"),
+            Some("/run/systemd/network/10-nhcap.network")
         );
-        assert_eq!(env_value(t, "NETWORK_FILE_DROPINS"), Some(""));
+        assert_eq!(env_value(LINK_MANAGED, "DNS"), Some(""));
+        assert_eq!(env_value(LINK_UNMANAGED, "ADMIN_STATE"), Some("unmanaged"));
+        assert_eq!(env_value(LINK_UNMANAGED, "NETWORK_FILE"), None);
         assert_eq!(
-            env_value("ADMIN_STATE=unmanaged\n", "ADMIN_STATE"),
-            Some("unmanaged")
+            env_value("NETWORK_FILE_DROPINS=\"\"\n", "NETWORK_FILE_DROPINS"),
+            Some("")
         );
-        assert_eq!(env_value(t, "NOPE"), None);
+        assert_eq!(env_value(LINK_MANAGED, "NOPE"), None);
+        // `OPER_STATE=` must not answer for `STATE=`.
+        assert_eq!(env_value(LINK_MANAGED, "STATE"), None);
     }
 
     #[test]

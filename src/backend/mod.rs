@@ -17,7 +17,8 @@
 //! - `ifupdown`: `ifdown IFACE`, then `ifup IFACE` (Debian ifupdown, ifupdown-ng, busybox,
 //!   RHEL network-scripts: all take a device name).
 //! - `dhcp`: renews the lease without taking the link down, through whoever owns it:
-//!   `nmcli device reapply`, `networkctl renew`, `ubus call network.interface.L renew`,
+//!   `nmcli device connect` (NetworkManager has no renew; `reapply` does not ask the server),
+//!   `networkctl renew`, `ubus call network.interface.L renew`,
 //!   udhcpc's SIGUSR1 (`kill -USR1 PID`), `dhcpcd -n IFACE`, or for ISC dhclient (which has
 //!   no renew signal) `dhclient -x` (stop, keeping the lease) and the same command line again
 //!   (INIT-REBOOT: it asks for the address it had).
@@ -272,8 +273,12 @@ pub fn commands(
             vec![tool(find, "ifup")?, s(iface)],
         ])),
         HealStep::Dhcp => match dhcp_owner(facts) {
+            // NetworkManager has no renew command. `nmcli device reapply` with unchanged
+            // settings puts the old lease back without asking the server (measured with
+            // NetworkManager 1.42 and busybox udhcpd: no request); `device connect` asks again
+            // (a DHCPREQUEST, ACKed), with the link and its carrier untouched.
             DhcpOwner::Manager(HealStep::NetworkManager) => {
-                one(vec![tool(find, "nmcli")?, s("device"), s("reapply"), s(iface)])
+                commands(&HealStep::NetworkManager, iface, facts, find, timeout)
             }
             DhcpOwner::Manager(HealStep::Networkd) => {
                 one(vec![tool(find, "networkctl")?, s("renew"), s(iface)])
@@ -331,6 +336,9 @@ fn client_renew(
         ]])),
         // dhclient(8) -x stops the running client without releasing its lease; the same
         // command line again starts it in INIT-REBOOT, asking for the address it had.
+        // Measured with ISC dhclient 4.4.3 and busybox udhcpd in namespaces: -x runs no
+        // script (address and route stay), the new client's DHCPREQUEST is ACKed, the
+        // carrier count does not change.
         DhcpKind::Dhclient => {
             let bin = tool(find, "dhclient")?;
             let mut stop = vec![bin.clone(), s("-x")];
@@ -438,20 +446,18 @@ pub fn concerns(ladder: &[HealStep]) -> bool {
 
 /// Checks every ladder of `watches` on this machine (state files and tools under
 /// `root()`): for --check, at start and on SIGHUP.
-pub fn check_watches(watches: &[crate::config::IfaceConfig]) -> Vec<Finding> {
-    let root = root();
-    let find = |t: &str| find_tool(&root, t);
+pub fn check_watches(root: &Path, watches: &[crate::config::IfaceConfig]) -> Vec<Finding> {
+    let find = |t: &str| find_tool(root, t);
     watches
         .iter()
         .filter(|w| concerns(&w.heal))
-        .flat_map(|w| check_ladder(&w.iface, &w.heal, &gather(&root, &w.iface), &find))
+        .flat_map(|w| check_ladder(&w.iface, &w.heal, &gather(root, &w.iface), &find))
         .collect()
 }
 
-/// `auto` for `iface` on this machine, now.
-pub fn resolve_now(iface: &str) -> Resolved {
-    let root = root();
-    resolve_auto(&gather(&root, iface), &|t| find_tool(&root, t))
+/// `auto` for `iface` under `root`, now.
+pub fn resolve_now(root: &Path, iface: &str) -> Resolved {
+    resolve_auto(&gather(root, iface), &|t| find_tool(root, t))
 }
 
 /// What a watch has said about its back-ends, so that each line is logged once, and again
@@ -721,7 +727,10 @@ mod tests {
     fn dhcp_renews_through_whoever_owns_the_lease() {
         let t = Duration::from_secs(60);
         let run = |f: &Facts| commands(&HealStep::Dhcp, "eth0", f, &all_tools, t).map(argv);
-        assert_eq!(run(&nm()).unwrap(), ["/usr/bin/nmcli device reapply eth0"]);
+        assert_eq!(
+            run(&nm()).unwrap(),
+            ["/usr/bin/nmcli --wait 55 device connect eth0"]
+        );
         assert_eq!(
             run(&networkd("configured")).unwrap(),
             ["/usr/bin/networkctl renew eth0"]
