@@ -36,21 +36,32 @@ fn good_round(line: &str) -> bool {
     })
 }
 
+/// The `n`-th line at index >= `from` satisfying `pred`, within `timeout` overall.
+fn nth_after(
+    nh: &Netheal,
+    from: usize,
+    n: usize,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Option<(usize, lab::Line)> {
+    let deadline = Instant::now() + timeout;
+    let mut at = from;
+    let mut found = None;
+    for _ in 0..n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (i, line) = nh.wait_line(at, left, &pred)?;
+        at = i + 1;
+        found = Some((i, line));
+    }
+    found
+}
+
 /// Heal steps netheal started (not dry runs): `heal attempt N: running`.
 fn heal_starts(nh: &Netheal) -> usize {
     nh.lines()
         .iter()
         .filter(|l| l.1.contains("heal attempt") && l.1.contains(": running"))
         .count()
-}
-
-/// State-change lines (`state A -> B: ...`).
-fn transitions(nh: &Netheal) -> Vec<String> {
-    nh.lines()
-        .into_iter()
-        .map(|l| l.1)
-        .filter(|l| l.contains(" -> ") && l.contains("state "))
-        .collect()
 }
 
 /// Ping once from the host namespace (busybox: iputils' ping is not installed everywhere).
@@ -232,7 +243,6 @@ fn gateway_silent_to_icmp(fam: Fam, tag: &str) {
     let other = fam.other();
     let flag = if other == Fam::V4 { "-4" } else { "-6" };
     lab.ip(&lab.host, &[flag, "route", "del", "default"]);
-    lab.gateway_drops_icmp(Some(fam));
     let (step, record) = lab.recorder("heal");
     let ifc = lab.ifc.clone();
     let mut args = base(
@@ -241,29 +251,35 @@ fn gateway_silent_to_icmp(fam: Fam, tag: &str) {
     );
     args.push(&ifc);
     let nh = lab.netheal_status(&args);
+    // Up first, so the gateway is armed (it answered): only the judgement of its silence
+    // may hold the heal back, not "never answered since start".
+    nh.expect(nh.started, "-> up", s(10.0));
+    lab.gateway_drops_icmp(Some(fam));
     let t0 = Instant::now();
-    let (_, (t100, _)) = nh
-        .wait_nth(100, s(90.0), is_any_round)
-        .expect("100 rounds within 90s");
+    let from = nh.mark();
+    let (_, (t100, _)) = nth_after(&nh, from, 100, s(90.0), is_any_round)
+        .expect("100 rounds within 90s after the filter");
     let (line, st) = nh.status(s(3.0)).expect("status line");
     let heals = heal_starts(&nh);
-    let downs = transitions(&nh)
+    let after: Vec<String> = nh.lines()[from..].iter().map(|l| l.1.clone()).collect();
+    let downs: Vec<&String> = after
         .iter()
-        .filter(|l| l.contains("-> down") || l.contains("-> healing"))
-        .count();
-    let silent_lines = nh.count_lines("gateway-silent");
+        .filter(|l| l.contains("state ") && (l.contains("-> down") || l.contains("-> healing")))
+        .collect();
+    let silent_lines = after.iter().filter(|l| l.contains("silent")).count();
     eprintln!(
-        "{}: gateway silent to ICMP: 100 rounds in {:.1}s, {heals} heals, {downs} down \
-         transitions, {silent_lines} lines naming gateway-silent; {line}",
+        "{}: gateway silent to ICMP: 100 rounds in {:.1}s, {heals} heals, {} down \
+         transitions, {silent_lines} lines saying silent; {line}",
         fam.name(),
-        secs(t0, t100)
+        secs(t0, t100),
+        downs.len()
     );
     assert_eq!(heals, 0, "heals with a gateway that only filters ICMP");
     assert_eq!(st.get("heals").copied().unwrap_or(0), 0, "{line}");
     assert!(records(&record).is_empty(), "{:?}", records(&record));
-    assert_eq!(downs, 0, "outage declared: {:?}", transitions(&nh));
+    assert!(downs.is_empty(), "outage declared: {downs:?}");
     // Warned once (the contract: "warn once"), and the warning names the layer.
-    assert!(silent_lines >= 1, "no line names gateway-silent");
+    assert!(silent_lines >= 1, "no line says the gateway is silent");
     assert!(
         silent_lines <= 2,
         "gateway-silent logged {silent_lines} times over 100 rounds"
@@ -467,8 +483,11 @@ fn admin_down_link_up_at_once() {
     assert!(said.is_some(), "no line names admin-down");
     // The down removed the routes; put them back as an admin's ifup would.
     lab.restore_host_config();
-    nh.expect(t0, "-> up", s(20.0));
-    assert_eq!(heal_starts(&nh), 0);
+    let from = nh.index_at(t_up);
+    nh.wait_line(from, s(20.0), good_round)
+        .expect("a good round after the link came up and the routes were put back");
+    // The link-up is not a ladder step: the recording step never ran.
+    assert!(records(&record).is_empty(), "{:?}", records(&record));
     eprintln!(
         "admin down: link up again within {:.3}s (polled every 20ms); `{}`",
         secs(t0, t_up),
@@ -498,7 +517,8 @@ fn carrier_back_within_carrier_wait_no_heal() {
     thread::sleep(s(2.0));
     lab.carrier_back();
     let t_back = Instant::now();
-    nh.expect(t_back, "-> up", s(15.0));
+    nh.wait_line(nh.index_at(t_back), s(15.0), good_round)
+        .expect("a good round after carrier came back");
     // Past carrier-wait since the loss, with margin: a late heal would have started.
     let wait_end = t0 + s(12.0);
     thread::sleep(wait_end.saturating_duration_since(Instant::now()));
@@ -683,9 +703,11 @@ fn stream_targets(targets: [String; 2], tag: &str, expect_kind: Option<&str>) {
     assert_eq!(nh.count_lines("-> suspect"), 0);
     let seen = expect_kind.map(|k| lab.served(k));
     if let Some(n) = seen {
+        // One probe per lane round, each round line one lane's; a few of the last may not be
+        // logged yet.
         assert!(
-            n >= 20,
-            "far side logged only {n} probes for 20 rounds x 2 targets"
+            n >= 15,
+            "far side logged only {n} probes for 20 round lines"
         );
     } else {
         assert_eq!(lab.served("tcp"), 0, "a listener on the closed port?");
