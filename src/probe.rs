@@ -257,6 +257,12 @@ impl Prober {
         &self.slots
     }
 
+    /// How many targets must answer for a good round (a lane caps it at how many targets it
+    /// has this round).
+    pub fn set_quorum(&mut self, quorum: usize) {
+        self.quorum = quorum;
+    }
+
     pub fn round_running(&self) -> bool {
         self.round.is_some()
     }

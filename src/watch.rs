@@ -5,6 +5,7 @@
 
 mod eyes;
 mod gate;
+mod lane;
 mod present;
 
 use std::collections::VecDeque;
@@ -20,16 +21,17 @@ use nix::unistd::Pid;
 
 use crate::civil::unix_now;
 use crate::config::{human, HealStep, IfaceConfig, Target};
-use crate::decide::{self, Action, Decider, Policy, State, Verdict};
+use crate::decide::{self, Action, State, Verdict};
 use crate::heal::{describe, HealEvent, Reaper, Supervisor, STOP_GRACE};
 use crate::log::{Level, Log};
-use crate::probe::{own_address, Prober, KEY_LEN};
+use crate::probe::{own_address, Prober, Stats, KEY_LEN};
 use crate::report::{LastHeal, Snapshot};
 use crate::sys::addrs;
 use crate::sys::icmp::{IcmpSocket, Kind, Queued};
 use crate::sys::iface;
 use crate::sys::lock::{self, Claim, LockFile};
 use crate::wire::{Family, QuotedEcho, WireError};
+use lane::{Lane, TargetStats};
 
 /// Pending hooks per interface; when more changes pile up, the oldest are dropped.
 const HOOK_QUEUE: usize = 16;
@@ -146,8 +148,17 @@ pub struct Uplink {
     own_targets: Vec<IpAddr>,
     /// The system calls the glue makes besides sending and receiving: the seam of the tests.
     sys: Box<dyn System>,
-    prober: Prober,
-    decider: Decider,
+    /// One per family with a socket (IPv4 first): its prober and decider.
+    lanes: Vec<Lane>,
+    /// The lane whose heal step runs (one step at a time per interface: another lane's
+    /// attempt that comes due meanwhile waits).
+    heal_owner: Option<Family>,
+    /// The interface's state (the worst judged lane's) as last reported, and since when.
+    shown: (State, Instant),
+    /// Per configured target: answered, lost, last RTT.
+    target_stats: Vec<TargetStats>,
+    /// A due attempt waits for another lane's step: said once per wait.
+    wait_logged: bool,
     heal: Supervisor,
     hooks: Supervisor,
     hook_queue: VecDeque<Vec<(&'static str, String)>>,
@@ -195,26 +206,28 @@ impl Uplink {
         socks: [Option<Box<dyn Sock>>; 2],
         sys: Box<dyn System>,
     ) -> Uplink {
-        let [i0, i1, key @ ..]: [u8; 2 + KEY_LEN] = random_bytes();
-        let seed = u64::from_le_bytes(random_bytes());
-        let prober = Prober::new(
-            cfg.count,
-            cfg.timeout,
-            cfg.quorum as usize,
-            u16::from_be_bytes([i0, i1]),
-            key,
-        );
-        let policy = Policy {
-            interval: cfg.interval,
-            timeout: cfg.timeout,
-            fail_after: cfg.fail_after,
-            up_after: cfg.up_after,
-            steps: cfg.heal.len(),
-            backoff_min: cfg.backoff_min,
-            backoff_max: cfg.backoff_max,
-        };
+        let lanes = [Family::V4, Family::V6]
+            .into_iter()
+            .filter(|f| socks[*f as usize].is_some())
+            .map(|family| {
+                let [i0, i1, key @ ..]: [u8; 2 + KEY_LEN] = random_bytes();
+                let seed = u64::from_le_bytes(random_bytes());
+                let prober = Prober::new(
+                    cfg.count,
+                    cfg.timeout,
+                    cfg.quorum as usize,
+                    u16::from_be_bytes([i0, i1]),
+                    key,
+                );
+                Lane::new(family, prober, Lane::settings(&cfg), now, seed)
+            })
+            .collect();
         Uplink {
-            decider: Decider::new(policy, now, seed),
+            lanes,
+            heal_owner: None,
+            shown: (State::Starting, now),
+            target_stats: vec![TargetStats::default(); cfg.targets.len()],
+            wait_logged: false,
             cfg,
             socks,
             bound: None,
@@ -224,7 +237,6 @@ impl Uplink {
             host_addrs_at: None,
             own_targets: Vec::new(),
             sys,
-            prober,
             heal: Supervisor::default(),
             hooks: Supervisor::default(),
             hook_queue: VecDeque::new(),
@@ -273,7 +285,12 @@ impl Uplink {
             .socks
             .iter()
             .flatten()
-            .map(|k| format!("{}, ident {:#06x}", k.kind(), self.prober.ident(k.family())))
+            .map(|k| {
+                let ident = self
+                    .lane(k.family())
+                    .map_or(0, |l| l.prober.ident(k.family()));
+                format!("{}, ident {ident:#06x}", k.kind())
+            })
             .collect();
         socks.dedup();
         let _ = write!(s, " ({})", socks.join("; "));
@@ -339,21 +356,32 @@ impl Uplink {
             }
             sock.bind_to_device(&self.cfg.iface)?;
             if let Some(ident) = sock.bind_ident()? {
-                self.prober.set_ident(sock.family(), ident);
+                let family = sock.family();
+                if let Some(l) = self.lanes.iter_mut().find(|l| l.family == family) {
+                    l.prober.set_ident(family, ident);
+                }
             }
         }
         Ok(())
     }
 
-    /// The addresses for this round, one per target.
-    fn resolve_targets(&mut self, now: Instant, log: &mut Log) -> Vec<Option<IpAddr>> {
+    /// The targets of lane `k`'s round: (configured target, address).
+    fn resolve_targets(
+        &mut self,
+        now: Instant,
+        log: &mut Log,
+        k: usize,
+    ) -> Vec<(usize, Option<IpAddr>)> {
+        let family = self.lanes[k].family;
+        // The `gateway` target's lane while it resolves to none: the first family's.
+        let home = self.lanes[0].family;
         let mut gateway = None;
         if self.cfg.targets.contains(&Target::Gateway) {
             // From the kernel's cache: no table is read. Without a default route through the
             // interface the target is unknown, and the round fails: the host's traffic does
             // not leave through it.
             gateway = self.kernel_gateway();
-            if gateway.is_none() {
+            if gateway.is_none() && family == home {
                 self.say_limited(
                     log,
                     now,
@@ -362,16 +390,7 @@ impl Uplink {
                 );
             }
         }
-        self.cfg
-            .targets
-            .iter()
-            .map(|t| match t {
-                Target::Gateway => gateway,
-                Target::Addr(a) => {
-                    Some(*a).filter(|a| self.socks[Family::of(*a) as usize].is_some())
-                }
-            })
-            .collect()
+        lane::lane_targets(&self.cfg.targets, family, gateway, home)
     }
 
     /// The targets of this round that are this host's own addresses. Such a target answers
@@ -381,6 +400,7 @@ impl Uplink {
         &mut self,
         now: Instant,
         log: &mut Log,
+        family: Family,
         addrs: &[Option<IpAddr>],
     ) -> Vec<usize> {
         let stale = self
@@ -410,15 +430,23 @@ impl Uplink {
                 ),
             );
         }
-        for a in self.own_targets.iter().filter(|a| !now_own.contains(a)) {
+        let before: Vec<IpAddr> = self
+            .own_targets
+            .iter()
+            .copied()
+            .filter(|a| Family::of(*a) == family)
+            .collect();
+        for a in before.iter().filter(|a| !now_own.contains(a)) {
             self.say(
                 log,
                 Level::Notice,
                 format!("target {a} is no longer one of this host's addresses; probing it again"),
             );
         }
-        if now_own != self.own_targets {
-            self.own_targets = now_own;
+        if now_own != before {
+            // The other family's lane keeps its own.
+            self.own_targets.retain(|a| Family::of(*a) != family);
+            self.own_targets.extend(now_own);
             self.changed = true;
         }
         own
@@ -444,16 +472,16 @@ impl Uplink {
 
     /// The earliest instant at which `turn` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.prober.poll_timeout(),
-            self.decider.poll_timeout(),
-            self.heal.poll_timeout(),
-            self.hooks.poll_timeout(),
-            self.gate.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.lanes
+            .iter()
+            .flat_map(|l| [l.prober.poll_timeout(), l.decider.poll_timeout()])
+            .chain([
+                self.heal.poll_timeout(),
+                self.hooks.poll_timeout(),
+                self.gate.poll_timeout(),
+            ])
+            .flatten()
+            .min()
     }
 
     /// Reads what is ready, runs timers, acts on what the machines ask for, sends what is due.
@@ -473,20 +501,27 @@ impl Uplink {
         self.hooks.handle_timeout(now);
         self.reboot_due(now, log);
         self.update_hold(now, log);
-        if let Some(v) = self.prober.poll_round_end(now) {
-            self.log_round(log, v, self.cfg.verbose || once);
-            if once {
-                self.once_result = Some(v.good);
+        // Lane by lane, each acted on before the next runs: a heal step one lane starts holds
+        // the other's attempt back (`sync_holds`).
+        for k in 0..self.lanes.len() {
+            self.sync_holds(now);
+            if let Some(v) = self.lanes[k].prober.poll_round_end(now) {
+                self.lane_round_ended(now, log, k, v, once);
+                if self.once_result.is_some() {
+                    return;
+                }
+            }
+            self.lanes[k].decider.handle_timeout(now);
+            self.lane_actions(now, log, k, once);
+            if self.once_result.is_some() {
                 return;
             }
-            self.decider.round_ended(now, v);
         }
-        self.decider.handle_timeout(now);
         loop {
+            self.sync_holds(now);
             let mut progress = false;
-            while let Some(a) = self.decider.poll_action() {
-                progress = true;
-                self.act(now, log, a, once);
+            for k in 0..self.lanes.len() {
+                progress |= self.lane_actions(now, log, k, once);
                 if self.once_result.is_some() {
                     return;
                 }
@@ -521,28 +556,119 @@ impl Uplink {
         self.transmit(now, log, buf);
     }
 
-    fn act(&mut self, now: Instant, log: &mut Log, action: Action, once: bool) {
-        match action {
-            Action::StartRound => {
-                if !self.check_interface(now, log, once) {
-                    if once {
-                        self.once_result = Some(false);
-                        return;
-                    }
-                    let reason = self.impossible_reason();
-                    self.decider
-                        .handle_event(now, decide::Input::RoundImpossible { reason });
-                    return;
-                }
-                let addrs = self.resolve_targets(now, log);
-                let own = self.check_own_targets(now, log, &addrs);
-                self.prober.start_round(now, addrs);
-                for target in own {
-                    self.prober.exclude_own(target);
-                }
-                self.check_inhibit(now, log);
-                self.refresh_budget(now, log);
+    /// The lane of `family`, if the interface has one.
+    fn lane(&self, family: Family) -> Option<&Lane> {
+        self.lanes.iter().find(|l| l.family == family)
+    }
+
+    /// Acts on what lane `k`'s decider asks for; whether it asked for anything.
+    fn lane_actions(&mut self, now: Instant, log: &mut Log, k: usize, once: bool) -> bool {
+        let mut progress = false;
+        while let Some(a) = self.lanes[k].decider.poll_action() {
+            progress = true;
+            self.act(now, log, k, a, once);
+            if self.once_result.is_some() {
+                break;
             }
+        }
+        progress
+    }
+
+    /// Holds each lane's heals back while the gate holds them, or while another lane's step
+    /// runs (one step at a time per interface).
+    fn sync_holds(&mut self, now: Instant) {
+        let gate = self.gate_holds();
+        let owner = self.heal_owner;
+        for l in &mut self.lanes {
+            let busy = owner.is_some_and(|o| o != l.family);
+            l.decider.set_held(now, gate || busy);
+        }
+    }
+
+    /// Lane `k`'s round ended with verdict `v`.
+    fn lane_round_ended(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict, once: bool) {
+        self.log_round(log, k, v, self.cfg.verbose || once);
+        let lane = &self.lanes[k];
+        for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
+            let st = &mut self.target_stats[t];
+            if slot.rtt.is_some() {
+                st.answered = st.answered.saturating_add(1);
+                st.rtt = slot.rtt;
+            } else if slot.addr.is_some() && !slot.own {
+                st.lost = st.lost.saturating_add(1);
+            }
+        }
+        if once {
+            self.lanes[k].once = Some(v.good);
+            self.once_decided();
+            return;
+        }
+        self.lanes[k].decider.round_ended(now, v);
+    }
+
+    /// `--once`: the verdict, once every lane has one (good only if each judged lane's is).
+    fn once_decided(&mut self) {
+        if self.lanes.iter().all(|l| l.once.is_some()) {
+            self.once_result = Some(self.lanes.iter().all(|l| l.once == Some(true)));
+        }
+    }
+
+    /// Starts lane `k`'s round (or says why it cannot run).
+    fn start_round(&mut self, now: Instant, log: &mut Log, k: usize, once: bool) {
+        if !self.check_interface(now, log, once) {
+            if once {
+                self.once_result = Some(false);
+                return;
+            }
+            let reason = self.impossible_reason();
+            self.lanes[k]
+                .decider
+                .handle_event(now, decide::Input::RoundImpossible { reason });
+            return;
+        }
+        let targets = self.resolve_targets(now, log, k);
+        if targets.is_empty() {
+            // Nothing of this family to judge this round (`gateway` resolved to the other).
+            self.lanes[k].idle(now);
+            if once {
+                self.lanes[k].once = Some(true);
+                self.once_decided();
+            }
+            self.refresh_shown(now);
+            return;
+        }
+        let addrs: Vec<Option<IpAddr>> = targets.iter().map(|t| t.1).collect();
+        let family = self.lanes[k].family;
+        let own = self.check_own_targets(now, log, family, &addrs);
+        let lane = &mut self.lanes[k];
+        let quorum = (self.cfg.quorum as usize).min(addrs.len());
+        lane.prober.set_quorum(quorum);
+        lane.prober.start_round(now, addrs);
+        lane.slot_targets.clear();
+        lane.slot_targets.extend(targets.iter().map(|t| t.0));
+        for target in own {
+            lane.prober.exclude_own(target);
+        }
+        if !lane.active {
+            lane.active = true;
+            self.refresh_shown(now);
+        }
+        self.check_inhibit(now, log);
+        self.refresh_budget(now, log);
+    }
+
+    /// Follows the interface's state (the worst judged lane's) and since when it holds.
+    fn refresh_shown(&mut self, now: Instant) {
+        let state = lane::worst(&self.lanes);
+        if state != self.shown.0 {
+            self.shown = (state, now);
+            self.changed = true;
+        }
+    }
+
+    fn act(&mut self, now: Instant, log: &mut Log, k: usize, action: Action, once: bool) {
+        match action {
+            Action::StartRound => self.start_round(now, log, k, once),
             Action::Transition {
                 from,
                 to,
@@ -555,6 +681,7 @@ impl Uplink {
                 if to == State::Up {
                     self.gate.seen_up = true;
                 }
+                self.refresh_shown(now);
                 self.queue_hook(log, hook_state, from.to_string(), reason, attempt);
             }
             Action::RunHeal {
@@ -562,6 +689,13 @@ impl Uplink {
                 step,
                 reason,
             } => {
+                if self.heal_owner.is_some() {
+                    // Cannot happen (`sync_holds` holds the other lanes back); the attempt
+                    // counts as made rather than running two steps at once.
+                    self.lanes[k].decider.heal_ended(now);
+                    return;
+                }
+                self.heal_owner = Some(self.lanes[k].family);
                 let step = self.cfg.heal[step].clone();
                 if step == HealStep::Reboot {
                     self.reboot(now, log, attempt, &reason);
@@ -571,9 +705,9 @@ impl Uplink {
                         Level::Warning,
                         format!("heal attempt {attempt}: dry run, not running {step}"),
                     );
-                    self.decider.heal_ended(now);
+                    self.heal_done(now);
                 } else if !self.take_heal_lock(log, attempt, &step) {
-                    self.decider.heal_ended(now);
+                    self.heal_done(now);
                 } else {
                     self.say(
                         log,
@@ -591,6 +725,16 @@ impl Uplink {
                         self.cfg.heal_timeout,
                     );
                 }
+            }
+        }
+    }
+
+    /// The current attempt's step has ended (or was not run): its lane's decider hears it,
+    /// and the other lanes may heal again.
+    fn heal_done(&mut self, now: Instant) {
+        if let Some(owner) = self.heal_owner.take() {
+            if let Some(l) = self.lanes.iter_mut().find(|l| l.family == owner) {
+                l.decider.heal_ended(now);
             }
         }
     }
@@ -693,7 +837,7 @@ impl Uplink {
                 });
                 self.changed = true;
                 if !outcome.success() {
-                    let state = self.decider.state().to_string();
+                    let state = self.state().to_string();
                     self.queue_hook(
                         log,
                         "step-failed".into(),
@@ -702,7 +846,7 @@ impl Uplink {
                         attempt,
                     );
                 }
-                self.decider.heal_ended(now);
+                self.heal_done(now);
             }
         }
     }
@@ -729,15 +873,21 @@ impl Uplink {
         }
     }
 
-    fn log_round(&self, log: &mut Log, v: Verdict, verbose: bool) {
+    fn log_round(&self, log: &mut Log, k: usize, v: Verdict, verbose: bool) {
         if !verbose {
             return;
         }
+        let lane = &self.lanes[k];
+        let targets: Vec<Target> = lane
+            .slot_targets
+            .iter()
+            .map(|&t| self.cfg.targets[t])
+            .collect();
         let line = present::round_line(
-            self.prober.stats().rounds,
+            lane.prober.stats().rounds,
             v.good,
-            self.prober.slots(),
-            &self.cfg.targets,
+            lane.prober.slots(),
+            &targets,
         );
         self.say(log, Level::Info, line);
     }
@@ -747,14 +897,27 @@ impl Uplink {
         let Some(sock) = self.socks[i].as_ref() else {
             return;
         };
-        if let Err(e) = drain(&**sock, &mut self.prober, now, buf) {
+        let family = sock.family();
+        let Some(lane) = self.lanes.iter_mut().find(|l| l.family == family) else {
+            return;
+        };
+        if let Err(e) = drain(&**sock, &mut lane.prober, now, buf) {
             self.say_limited(log, now, Level::Error, format!("receive: {e}"));
         }
     }
 
     fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
         let sys = &self.sys;
-        let failed = send_due(&mut self.prober, &self.socks, self.bound, buf, || sys.now());
+        let mut failed = Vec::new();
+        for lane in &mut self.lanes {
+            failed.extend(send_due(
+                &mut lane.prober,
+                &self.socks,
+                self.bound,
+                buf,
+                || sys.now(),
+            ));
+        }
         for (dest, e) in failed {
             // Expected while the link is broken (ENETUNREACH on a downed interface, EPERM
             // from a firewall): the echo counts as lost; say so once a minute. An off-link
@@ -788,23 +951,41 @@ impl Uplink {
         reaper.adopt(&self.cfg.iface, self.hooks.hand_off(now, STOP_GRACE));
     }
 
+    /// The interface's state: the worst of its judged lanes' (CONTRACT10).
     pub fn state(&self) -> State {
-        self.decider.state()
+        lane::worst(&self.lanes)
+    }
+
+    /// When the interface's state began.
+    fn since(&self) -> Instant {
+        self.shown.1
+    }
+
+    /// Every lane's counters together.
+    pub fn stats(&self) -> Stats {
+        self.lanes.iter().fold(Stats::default(), |acc, l| {
+            lane::merged(&acc, l.prober.stats())
+        })
+    }
+
+    /// Heal attempts since start, over every lane.
+    fn heals(&self) -> u64 {
+        self.lanes.iter().map(|l| l.decider.heals()).sum()
     }
 
     pub fn rounds(&self) -> u64 {
-        self.prober.stats().rounds
+        self.lanes.iter().map(|l| l.prober.stats().rounds).sum()
     }
 
     pub fn status_line(&self, now: Instant) -> String {
-        let st = self.prober.stats();
+        let st = self.stats();
         let ms = |d: Option<Duration>| {
             d.map_or("-".to_string(), |d| format!("{:.3}", d.as_secs_f64() * 1e3))
         };
         format!(
             "status: state {} for {}, rounds {}, replies {}, lost {}, foreign {}, late {}, send errors {}, icmp errors {}, rtt min/avg/max {}/{}/{} ms, heals {}",
-            self.decider.state(),
-            human(now.saturating_duration_since(self.decider.since())),
+            self.state(),
+            human(now.saturating_duration_since(self.since())),
             st.rounds,
             st.replies,
             st.lost,
@@ -815,17 +996,17 @@ impl Uplink {
             ms(st.rtt_min),
             ms(st.rtt_avg()),
             ms(st.rtt_max),
-            self.decider.heals(),
+            self.heals(),
         )
     }
 
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         Snapshot {
             iface: self.cfg.iface.clone(),
-            state: self.decider.state(),
-            since: unix_time_of(self.decider.since(), now),
-            stats: self.prober.stats().clone(),
-            heals: self.decider.heals(),
+            state: self.state(),
+            since: unix_time_of(self.since(), now),
+            stats: self.stats(),
+            heals: self.heals(),
             last_heal: self.last_heal,
             machine: self.gate.report(now),
             own_targets: self.own_targets.clone(),
@@ -1128,6 +1309,8 @@ mod tests {
         now: Instant,
         index: Option<u32>,
         answer: bool,
+        /// Targets that never answer, whatever `answer` says.
+        silent: Vec<IpAddr>,
         send_fails: bool,
         own: Vec<IpAddr>,
         sent: usize,
@@ -1169,7 +1352,11 @@ mod tests {
             self.family
         }
         fn recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, IpAddr)>> {
-            let Some((src, msg)) = self.w.borrow_mut().inbox.pop_front() else {
+            let mut w = self.w.borrow_mut();
+            let Some(i) = w.inbox.iter().position(|m| Family::of(m.0) == self.family) else {
+                return Ok(None);
+            };
+            let Some((src, msg)) = w.inbox.remove(i) else {
                 return Ok(None);
             };
             buf[..msg.len()].copy_from_slice(&msg);
@@ -1187,7 +1374,7 @@ mod tests {
             if w.send_fails {
                 return Err(io::Error::from_raw_os_error(libc::ENETUNREACH));
             }
-            if w.answer {
+            if w.answer && !w.silent.contains(&dest) {
                 let e = crate::wire::Echo::parse(self.family, msg).unwrap();
                 let mut reply = vec![0u8; msg.len()];
                 crate::wire::Echo {
@@ -1275,6 +1462,7 @@ mod tests {
             now,
             index: Some(3),
             answer: true,
+            silent: Vec::new(),
             send_fails: false,
             own: Vec::new(),
             sent: 0,
@@ -1323,7 +1511,8 @@ mod tests {
             while self.now < end && self.up.once_result.is_none() {
                 self.w.borrow_mut().now = self.now;
                 let ready = Ready {
-                    socks: [!self.w.borrow().inbox.is_empty(), false],
+                    socks: [Family::V4, Family::V6]
+                        .map(|f| self.w.borrow().inbox.iter().any(|m| Family::of(m.0) == f)),
                     ..Ready::default()
                 };
                 self.up.reap(self.now);
@@ -1357,7 +1546,7 @@ mod tests {
         assert_eq!(r.up.state(), State::Up, "{:#?}", r.lines);
         assert!(r.logged("nhg0: state starting -> up"), "{:#?}", r.lines);
         assert!(r.up.rounds() >= 4);
-        assert_eq!(r.up.prober.stats().lost, 0);
+        assert_eq!(r.up.stats().lost, 0);
         assert!(!r.spawned);
     }
 
@@ -1366,7 +1555,7 @@ mod tests {
         let mut r = rig(config("nhg1"), false);
         r.w.borrow_mut().send_fails = true;
         r.run(Duration::from_secs(3));
-        assert!(r.up.prober.stats().send_errors >= 2);
+        assert!(r.up.stats().send_errors >= 2);
         assert!(r.logged("send failed"), "{:#?}", r.lines);
         assert!(r.logged(&format!("send to {PEER}")), "{:#?}", r.lines);
         assert_ne!(r.up.state(), State::Up);
@@ -1468,7 +1657,7 @@ mod tests {
         assert_eq!(r.up.state(), State::Down, "{:#?}", r.lines);
         assert!(!r.spawned, "no child was started");
         assert!(!r.logged(": running /bin/true"));
-        assert!(r.up.prober.stats().rounds >= 10, "probing goes on");
+        assert!(r.up.stats().rounds >= 10, "probing goes on");
     }
 
     #[test]
@@ -1508,5 +1697,150 @@ mod tests {
         assert!(r.logged("own address (not counted)"), "{:#?}", r.lines);
         assert_eq!(r.w.borrow().sent, 0);
         assert!(!r.spawned);
+    }
+
+    const PEER6: &str = "2001:db8::1";
+
+    /// A config with one IPv4 and one IPv6 target: two lanes.
+    fn dual(iface: &str) -> IfaceConfig {
+        let mut cfg = config(iface);
+        cfg.targets.push(Target::Addr(PEER6.parse().unwrap()));
+        cfg
+    }
+
+    fn lane_state(r: &Rig, f: Family) -> State {
+        r.up.lane(f).unwrap().decider.state()
+    }
+
+    #[test]
+    fn each_family_with_targets_gets_a_lane_with_its_own_quorum() {
+        let mut cfg = dual("nhl0");
+        cfg.quorum = 2; // capped at the lane's one target
+        let mut r = rig(cfg, false);
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.lanes.len(), 2);
+        assert_eq!(r.up.state(), State::Up, "{:#?}", r.lines);
+        for f in [Family::V4, Family::V6] {
+            let l = r.up.lane(f).unwrap();
+            assert_eq!(l.decider.state(), State::Up);
+            assert!(l.prober.stats().rounds >= 1);
+            assert_eq!(l.prober.stats().lost, 0);
+        }
+        assert_eq!(r.up.rounds(), r.up.stats().rounds);
+        assert_eq!(r.count("state starting -> up"), 2, "one per lane");
+        let snap = r.up.snapshot(r.now);
+        assert_eq!(snap.state, State::Up);
+        assert!(r
+            .up
+            .target_stats
+            .iter()
+            .all(|t| t.answered >= 1 && t.lost == 0));
+    }
+
+    #[test]
+    fn a_v6_only_outage_leaves_the_v4_lane_up_and_the_interface_shows_the_worst() {
+        let mut r = rig(dual("nhl1"), false);
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.state(), State::Up);
+        r.w.borrow_mut().silent = vec![PEER6.parse().unwrap()];
+        r.run(Duration::from_secs(20));
+        assert_eq!(lane_state(&r, Family::V4), State::Up, "{:#?}", r.lines);
+        assert!(matches!(
+            lane_state(&r, Family::V6),
+            State::Down | State::Healing
+        ));
+        assert!(matches!(r.up.state(), State::Down | State::Healing));
+        assert!(r.logged("heal attempt 1: running"), "{:#?}", r.lines);
+        let v4 = r.up.target_stats[0];
+        let v6 = r.up.target_stats[1];
+        assert_eq!(v4.lost, 0);
+        assert!(v6.lost >= 2 && v6.rtt.is_some(), "{v6:?}");
+        // And the reverse: IPv4 fails, IPv6 answers again.
+        r.w.borrow_mut().silent = vec![PEER.parse().unwrap()];
+        r.run(Duration::from_secs(40));
+        assert_eq!(lane_state(&r, Family::V6), State::Up, "{:#?}", r.lines);
+        assert_ne!(lane_state(&r, Family::V4), State::Up);
+    }
+
+    /// One heal step at a time per interface: when both lanes' attempts come due in the same
+    /// turn, the second waits for the first's step to end, then runs.
+    #[test]
+    fn a_second_lanes_attempt_waits_for_the_first_lanes_step() {
+        let mut r = rig(dual("nhl2"), false);
+        r.run(Duration::from_secs(3));
+        r.w.borrow_mut().answer = false;
+        r.run(Duration::from_secs(2));
+        // Both lanes fail together; the turn that starts the IPv4 step holds IPv6 back.
+        for _ in 0..20_000 {
+            r.run(Duration::from_millis(5));
+            if r.up.lane(Family::V6).unwrap().decider.heal_held() {
+                assert_eq!(r.up.heal_owner, Some(Family::V4));
+            }
+            if r.count("heal attempt 1: running") >= 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1)); // let the real /bin/true end
+        }
+        assert!(
+            r.logged("ipv6 heal attempt waits: the ipv4 heal step is running"),
+            "{:#?}",
+            r.lines
+        );
+        // Attempt lines alternate: running, ended, running: never two steps at once.
+        let seq: Vec<&str> = r
+            .lines
+            .iter()
+            .filter(|l| l.contains("heal attempt 1: "))
+            .map(|l| {
+                if l.contains(": running") {
+                    "run"
+                } else {
+                    "end"
+                }
+            })
+            .collect();
+        assert_eq!(seq.first(), Some(&"run"), "{seq:?}");
+        assert!(
+            seq.windows(2).all(|w| w[0] != w[1]),
+            "{seq:?} {:#?}",
+            r.lines
+        );
+        assert!(seq.iter().filter(|x| **x == "run").count() >= 2, "{seq:?}");
+    }
+
+    /// `gateway` belongs to the lane of the family it resolves to: a lane left without targets
+    /// is not judged, and starts afresh when it has one again.
+    #[test]
+    fn the_gateway_target_moves_to_the_family_it_resolves_to() {
+        let mut cfg = config("nhl3");
+        cfg.targets = vec![Target::Gateway];
+        let mut r = rig(cfg, false);
+        r.up.kernel.synced = true;
+        r.up.kernel.index = Some(3);
+        r.up.kernel.gateway[0] = Some(PEER.parse().unwrap());
+        r.run(Duration::from_secs(3));
+        assert_eq!(lane_state(&r, Family::V4), State::Up);
+        assert!(!r.up.lane(Family::V6).unwrap().active, "no IPv6 target");
+        assert_eq!(r.up.state(), State::Up);
+        r.up.kernel.gateway = [None, Some(PEER6.parse().unwrap())];
+        r.run(Duration::from_secs(30));
+        assert!(!r.up.lane(Family::V4).unwrap().active);
+        assert_eq!(lane_state(&r, Family::V6), State::Up, "{:#?}", r.lines);
+        assert_eq!(r.up.state(), State::Up);
+        assert!(
+            !r.spawned,
+            "no outage: the gateway answered in its new family"
+        );
+    }
+
+    #[test]
+    fn once_needs_every_judged_lane_good() {
+        let mut good = rig(dual("nhl4"), true);
+        good.run(Duration::from_secs(5));
+        assert_eq!(good.up.once_result, Some(true));
+        let mut half = rig(dual("nhl5"), true);
+        half.w.borrow_mut().silent = vec![PEER6.parse().unwrap()];
+        half.run(Duration::from_secs(5));
+        assert_eq!(half.up.once_result, Some(false));
     }
 }

@@ -92,7 +92,19 @@ impl Uplink {
             _ => self.say(log, level, ev.to_string()),
         }
         if ev.may_break() {
-            self.decider.handle_event(now, Input::KernelChanged);
+            // An address concerns its family's lane; everything else may move the `gateway`
+            // target or concerns the link, so every lane confirms.
+            let only = match ev {
+                Event::AddressAdded { addr, .. } | Event::AddressGone { addr, .. } => {
+                    Some(Family::of(*addr))
+                }
+                _ => None,
+            };
+            for l in &mut self.lanes {
+                if only.is_none_or(|f| f == l.family) {
+                    l.decider.handle_event(now, Input::KernelChanged);
+                }
+            }
         }
     }
 

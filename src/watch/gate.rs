@@ -155,13 +155,41 @@ impl Uplink {
             self.gate.held = hold;
             self.changed = true;
         }
-        self.decider.set_held(now, hold.is_some());
+        self.sync_holds(now);
+    }
+
+    /// Whether the gate holds heals back now (as of the last `update_hold`).
+    pub(super) fn gate_holds(&self) -> bool {
+        self.gate.held.is_some()
     }
 
     /// After the watchdog ran: say once why a due attempt waits.
     pub(super) fn report_hold(&mut self, now: Instant, log: &mut Log) {
-        if !self.decider.heal_held() {
+        let waiting: Vec<&'static str> = self
+            .lanes
+            .iter()
+            .filter(|l| l.decider.heal_held())
+            .map(|l| l.name())
+            .collect();
+        if waiting.is_empty() {
             self.gate.held_logged = None;
+            self.wait_logged = false;
+            return;
+        }
+        if self.gate.held.is_none() {
+            // Not the gate: another lane's step runs, and this lane's attempt waits for it.
+            if !self.wait_logged {
+                self.wait_logged = true;
+                let owner = self.heal_owner.map_or("another", super::lane::family_name);
+                self.say(
+                    log,
+                    Level::Notice,
+                    format!(
+                        "{} heal attempt waits: the {owner} heal step is running",
+                        waiting.join(", ")
+                    ),
+                );
+            }
             return;
         }
         if self.gate.held_logged == self.gate.held {
@@ -322,7 +350,7 @@ impl Uplink {
                     );
                 }
             }
-            let state = self.decider.state().to_string();
+            let state = self.state().to_string();
             let reason = degraded
                 .clone()
                 .unwrap_or_else(|| "reboot budget recovered".into());
@@ -362,7 +390,7 @@ impl Uplink {
                 Some(why) => format!("heal attempt {attempt}: dry run: would not reboot: {why}"),
             };
             self.say(log, Level::Warning, msg);
-            self.decider.heal_ended(now);
+            self.heal_done(now);
             return;
         }
         if let Some(why) = refusal {
@@ -455,7 +483,7 @@ impl Uplink {
                 );
                 // Like any other step: not while another healer holds the interface's lock.
                 if !self.take_heal_lock(log, attempt, &step) {
-                    self.decider.heal_ended(now);
+                    self.heal_done(now);
                     return;
                 }
                 self.heal.start_heal(
@@ -478,7 +506,7 @@ impl Uplink {
                     at: unix_now(),
                 });
                 self.changed = true;
-                let state = self.decider.state().to_string();
+                let state = self.state().to_string();
                 self.queue_hook(
                     log,
                     "step-failed".into(),
@@ -486,7 +514,7 @@ impl Uplink {
                     format!("heal attempt {attempt}: reboot refused: {why}"),
                     attempt,
                 );
-                self.decider.heal_ended(now);
+                self.heal_done(now);
             }
         }
     }
@@ -561,6 +589,6 @@ impl Uplink {
             at: unix_now(),
         });
         self.changed = true;
-        self.decider.heal_ended(now);
+        self.heal_done(now);
     }
 }
