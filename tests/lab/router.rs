@@ -187,7 +187,7 @@ impl Routed {
     /// Build host — router — far with both families, forwarding on in the router and default
     /// routes through it on both ends; None when the test must skip (see `lab::ready`).
     pub fn new(tag: &str, tools: &[&str]) -> Option<Routed> {
-        let mut need = vec!["nft", "tc", "sysctl", "python3"];
+        let mut need = vec!["nft", "tc", "sysctl", "python3", "busybox"];
         need.extend_from_slice(tools);
         let mut lab = Lab::pair(tag, 1, &need)?;
         let router = lab.peer.clone();
@@ -234,14 +234,34 @@ impl Routed {
         lab.ip(&far, &["-4", "route", "add", "default", "via", RFAR4]);
         lab.ip(&far, &["-6", "route", "add", "default", "via", RFAR6]);
         let rhost = lab.pifc.clone();
-        Some(Routed {
+        let routed = Routed {
             lab,
             router,
             far,
             rhost,
             rfar,
             ffar,
-        })
+        };
+        // A fresh namespace's IPv6 needs ~2 s (link-local DAD) before NDP works; warm every
+        // path up so a test's first rounds are not lost to the lab itself.
+        for t in [GW4, GW6, FAR4, FAR4B, FAR6, FAR6B] {
+            assert!(routed.reaches(t), "{t} unreachable in the fresh routed lab");
+        }
+        Some(routed)
+    }
+
+    /// One ping from the host (busybox: iputils' ping is not installed everywhere).
+    pub fn ping(&self, target: &str) -> bool {
+        run(&[
+            "ip", "netns", "exec", &self.host, "busybox", "ping", "-c", "1", "-W", "1", target,
+        ])
+        .status
+        .success()
+    }
+
+    /// Ping until it answers, up to 10 s (a link just set up can take ~1 s to pass traffic).
+    pub fn reaches(&self, target: &str) -> bool {
+        super::wait_until(Duration::from_secs(10), || self.ping(target))
     }
 
     /// `ip netns exec NS nft ...`, not fatal (deleting a table that is not there).
