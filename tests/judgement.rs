@@ -319,7 +319,7 @@ fn gateway_drops_icmp_but_answers_ndp_no_heals() {
     gateway_silent_to_icmp(Fam::V6, "gs6");
 }
 
-/// The gateway stops answering ARP (or NDP): a local fault, healed; the step sees
+/// The gateway stops answering ARP (or NDP): a local fault, healed; the hook sees
 /// NETHEAL_LAYER=gateway-dead; back up once the gateway answers again.
 fn gateway_deaf_heals(fam: Fam, tag: &str) {
     let Some(lab) = Routed::new(tag, &[]) else {
@@ -328,9 +328,10 @@ fn gateway_deaf_heals(fam: Fam, tag: &str) {
     let flag = if fam == Fam::V4 { "-6" } else { "-4" };
     lab.ip(&lab.host, &[flag, "route", "del", "default"]);
     let (step, record) = lab.recorder("heal");
+    let (hook, hooked) = lab.recorder("hook");
     let ifc = lab.ifc.clone();
     let mut args = base(&step, &["-t", "gateway", "-i", "200ms", "-W", "300ms"]);
-    args.push(&ifc);
+    args.extend(["--on-change", &hook, &ifc]);
     let nh = lab.netheal_status(&args);
     nh.expect(nh.started, "-> up", s(10.0));
     let t0 = Instant::now();
@@ -343,20 +344,23 @@ fn gateway_deaf_heals(fam: Fam, tag: &str) {
         wait_until(s(5.0), || !records(&record).is_empty()),
         "the step did not run"
     );
-    let rec = records(&record);
+    // Heal steps get no layer (the contract gives it to hooks): the hook's record has it.
+    let hooks = records(&hooked);
+    let want = format!("layer=gateway-dead family={}", fam.name());
     assert!(
-        rec[0].contains("layer=gateway-dead") && rec[0].contains(&format!("family={}", fam.name())),
-        "{rec:?}"
+        hooks.iter().any(|h| h.contains(&want)),
+        "hook env: {hooks:?}"
     );
+    let rec = records(&record);
     lab.gateway_answers_l2(fam);
     let (t_up, _) = nh.expect(t_heal, "-> up", s(20.0));
     eprintln!(
         "{}: gateway deaf at L2: `{down}`; heal {:.2}s after, up {:.2}s after the heal; \
-         step saw {:?}",
+         {} step runs; hooks saw {hooks:?}",
         fam.name(),
         secs(t0, t_heal),
         secs(t_heal, t_up),
-        rec[0]
+        rec.len()
     );
 }
 
@@ -525,21 +529,22 @@ fn carrier_back_within_carrier_wait_no_heal() {
     eprintln!("carrier back after 2s (carrier-wait 10s): no heal; `{left}`");
 }
 
-/// Carrier lost for longer than carrier-wait (2s): the ladder runs, not before carrier-wait,
-/// with NETHEAL_LAYER=no-carrier; up again when carrier returns.
+/// Carrier lost for longer than carrier-wait (2s): the ladder runs, not before carrier-wait;
+/// the hook sees NETHEAL_LAYER=no-carrier; up again when carrier returns.
 #[test]
 fn carrier_lost_longer_runs_ladder() {
     let Some(lab) = Routed::new("cl", &[]) else {
         return;
     };
     let (step, record) = lab.recorder("heal");
+    let (hook, hooked) = lab.recorder("hook");
     let conf = lab.config("cw", &["carrier-wait = 2s"]);
     let ifc = lab.ifc.clone();
     let mut args = base(
         &step,
         &["-c", &conf, "-t", "gateway", "-i", "200ms", "-W", "300ms"],
     );
-    args.extend(["-n", "2", &ifc]);
+    args.extend(["-n", "2", "--on-change", &hook, &ifc]);
     let nh = lab.netheal_status(&args);
     nh.expect(nh.started, "-> up", s(10.0));
     let t0 = Instant::now();
@@ -556,32 +561,37 @@ fn carrier_lost_longer_runs_ladder() {
         wait_until(s(5.0), || !records(&record).is_empty()),
         "the step did not run"
     );
+    let hooks = records(&hooked);
+    assert!(
+        hooks.iter().any(|h| h.contains("layer=no-carrier")),
+        "hook env: {hooks:?}"
+    );
     let rec = records(&record);
-    assert!(rec[0].contains("layer=no-carrier"), "{rec:?}");
     lab.carrier_back();
     let (t_up, _) = nh.expect(t_heal, "-> up", s(20.0));
     eprintln!(
         "carrier lost: `{change}` {:.3}s after the loss; heal {:.3}s after (carrier-wait 2s); \
-         up {:.2}s after the heal; step saw {:?}",
+         up {:.2}s after the heal; {} step runs; hooks saw {hooks:?}",
         secs(t0, t_change),
         secs(t0, t_heal),
         secs(t_heal, t_up),
-        rec[0]
+        rec.len()
     );
 }
 
-/// One family breaks at the router (gateway dead at L2 for it): that lane heals (NETHEAL_FAMILY
-/// names it), the other lane stays up in the status file and in the log throughout.
+/// One family breaks at the router (gateway dead at L2 for it): that lane heals (the hooks'
+/// NETHEAL_FAMILY names it), the other lane stays up in the status file and in the log.
 fn one_family_outage(broken: Fam, tag: &str) {
     let Some(lab) = Routed::new(tag, &[]) else {
         return;
     };
     let kept = broken.other();
     let (step, record) = lab.recorder("heal");
+    let (hook, hooked) = lab.recorder("hook");
     let ifc = lab.ifc.clone();
     let targets = ["-t", FAR4, "-t", Fam::V6.far()];
     let mut args = base(&step, &targets);
-    args.extend(["-i", "200ms", "-W", "300ms", &ifc]);
+    args.extend(["-i", "200ms", "-W", "300ms", "--on-change", &hook, &ifc]);
     let nh = lab.netheal_status(&args);
     let key_kept = format!("state_{}", kept.name());
     let key_broken = format!("state_{}", broken.name());
@@ -595,6 +605,7 @@ fn one_family_outage(broken: Fam, tag: &str) {
         lab.status_keys()
     );
     let from = nh.mark();
+    let hooks_before = records(&hooked).len();
     let t0 = Instant::now();
     lab.break_family(broken);
     // Watch the kept lane in the status file until the broken one has healed twice.
@@ -611,10 +622,23 @@ fn one_family_outage(broken: Fam, tag: &str) {
     assert!(healed, "{} lane did not heal twice", broken.name());
     let t_healed = Instant::now();
     let rec = records(&record);
+    // The hooks of the outage name the broken family (or none: a change of the whole
+    // interface), never the kept one.
+    let hooks: Vec<String> = records(&hooked).split_off(hooks_before);
+    let fam_of = |h: &String| {
+        h.split_whitespace()
+            .find_map(|w| w.strip_prefix("family="))
+            .unwrap_or("")
+            .to_owned()
+    };
     assert!(
-        rec.iter()
-            .all(|r| r.contains(&format!("family={}", broken.name()))),
-        "{rec:?}"
+        hooks.iter().any(|h| fam_of(h) == broken.name()),
+        "no hook for the {} lane: {hooks:?}",
+        broken.name()
+    );
+    assert!(
+        hooks.iter().all(|h| fam_of(h) != kept.name()),
+        "a hook for the kept lane: {hooks:?}"
     );
     assert!(
         kept_states.len() == 1 && kept_states.contains("up"),
@@ -648,11 +672,10 @@ fn one_family_outage(broken: Fam, tag: &str) {
         lab.status_keys()
     );
     eprintln!(
-        "{} outage: {} heals in {:.1}s ({:?}), {} lane `up` in all {reads} status reads",
+        "{} outage: {} heals in {:.1}s, {} lane `up` in all {reads} status reads; hooks {hooks:?}",
         broken.name(),
         rec.len(),
         secs(t0, t_healed),
-        rec[0],
         kept.name()
     );
 }

@@ -504,8 +504,9 @@ impl Routed {
             .count()
     }
 
-    /// A heal step that appends one line per run to `NAME.record`:
-    /// `IFACE attempt=N layer=L family=F reason=R`. Returns (step path, record path).
+    /// A heal step or on-change hook that appends one line per run to `NAME.record`:
+    /// `IFACE attempt=N layer=L family=F state=S reason=R` (a heal step gets no layer, family
+    /// or state: those are the hook's). Returns (script path, record path).
     pub fn recorder(&self, name: &str) -> (String, PathBuf) {
         let record = self.dir.join(format!("{name}.record"));
         let step = self.script(
