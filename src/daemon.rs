@@ -127,8 +127,9 @@ impl std::fmt::Display for Error {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Exit {
     Stopped,
-    /// `--once`: whether every watched interface's round was good.
-    Once(bool),
+    /// `--once`: whether every family of every watched interface was good (not an outage),
+    /// and the diagnosis table (empty when a signal ended the round).
+    Once(bool, String),
 }
 
 pub struct Daemon {
@@ -285,8 +286,10 @@ impl Daemon {
             }
             if self.once {
                 if self.watches.iter().all(|w| w.once_result.is_some()) {
+                    let rows: Vec<_> = self.watches.iter().flat_map(Uplink::once_rows).collect();
                     return Ok(Exit::Once(
                         self.watches.iter().all(|w| w.once_result == Some(true)),
+                        crate::explain::render(&rows),
                     ));
                 }
             } else {
@@ -568,7 +571,7 @@ impl Daemon {
                         self.remove_reports();
                     }
                     return Ok(Some(if self.once {
-                        Exit::Once(false)
+                        Exit::Once(false, String::new())
                     } else {
                         Exit::Stopped
                     }));

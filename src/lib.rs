@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod decide;
 pub mod diagnose;
+pub mod explain;
 pub mod eyes;
 pub mod heal;
 pub mod inhibit;
@@ -126,7 +127,10 @@ pub fn run() -> ExitCode {
     }
     match daemon.run(log) {
         Ok(daemon::Exit::Stopped) => ExitCode::from(exit::OK),
-        Ok(daemon::Exit::Once(good)) => ExitCode::from(if good { exit::OK } else { exit::BAD }),
+        Ok(daemon::Exit::Once(good, table)) => {
+            print(&table);
+            ExitCode::from(if good { exit::OK } else { exit::BAD })
+        }
         Err(e) => fatal(log_dest, &e),
     }
 }

@@ -7,6 +7,7 @@ mod eyes;
 mod gate;
 mod l2;
 mod lane;
+mod once;
 mod present;
 
 use std::collections::VecDeque;
@@ -189,6 +190,8 @@ pub struct Uplink {
     said: backend::Said,
     /// Where back-end detection reads state files: `backend::root()` (tests: a fake tree).
     backend_root: std::path::PathBuf,
+    /// `--once`: each judged family's evidence and layer, for the table.
+    once_lanes: Vec<crate::explain::Lane>,
 }
 
 impl Uplink {
@@ -269,6 +272,7 @@ impl Uplink {
             once_result: None,
             said: backend::Said::default(),
             backend_root: backend::root(),
+            once_lanes: Vec::new(),
         }
     }
 
@@ -780,7 +784,7 @@ impl Uplink {
     /// `--once`: the verdict, once every lane has one (good only if each judged lane's is).
     fn once_decided(&mut self) {
         if self.lanes.iter().all(|l| l.once.is_some()) {
-            self.once_result = Some(self.lanes.iter().all(|l| l.once == Some(true)));
+            self.once_judge(true);
         }
     }
 
@@ -788,7 +792,7 @@ impl Uplink {
     fn start_round(&mut self, now: Instant, log: &mut Log, k: usize, once: bool) {
         if !self.check_interface(now, log, once) {
             if once {
-                self.once_result = Some(false);
+                self.once_judge(false);
                 return;
             }
             let reason = self.impossible_reason();
@@ -1020,30 +1024,23 @@ impl Uplink {
                 "on-change hook falling behind; dropped the oldest pending change",
             );
         }
-        let mut env = present::hook_env(
+        // The lane the change is about (whose action this is, or whose step ran); for a
+        // change of the whole interface (degraded), the worst lane's layer and no family.
+        let speaker = self.speaking.or(self.heal_owner);
+        let lane = speaker
+            .and_then(|f| self.lane(f))
+            .or_else(|| self.worst_lane());
+        let family = speaker.and(lane).map(|l| l.family);
+        let layer = lane.map_or(Layer::Ok, Lane::layer);
+        let env = present::hook_env(
             &self.cfg.iface,
             state,
             previous,
             reason,
             attempt,
             self.gate.degraded.clone(),
+            (family, layer),
         );
-        // The lane the change is about (whose action this is, or whose step ran); for a
-        // change of the whole interface (degraded), the worst lane's layer and no family.
-        let lane = self
-            .speaking
-            .or(self.heal_owner)
-            .and_then(|f| self.lane(f))
-            .or_else(|| self.worst_lane());
-        let family = match (self.speaking.or(self.heal_owner), lane) {
-            (Some(_), Some(l)) => l.name(),
-            _ => "",
-        };
-        env.push(("NETHEAL_FAMILY", family.to_string()));
-        env.push((
-            "NETHEAL_LAYER",
-            lane.map_or(Layer::Ok, Lane::layer).to_string(),
-        ));
         self.hook_queue.push_back(env);
     }
 
@@ -1264,6 +1261,28 @@ impl Uplink {
             last_heal: self.last_heal,
             machine: self.gate.report(now),
             own_targets: self.own_targets.clone(),
+            lanes: self
+                .lanes
+                .iter()
+                .filter(|l| l.active)
+                .map(|l| crate::report::LaneStatus {
+                    family: l.family,
+                    layer: l.layer(),
+                    state: l.state(),
+                })
+                .collect(),
+            targets: self
+                .cfg
+                .targets
+                .iter()
+                .zip(&self.target_stats)
+                .map(|(t, st)| crate::report::TargetStatus {
+                    target: t.to_string(),
+                    answered: st.answered,
+                    lost: st.lost,
+                    rtt: st.rtt,
+                })
+                .collect(),
         }
     }
 
@@ -2229,6 +2248,23 @@ mod tests {
         r.event(&i, Event::AdminDown);
         r.run(Duration::from_millis(1));
         assert_eq!(r.w.borrow().link_ups.len(), 1);
+    }
+
+    /// Regression: an admin-down event right after the first good round (before another
+    /// turn) found the decider still held by "no good round yet" and waited for fail-after.
+    #[test]
+    fn admin_down_right_after_the_first_good_round_sets_the_link_up_at_once() {
+        let mut r = rig(config("nhj9"), false);
+        let mut i = healthy("nhj9");
+        r.kernel(&i);
+        while r.up.state() != State::Up {
+            r.run(Duration::from_millis(1));
+        }
+        i.admin_up = false;
+        let at = r.now;
+        r.event(&i, Event::AdminDown);
+        r.run(Duration::from_millis(1));
+        assert_eq!(r.w.borrow().link_ups, vec![at], "{:#?}", r.lines);
     }
 
     /// Far targets fail while the gateway answers: upstream, reported (state down), never a

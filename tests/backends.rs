@@ -270,8 +270,8 @@ fn two_managers_on_one_interface_are_a_warning_naming_both() {
     );
 }
 
-/// In namespaces: a downed link, healed by `auto` through the back-end it found in the fake
-/// root (a networkd claim, and a `networkctl` that records its argv and sets the link up),
+/// In namespaces: a downed link (`on-admin-down = heal`), healed by `auto` through the
+/// back-end it found in the fake root (a networkd claim, and a `networkctl` that records its argv and sets the link up),
 /// with the one back-end line logged at start and not again at the heal.
 #[test]
 fn auto_heals_through_the_back_end_it_found() {
@@ -294,7 +294,19 @@ fn auto_heals_through_the_back_end_it_found() {
     cmd.args(["netns", "exec", &lab.host, lab::bin(), "--log", "stderr"])
         .args(lab::quiet_args())
         .args([
-            "-t", PEER4, "-i", "200ms", "-W", "300ms", "-b", "1s:4s", "-v", &lab.ifc,
+            "-t",
+            PEER4,
+            "-i",
+            "200ms",
+            "-W",
+            "300ms",
+            "-b",
+            "1s:4s",
+            "-v",
+            // the ladder, not the default link-up: this test is about the back-end step
+            "--on-admin-down",
+            "heal",
+            &lab.ifc,
         ])
         .env("NETHEAL_TEST_ROOT", root.path())
         .env_remove("NOTIFY_SOCKET");
@@ -442,4 +454,67 @@ fn dhcp_renews_the_udhcpc_lease_without_a_link_bounce() {
         secs(t_end, t_up),
         ev.lines().collect::<Vec<_>>()
     );
+}
+
+/// SIGHUP looks at the back-ends again: an unchanged `auto` watch logs the new back-end when
+/// the state files changed, and a new configuration naming a step whose tool is missing is
+/// refused like a bad file (the running one is kept).
+#[test]
+fn sighup_reviews_the_back_ends_and_refuses_a_step_without_its_tool() {
+    let Some(lab) = Lab::pair("hb", 0x14, &[]) else {
+        return;
+    };
+    let root = Tree::new("hup");
+    root.put(&format!("/sys/class/net/{}/ifindex", lab.ifc), "5\n");
+    let conf = lab.write_file(
+        "netheal.conf",
+        &format!(
+            "interval = 200ms\ntimeout = 300ms\n[{}]\ntarget = {PEER4}\n",
+            lab.ifc
+        ),
+        0o644,
+    );
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &lab.host, lab::bin(), "--log", "stderr"])
+        .args(lab::quiet_args())
+        .args(["-c", conf.to_str().unwrap()])
+        .env("NETHEAL_TEST_ROOT", root.path())
+        .env_remove("NOTIFY_SOCKET");
+    let nh = Netheal::spawn(cmd, "netheal reloading with a fake root".into());
+    nh.expect(
+        nh.started,
+        "heal back-end: nothing found",
+        Duration::from_secs(10),
+    );
+    nh.expect(nh.started, "-> up", Duration::from_secs(10));
+    // networkd appears: the reload (same configuration) says so.
+    root.put("/proc/402/comm", "systemd-network\n")
+        .put("/run/systemd/netif/links/5", "ADMIN_STATE=configured\n")
+        .tool("/usr/bin/networkctl", "exit 0");
+    let t1 = Instant::now();
+    assert!(nh.send_signal("HUP"));
+    nh.expect(t1, "reloaded ", Duration::from_secs(5));
+    let (_, line) = nh.expect(t1, "heal back-end networkd", Duration::from_secs(5));
+    assert!(
+        line.contains("/run/systemd/netif/links/5 says configured"),
+        "{line}"
+    );
+    // A configuration naming ifupdown, which the fake root lacks: refused.
+    fs::write(
+        &conf,
+        format!(
+            "interval = 200ms\ntimeout = 300ms\n[{}]\ntarget = {PEER4}\nheal = ifupdown\n",
+            lab.ifc
+        ),
+    )
+    .unwrap();
+    let t2 = Instant::now();
+    assert!(nh.send_signal("HUP"));
+    let (_, err) = nh.expect(t2, "reload failed", Duration::from_secs(5));
+    let want = format!(
+        "reload failed, keeping the running configuration: {}: heal step ifupdown: ifdown not found in /sbin:/usr/sbin:/bin:/usr/bin",
+        lab.ifc
+    );
+    assert!(err.contains(&want), "{err}\nwant {want}");
+    assert_eq!(nh.count_lines("heal back-end networkd"), 1);
 }

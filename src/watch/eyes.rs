@@ -34,6 +34,8 @@ pub(super) struct Facts {
     pub bouncing: bool,
     /// The `link` step has ended: put back what the bounce removed.
     pub bounced: bool,
+    /// Link, addresses and routes as the diagnosis reads them.
+    pub view: crate::explain::KernelView,
 }
 
 impl Uplink {
@@ -61,6 +63,7 @@ impl Uplink {
         self.kernel.synced = synced;
         self.kernel.index = i.index;
         self.kernel.gateway = [i.gateway(Family::V4), i.gateway(Family::V6)];
+        self.kernel.view = crate::explain::KernelView::of(i);
         self.kernel.admin_up = i.admin_up;
         self.kernel.carrier = i.carrier;
         for f in [Family::V4, Family::V6] {
@@ -158,6 +161,9 @@ impl Uplink {
             // Set down by someone else (a `link` or ifdown step of ours sets it down on
             // purpose while it runs): `on-admin-down` decides, once for the interface.
             Event::AdminDown if !self.kernel.bouncing && !self.heal.is_running() => {
+                // The holds as of now: the turn that saw the first good round set them
+                // before that round ended (an event between two turns found them stale).
+                self.update_hold(now, log);
                 if let Some(l) = self.lanes.iter_mut().find(|l| l.active) {
                     l.decider.handle_event(now, Input::AdminDown);
                 }
