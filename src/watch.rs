@@ -1236,7 +1236,8 @@ impl Uplink {
         ) + &self.lanes_line()
     }
 
-    /// `; ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and layer.
+    /// `, ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and layer, items of
+    /// the status line like the others (`NAME VALUE` items stay parseable).
     fn lanes_line(&self) -> String {
         let parts: Vec<String> = self
             .lanes
@@ -1247,7 +1248,7 @@ impl Uplink {
         if parts.is_empty() {
             String::new()
         } else {
-            format!("; {}", parts.join(", "))
+            format!(", {}", parts.join(", "))
         }
     }
 

@@ -46,6 +46,7 @@ fn start(ns: &str, args: &[&str], env: &[(&str, &str)]) -> Netheal {
     cmd.args(["netns", "exec", ns, bin(), "--log", "stderr"])
         .args(["--status-file", "none"])
         .args(["--inhibit-file", "none", "--boot-grace", "0"])
+        .args(lab::LADDER)
         .args(args);
     for k in [
         "NOTIFY_SOCKET",
@@ -2587,6 +2588,7 @@ fn start_with_dev(ns: &str, dev: &Path, args: &[&str]) -> Netheal {
              mount --rbind {d} /dev && exec \"$0\" \"$@\""
         ))
         .args([bin(), "--log", "syslog", "--status-file", "none"])
+        .args(lab::LADDER)
         .args(args)
         .env(STATUS_EVERY_ENV, "200");
     for k in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
