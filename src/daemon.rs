@@ -404,7 +404,12 @@ impl Daemon {
         for (i, w) in self.watches.iter().enumerate() {
             for (input, fd) in w.poll_inputs() {
                 owners.push(Some((i, input)));
-                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                // A connecting TCP socket says it is done with POLLOUT (connect(2)).
+                let events = match input {
+                    Input::Stream { write: true, .. } => PollFlags::POLLOUT,
+                    _ => PollFlags::POLLIN,
+                };
+                fds.push(PollFd::new(fd, events));
             }
         }
         // The reaper's pipes only need to wake the loop: it reads them every turn.
@@ -432,6 +437,9 @@ impl Daemon {
                 None => kernel = true,
                 Some((REAPER, _)) => {}
                 Some((i, Input::Sock(s))) => ready[*i].socks[*s] = true,
+                Some((i, Input::Stream { target, .. })) => {
+                    ready[*i].streams |= 1u32.checked_shl(*target as u32).unwrap_or(0)
+                }
                 Some((i, Input::HealOutput)) => ready[*i].heal_output = true,
                 Some((i, Input::HookOutput)) => ready[*i].hook_output = true,
             }

@@ -6,6 +6,7 @@
 mod eyes;
 mod gate;
 mod present;
+mod stream;
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -53,6 +54,8 @@ pub struct NoSocket(pub String, pub Option<i32>);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ready {
     pub socks: [bool; 2],
+    /// Bit i: target i's stream socket (`tcp:`, `dns:`).
+    pub streams: u32,
     pub heal_output: bool,
     pub hook_output: bool,
 }
@@ -61,6 +64,12 @@ pub struct Ready {
 #[derive(Debug, Clone, Copy)]
 pub enum Input {
     Sock(usize),
+    /// Target `target`'s stream socket; `write`: poll for POLLOUT (a TCP connect), else
+    /// POLLIN (a DNS response).
+    Stream {
+        target: usize,
+        write: bool,
+    },
     HealOutput,
     HookOutput,
 }
@@ -100,6 +109,7 @@ fn open_sockets(
         cfg.targets.iter().any(|t| match t {
             Target::Gateway => true,
             Target::Addr(a) => Family::of(*a) == fam,
+            Target::Tcp(_) | Target::Dns(_) => false,
         })
     };
     let explicit = |fam: Family| {
@@ -125,7 +135,8 @@ fn open_sockets(
             }
         }
     }
-    if socks.iter().all(Option::is_none) {
+    let icmp = [Family::V4, Family::V6].into_iter().any(needs);
+    if icmp && socks.iter().all(Option::is_none) {
         return Err(NoSocket(why.join("; "), errno));
     }
     Ok(socks)
@@ -147,6 +158,8 @@ pub struct Uplink {
     /// The system calls the glue makes besides sending and receiving: the seam of the tests.
     sys: Box<dyn System>,
     prober: Prober,
+    /// The sockets of this round's `tcp:` and `dns:` attempts.
+    streams: stream::Streams,
     decider: Decider,
     heal: Supervisor,
     hooks: Supervisor,
@@ -213,6 +226,7 @@ impl Uplink {
             backoff_min: cfg.backoff_min,
             backoff_max: cfg.backoff_max,
         };
+        let streams = stream::Streams::new(&cfg.targets, &cfg.iface, random_bytes());
         Uplink {
             decider: Decider::new(policy, now, seed),
             cfg,
@@ -225,6 +239,7 @@ impl Uplink {
             own_targets: Vec::new(),
             sys,
             prober,
+            streams,
             heal: Supervisor::default(),
             hooks: Supervisor::default(),
             hook_queue: VecDeque::new(),
@@ -370,6 +385,7 @@ impl Uplink {
                 Target::Addr(a) => {
                     Some(*a).filter(|a| self.socks[Family::of(*a) as usize].is_some())
                 }
+                Target::Tcp(s) | Target::Dns(s) => Some(s.ip()),
             })
             .collect()
     }
@@ -431,6 +447,10 @@ impl Uplink {
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.as_ref().map(|s| (Input::Sock(i), s.fd())));
+        let streams = self
+            .streams
+            .poll_inputs()
+            .map(|(target, write, fd)| (Input::Stream { target, write }, fd));
         let heal = self
             .heal
             .output_fds()
@@ -439,7 +459,7 @@ impl Uplink {
             .hooks
             .output_fds()
             .map(|fd| (Input::HookOutput, fd.as_fd()));
-        socks.chain(heal).chain(hook)
+        socks.chain(streams).chain(heal).chain(hook)
     }
 
     /// The earliest instant at which `turn` has work.
@@ -463,6 +483,10 @@ impl Uplink {
                 self.receive(now, log, i, buf);
             }
         }
+        if ready.streams != 0 {
+            self.streams
+                .complete(now, &mut self.prober, ready.streams, buf, log);
+        }
         if ready.heal_output {
             self.heal.read_output();
         }
@@ -474,6 +498,7 @@ impl Uplink {
         self.reboot_due(now, log);
         self.update_hold(now, log);
         if let Some(v) = self.prober.poll_round_end(now) {
+            self.streams.close_all();
             self.log_round(log, v, self.cfg.verbose || once);
             if once {
                 self.once_result = Some(v.good);
@@ -539,6 +564,11 @@ impl Uplink {
                 self.prober.start_round(now, addrs);
                 for target in own {
                     self.prober.exclude_own(target);
+                }
+                for (i, t) in self.cfg.targets.iter().enumerate() {
+                    if t.is_stream() {
+                        self.prober.mark_stream(i);
+                    }
                 }
                 self.check_inhibit(now, log);
                 self.refresh_budget(now, log);
@@ -754,6 +784,8 @@ impl Uplink {
 
     fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
         let sys = &self.sys;
+        self.streams
+            .start_due(&mut self.prober, self.bound, log, || sys.now());
         let failed = send_due(&mut self.prober, &self.socks, self.bound, buf, || sys.now());
         for (dest, e) in failed {
             // Expected while the link is broken (ENETUNREACH on a downed interface, EPERM

@@ -1,4 +1,4 @@
-//! The thin layer over the kernel: ICMP sockets, host addresses, interface flags, rtnetlink,
+//! The thin layer over the kernel: ICMP sockets, TCP and UDP probe sockets, host addresses, interface flags, rtnetlink,
 //! signals, child processes, lock files, and boot id, uptime and reboot(2). This is the only
 //! module allowed `unsafe`, and only where nix has no safe call; every block says why it is
 //! sound. Everything here returns `io::Error`s for the caller to name.
@@ -11,6 +11,7 @@ pub mod lock;
 pub mod netlink;
 pub mod process;
 pub mod signals;
+pub mod stream;
 
 use std::io;
 
