@@ -291,7 +291,9 @@ impl Uplink {
             .map(|k| format!("{}, ident {:#06x}", k.kind(), self.prober.ident(k.family())))
             .collect();
         socks.dedup();
-        let _ = write!(s, " ({})", socks.join("; "));
+        if !socks.is_empty() {
+            let _ = write!(s, " ({})", socks.join("; "));
+        }
         self.say(log, Level::Notice, s);
         if !once {
             self.gate_start(now, log);

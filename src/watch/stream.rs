@@ -148,7 +148,10 @@ impl Streams {
                 Some(Open::Tcp(p)) => match p.finish() {
                     Ok(None) => None,
                     Ok(Some(Connected::Open | Connected::Refused)) => Some(Ok(())),
-                    Ok(Some(Connected::Failed(e))) | Err(e) => Some(Err(e)),
+                    Ok(Some(Connected::Failed(e))) => {
+                        Some(Err(io::Error::new(e.kind(), format!("connect: {e}"))))
+                    }
+                    Err(e) => Some(Err(e)),
                 },
                 Some(Open::Dns(s, id)) => read_response(s, *id, prober, buf),
                 None => None,
@@ -203,7 +206,11 @@ fn read_response(
                 Ok(_) => return Some(Ok(())),
                 Err(_) => prober.stream_foreign(),
             },
-            Err(e) => return Some(Err(e)),
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                let why = "port unreachable: no resolver listens there";
+                return Some(Err(io::Error::new(e.kind(), why)));
+            }
+            Err(e) => return Some(Err(io::Error::new(e.kind(), format!("receive: {e}")))),
         }
     }
     None
