@@ -53,6 +53,16 @@ Options:
       --heal-before-up     heal even before the first good round since start (default:
                            wait for one, so a box that boots without network does not
                            climb to a reboot)
+      --carrier-wait DUR   no carrier this long before the no-carrier layer heals (a cable
+                           may be out; default 30s; 0: at once)
+      --arm-after DUR|off  after DUR since start every target counts as evidence; until
+                           then only targets that answered once do (default off)
+      --on-LAYER ACTION    what a failure of LAYER does: heal (the ladder), report (state,
+                           log and hooks only) or ignore (not an outage); --on-admin-down
+                           also link-up. Layers and defaults: --on-absent heal,
+                           --on-admin-down link-up, --on-no-carrier heal, --on-no-address
+                           heal, --on-no-route heal, --on-gateway-dead heal,
+                           --on-gateway-silent ignore, --on-upstream report
       --boot-grace DUR     no heal while the kernel's uptime is below DUR (default 5m;
                            0: none); a netheal started later is not delayed
       --reboot-budget N/DUR  at most N reboots by netheal in DUR, counted across reboots

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod decide;
+pub mod diagnose;
 pub mod eyes;
 pub mod heal;
 pub mod inhibit;

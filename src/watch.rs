@@ -1272,6 +1272,9 @@ mod tests {
             verbose: true,
             on_change: None,
             heal_before_up: false,
+            layers: crate::diagnose::Policy::default(),
+            carrier_wait: Duration::from_secs(30),
+            arm_after: None,
             machine: MachineConfig {
                 boot_grace: Duration::ZERO,
                 inhibit_file: None,

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 pub use values::{canonical, human, parse_duration};
 use values::{
-    check_iface_name, parse_backoff, parse_bool, parse_count, parse_executable, parse_heal_step,
-    parse_optional_path, parse_table, parse_target,
+    canonical_or_zero, check_iface_name, parse_backoff, parse_bool, parse_count, parse_executable,
+    parse_heal_step, parse_optional_path, parse_table, parse_target, parse_wait,
 };
 
 /// Longest interface name Linux accepts (IFNAMSIZ - 1).
@@ -49,6 +49,16 @@ pub const IFACE_KEYS: &[&str] = &[
     "on-change",
     "heal-before-up",
     "table",
+    "carrier-wait",
+    "arm-after",
+    "on-absent",
+    "on-admin-down",
+    "on-no-carrier",
+    "on-no-address",
+    "on-no-route",
+    "on-gateway-dead",
+    "on-gateway-silent",
+    "on-upstream",
 ];
 /// Settings of the whole process; in the file only before the first section.
 pub const GLOBAL_KEYS: &[&str] = &[
@@ -163,6 +173,13 @@ pub struct IfaceConfig {
     pub on_change: Option<PathBuf>,
     /// Heal also before the first good round since start (default: wait for one).
     pub heal_before_up: bool,
+    /// What a failure of each layer may do (`on-LAYER` keys).
+    pub layers: crate::diagnose::Policy,
+    /// No carrier this long before the no-carrier layer heals (a cable may be out).
+    pub carrier_wait: Duration,
+    /// After this long since start every target counts as armed, answered or not; None:
+    /// only a target that has answered once is evidence of an outage.
+    pub arm_after: Option<Duration>,
     /// The machine-wide settings (global keys), the same in every watch.
     pub machine: MachineConfig,
 }
@@ -213,7 +230,7 @@ impl MachineConfig {
             self.budget,
             canonical(self.budget.spacing),
             self.state_dir.display(),
-            if self.boot_grace.is_zero() { "0".into() } else { canonical(self.boot_grace) },
+            canonical_or_zero(self.boot_grace),
             self.inhibit_file
                 .as_ref()
                 .map_or("none".into(), |p| p.display().to_string()),
@@ -244,6 +261,9 @@ impl IfaceConfig {
             verbose: false,
             on_change: None,
             heal_before_up: false,
+            layers: crate::diagnose::Policy::default(),
+            carrier_wait: Duration::from_secs(30),
+            arm_after: None,
             machine: MachineConfig::default(),
         }
     }
@@ -284,6 +304,11 @@ impl IfaceConfig {
             ("dry-run", yes(self.dry_run).into()),
             ("verbose", yes(self.verbose).into()),
             ("heal-before-up", yes(self.heal_before_up).into()),
+            ("carrier-wait", canonical_or_zero(self.carrier_wait)),
+            (
+                "arm-after",
+                self.arm_after.map_or("off".into(), canonical_or_zero),
+            ),
             (
                 "on-change",
                 self.on_change
@@ -293,6 +318,9 @@ impl IfaceConfig {
         ];
         for (k, v) in rows {
             s += &format!("{k} = {v}\n");
+        }
+        for (k, act) in self.layers.rows() {
+            s += &format!("{k} = {act}\n");
         }
         s
     }
@@ -493,6 +521,14 @@ impl Builder {
             "dry-run" => c.dry_run = parse_bool(value).map_err(err)?,
             "verbose" => c.verbose = parse_bool(value).map_err(err)?,
             "heal-before-up" => c.heal_before_up = parse_bool(value).map_err(err)?,
+            "carrier-wait" => c.carrier_wait = parse_wait(value).map_err(err)?,
+            "arm-after" if value == "off" => c.arm_after = None,
+            "arm-after" => c.arm_after = Some(parse_wait(value).map_err(err)?),
+            k if k.starts_with("on-") && k != "on-change" => {
+                let layer = crate::diagnose::Layer::from_name(&k[3..])
+                    .ok_or_else(|| ConfigError::at(origin, key, None, "unknown setting".into()))?;
+                c.layers.set(layer, value).map_err(err)?;
+            }
             "on-change" if value == "none" => c.on_change = None,
             "on-change" => c.on_change = Some(parse_executable(value).map_err(err)?),
             _ => return Err(ConfigError::at(origin, key, None, "unknown setting".into())),
@@ -612,11 +648,7 @@ impl Globals {
                 Some(p) => self.machine.state_dir = p,
                 None => return Err(err("expected an absolute path".into())),
             },
-            "boot-grace" if value == "0" => self.machine.boot_grace = Duration::ZERO,
-            "boot-grace" => {
-                self.machine.boot_grace =
-                    parse_duration(value).map_err(|e| err(format!("{e}, or 0 for none")))?
-            }
+            "boot-grace" => self.machine.boot_grace = parse_wait(value).map_err(err)?,
             "inhibit-file" => {
                 self.machine.inhibit_file = parse_optional_path(value).map_err(err)?
             }
@@ -1046,6 +1078,67 @@ mod tests {
             e.contains("add an [IFACE] section to /etc/netheal.conf"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn layer_policies_carrier_wait_and_arming() {
+        let c = build(&args(Some("eth0"), &[]), None).unwrap();
+        let w = &c.watches[0];
+        assert_eq!(w.layers, crate::diagnose::Policy::default());
+        assert_eq!((w.carrier_wait, w.arm_after), (ms(30_000), None));
+        let d = doc(
+            "on-upstream = heal\ncarrier-wait = 0\n[wan]\non-gateway-silent = report\n\
+            arm-after = 5m\non-admin-down = ignore\n[lan]\n",
+        );
+        let c = build(&args(None, &[("carrier-wait", "10s")]), Some(&d)).unwrap();
+        let (wan, lan) = (&c.watches[0], &c.watches[1]);
+        use crate::diagnose::{Act, Layer};
+        assert_eq!(
+            wan.layers.act(Layer::Upstream),
+            Act::Heal,
+            "top level, inherited"
+        );
+        assert_eq!(wan.layers.act(Layer::GatewaySilent), Act::Report);
+        assert_eq!(wan.layers.act(Layer::AdminDown), Act::Ignore);
+        assert_eq!(lan.layers.act(Layer::AdminDown), Act::LinkUp);
+        assert_eq!(
+            wan.carrier_wait,
+            ms(10_000),
+            "the command line over the file"
+        );
+        assert_eq!((wan.arm_after, lan.arm_after), (Some(ms(300_000)), None));
+        let text = wan.describe();
+        for row in [
+            "carrier-wait = 10s\n",
+            "arm-after = 5m\n",
+            "on-upstream = heal\n",
+            "on-admin-down = ignore\n",
+            "on-gateway-silent = report\n",
+        ] {
+            assert!(text.contains(row), "{row} in {text}");
+        }
+        for (text, want) in [
+            (
+                "[eth0]\non-upstream = bounce\n",
+                "/etc/netheal.conf:2: on-upstream: 'bounce': expected heal, report or ignore",
+            ),
+            (
+                "[eth0]\non-no-route = link-up\n",
+                "/etc/netheal.conf:2: on-no-route: 'link-up': link-up is only for on-admin-down",
+            ),
+            (
+                "[eth0]\narm-after = soon\n",
+                "/etc/netheal.conf:2: arm-after: 'soon': expected a duration",
+            ),
+        ] {
+            let d = doc(text);
+            let e = build(&args(None, &[]), Some(&d)).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{e}");
+        }
+        let e = file::parse("on-sunday = heal\n[eth0]\n", Path::new("/etc/netheal.conf"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/etc/netheal.conf:1: on-sunday"), "{e}");
     }
 
     #[test]

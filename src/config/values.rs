@@ -194,6 +194,23 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms as u64))
 }
 
+/// A duration that may also be `0` (none): boot-grace, carrier-wait, arm-after.
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s).map_err(|e| format!("{e}, or 0 for none"))
+}
+
+/// `canonical`, and `0` for none (what `parse_wait` reads back).
+pub fn canonical_or_zero(d: Duration) -> String {
+    if d.is_zero() {
+        "0".into()
+    } else {
+        canonical(d)
+    }
+}
+
 /// A duration for people: `250ms`, `1.5s`, `2m05s`, `1h02m`.
 pub fn human(d: Duration) -> String {
     let ms = d.as_millis();
