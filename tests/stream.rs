@@ -161,6 +161,10 @@ fn tcp_closed_port_answers_with_rst() {
     eprintln!("tcp closed (RST): {}; {line}", rs.last().unwrap().1);
     assert!(st["replies"] >= 8, "{line}");
     assert_eq!(nh.count_lines("-> down"), 0);
+    // `--once` judges one round the same way: exit 0.
+    let mut once = lab.netheal(&lab.host, &["--once", "-v", "-t", &targets[0], &lab.ifc]);
+    let code = Netheal::code(once.finish(s(20.0)).expect("--once exits"));
+    assert_eq!(code, 0, "--once with a closed (RST) port");
 }
 
 #[test]
@@ -193,6 +197,10 @@ fn tcp_dropped_entirely_fails_the_rounds() {
     eprintln!("tcp dropped: {}; {line}", rs.last().unwrap().1);
     assert_eq!(st["replies"], 0, "{line}");
     assert!(st["lost"] >= 2 * 4, "two attempts lost per round: {line}");
+    let args = ["--once", "-W", "500ms", "-t", &targets[1], &lab.ifc];
+    let mut once = lab.netheal(&lab.host, &args);
+    let code = Netheal::code(once.finish(s(20.0)).expect("--once exits"));
+    assert_eq!(code, 1, "--once with TCP dropped");
 }
 
 #[test]

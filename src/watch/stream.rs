@@ -215,3 +215,109 @@ fn read_response(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Received;
+    use crate::wire::dns::HEADER_LEN;
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+    use std::time::Duration;
+
+    /// A port on loopback that nothing listens on (bound, then released).
+    fn free_port(tcp: bool) -> SocketAddr {
+        match tcp {
+            true => TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .unwrap()
+                .local_addr(),
+            false => UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+                .unwrap()
+                .local_addr(),
+        }
+        .unwrap()
+    }
+
+    /// The glue on loopback (`lo`, index 1), driven by hand as the daemon's loop drives it:
+    /// an open port and a closed one both answer, a resolver's wrong-id response is foreign
+    /// and its right one answers, a closed resolver port fails at once; every socket is
+    /// closed once decided.
+    #[test]
+    fn a_round_on_loopback_open_closed_resolver_and_no_resolver() {
+        let ci = std::env::var("CI").as_deref() == Ok("true");
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let resolver = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        resolver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let targets = [
+            Target::Tcp(listener.local_addr().unwrap()),
+            Target::Tcp(free_port(true)),
+            Target::Dns(resolver.local_addr().unwrap()),
+            Target::Dns(free_port(false)),
+        ];
+        let mut p = Prober::new(1, Duration::from_secs(5), 3, 7, [1; 16]);
+        let mut st = Streams::new(&targets, "lo", [2; 16]);
+        let mut log = Log::with_syslog(None, Instant::now());
+        p.start_round(Instant::now(), targets.iter().map(Target::addr));
+        for i in 0..targets.len() {
+            p.mark_stream(i);
+        }
+        st.start_due(&mut p, Some(1), &mut log, Instant::now);
+        if p.stats().send_errors > 0 && !ci {
+            eprintln!("skipped: cannot bind sockets to lo here");
+            return;
+        }
+        assert_eq!(p.stats().sent, 4);
+        // The resolver: a response with another id first, then ours (REFUSED).
+        let mut q = [0u8; 64];
+        let (n, from) = resolver.recv_from(&mut q).expect("our query");
+        assert_eq!(n, QUERY_LEN);
+        let mut resp = q[..n].to_vec();
+        resp[2] = 0x80;
+        resp[3] = 0x05;
+        let mut wrong = resp.clone();
+        wrong[0] ^= 0xff;
+        resolver.send_to(&wrong, from).unwrap();
+        resolver.send_to(&resp, from).unwrap();
+        assert!(resp.len() > HEADER_LEN);
+        let mut buf = [0u8; 2048];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let verdict = loop {
+            let now = Instant::now();
+            if let Some(v) = p.poll_round_end(now) {
+                st.close_all();
+                break v;
+            }
+            assert!(now < deadline, "the round did not end");
+            let (targets, mut fds): (Vec<usize>, Vec<PollFd>) = st
+                .poll_inputs()
+                .map(|(i, write, fd)| {
+                    let ev = if write {
+                        PollFlags::POLLOUT
+                    } else {
+                        PollFlags::POLLIN
+                    };
+                    (i, PollFd::new(fd, ev))
+                })
+                .unzip();
+            poll(&mut fds, PollTimeout::from(100u16)).unwrap();
+            let ready = targets
+                .iter()
+                .zip(&fds)
+                .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
+                .fold(0u32, |m, (&i, _)| m | 1 << i);
+            drop(fds);
+            st.complete(Instant::now(), &mut p, ready, &mut buf, &mut log);
+        };
+        let slots = p.slots();
+        assert!(slots[..3].iter().all(|s| s.rtt.is_some()), "{slots:?}");
+        assert!(slots[3].stream_failed(), "no resolver: failed at once");
+        assert!(verdict.good && verdict.answered == 3, "{verdict:?}");
+        let stats = p.stats();
+        assert_eq!((stats.replies, stats.foreign, stats.lost), (3, 1, 1));
+        assert_eq!(st.poll_inputs().count(), 0, "every socket closed");
+        // A late answer after the round decides nothing.
+        assert_eq!(p.stream_answered(Instant::now(), 0), Received::Late);
+    }
+}
