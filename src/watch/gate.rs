@@ -17,6 +17,10 @@ use crate::sys::boot;
 
 /// How often the budget is read again for the reports while nothing else asks for it.
 const BUDGET_REFRESH: Duration = Duration::from_secs(60);
+/// While the daemon watches the inhibit file (inotify: it says when the file changes), how
+/// often a round still looks at it anyway: a safety net for a change no event reported (a
+/// file system without inotify, such as NFS). Without the watch, every round looks.
+const INHIBIT_RECHECK: Duration = Duration::from_secs(60);
 
 /// The build date (Unix seconds): a wall clock before it is certainly wrong.
 fn built() -> i64 {
@@ -34,6 +38,10 @@ pub struct Gate {
     /// While inhibited: until when (monotonic), and the wall time it was meant to end.
     pub(super) inhibit: Option<(Instant, i64)>,
     inhibit_stamp: Stamp,
+    /// When the inhibit file was last looked at.
+    inhibit_read: Option<Instant>,
+    /// The daemon watches the inhibit file and calls `inhibit_changed` when it changes.
+    pub(crate) inhibit_watched: bool,
     held: Option<Hold>,
     /// The hold last reported in the log for a held attempt.
     held_logged: Option<Hold>,
@@ -155,13 +163,41 @@ impl Uplink {
             self.gate.held = hold;
             self.changed = true;
         }
-        self.decider.set_held(now, hold.is_some());
+        self.sync_holds(now);
+    }
+
+    /// Whether the gate holds heals back now (as of the last `update_hold`).
+    pub(super) fn gate_holds(&self) -> bool {
+        self.gate.held.is_some()
     }
 
     /// After the watchdog ran: say once why a due attempt waits.
     pub(super) fn report_hold(&mut self, now: Instant, log: &mut Log) {
-        if !self.decider.heal_held() {
+        let waiting: Vec<&'static str> = self
+            .lanes
+            .iter()
+            .filter(|l| l.decider.heal_held())
+            .map(|l| l.name())
+            .collect();
+        if waiting.is_empty() {
             self.gate.held_logged = None;
+            self.wait_logged = false;
+            return;
+        }
+        if self.gate.held.is_none() {
+            // Not the gate: another lane's step runs, and this lane's attempt waits for it.
+            if !self.wait_logged {
+                self.wait_logged = true;
+                let owner = self.heal_owner.map_or("another", super::lane::family_name);
+                self.say(
+                    log,
+                    Level::Notice,
+                    format!(
+                        "{} heal attempt waits: the {owner} heal step is running",
+                        waiting.join(", ")
+                    ),
+                );
+            }
             return;
         }
         if self.gate.held_logged == self.gate.held {
@@ -193,12 +229,37 @@ impl Uplink {
         self.say(log, Level::Warning, format!("heal held back: {why}"));
     }
 
-    /// Reads the inhibit file again if it changed (called once per round).
+    /// Called at the start of every round: looks at the inhibit file when nobody watches it
+    /// for us, and otherwise only every `INHIBIT_RECHECK` (no system call in between).
     pub(super) fn check_inhibit(&mut self, now: Instant, log: &mut Log) {
+        let recent = self
+            .gate
+            .inhibit_read
+            .is_some_and(|t| now.saturating_duration_since(t) < INHIBIT_RECHECK);
+        if self.gate.inhibit_watched && recent {
+            return;
+        }
+        self.read_inhibit(now, log);
+    }
+
+    /// Whether the daemon watches the inhibit file for this uplink (see `inhibit_changed`).
+    pub fn set_inhibit_watched(&mut self, watched: bool) {
+        self.gate.inhibit_watched = watched;
+    }
+
+    /// The daemon saw the inhibit file change (or may have: lost events): read it at once,
+    /// not at the next round, so a heal about to start is held.
+    pub fn inhibit_changed(&mut self, now: Instant, log: &mut Log) {
+        self.read_inhibit(now, log);
+    }
+
+    /// Reads the inhibit file again if it changed.
+    fn read_inhibit(&mut self, now: Instant, log: &mut Log) {
         use std::os::unix::fs::MetadataExt;
         let Some(path) = self.cfg.machine.inhibit_file.clone() else {
             return;
         };
+        self.gate.inhibit_read = Some(now);
         let meta = std::fs::symlink_metadata(&path).ok();
         let stamp = meta
             .as_ref()
@@ -322,7 +383,7 @@ impl Uplink {
                     );
                 }
             }
-            let state = self.decider.state().to_string();
+            let state = self.state().to_string();
             let reason = degraded
                 .clone()
                 .unwrap_or_else(|| "reboot budget recovered".into());
@@ -362,7 +423,7 @@ impl Uplink {
                 Some(why) => format!("heal attempt {attempt}: dry run: would not reboot: {why}"),
             };
             self.say(log, Level::Warning, msg);
-            self.decider.heal_ended(now);
+            self.heal_done(now);
             return;
         }
         if let Some(why) = refusal {
@@ -455,7 +516,7 @@ impl Uplink {
                 );
                 // Like any other step: not while another healer holds the interface's lock.
                 if !self.take_heal_lock(log, attempt, &step) {
-                    self.decider.heal_ended(now);
+                    self.heal_done(now);
                     return;
                 }
                 self.heal.start_heal(
@@ -478,7 +539,7 @@ impl Uplink {
                     at: unix_now(),
                 });
                 self.changed = true;
-                let state = self.decider.state().to_string();
+                let state = self.state().to_string();
                 self.queue_hook(
                     log,
                     "step-failed".into(),
@@ -486,7 +547,7 @@ impl Uplink {
                     format!("heal attempt {attempt}: reboot refused: {why}"),
                     attempt,
                 );
-                self.decider.heal_ended(now);
+                self.heal_done(now);
             }
         }
     }
@@ -561,6 +622,6 @@ impl Uplink {
             at: unix_now(),
         });
         self.changed = true;
-        self.decider.heal_ended(now);
+        self.heal_done(now);
     }
 }

@@ -1,8 +1,10 @@
-//! The sockets of this round's `tcp:` and `dns:` targets: opened when the prober says an
+//! The sockets of this round's `tcp:` and `dns:` targets: opened when a lane's prober says an
 //! attempt is due, polled with the watch's other inputs, closed as soon as the attempt is
-//! decided and, at the latest, when the round ends. The prober keeps the time, the verdicts
-//! and the counters; this file only turns socket outcomes into `stream_answered` /
-//! `stream_failed` / `send_failed` (sys::stream says what each outcome means).
+//! decided and, at the latest, when the lane's round ends. The prober keeps the time, the
+//! verdicts and the counters; this file only turns socket outcomes into `stream_answered` /
+//! `stream_failed` / `send_failed` (sys::stream says what each outcome means). Attempts are
+//! kept by configured target index (unique across the lanes), each with its lane's family
+//! and its slot in that lane's round.
 //!
 //! One socket per attempt, one attempt per target per round: a fresh socket is bound to
 //! the interface as it is now (a re-created interface needs no re-bind), and a connect
@@ -14,12 +16,14 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
+use super::lane::Lane;
 use crate::config::Target;
 use crate::log::{Level, Log};
 use crate::probe::Prober;
 use crate::sys::stream::{Connected, Start, TcpProbe, UdpProbe};
 use crate::wire::dns::{Query, Response, QUERY_LEN};
 use crate::wire::siphash24;
+use crate::wire::Family;
 
 /// Datagrams read from one resolver socket per turn: a resolver that floods us with
 /// foreign responses cannot keep the loop (poll(2) is level-triggered: the rest waits).
@@ -31,12 +35,19 @@ enum Open {
     Dns(UdpProbe, u16),
 }
 
-/// The open attempts, by target index.
+/// One attempt in flight: whose (lane family, slot of its round) and on what socket.
+struct Attempt {
+    family: Family,
+    slot: usize,
+    sock: Open,
+}
+
+/// The open attempts, by configured target index.
 pub(super) struct Streams {
-    /// The watch's targets (indexed as the prober's slots) and interface.
+    /// The watch's configured targets and its interface.
     targets: Vec<Target>,
     iface: String,
-    open: Vec<Option<Open>>,
+    open: Vec<Option<Attempt>>,
     /// DNS ids: SipHash of a counter under a per-process random key, so ids are not
     /// guessable from earlier ones and cost no system call.
     key: [u8; 16],
@@ -59,28 +70,39 @@ impl Streams {
         siphash24(&self.key, &self.queries.to_le_bytes()) as u16
     }
 
-    /// Starts every attempt that is due, each stamped by `clock` right before its connect
-    /// or send. `bound`: the interface index the watch is bound to (None: absent).
+    /// Starts every attempt of lane `family` that is due, each stamped by `clock` right
+    /// before its connect or send. `slot_targets`: the configured target of each slot of the
+    /// lane's round; `bound`: the interface index the watch is bound to (None: absent).
     pub(super) fn start_due(
         &mut self,
+        family: Family,
         prober: &mut Prober,
+        slot_targets: &[usize],
         bound: Option<u32>,
         log: &mut Log,
         mut clock: impl FnMut() -> Instant,
     ) {
         while let Some(tx) = prober.poll_stream(clock()) {
-            let target = self.targets.get(tx.target).copied();
-            let started = match (target, bound) {
-                (Some(t), Some(scope)) => self.start(tx.target, t, scope),
+            let index = slot_targets.get(tx.target).copied();
+            let target = index.and_then(|i| self.targets.get(i).copied());
+            // Ok(true): decided at once (a local port answered or refused); Ok(false): pending.
+            let started = match (index, target, bound) {
+                (Some(i), Some(t), Some(scope)) => self.start(t, scope).map(|open| match open {
+                    Some(sock) => {
+                        let slot = tx.target;
+                        self.set(i, Attempt { family, slot, sock });
+                        false
+                    }
+                    None => true,
+                }),
                 _ => Err(io::Error::new(
                     io::ErrorKind::NotConnected,
                     "socket not bound to the interface",
                 )),
             };
             match started {
-                Ok(None) => {}
-                Ok(Some(_)) => {
-                    // Decided at once: a local port answered or refused.
+                Ok(false) => {}
+                Ok(true) => {
                     prober.stream_answered(clock(), tx.target);
                 }
                 Err(e) => {
@@ -93,13 +115,20 @@ impl Streams {
         }
     }
 
-    /// Opens target `i`'s socket; Some when the attempt is decided already (answered).
-    fn start(&mut self, i: usize, t: Target, scope: u32) -> io::Result<Option<()>> {
+    fn set(&mut self, i: usize, a: Attempt) {
+        if self.open.len() <= i {
+            self.open.resize_with(i + 1, || None);
+        }
+        self.open[i] = Some(a);
+    }
+
+    /// Opens target `t`'s socket; None when the attempt is decided already (answered).
+    fn start(&mut self, t: Target, scope: u32) -> io::Result<Option<Open>> {
         let iface = self.iface.as_str();
         let open = match t {
             Target::Tcp(dest) => match TcpProbe::connect(dest, iface, scope)? {
                 Start::Pending(p) => Open::Tcp(p),
-                Start::Done(Connected::Open | Connected::Refused) => return Ok(Some(())),
+                Start::Done(Connected::Open | Connected::Refused) => return Ok(None),
                 Start::Done(Connected::Failed(e)) => return Err(e),
             },
             Target::Dns(dest) => {
@@ -113,29 +142,28 @@ impl Streams {
                 ))
             }
         };
-        if self.open.len() <= i {
-            self.open.resize_with(i + 1, || None);
-        }
-        self.open[i] = Some(open);
-        Ok(None)
+        Ok(Some(open))
     }
 
     /// The open sockets: target index, whether to wait for POLLOUT (a connect) rather than
     /// POLLIN (a response), and the fd.
     pub(super) fn poll_inputs(&self) -> impl Iterator<Item = (usize, bool, BorrowedFd<'_>)> {
-        self.open.iter().enumerate().filter_map(|(i, o)| match o {
-            Some(Open::Tcp(p)) => Some((i, true, p.as_fd())),
-            Some(Open::Dns(s, _)) => Some((i, false, s.as_fd())),
-            None => None,
-        })
+        self.open
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o.as_ref().map(|a| &a.sock) {
+                Some(Open::Tcp(p)) => Some((i, true, p.as_fd())),
+                Some(Open::Dns(s, _)) => Some((i, false, s.as_fd())),
+                None => None,
+            })
     }
 
     /// Reads the outcome of every attempt whose socket poll(2) reported (bit i of `ready`
-    /// for target i), and closes the decided ones.
+    /// for configured target i), tells its lane's prober, and closes the decided ones.
     pub(super) fn complete(
         &mut self,
         now: Instant,
-        prober: &mut Prober,
+        lanes: &mut [Lane],
         ready: u32,
         buf: &mut [u8],
         log: &mut Log,
@@ -144,8 +172,14 @@ impl Streams {
             if ready & (1 << i) == 0 {
                 continue;
             }
-            let decided = match &self.open[i] {
-                Some(Open::Tcp(p)) => match p.finish() {
+            let Some(a) = &self.open[i] else { continue };
+            let Some(lane) = lanes.iter_mut().find(|l| l.family == a.family) else {
+                self.open[i] = None;
+                continue;
+            };
+            let (prober, slot) = (&mut lane.prober, a.slot);
+            let decided = match &a.sock {
+                Open::Tcp(p) => match p.finish() {
                     Ok(None) => None,
                     Ok(Some(Connected::Open | Connected::Refused)) => Some(Ok(())),
                     Ok(Some(Connected::Failed(e))) => {
@@ -153,16 +187,15 @@ impl Streams {
                     }
                     Err(e) => Some(Err(e)),
                 },
-                Some(Open::Dns(s, id)) => read_response(s, *id, prober, buf),
-                None => None,
+                Open::Dns(s, id) => read_response(s, *id, prober, buf),
             };
             match decided {
                 None => continue,
                 Some(Ok(())) => {
-                    prober.stream_answered(now, i);
+                    prober.stream_answered(now, slot);
                 }
                 Some(Err(e)) => {
-                    prober.stream_failed(i);
+                    prober.stream_failed(slot);
                     let name = self
                         .targets
                         .get(i)
@@ -174,10 +207,13 @@ impl Streams {
         }
     }
 
-    /// The round ended: every attempt still open is abandoned (a connect is aborted).
-    pub(super) fn close_all(&mut self) {
+    /// Lane `family`'s round ended: its attempts still open are abandoned (a connect is
+    /// aborted).
+    pub(super) fn close_lane(&mut self, family: Family) {
         for o in self.open.iter_mut() {
-            *o = None;
+            if o.as_ref().is_some_and(|a| a.family == family) {
+                *o = None;
+            }
         }
     }
 }
@@ -256,14 +292,20 @@ mod tests {
             Target::Dns(resolver.local_addr().unwrap()),
             Target::Dns(free_port(false)),
         ];
-        let mut p = Prober::new(1, Duration::from_secs(5), 3, 7, [1; 16]);
+        // The lane's slots in another order than the configured targets: the glue maps them.
+        let order = [2, 0, 3, 1];
+        let cfg = crate::config::IfaceConfig::defaults("lo");
+        let prober = Prober::new(1, Duration::from_secs(5), 3, 7, [1; 16]);
+        let policy = Lane::settings(&cfg, Family::V4);
+        let mut lanes = [Lane::new(Family::V4, prober, policy, Instant::now(), 9)];
+        let p = &mut lanes[0].prober;
         let mut st = Streams::new(&targets, "lo", [2; 16]);
         let mut log = Log::with_syslog(None, Instant::now());
-        p.start_round(Instant::now(), targets.iter().map(Target::addr));
+        p.start_round(Instant::now(), order.iter().map(|&t| targets[t].addr()));
         for i in 0..targets.len() {
             p.mark_stream(i);
         }
-        st.start_due(&mut p, Some(1), &mut log, Instant::now);
+        st.start_due(Family::V4, p, &order, Some(1), &mut log, Instant::now);
         if p.stats().send_errors > 0 && !ci {
             eprintln!("skipped: cannot bind sockets to lo here");
             return;
@@ -285,8 +327,8 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let verdict = loop {
             let now = Instant::now();
-            if let Some(v) = p.poll_round_end(now) {
-                st.close_all();
+            if let Some(v) = lanes[0].prober.poll_round_end(now) {
+                st.close_lane(Family::V4);
                 break v;
             }
             assert!(now < deadline, "the round did not end");
@@ -308,16 +350,23 @@ mod tests {
                 .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
                 .fold(0u32, |m, (&i, _)| m | 1 << i);
             drop(fds);
-            st.complete(Instant::now(), &mut p, ready, &mut buf, &mut log);
+            st.complete(Instant::now(), &mut lanes, ready, &mut buf, &mut log);
         };
+        let p = &mut lanes[0].prober;
         let slots = p.slots();
-        assert!(slots[..3].iter().all(|s| s.rtt.is_some()), "{slots:?}");
-        assert!(slots[3].stream_failed(), "no resolver: failed at once");
+        // Slot k is configured target order[k]; target 3 (no resolver) is slot 2.
+        for k in [0, 1, 3] {
+            assert!(slots[k].rtt.is_some(), "slot {k}: {slots:?}");
+        }
+        assert!(slots[2].stream_failed(), "no resolver: failed at once");
         assert!(verdict.good && verdict.answered == 3, "{verdict:?}");
         let stats = p.stats();
         assert_eq!((stats.replies, stats.foreign, stats.lost), (3, 1, 1));
         assert_eq!(st.poll_inputs().count(), 0, "every socket closed");
         // A late answer after the round decides nothing.
         assert_eq!(p.stream_answered(Instant::now(), 0), Received::Late);
+        assert!(order
+            .iter()
+            .all(|&t| st.open.get(t).is_none_or(Option::is_none)));
     }
 }
