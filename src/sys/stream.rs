@@ -41,7 +41,17 @@ pub enum Start {
     Done(Connected),
 }
 
-fn socket_for(dest: IpAddr, ty: SockType, iface: &str) -> io::Result<OwnedFd> {
+/// The interface name as SO_BINDTODEVICE takes it, made once: a round allocates nothing.
+#[derive(Debug, Clone)]
+pub struct Device(OsString);
+
+impl Device {
+    pub fn new(iface: &str) -> Device {
+        Device(OsString::from(iface))
+    }
+}
+
+fn socket_for(dest: IpAddr, ty: SockType, dev: &Device) -> io::Result<OwnedFd> {
     let af = match dest {
         IpAddr::V4(_) => AddressFamily::Inet,
         IpAddr::V6(_) => AddressFamily::Inet6,
@@ -53,7 +63,7 @@ fn socket_for(dest: IpAddr, ty: SockType, iface: &str) -> io::Result<OwnedFd> {
         None,
     )
     .map_err(|e| tagged("socket", e))?;
-    socket::setsockopt(&fd, sockopt::BindToDevice, &OsString::from(iface))
+    socket::setsockopt(&fd, sockopt::BindToDevice, &dev.0)
         .map_err(|e| tagged("SO_BINDTODEVICE", e))?;
     Ok(fd)
 }
@@ -97,8 +107,8 @@ impl TcpProbe {
     /// Starts a connect to `dest` from a socket bound to `iface` (index `scope`, for a
     /// link-local address). An error is the kernel refusing to even try: no route, the
     /// interface down (ENETUNREACH), our own output filtered (EPERM), no socket.
-    pub fn connect(dest: SocketAddr, iface: &str, scope: u32) -> io::Result<Start> {
-        let fd = socket_for(dest.ip(), SockType::Stream, iface)?;
+    pub fn connect(dest: SocketAddr, dev: &Device, scope: u32) -> io::Result<Start> {
+        let fd = socket_for(dest.ip(), SockType::Stream, dev)?;
         let abort = nix::libc::linger {
             l_onoff: 1,
             l_linger: 0,
@@ -141,8 +151,8 @@ pub struct UdpProbe {
 
 impl UdpProbe {
     /// A socket bound to `iface` and connected to `dest` (no packet is sent yet).
-    pub fn open(dest: SocketAddr, iface: &str, scope: u32) -> io::Result<UdpProbe> {
-        let fd = socket_for(dest.ip(), SockType::Datagram, iface)?;
+    pub fn open(dest: SocketAddr, dev: &Device, scope: u32) -> io::Result<UdpProbe> {
+        let fd = socket_for(dest.ip(), SockType::Datagram, dev)?;
         loop {
             match connect_to(&fd, dest, scope) {
                 Ok(()) => return Ok(UdpProbe { fd }),
@@ -196,7 +206,7 @@ mod tests {
         let ci = std::env::var("CI").as_deref() == Ok("true");
         let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let open = l.local_addr().unwrap();
-        let start = match TcpProbe::connect(open, "lo", 0) {
+        let start = match TcpProbe::connect(open, &Device::new("lo"), 0) {
             Ok(s) => s,
             Err(e) if !ci && e.kind() == io::ErrorKind::PermissionDenied => {
                 eprintln!("skipped: {e}");
@@ -218,14 +228,14 @@ mod tests {
         };
         assert!(matches!(got, Connected::Open), "{got:?}");
         drop(l);
-        let got = match TcpProbe::connect(open, "lo", 0).unwrap() {
+        let got = match TcpProbe::connect(open, &Device::new("lo"), 0).unwrap() {
             Start::Pending(p) => wait(&p),
             Start::Done(c) => c,
         };
         assert!(matches!(got, Connected::Refused), "{got:?}");
 
         let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let u = UdpProbe::open(server.local_addr().unwrap(), "lo", 0).unwrap();
+        let u = UdpProbe::open(server.local_addr().unwrap(), &Device::new("lo"), 0).unwrap();
         u.send(b"q").unwrap();
         let mut buf = [0u8; 8];
         let (n, from) = server.recv_from(&mut buf).unwrap();

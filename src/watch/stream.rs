@@ -20,7 +20,7 @@ use super::lane::Lane;
 use crate::config::Target;
 use crate::log::{Level, Log};
 use crate::probe::Prober;
-use crate::sys::stream::{Connected, Start, TcpProbe, UdpProbe};
+use crate::sys::stream::{Connected, Device, Start, TcpProbe, UdpProbe};
 use crate::wire::dns::{Query, Response, QUERY_LEN};
 use crate::wire::siphash24;
 use crate::wire::Family;
@@ -47,6 +47,7 @@ pub(super) struct Streams {
     /// The watch's configured targets and its interface.
     targets: Vec<Target>,
     iface: String,
+    device: Device,
     open: Vec<Option<Attempt>>,
     /// DNS ids: SipHash of a counter under a per-process random key, so ids are not
     /// guessable from earlier ones and cost no system call.
@@ -59,6 +60,7 @@ impl Streams {
         Streams {
             targets: targets.to_vec(),
             iface: iface.to_string(),
+            device: Device::new(iface),
             open: Vec::new(),
             key,
             queries: 0,
@@ -124,16 +126,15 @@ impl Streams {
 
     /// Opens target `t`'s socket; None when the attempt is decided already (answered).
     fn start(&mut self, t: Target, scope: u32) -> io::Result<Option<Open>> {
-        let iface = self.iface.as_str();
         let open = match t {
-            Target::Tcp(dest) => match TcpProbe::connect(dest, iface, scope)? {
+            Target::Tcp(dest) => match TcpProbe::connect(dest, &self.device, scope)? {
                 Start::Pending(p) => Open::Tcp(p),
                 Start::Done(Connected::Open | Connected::Refused) => return Ok(None),
                 Start::Done(Connected::Failed(e)) => return Err(e),
             },
             Target::Dns(dest) => {
                 let id = self.next_id();
-                query(dest, &self.iface, scope, id)?
+                query(dest, &self.device, scope, id)?
             }
             Target::Gateway | Target::Addr(_) => {
                 return Err(io::Error::new(
@@ -218,9 +219,9 @@ impl Streams {
     }
 }
 
-/// One query to `dest` with `id`, from a socket bound to `iface` and connected to it.
-fn query(dest: SocketAddr, iface: &str, scope: u32, id: u16) -> io::Result<Open> {
-    let sock = UdpProbe::open(dest, iface, scope)?;
+/// One query to `dest` with `id`, from a socket bound to `dev` and connected to it.
+fn query(dest: SocketAddr, dev: &Device, scope: u32, id: u16) -> io::Result<Open> {
+    let sock = UdpProbe::open(dest, dev, scope)?;
     let mut msg = [0u8; QUERY_LEN];
     let n = Query { id }.emit(&mut msg).unwrap_or(0);
     sock.send(&msg[..n])?;
