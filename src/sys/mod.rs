@@ -1,5 +1,6 @@
-//! The thin layer over the kernel: ICMP sockets, TCP and UDP probe sockets, host addresses, interface flags, rtnetlink,
-//! signals, child processes, lock files, and boot id, uptime and reboot(2). This is the only
+//! The thin layer over the kernel: ICMP sockets, the ARP/NDP sockets of the layer-2 probe,
+//! the TCP and UDP sockets of `tcp:` and `dns:` targets, host addresses, interface flags,
+//! rtnetlink, signals, child processes, lock files, and boot id, uptime and reboot(2). This is the only
 //! module allowed `unsafe`, and only where nix has no safe call; every block says why it is
 //! sound. Everything here returns `io::Error`s for the caller to name.
 pub mod addrs;
@@ -10,6 +11,7 @@ pub mod daemonize;
 pub mod filewatch;
 pub mod icmp;
 pub mod iface;
+pub mod l2;
 pub mod lock;
 pub mod netlink;
 pub mod poll;

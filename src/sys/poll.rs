@@ -21,20 +21,21 @@ impl PollSet {
 
     /// Adds `fd` (waited for until readable); returns its index for `readable`.
     pub fn push(&mut self, fd: BorrowedFd<'_>) -> usize {
+        self.add(fd, libc::POLLIN)
+    }
+
+    /// Adds `fd` waited for until writable (a connecting TCP socket: connect(2)).
+    pub fn push_writable(&mut self, fd: BorrowedFd<'_>) -> usize {
+        self.add(fd, libc::POLLOUT)
+    }
+
+    fn add(&mut self, fd: BorrowedFd<'_>, events: libc::c_short) -> usize {
         self.fds.push(libc::pollfd {
             fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
+            events,
             revents: 0,
         });
         self.fds.len() - 1
-    }
-
-    /// Adds `fd` waited for until writable (a connecting TCP socket says it is done with
-    /// POLLOUT, connect(2)); returns its index for `readable`.
-    pub fn push_writable(&mut self, fd: BorrowedFd<'_>) -> usize {
-        let k = self.push(fd);
-        self.fds[k].events = libc::POLLOUT;
-        k
     }
 
     /// Waits until one of the descriptors is ready or `timeout_ms` has passed (-1: no
