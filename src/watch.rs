@@ -1143,10 +1143,11 @@ impl Uplink {
             ms(st.rtt_avg()),
             ms(st.rtt_max),
             self.heals(),
-        ) + &self.lanes_line()
+        )
     }
 
-    /// `; ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and layer.
+    /// `status: lanes ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and
+    /// layer (a line of its own: the first keeps its format for the scripts that read it).
     fn lanes_line(&self) -> String {
         let parts: Vec<String> = self
             .lanes
@@ -1154,11 +1155,7 @@ impl Uplink {
             .filter(|l| l.active)
             .map(|l| format!("{} {} ({})", l.name(), l.state(), l.layer()))
             .collect();
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!("; {}", parts.join(", "))
-        }
+        format!("status: lanes {}", parts.join(", "))
     }
 
     pub fn snapshot(&self, now: Instant) -> Snapshot {
@@ -1176,6 +1173,7 @@ impl Uplink {
 
     pub fn say_status(&self, now: Instant, log: &mut Log) {
         self.say(log, Level::Notice, self.status_line(now));
+        self.say(log, Level::Notice, self.lanes_line());
     }
 }
 
