@@ -228,7 +228,7 @@ fn status(args: &config::Args) -> ExitCode {
     }
 }
 
-/// --inhibit DUR|off [IFACE]: rewrites the inhibit file the running netheal reads every round.
+/// --inhibit DUR|off [IFACE]: rewrites the inhibit file, which the running netheal watches.
 fn inhibit(args: &config::Args, dur: Option<std::time::Duration>) -> ExitCode {
     let path = match config::inhibit_file(args) {
         Ok(Some(p)) => p,
@@ -271,13 +271,15 @@ fn inhibit(args: &config::Args, dur: Option<std::time::Duration>) -> ExitCode {
     let which = iface.map_or("every interface".to_string(), str::to_string);
     print(&match dur {
         Some(d) => format!(
-            "netheal: no heal on {which} until {} ({}); the running netheal notices at its next round
+            "netheal: no heal on {which} until {} ({}); the running netheal sees it at once
 ",
             civil::timestamp(wall + d.as_secs() as i64),
             config::human(d)
         ),
-        None => format!("netheal: inhibit on {which} ended
-"),
+        None => format!(
+            "netheal: inhibit on {which} ended
+"
+        ),
     })
 }
 

@@ -3,12 +3,16 @@
 //! module allowed `unsafe`, and only where nix has no safe call; every block says why it is
 //! sound. Everything here returns `io::Error`s for the caller to name.
 pub mod addrs;
+#[cfg(test)]
+pub mod alloc_count;
 pub mod boot;
 pub mod daemonize;
+pub mod filewatch;
 pub mod icmp;
 pub mod iface;
 pub mod lock;
 pub mod netlink;
+pub mod poll;
 pub mod process;
 pub mod signals;
 

@@ -105,23 +105,34 @@ impl Lane {
 /// Explicit targets of the family, and `gateway` when it belongs to this family: the family
 /// of the gateway it resolves to (IPv4 first, as before lanes), or while it resolves to
 /// none, `gateway_home` (the first family with a socket), where it counts as unknown.
+/// An iterator, so that a round collects them without allocating (issue 9).
+pub(super) fn lane_targets_iter(
+    targets: &[Target],
+    family: Family,
+    gateway: Option<IpAddr>,
+    gateway_home: Family,
+) -> impl Iterator<Item = (usize, Option<IpAddr>)> + '_ {
+    let gw_family = gateway.map_or(gateway_home, Family::of);
+    targets
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, t)| match t {
+            Target::Gateway if gw_family == family => Some((i, gateway)),
+            Target::Gateway => None,
+            Target::Addr(a) if Family::of(*a) == family => Some((i, Some(*a))),
+            Target::Addr(_) => None,
+        })
+}
+
+/// `lane_targets_iter`, collected.
+#[cfg(test)]
 pub(super) fn lane_targets(
     targets: &[Target],
     family: Family,
     gateway: Option<IpAddr>,
     gateway_home: Family,
 ) -> Vec<(usize, Option<IpAddr>)> {
-    let gw_family = gateway.map_or(gateway_home, Family::of);
-    targets
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| match t {
-            Target::Gateway if gw_family == family => Some((i, gateway)),
-            Target::Gateway => None,
-            Target::Addr(a) if Family::of(*a) == family => Some((i, Some(*a))),
-            Target::Addr(_) => None,
-        })
-        .collect()
+    lane_targets_iter(targets, family, gateway, gateway_home).collect()
 }
 
 /// What the kernel says about the interface, as the lanes' diagnosis needs it.
