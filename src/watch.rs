@@ -1858,8 +1858,7 @@ mod tests {
         let mut cfg = config("nhg9");
         cfg.targets = vec![Target::Gateway];
         let mut r = rig(cfg, false);
-        r.up.kernel.synced = true;
-        r.up.kernel.index = Some(3);
+        r.kernel(&Iface::up_for_tests("nhg9", 3, [None, None]));
         r.run(Duration::from_secs(3));
         assert!(
             r.logged("nhg9: no default gateway through this interface"),
@@ -1867,6 +1866,12 @@ mod tests {
             r.lines
         );
         assert!(r.logged("gateway unknown"), "{:#?}", r.lines);
+        assert_eq!(r.up.lane(Family::V4).unwrap().layer(), Layer::NoRoute);
+        assert!(
+            r.logged("ipv4 no-route: 0/1 targets answered"),
+            "{:#?}",
+            r.lines
+        );
         assert_eq!(r.w.borrow().sent, 0);
         assert_ne!(r.up.state(), State::Up);
         r.up.kernel.gateway[0] = Some(PEER.parse().unwrap());
