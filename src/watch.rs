@@ -162,6 +162,8 @@ pub struct Uplink {
     wait_logged: bool,
     /// The lane whose actions are being acted on (for the hooks' NETHEAL_FAMILY).
     speaking: Option<Family>,
+    /// Per configured target: it answered at layer 2 (the gateway), so it is armed too.
+    proven: Vec<bool>,
     /// Per configured target: the never-answered warning was given.
     unarmed_warned: Vec<bool>,
     /// From this instant every target counts as armed (`arm-after`).
@@ -236,6 +238,7 @@ impl Uplink {
             target_stats: vec![TargetStats::default(); cfg.targets.len()],
             wait_logged: false,
             unarmed_warned: vec![false; cfg.targets.len()],
+            proven: vec![false; cfg.targets.len()],
             speaking: None,
             armed_from: cfg.arm_after.and_then(|d| now.checked_add(d)),
             cfg,
@@ -653,10 +656,20 @@ impl Uplink {
         } else {
             diagnose(&kv.link, &ev)
         };
+        // A gateway that answered at layer 2 has answered: it is evidence from then on.
+        if l2 == L2::Alive {
+            let lane = &self.lanes[k];
+            for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
+                if slot.addr.is_some() && slot.addr == ev.gateway {
+                    self.proven[t] = true;
+                }
+            }
+        }
+        let lane = &self.lanes[k];
         let armed_all = self.armed_from.is_some_and(|t| now >= t);
-        let stats = &self.target_stats;
-        let armed = |t: usize| armed_all || stats[t].answered > 0;
-        let by_targets = !v.good && lane::judged_by_targets(layer);
+        let (stats, proven) = (&self.target_stats, &self.proven);
+        let armed = |t: usize| armed_all || stats[t].answered > 0 || proven[t];
+        let by_targets = !v.good && lane::judged_by_targets(layer, l2);
         let unarmed = by_targets
             && lane::unarmed_failure(lane.prober.slots(), &lane.slot_targets, quorum, armed);
         let mut warn = Vec::new();
@@ -1163,7 +1176,7 @@ impl Uplink {
         )
     }
 
-    /// `status: lanes ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and
+    /// `lanes: ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and
     /// layer (a line of its own: the first keeps its format for the scripts that read it).
     fn lanes_line(&self) -> String {
         let parts: Vec<String> = self
@@ -1172,7 +1185,7 @@ impl Uplink {
             .filter(|l| l.active)
             .map(|l| format!("{} {} ({})", l.name(), l.state(), l.layer()))
             .collect();
-        format!("status: lanes {}", parts.join(", "))
+        format!("lanes: {}", parts.join(", "))
     }
 
     pub fn snapshot(&self, now: Instant) -> Snapshot {
