@@ -2272,6 +2272,9 @@ fn steady_rounds_do_not_rewrite_the_status_file_a_state_change_does() {
             "200ms",
             "-n",
             "5",
+            // The state change comes from a link set down: not set up again at once.
+            "--on-admin-down",
+            "heal",
             "--status-file",
             &status,
             "-t",
