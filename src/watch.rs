@@ -5,7 +5,9 @@
 
 mod eyes;
 mod gate;
+mod l2;
 mod lane;
+mod once;
 mod present;
 
 use std::collections::VecDeque;
@@ -19,10 +21,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::unistd::Pid;
 
+use crate::backend;
 use crate::civil::unix_now;
 use crate::config::{human, HealStep, IfaceConfig, Target, MAX_TARGETS};
 use crate::decide::{self, Action, State, Verdict};
-use crate::diagnose::{diagnose, Act, Layer, L2};
+use crate::diagnose::{diagnose, Act, Layer};
 use crate::heal::{describe, HealEvent, Reaper, Supervisor, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{own_address, Prober, Stats, KEY_LEN};
@@ -58,6 +61,8 @@ pub struct Ready {
     pub socks: [bool; 2],
     pub heal_output: bool,
     pub hook_output: bool,
+    /// A socket of the gateway's layer-2 probe.
+    pub l2: bool,
 }
 
 /// A pollable input of a watch.
@@ -66,6 +71,7 @@ pub enum Input {
     Sock(usize),
     HealOutput,
     HookOutput,
+    L2,
 }
 
 /// Random bytes for identifiers, the MAC key and jitter seeds. They only need to be hard to guess
@@ -168,6 +174,8 @@ pub struct Uplink {
     unarmed_warned: Vec<bool>,
     /// From this instant every target counts as armed (`arm-after`).
     armed_from: Option<Instant>,
+    /// The gateway's layer-2 probe, per family (watch/l2.rs).
+    l2: l2::Layer2,
     heal: Supervisor,
     hooks: Supervisor,
     hook_queue: VecDeque<Vec<(&'static str, String)>>,
@@ -180,6 +188,12 @@ pub struct Uplink {
     pub changed: bool,
     /// `--once`: the verdict of the one round, once it has ended.
     pub once_result: Option<bool>,
+    /// What was logged about the heal back-ends (src/backend), so each line is said once.
+    said: backend::Said,
+    /// Where back-end detection reads state files: `backend::root()` (tests: a fake tree).
+    backend_root: std::path::PathBuf,
+    /// `--once`: each judged family's evidence and layer, for the table.
+    once_lanes: Vec<crate::explain::Lane>,
 }
 
 impl Uplink {
@@ -241,6 +255,7 @@ impl Uplink {
             proven: vec![false; cfg.targets.len()],
             speaking: None,
             armed_from: cfg.arm_after.and_then(|d| now.checked_add(d)),
+            l2: l2::Layer2::new(cfg.verbose),
             cfg,
             socks,
             bound: None,
@@ -258,6 +273,9 @@ impl Uplink {
             heal_lock: None,
             changed: true,
             once_result: None,
+            said: backend::Said::default(),
+            backend_root: backend::root(),
+            once_lanes: Vec::new(),
         }
     }
 
@@ -309,8 +327,62 @@ impl Uplink {
         let _ = write!(s, " ({})", socks.join("; "));
         self.say(log, Level::Notice, s);
         if !once {
+            self.review_backends(log);
             self.gate_start(now, log);
+        } else {
+            self.l2.probe_every_round();
         }
+    }
+
+    /// At start and on SIGHUP: what `auto` resolves to and what the back-end steps of the
+    /// ladder find on this machine (src/backend), each line logged when it is new.
+    pub fn review_backends(&mut self, log: &mut Log) {
+        if !backend::concerns(&self.cfg.heal) {
+            return;
+        }
+        if self.cfg.heal.contains(&HealStep::Auto) {
+            let r = backend::resolve_now(&self.backend_root, &self.cfg.iface);
+            self.say_backend(log, &r);
+        }
+        let lines: Vec<(Level, String)> =
+            backend::check_watches(&self.backend_root, std::slice::from_ref(&self.cfg))
+                .into_iter()
+                .filter_map(|f| match f {
+                    backend::Finding::Note(_) => None,
+                    backend::Finding::Warning(l) => Some((Level::Warning, l)),
+                    backend::Finding::Error(l) => Some((Level::Error, l)),
+                })
+                // auto's own line is said above
+                .filter(|(_, l)| !l.contains(": heal step auto: "))
+                .collect();
+        let fresh = self
+            .said
+            .fresh(lines.iter().map(|(_, l)| l.clone()).collect());
+        for (level, line) in lines.into_iter().filter(|(_, l)| fresh.contains(l)) {
+            log.log(level, &line);
+        }
+    }
+
+    /// `auto`'s one line, when it changed.
+    fn say_backend(&mut self, log: &mut Log, r: &backend::Resolved) {
+        if self.said.auto_changed(&r.line) {
+            let level = if r.warning {
+                Level::Warning
+            } else {
+                Level::Notice
+            };
+            self.say(log, level, &r.line);
+        }
+    }
+
+    /// The step a heal runs: `auto` resolved now (its line logged if it changed).
+    fn heal_step(&mut self, log: &mut Log, step: HealStep) -> (HealStep, &'static str) {
+        if step != HealStep::Auto {
+            return (step, "");
+        }
+        let r = backend::resolve_now(&self.backend_root, &self.cfg.iface);
+        self.say_backend(log, &r);
+        (r.step, " (auto)")
     }
 
     /// Binds the sockets to the interface's current index, re-opening them when the index
@@ -492,7 +564,8 @@ impl Uplink {
             .hooks
             .output_fds()
             .map(|fd| (Input::HookOutput, fd.as_fd()));
-        socks.chain(heal).chain(hook)
+        let l2 = self.l2.poll_fds().map(|fd| (Input::L2, fd));
+        socks.chain(heal).chain(hook).chain(l2)
     }
 
     /// The earliest instant at which `turn` has work.
@@ -504,6 +577,7 @@ impl Uplink {
                 self.heal.poll_timeout(),
                 self.hooks.poll_timeout(),
                 self.gate.poll_timeout(),
+                self.l2.poll_timeout(),
             ])
             .flatten()
             .min()
@@ -522,10 +596,15 @@ impl Uplink {
         if ready.hook_output {
             self.hooks.read_output();
         }
+        if ready.l2 {
+            self.l2.receive(now, &self.cfg.iface, log);
+        }
         self.heal.handle_timeout(now);
         self.hooks.handle_timeout(now);
         self.reboot_due(now, log);
         self.update_hold(now, log);
+        // The layer-2 probes' deadlines first: their results are final before a round ends.
+        self.l2.handle_timeout(now, &self.cfg.iface, log);
         // Lane by lane, each acted on before the next runs: a heal step one lane starts holds
         // the other's attempt back (`sync_holds`).
         for k in 0..self.lanes.len() {
@@ -621,6 +700,7 @@ impl Uplink {
 
     /// Lane `k`'s round ended with verdict `v`.
     fn lane_round_ended(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict, once: bool) {
+        self.l2_round_end(now, log, k);
         self.log_round(log, k, v, self.cfg.verbose || once);
         let lane = &self.lanes[k];
         for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
@@ -646,8 +726,7 @@ impl Uplink {
     fn judge(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict) -> decide::Round {
         let kv = self.kernel_view();
         let family = self.lanes[k].family;
-        // Gateway liveness at layer 2 comes from helper "l2": `self.l2_result(family)`.
-        let l2 = L2::Unknown;
+        let l2 = self.l2_result(family);
         let quorum = (self.cfg.quorum as usize).min(v.targets);
         let lane = &self.lanes[k];
         let ev = lane::evidence(&kv, family, lane.prober.slots(), quorum, l2);
@@ -718,7 +797,7 @@ impl Uplink {
     /// `--once`: the verdict, once every lane has one (good only if each judged lane's is).
     fn once_decided(&mut self) {
         if self.lanes.iter().all(|l| l.once.is_some()) {
-            self.once_result = Some(self.lanes.iter().all(|l| l.once == Some(true)));
+            self.once_judge(true);
         }
     }
 
@@ -726,7 +805,7 @@ impl Uplink {
     fn start_round(&mut self, now: Instant, log: &mut Log, k: usize, once: bool) {
         if !self.check_interface(now, log, once) {
             if once {
-                self.once_result = Some(false);
+                self.once_judge(false);
                 return;
             }
             let reason = self.impossible_reason();
@@ -767,6 +846,7 @@ impl Uplink {
             lane.active = true;
             self.refresh_shown(now);
         }
+        self.l2_round_start(now, log, k);
         self.check_inhibit(now, log);
         self.refresh_budget(now, log);
     }
@@ -812,14 +892,14 @@ impl Uplink {
                     return;
                 }
                 self.heal_owner = Some(self.lanes[k].family);
-                let step = self.cfg.heal[step].clone();
+                let (step, auto) = self.heal_step(log, self.cfg.heal[step].clone());
                 if step == HealStep::Reboot {
                     self.reboot(now, log, attempt, &reason);
                 } else if self.cfg.dry_run {
                     self.say(
                         log,
                         Level::Warning,
-                        format!("heal attempt {attempt}: dry run, not running {step}"),
+                        format!("heal attempt {attempt}: dry run, not running {step}{auto}"),
                     );
                     self.heal_done(now);
                 } else if !self.take_heal_lock(log, attempt, &step) {
@@ -828,7 +908,7 @@ impl Uplink {
                     self.say(
                         log,
                         Level::Warning,
-                        format!("heal attempt {attempt}: running {step}"),
+                        format!("heal attempt {attempt}: running {step}{auto}"),
                     );
                     // The kernel's view from before the bounce is what a restore puts back.
                     self.kernel.bouncing |= step == crate::config::HealStep::Link;
@@ -957,30 +1037,23 @@ impl Uplink {
                 "on-change hook falling behind; dropped the oldest pending change",
             );
         }
-        let mut env = present::hook_env(
+        // The lane the change is about (whose action this is, or whose step ran); for a
+        // change of the whole interface (degraded), the worst lane's layer and no family.
+        let speaker = self.speaking.or(self.heal_owner);
+        let lane = speaker
+            .and_then(|f| self.lane(f))
+            .or_else(|| self.worst_lane());
+        let family = speaker.and(lane).map(|l| l.family);
+        let layer = lane.map_or(Layer::Ok, Lane::layer);
+        let env = present::hook_env(
             &self.cfg.iface,
             state,
             previous,
             reason,
             attempt,
             self.gate.degraded.clone(),
+            (family, layer),
         );
-        // The lane the change is about (whose action this is, or whose step ran); for a
-        // change of the whole interface (degraded), the worst lane's layer and no family.
-        let lane = self
-            .speaking
-            .or(self.heal_owner)
-            .and_then(|f| self.lane(f))
-            .or_else(|| self.worst_lane());
-        let family = match (self.speaking.or(self.heal_owner), lane) {
-            (Some(_), Some(l)) => l.name(),
-            _ => "",
-        };
-        env.push(("NETHEAL_FAMILY", family.to_string()));
-        env.push((
-            "NETHEAL_LAYER",
-            lane.map_or(Layer::Ok, Lane::layer).to_string(),
-        ));
         self.hook_queue.push_back(env);
     }
 
@@ -1198,6 +1271,28 @@ impl Uplink {
             last_heal: self.last_heal,
             machine: self.gate.report(now),
             own_targets: self.own_targets.clone(),
+            lanes: self
+                .lanes
+                .iter()
+                .filter(|l| l.active)
+                .map(|l| crate::report::LaneStatus {
+                    family: l.family,
+                    layer: l.layer(),
+                    state: l.state(),
+                })
+                .collect(),
+            targets: self
+                .cfg
+                .targets
+                .iter()
+                .zip(&self.target_stats)
+                .map(|(t, st)| crate::report::TargetStatus {
+                    target: t.to_string(),
+                    answered: st.answered,
+                    lost: st.lost,
+                    rtt: st.rtt,
+                })
+                .collect(),
         }
     }
 
@@ -1743,6 +1838,71 @@ mod tests {
         fn count(&self, what: &str) -> usize {
             self.lines.iter().filter(|l| l.contains(what)).count()
         }
+    }
+
+    /// A fake root for back-end detection: networkd managing IFACE (index 3), its tool an
+    /// executable under sbin/.
+    fn networkd_tree(tag: &str, iface: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let root =
+            std::env::temp_dir().join(format!("netheal-glue-root-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let put = |p: &str, text: &str| {
+            let p = root.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        put(&format!("sys/class/net/{iface}/ifindex"), "3\n");
+        put("proc/77/comm", "systemd-network\n");
+        put(
+            "run/systemd/netif/links/3",
+            "ADMIN_STATE=configured\nNETWORK_FILE=/etc/systemd/network/10-x.network\n",
+        );
+        put("sbin/networkctl", "#!/bin/sh\nexit 0\n");
+        std::fs::set_permissions(
+            root.join("sbin/networkctl"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        root
+    }
+
+    #[test]
+    fn auto_logs_its_back_end_once_and_again_when_it_changes() {
+        let mut cfg = config("nhb0");
+        cfg.heal = vec![HealStep::Auto];
+        let mut r = rig(cfg, false);
+        let root = networkd_tree("once", "nhb0");
+        r.up.backend_root = root.clone();
+        r.lines.clear(); // what start found on this machine
+        let line = "nhb0: heal back-end networkd (/run/systemd/netif/links/3 says configured, /etc/systemd/network/10-x.network)";
+        r.up.review_backends(&mut r.log); // start
+        r.up.review_backends(&mut r.log); // SIGHUP, nothing changed
+        let (step, note) = r.up.heal_step(&mut r.log, HealStep::Auto); // before a heal
+        r.drain_log();
+        assert_eq!((step, note), (HealStep::Networkd, " (auto)"));
+        assert_eq!(r.count(line), 1, "{:#?}", r.lines);
+        // networkd lets go of the link: the next heal falls back to link, and says so once.
+        std::fs::remove_file(root.join("run/systemd/netif/links/3")).unwrap();
+        let (step, _) = r.up.heal_step(&mut r.log, HealStep::Auto);
+        let (again, _) = r.up.heal_step(&mut r.log, HealStep::Auto);
+        r.drain_log();
+        assert_eq!((step, again), (HealStep::Link, HealStep::Link));
+        assert_eq!(
+            r.count("nhb0: heal back-end: nothing found"),
+            1,
+            "{:#?}",
+            r.lines
+        );
+        assert!(
+            r.logged("falls back to the built-in link step"),
+            "{:#?}",
+            r.lines
+        );
+        // An explicit step is left alone.
+        let (step, note) = r.up.heal_step(&mut r.log, HealStep::IfUpDown);
+        assert_eq!((step, note), (HealStep::IfUpDown, ""));
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub(super) struct Facts {
     pub bouncing: bool,
     /// The `link` step has ended: put back what the bounce removed.
     pub bounced: bool,
+    /// Link, addresses and routes as the diagnosis reads them.
+    pub view: crate::explain::KernelView,
 }
 
 impl Uplink {
@@ -47,8 +49,13 @@ impl Uplink {
     }
 
     /// Whether the ladder has the built-in `link` step (the daemon keeps a snapshot then).
+    /// `auto` may fall back to `link` when no manager owns the interface.
     pub fn bounces(&self) -> bool {
-        self.cfg.heal.contains(&crate::config::HealStep::Link)
+        use crate::config::HealStep;
+        self.cfg
+            .heal
+            .iter()
+            .any(|s| matches!(s, HealStep::Link | HealStep::Auto))
     }
 
     /// Takes the cache's facts about this interface (after a sync or a change).
@@ -56,6 +63,7 @@ impl Uplink {
         self.kernel.synced = synced;
         self.kernel.index = i.index;
         self.kernel.gateway = [i.gateway(Family::V4), i.gateway(Family::V6)];
+        self.kernel.view = crate::explain::KernelView::of(i);
         self.kernel.admin_up = i.admin_up;
         self.kernel.carrier = i.carrier;
         for f in [Family::V4, Family::V6] {
@@ -66,6 +74,7 @@ impl Uplink {
             });
             self.kernel.route[f as usize] = i.default_route(f).is_some();
         }
+        self.l2.kernel_facts(i);
     }
 
     /// What the lanes' diagnosis needs from the kernel. Before the cache has synced only
