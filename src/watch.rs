@@ -782,7 +782,9 @@ impl Uplink {
                 );
                 self.say(log, Level::Warning, text);
             }
-        } else if !v.good {
+        } else if ev.gateway_echo == Some(true) {
+            // Warned once per filter: again only after the gateway answered echo (a round
+            // that missed its layer-2 answer does not end the filter).
             lane.silent_warned = false;
         }
         self.lanes[k].evidence = Some((kv.link, ev));
@@ -1249,18 +1251,6 @@ impl Uplink {
         )
     }
 
-    /// `lanes: ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and
-    /// layer (a line of its own: the first keeps its format for the scripts that read it).
-    fn lanes_line(&self) -> String {
-        let parts: Vec<String> = self
-            .lanes
-            .iter()
-            .filter(|l| l.active)
-            .map(|l| format!("{} {} ({})", l.name(), l.state(), l.layer()))
-            .collect();
-        format!("lanes: {}", parts.join(", "))
-    }
-
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         Snapshot {
             iface: self.cfg.iface.clone(),
@@ -1298,7 +1288,6 @@ impl Uplink {
 
     pub fn say_status(&self, now: Instant, log: &mut Log) {
         self.say(log, Level::Notice, self.status_line(now));
-        self.say(log, Level::Notice, self.lanes_line());
     }
 }
 
