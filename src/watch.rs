@@ -365,14 +365,15 @@ impl Uplink {
         Ok(())
     }
 
-    /// The targets of lane `k`'s round: (configured target, address), the first `.1` of the
-    /// array (no allocation per round; the configuration allows at most `MAX_TARGETS`).
+    /// What picks the targets of lane `k`'s round (`lane::lane_targets_iter`): the lane's
+    /// family, the gateway and the `gateway` target's home family. The caller collects them
+    /// into arrays (no allocation per round; the configuration allows `MAX_TARGETS`).
     fn resolve_targets(
         &mut self,
         now: Instant,
         log: &mut Log,
         k: usize,
-    ) -> ([(usize, Option<IpAddr>); MAX_TARGETS], usize) {
+    ) -> (Family, Option<IpAddr>, Family) {
         let family = self.lanes[k].family;
         // The `gateway` target's lane while it resolves to none: the first family's.
         let home = self.lanes[0].family;
@@ -391,18 +392,7 @@ impl Uplink {
                 );
             }
         }
-        let mut out = [(0, None); MAX_TARGETS];
-        let mut n = 0;
-        for (slot, t) in out.iter_mut().zip(lane::lane_targets_iter(
-            &self.cfg.targets,
-            family,
-            gateway,
-            home,
-        )) {
-            *slot = t;
-            n += 1;
-        }
-        (out, n)
+        (family, gateway, home)
     }
 
     /// The targets of this round that are this host's own addresses. Such a target answers
@@ -638,9 +628,9 @@ impl Uplink {
                 .handle_event(now, decide::Input::RoundImpossible { reason });
             return;
         }
-        let (targets, n) = self.resolve_targets(now, log, k);
-        let targets = &targets[..n];
-        if targets.is_empty() {
+        let (family, gateway, home) = self.resolve_targets(now, log, k);
+        let targets = || lane::lane_targets_iter(&self.cfg.targets, family, gateway, home);
+        if targets().next().is_none() {
             // Nothing of this family to judge this round (`gateway` resolved to the other).
             self.lanes[k].idle(now);
             if once {
@@ -651,18 +641,18 @@ impl Uplink {
             return;
         }
         let mut addrs = [None; MAX_TARGETS];
-        for (a, t) in addrs.iter_mut().zip(targets) {
-            *a = t.1;
+        let lane = &mut self.lanes[k];
+        lane.slot_targets.clear();
+        for ((i, a), slot) in targets().zip(addrs.iter_mut()) {
+            lane.slot_targets.push(i);
+            *slot = a;
         }
-        let addrs = &addrs[..n];
-        let family = self.lanes[k].family;
+        let addrs = &addrs[..lane.slot_targets.len()];
         let own = self.check_own_targets(now, log, family, addrs);
         let lane = &mut self.lanes[k];
         let quorum = (self.cfg.quorum as usize).min(addrs.len());
         lane.prober.set_quorum(quorum);
         lane.prober.start_round(now, addrs.iter().copied());
-        lane.slot_targets.clear();
-        lane.slot_targets.extend(targets.iter().map(|t| t.0));
         for target in own {
             lane.prober.exclude_own(target);
         }
