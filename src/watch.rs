@@ -87,6 +87,14 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
+/// The earlier of two optional deadlines (None: no deadline).
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Unix seconds of an `Instant` in the past.
 fn unix_time_of(then: Instant, now: Instant) -> i64 {
     unix_now() - now.saturating_duration_since(then).as_secs() as i64
@@ -474,16 +482,15 @@ impl Uplink {
 
     /// The earliest instant at which `turn` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.lanes
-            .iter()
-            .flat_map(|l| [l.prober.poll_timeout(), l.decider.poll_timeout()])
-            .chain([
-                self.heal.poll_timeout(),
-                self.hooks.poll_timeout(),
-                self.gate.poll_timeout(),
-            ])
-            .flatten()
-            .min()
+        // A plain fold: the loop asks every turn, and the iterator chain it replaces cost
+        // ~800 instructions a call in the size-optimised build (issue 9).
+        let mut t = earliest(self.heal.poll_timeout(), self.hooks.poll_timeout());
+        t = earliest(t, self.gate.poll_timeout());
+        for l in &self.lanes {
+            t = earliest(t, l.prober.poll_timeout());
+            t = earliest(t, l.decider.poll_timeout());
+        }
+        t
     }
 
     /// Reads what is ready, runs timers, acts on what the machines ask for, sends what is due.
@@ -1132,7 +1139,12 @@ fn send_due<S: SendSocket>(
     mut clock: impl FnMut() -> Instant,
 ) -> Vec<(IpAddr, io::Error)> {
     let mut failed = Vec::new();
-    while let Some(tx) = prober.poll_transmit(clock(), buf) {
+    // The clock is read only while an echo can still be due this round: most turns (the
+    // round decided, or none running) read none (issue 9).
+    while prober.may_transmit() {
+        let Some(tx) = prober.poll_transmit(clock(), buf) else {
+            break;
+        };
         let sent = match (&socks[Family::of(tx.dest) as usize], bound) {
             (Some(s), Some(scope)) => s.send_to(&buf[..tx.len], tx.dest, scope),
             _ => Err(io::Error::new(
