@@ -127,8 +127,9 @@ impl std::fmt::Display for Error {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Exit {
     Stopped,
-    /// `--once`: whether every watched interface's round was good.
-    Once(bool),
+    /// `--once`: whether every family of every watched interface was good (not an outage),
+    /// and the diagnosis table (empty when a signal ended the round).
+    Once(bool, String),
 }
 
 pub struct Daemon {
@@ -285,8 +286,10 @@ impl Daemon {
             }
             if self.once {
                 if self.watches.iter().all(|w| w.once_result.is_some()) {
+                    let rows: Vec<_> = self.watches.iter().flat_map(Uplink::once_rows).collect();
                     return Ok(Exit::Once(
                         self.watches.iter().all(|w| w.once_result == Some(true)),
+                        crate::explain::render(&rows),
                     ));
                 }
             } else {
@@ -529,6 +532,7 @@ impl Daemon {
                 Owner::Watch(i, Input::Sock(s)) => self.ready[i].socks[s] = true,
                 Owner::Watch(i, Input::HealOutput) => self.ready[i].heal_output = true,
                 Owner::Watch(i, Input::HookOutput) => self.ready[i].hook_output = true,
+                Owner::Watch(i, Input::L2) => self.ready[i].l2 = true,
             }
         }
         Ok(woke)
@@ -559,7 +563,7 @@ impl Daemon {
                         self.remove_reports();
                     }
                     return Ok(Some(if self.once {
-                        Exit::Once(false)
+                        Exit::Once(false, String::new())
                     } else {
                         Exit::Stopped
                     }));
@@ -629,6 +633,14 @@ impl Daemon {
 
     fn try_reload(&mut self, now: Instant, log: &mut Log) -> Result<String, String> {
         let new = config::resolve(&self.args).map_err(|e| e.to_string())?;
+        // An explicitly named heal step whose tool is gone is refused like a bad file.
+        if let Some(crate::backend::Finding::Error(e)) =
+            crate::backend::check_watches(&crate::backend::root(), &new.watches)
+                .into_iter()
+                .find(|f| matches!(f, crate::backend::Finding::Error(_)))
+        {
+            return Err(e);
+        }
         let keep = |w: &config::IfaceConfig| self.watches.iter().position(|old| old.cfg == *w);
         // Open everything new first: a failure leaves the running set untouched.
         let mut fresh = Vec::new();
@@ -648,8 +660,9 @@ impl Daemon {
                 .iter()
                 .position(|o| o.as_ref().is_some_and(|o| o.cfg == *wc));
             match same.and_then(|i| old[i].take()) {
-                Some(w) => {
+                Some(mut w) => {
                     unchanged += 1;
+                    w.review_backends(log); // SIGHUP looks at the back-ends again
                     next.push(w);
                 }
                 None => {

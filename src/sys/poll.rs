@@ -21,9 +21,18 @@ impl PollSet {
 
     /// Adds `fd` (waited for until readable); returns its index for `readable`.
     pub fn push(&mut self, fd: BorrowedFd<'_>) -> usize {
+        self.add(fd, libc::POLLIN)
+    }
+
+    /// Adds `fd` waited for until writable (a connecting TCP socket: connect(2)).
+    pub fn push_writable(&mut self, fd: BorrowedFd<'_>) -> usize {
+        self.add(fd, libc::POLLOUT)
+    }
+
+    fn add(&mut self, fd: BorrowedFd<'_>, events: libc::c_short) -> usize {
         self.fds.push(libc::pollfd {
             fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
+            events,
             revents: 0,
         });
         self.fds.len() - 1
@@ -53,7 +62,8 @@ impl PollSet {
         }
     }
 
-    /// Whether poll(2) reported anything (readable, hung up, an error) for entry `k`.
+    /// Whether poll(2) reported anything (readable or writable as asked, hung up, an error)
+    /// for entry `k`.
     pub fn readable(&self, k: usize) -> bool {
         self.fds.get(k).is_some_and(|p| p.revents != 0)
     }
