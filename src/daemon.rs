@@ -505,14 +505,17 @@ impl Daemon {
             self.owners.push(Owner::Files);
         }
         for (i, w) in self.watches.iter().enumerate() {
-            for (input, fd) in w.poll_inputs() {
-                self.poll.push(fd);
-                self.owners.push(Owner::Watch(i, input));
-            }
+            let (poll, owners) = (&mut self.poll, &mut self.owners);
+            w.poll_inputs(|input, fd| {
+                poll.push(fd);
+                owners.push(Owner::Watch(i, input));
+            });
         }
-        for fd in self.reaper.output_fds() {
-            self.poll.push(fd.as_fd());
-            self.owners.push(Owner::Reaper);
+        if !self.reaper.is_empty() {
+            for fd in self.reaper.output_fds() {
+                self.poll.push(fd.as_fd());
+                self.owners.push(Owner::Reaper);
+            }
         }
         self.poll
             .wait(timeout)
