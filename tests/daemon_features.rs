@@ -2301,7 +2301,22 @@ fn steady_rounds_do_not_rewrite_the_status_file_a_state_change_does() {
         "rewritten without a state change within 3 s ({} rounds)",
         after["rounds"] - before["rounds"]
     );
-    lab.ip(&lab.host, &["link", "set", "dev", &ifc, "down"]);
+    // Silent loss (a bogus neighbour for the peer): a link set down would be set up again at
+    // once (on-admin-down = link-up) without a state change.
+    lab.ip(
+        &lab.host,
+        &[
+            "neigh",
+            "replace",
+            PEER4,
+            "lladdr",
+            "02:00:00:00:00:01",
+            "dev",
+            &ifc,
+            "nud",
+            "permanent",
+        ],
+    );
     nh.expect(nh.started, "state up -> suspect", s(5.0));
     assert!(
         wait_until(s(3.0), || fs::read_to_string(&status).is_ok_and(|t| t
