@@ -38,7 +38,8 @@ fn in_ci() -> bool {
 }
 
 /// netheal in `ns` with `--log stderr`, no status file (unless `args` names one: the command
-/// line's last value wins), no inhibit file and no boot grace (see `lab::quiet_args`), a clean
+/// line's last value wins), no inhibit file and no boot grace (see `lab::quiet_args`), the
+/// ladder on admin down (`--on-admin-down heal`), a clean
 /// sd_notify environment, the reports rewritten every 200 ms instead of once a minute (so
 /// that tests can watch the counters in them grow), plus `env`, then `args`.
 fn start(ns: &str, args: &[&str], env: &[(&str, &str)]) -> Netheal {
@@ -46,6 +47,9 @@ fn start(ns: &str, args: &[&str], env: &[(&str, &str)]) -> Netheal {
     cmd.args(["netns", "exec", ns, bin(), "--log", "stderr"])
         .args(["--status-file", "none"])
         .args(["--inhibit-file", "none", "--boot-grace", "0"])
+        // These tests break links with `link set down` and expect the ladder (issue 10's
+        // default sets the link up at once instead: tests/judgement.rs covers that).
+        .args(["--on-admin-down", "heal"])
         .args(args);
     for k in [
         "NOTIFY_SOCKET",
