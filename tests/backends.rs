@@ -272,8 +272,7 @@ fn two_managers_on_one_interface_are_a_warning_naming_both() {
 
 /// In namespaces: a flushed address, healed by `auto` through the back-end it found in the
 /// fake root (a networkd claim, and a `networkctl` that records its argv and puts the
-/// address back),
-/// with the one back-end line logged at start and not again at the heal.
+/// address back), with the one back-end line logged at start and not again at the heal.
 #[test]
 fn auto_heals_through_the_back_end_it_found() {
     let Some(lab) = Lab::pair("bk", 0x12, &[]) else {
