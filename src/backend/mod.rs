@@ -280,6 +280,8 @@ pub fn commands(
             DhcpOwner::Manager(HealStep::NetworkManager) => {
                 commands(&HealStep::NetworkManager, iface, facts, find, timeout)
             }
+            // Measured with networkd 252 and busybox udhcpd: a DHCPREQUEST, ACKed, the lost
+            // default route back, the carrier count unchanged.
             DhcpOwner::Manager(HealStep::Networkd) => {
                 one(vec![tool(find, "networkctl")?, s("renew"), s(iface)])
             }
