@@ -9,6 +9,7 @@ mod l2;
 mod lane;
 mod once;
 mod present;
+mod stream;
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -25,7 +26,7 @@ use crate::backend;
 use crate::civil::unix_now;
 use crate::config::{human, HealStep, IfaceConfig, Target, MAX_TARGETS};
 use crate::decide::{self, Action, State, Verdict};
-use crate::diagnose::{diagnose, Act, Layer};
+use crate::diagnose::{diagnose, Act, Layer, L2};
 use crate::heal::{describe, HealEvent, Reaper, Supervisor, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{own_address, Prober, Stats, KEY_LEN};
@@ -59,6 +60,8 @@ pub struct NoSocket(pub String, pub Option<i32>);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ready {
     pub socks: [bool; 2],
+    /// Bit i: configured target i's stream socket (`tcp:`, `dns:`).
+    pub streams: u32,
     pub heal_output: bool,
     pub hook_output: bool,
     /// A socket of the gateway's layer-2 probe.
@@ -69,6 +72,12 @@ pub struct Ready {
 #[derive(Debug, Clone, Copy)]
 pub enum Input {
     Sock(usize),
+    /// Configured target `target`'s stream socket; `write`: poll for POLLOUT (a TCP
+    /// connect), else POLLIN (a DNS response).
+    Stream {
+        target: usize,
+        write: bool,
+    },
     HealOutput,
     HookOutput,
     L2,
@@ -109,6 +118,7 @@ fn open_sockets(
         cfg.targets.iter().any(|t| match t {
             Target::Gateway => true,
             Target::Addr(a) => Family::of(*a) == fam,
+            Target::Tcp(_) | Target::Dns(_) => false,
         })
     };
     let explicit = |fam: Family| {
@@ -134,7 +144,9 @@ fn open_sockets(
             }
         }
     }
-    if socks.iter().all(Option::is_none) {
+    // Only `tcp:` and `dns:` targets: no ICMP socket is needed at all.
+    let icmp = [Family::V4, Family::V6].into_iter().any(needs);
+    if icmp && socks.iter().all(Option::is_none) {
         return Err(NoSocket(why.join("; "), errno));
     }
     Ok(socks)
@@ -155,8 +167,11 @@ pub struct Uplink {
     own_targets: Vec<IpAddr>,
     /// The system calls the glue makes besides sending and receiving: the seam of the tests.
     sys: Box<dyn System>,
-    /// One per family with a socket (IPv4 first): its prober and decider.
+    /// One per family with a socket or a `tcp:`/`dns:` target (IPv4 first): its prober and
+    /// decider.
     lanes: Vec<Lane>,
+    /// The sockets of the lanes' `tcp:` and `dns:` attempts.
+    streams: stream::Streams,
     /// The lane whose heal step runs (one step at a time per interface: another lane's
     /// attempt that comes due meanwhile waits).
     heal_owner: Option<Family>,
@@ -168,6 +183,8 @@ pub struct Uplink {
     wait_logged: bool,
     /// The lane whose actions are being acted on (for the hooks' NETHEAL_FAMILY).
     speaking: Option<Family>,
+    /// Per configured target: it answered at layer 2 (the gateway), so it is armed too.
+    proven: Vec<bool>,
     /// Per configured target: the never-answered warning was given.
     unarmed_warned: Vec<bool>,
     /// From this instant every target counts as armed (`arm-after`).
@@ -227,9 +244,13 @@ impl Uplink {
         socks: [Option<Box<dyn Sock>>; 2],
         sys: Box<dyn System>,
     ) -> Uplink {
+        let streamed = |f: Family| {
+            let of = |t: &Target| t.is_stream() && t.addr().map(Family::of) == Some(f);
+            cfg.targets.iter().any(of)
+        };
         let lanes = [Family::V4, Family::V6]
             .into_iter()
-            .filter(|f| socks[*f as usize].is_some())
+            .filter(|f| socks[*f as usize].is_some() || streamed(*f))
             .map(|family| {
                 let [i0, i1, key @ ..]: [u8; 2 + KEY_LEN] = random_bytes();
                 let seed = u64::from_le_bytes(random_bytes());
@@ -243,13 +264,16 @@ impl Uplink {
                 Lane::new(family, prober, Lane::settings(&cfg, family), now, seed)
             })
             .collect();
+        let streams = stream::Streams::new(&cfg.targets, &cfg.iface, random_bytes());
         Uplink {
             lanes,
+            streams,
             heal_owner: None,
             shown: (State::Starting, now),
             target_stats: vec![TargetStats::default(); cfg.targets.len()],
             wait_logged: false,
             unarmed_warned: vec![false; cfg.targets.len()],
+            proven: vec![false; cfg.targets.len()],
             speaking: None,
             armed_from: cfg.arm_after.and_then(|d| now.checked_add(d)),
             l2: l2::Layer2::new(cfg.verbose),
@@ -321,7 +345,9 @@ impl Uplink {
             })
             .collect();
         socks.dedup();
-        let _ = write!(s, " ({})", socks.join("; "));
+        if !socks.is_empty() {
+            let _ = write!(s, " ({})", socks.join("; "));
+        }
         self.say(log, Level::Notice, s);
         if !once {
             self.review_backends(log);
@@ -550,6 +576,10 @@ impl Uplink {
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.as_ref().map(|s| (Input::Sock(i), s.fd())));
+        let streams = self
+            .streams
+            .poll_inputs()
+            .map(|(target, write, fd)| (Input::Stream { target, write }, fd));
         let heal = self
             .heal
             .output_fds()
@@ -559,7 +589,7 @@ impl Uplink {
             .output_fds()
             .map(|fd| (Input::HookOutput, fd.as_fd()));
         let l2 = self.l2.poll_fds().map(|fd| (Input::L2, fd));
-        socks.chain(heal).chain(hook).chain(l2)
+        socks.chain(streams).chain(heal).chain(hook).chain(l2)
     }
 
     /// The earliest instant at which `turn` has work.
@@ -583,6 +613,10 @@ impl Uplink {
             if readable {
                 self.receive(now, log, i, buf);
             }
+        }
+        if ready.streams != 0 {
+            self.streams
+                .complete(now, &mut self.lanes, ready.streams, buf, log);
         }
         if ready.heal_output {
             self.heal.read_output();
@@ -694,6 +728,7 @@ impl Uplink {
 
     /// Lane `k`'s round ended with verdict `v`.
     fn lane_round_ended(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict, once: bool) {
+        self.streams.close_lane(self.lanes[k].family);
         self.l2_round_end(now, log, k);
         self.log_round(log, k, v, self.cfg.verbose || once);
         let lane = &self.lanes[k];
@@ -729,10 +764,20 @@ impl Uplink {
         } else {
             diagnose(&kv.link, &ev)
         };
+        // A gateway that answered at layer 2 has answered: it is evidence from then on.
+        if l2 == L2::Alive {
+            let lane = &self.lanes[k];
+            for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
+                if slot.addr.is_some() && slot.addr == ev.gateway {
+                    self.proven[t] = true;
+                }
+            }
+        }
+        let lane = &self.lanes[k];
         let armed_all = self.armed_from.is_some_and(|t| now >= t);
-        let stats = &self.target_stats;
-        let armed = |t: usize| armed_all || stats[t].answered > 0;
-        let by_targets = !v.good && lane::judged_by_targets(layer);
+        let (stats, proven) = (&self.target_stats, &self.proven);
+        let armed = |t: usize| armed_all || stats[t].answered > 0 || proven[t];
+        let by_targets = !v.good && lane::judged_by_targets(layer, l2);
         let unarmed = by_targets
             && lane::unarmed_failure(lane.prober.slots(), &lane.slot_targets, quorum, armed);
         let mut warn = Vec::new();
@@ -766,7 +811,9 @@ impl Uplink {
                 );
                 self.say(log, Level::Warning, text);
             }
-        } else if !v.good {
+        } else if ev.gateway_echo == Some(true) {
+            // Warned once per filter: again only after the gateway answered echo (a round
+            // that missed its layer-2 answer does not end the filter).
             lane.silent_warned = false;
         }
         self.lanes[k].evidence = Some((kv.link, ev));
@@ -825,6 +872,11 @@ impl Uplink {
         lane.slot_targets.extend(targets.iter().map(|t| t.0));
         for target in own {
             lane.prober.exclude_own(target);
+        }
+        for (slot, t) in targets.iter().enumerate() {
+            if self.cfg.targets[t.0].is_stream() {
+                lane.prober.mark_stream(slot);
+            }
         }
         if !lane.active {
             lane.active = true;
@@ -1141,6 +1193,13 @@ impl Uplink {
 
     fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
         let sys = &self.sys;
+        for lane in &mut self.lanes {
+            let (fam, targets) = (lane.family, &lane.slot_targets);
+            self.streams
+                .start_due(fam, &mut lane.prober, targets, self.bound, log, || {
+                    sys.now()
+                });
+        }
         let mut failed = Vec::new();
         for lane in &mut self.lanes {
             failed.extend(send_due(
@@ -1230,22 +1289,7 @@ impl Uplink {
             ms(st.rtt_avg()),
             ms(st.rtt_max),
             self.heals(),
-        ) + &self.lanes_line()
-    }
-
-    /// `; ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and layer.
-    fn lanes_line(&self) -> String {
-        let parts: Vec<String> = self
-            .lanes
-            .iter()
-            .filter(|l| l.active)
-            .map(|l| format!("{} {} ({})", l.name(), l.state(), l.layer()))
-            .collect();
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!("; {}", parts.join(", "))
-        }
+        )
     }
 
     pub fn snapshot(&self, now: Instant) -> Snapshot {
@@ -2017,8 +2061,7 @@ mod tests {
         let mut cfg = config("nhg9");
         cfg.targets = vec![Target::Gateway];
         let mut r = rig(cfg, false);
-        r.up.kernel.synced = true;
-        r.up.kernel.index = Some(3);
+        r.kernel(&Iface::up_for_tests("nhg9", 3, [None, None]));
         r.run(Duration::from_secs(3));
         assert!(
             r.logged("nhg9: no default gateway through this interface"),
@@ -2026,6 +2069,12 @@ mod tests {
             r.lines
         );
         assert!(r.logged("gateway unknown"), "{:#?}", r.lines);
+        assert_eq!(r.up.lane(Family::V4).unwrap().layer(), Layer::NoRoute);
+        assert!(
+            r.logged("ipv4 no-route: 0/1 targets answered"),
+            "{:#?}",
+            r.lines
+        );
         assert_eq!(r.w.borrow().sent, 0);
         assert_ne!(r.up.state(), State::Up);
         r.up.kernel.gateway[0] = Some(PEER.parse().unwrap());

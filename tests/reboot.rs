@@ -158,6 +158,7 @@ impl Rig {
                 "2",
             ])
             .args(["--count", "2", "-t", PEER4])
+            .args(lab::LADDER)
             .args(args)
             .arg(&self.lab.ifc)
             .env("NETHEAL_TEST_BOOT_ID_FILE", &self.boot_id)
