@@ -641,6 +641,14 @@ impl Daemon {
 
     fn try_reload(&mut self, now: Instant, log: &mut Log) -> Result<String, String> {
         let new = config::resolve(&self.args).map_err(|e| e.to_string())?;
+        // An explicitly named heal step whose tool is gone is refused like a bad file.
+        if let Some(crate::backend::Finding::Error(e)) =
+            crate::backend::check_watches(&crate::backend::root(), &new.watches)
+                .into_iter()
+                .find(|f| matches!(f, crate::backend::Finding::Error(_)))
+        {
+            return Err(e);
+        }
         let keep = |w: &config::IfaceConfig| self.watches.iter().position(|old| old.cfg == *w);
         // Open everything new first: a failure leaves the running set untouched.
         let mut fresh = Vec::new();
@@ -660,8 +668,9 @@ impl Daemon {
                 .iter()
                 .position(|o| o.as_ref().is_some_and(|o| o.cfg == *wc));
             match same.and_then(|i| old[i].take()) {
-                Some(w) => {
+                Some(mut w) => {
                     unchanged += 1;
+                    w.review_backends(log); // SIGHUP looks at the back-ends again
                     next.push(w);
                 }
                 None => {

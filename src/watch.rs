@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::unistd::Pid;
 
+use crate::backend;
 use crate::civil::unix_now;
 use crate::config::{human, HealStep, IfaceConfig, Target, MAX_TARGETS};
 use crate::decide::{self, Action, State, Verdict};
@@ -185,6 +186,10 @@ pub struct Uplink {
     pub changed: bool,
     /// `--once`: the verdict of the one round, once it has ended.
     pub once_result: Option<bool>,
+    /// What was logged about the heal back-ends (src/backend), so each line is said once.
+    said: backend::Said,
+    /// Where back-end detection reads state files: `backend::root()` (tests: a fake tree).
+    backend_root: std::path::PathBuf,
     /// `--once`: each judged family's evidence and layer, for the table.
     once_lanes: Vec<crate::explain::Lane>,
 }
@@ -265,6 +270,8 @@ impl Uplink {
             heal_lock: None,
             changed: true,
             once_result: None,
+            said: backend::Said::default(),
+            backend_root: backend::root(),
             once_lanes: Vec::new(),
         }
     }
@@ -317,10 +324,62 @@ impl Uplink {
         let _ = write!(s, " ({})", socks.join("; "));
         self.say(log, Level::Notice, s);
         if !once {
+            self.review_backends(log);
             self.gate_start(now, log);
         } else {
             self.l2.probe_every_round();
         }
+    }
+
+    /// At start and on SIGHUP: what `auto` resolves to and what the back-end steps of the
+    /// ladder find on this machine (src/backend), each line logged when it is new.
+    pub fn review_backends(&mut self, log: &mut Log) {
+        if !backend::concerns(&self.cfg.heal) {
+            return;
+        }
+        if self.cfg.heal.contains(&HealStep::Auto) {
+            let r = backend::resolve_now(&self.backend_root, &self.cfg.iface);
+            self.say_backend(log, &r);
+        }
+        let lines: Vec<(Level, String)> =
+            backend::check_watches(&self.backend_root, std::slice::from_ref(&self.cfg))
+                .into_iter()
+                .filter_map(|f| match f {
+                    backend::Finding::Note(_) => None,
+                    backend::Finding::Warning(l) => Some((Level::Warning, l)),
+                    backend::Finding::Error(l) => Some((Level::Error, l)),
+                })
+                // auto's own line is said above
+                .filter(|(_, l)| !l.contains(": heal step auto: "))
+                .collect();
+        let fresh = self
+            .said
+            .fresh(lines.iter().map(|(_, l)| l.clone()).collect());
+        for (level, line) in lines.into_iter().filter(|(_, l)| fresh.contains(l)) {
+            log.log(level, &line);
+        }
+    }
+
+    /// `auto`'s one line, when it changed.
+    fn say_backend(&mut self, log: &mut Log, r: &backend::Resolved) {
+        if self.said.auto_changed(&r.line) {
+            let level = if r.warning {
+                Level::Warning
+            } else {
+                Level::Notice
+            };
+            self.say(log, level, &r.line);
+        }
+    }
+
+    /// The step a heal runs: `auto` resolved now (its line logged if it changed).
+    fn heal_step(&mut self, log: &mut Log, step: HealStep) -> (HealStep, &'static str) {
+        if step != HealStep::Auto {
+            return (step, "");
+        }
+        let r = backend::resolve_now(&self.backend_root, &self.cfg.iface);
+        self.say_backend(log, &r);
+        (r.step, " (auto)")
     }
 
     /// Binds the sockets to the interface's current index, re-opening them when the index
@@ -821,14 +880,14 @@ impl Uplink {
                     return;
                 }
                 self.heal_owner = Some(self.lanes[k].family);
-                let step = self.cfg.heal[step].clone();
+                let (step, auto) = self.heal_step(log, self.cfg.heal[step].clone());
                 if step == HealStep::Reboot {
                     self.reboot(now, log, attempt, &reason);
                 } else if self.cfg.dry_run {
                     self.say(
                         log,
                         Level::Warning,
-                        format!("heal attempt {attempt}: dry run, not running {step}"),
+                        format!("heal attempt {attempt}: dry run, not running {step}{auto}"),
                     );
                     self.heal_done(now);
                 } else if !self.take_heal_lock(log, attempt, &step) {
@@ -837,7 +896,7 @@ impl Uplink {
                     self.say(
                         log,
                         Level::Warning,
-                        format!("heal attempt {attempt}: running {step}"),
+                        format!("heal attempt {attempt}: running {step}{auto}"),
                     );
                     // The kernel's view from before the bounce is what a restore puts back.
                     self.kernel.bouncing |= step == crate::config::HealStep::Link;
@@ -1769,6 +1828,71 @@ mod tests {
         fn count(&self, what: &str) -> usize {
             self.lines.iter().filter(|l| l.contains(what)).count()
         }
+    }
+
+    /// A fake root for back-end detection: networkd managing IFACE (index 3), its tool an
+    /// executable under sbin/.
+    fn networkd_tree(tag: &str, iface: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let root =
+            std::env::temp_dir().join(format!("netheal-glue-root-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let put = |p: &str, text: &str| {
+            let p = root.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        put(&format!("sys/class/net/{iface}/ifindex"), "3\n");
+        put("proc/77/comm", "systemd-network\n");
+        put(
+            "run/systemd/netif/links/3",
+            "ADMIN_STATE=configured\nNETWORK_FILE=/etc/systemd/network/10-x.network\n",
+        );
+        put("sbin/networkctl", "#!/bin/sh\nexit 0\n");
+        std::fs::set_permissions(
+            root.join("sbin/networkctl"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        root
+    }
+
+    #[test]
+    fn auto_logs_its_back_end_once_and_again_when_it_changes() {
+        let mut cfg = config("nhb0");
+        cfg.heal = vec![HealStep::Auto];
+        let mut r = rig(cfg, false);
+        let root = networkd_tree("once", "nhb0");
+        r.up.backend_root = root.clone();
+        r.lines.clear(); // what start found on this machine
+        let line = "nhb0: heal back-end networkd (/run/systemd/netif/links/3 says configured, /etc/systemd/network/10-x.network)";
+        r.up.review_backends(&mut r.log); // start
+        r.up.review_backends(&mut r.log); // SIGHUP, nothing changed
+        let (step, note) = r.up.heal_step(&mut r.log, HealStep::Auto); // before a heal
+        r.drain_log();
+        assert_eq!((step, note), (HealStep::Networkd, " (auto)"));
+        assert_eq!(r.count(line), 1, "{:#?}", r.lines);
+        // networkd lets go of the link: the next heal falls back to link, and says so once.
+        std::fs::remove_file(root.join("run/systemd/netif/links/3")).unwrap();
+        let (step, _) = r.up.heal_step(&mut r.log, HealStep::Auto);
+        let (again, _) = r.up.heal_step(&mut r.log, HealStep::Auto);
+        r.drain_log();
+        assert_eq!((step, again), (HealStep::Link, HealStep::Link));
+        assert_eq!(
+            r.count("nhb0: heal back-end: nothing found"),
+            1,
+            "{:#?}",
+            r.lines
+        );
+        assert!(
+            r.logged("falls back to the built-in link step"),
+            "{:#?}",
+            r.lines
+        );
+        // An explicit step is left alone.
+        let (step, note) = r.up.heal_step(&mut r.log, HealStep::IfUpDown);
+        assert_eq!((step, note), (HealStep::IfUpDown, ""));
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -49,8 +49,13 @@ impl Uplink {
     }
 
     /// Whether the ladder has the built-in `link` step (the daemon keeps a snapshot then).
+    /// `auto` may fall back to `link` when no manager owns the interface.
     pub fn bounces(&self) -> bool {
-        self.cfg.heal.contains(&crate::config::HealStep::Link)
+        use crate::config::HealStep;
+        self.cfg
+            .heal
+            .iter()
+            .any(|s| matches!(s, HealStep::Link | HealStep::Auto))
     }
 
     /// Takes the cache's facts about this interface (after a sync or a change).
