@@ -542,6 +542,7 @@ impl Decider {
             return;
         }
         self.heal_ended_at = Some(now);
+        let restarted = self.restart;
         let wait = if std::mem::take(&mut self.restart) {
             self.restart_at(now).saturating_duration_since(now)
         } else {
@@ -560,6 +561,8 @@ impl Decider {
         } else {
             let next = if self.healable {
                 format!("next attempt in {} unless it recovers", human(wait))
+            } else if restarted {
+                "the ladder starts over for the new failing layer".to_string()
             } else {
                 "no further attempt: the failure is reported only".to_string()
             };
