@@ -171,6 +171,7 @@ pub(super) fn evidence(
         l2,
         answered: slots.iter().filter(|s| s.rtt.is_some()).count(),
         quorum,
+        targets: slots.len(),
     }
 }
 

@@ -87,6 +87,7 @@ impl Uplink {
                     l2: L2::Unknown,
                     answered,
                     quorum,
+                    targets: probes.len(),
                 },
             ));
             // Layer 2's final word: the answer may have come after the echo round ended.
