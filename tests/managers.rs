@@ -108,6 +108,17 @@ impl Stack {
     /// A stack with `mgr` configuring the watched interface, up and configured, or None when
     /// the test must skip.
     fn start(tag: &str, net6: u16, mgr: Mgr, addressing: Addressing) -> Option<Stack> {
+        Stack::start_hiding(tag, net6, mgr, addressing, &[])
+    }
+
+    /// [`Stack::start`], with the tools `hide` (paths under /usr) whited out.
+    fn start_hiding(
+        tag: &str,
+        net6: u16,
+        mgr: Mgr,
+        addressing: Addressing,
+        hide: &[&str],
+    ) -> Option<Stack> {
         let mut tools = vec!["unshare", "nsenter", "mount", "dbus-daemon"];
         if addressing == Addressing::Dhcp {
             tools.push("dnsmasq");
@@ -132,7 +143,7 @@ impl Stack {
             &lab.host,
             &["addr", "flush", "dev", &lab.ifc, "scope", "global"],
         );
-        let mut st = Stack::keep(lab, &mdir, mgr, addressing, &[]);
+        let mut st = Stack::keep(lab, &mdir, mgr, addressing, hide);
         st.start_bus();
         if addressing == Addressing::Dhcp {
             st.start_dnsmasq();
@@ -1049,4 +1060,88 @@ fn auto_without_any_tool_warns_and_falls_back_to_link() {
         secs(t_heal, t_up),
         said.last()
     );
+}
+
+/// NetworkManager and networkd both configuring the interface (the same static addresses, so
+/// they do not visibly fight): `auto` picks one and warns, naming both, in `--check` and at
+/// start-up.
+#[test]
+fn two_managers_claiming_one_interface_is_a_warning() {
+    let Some(mut st) = Stack::start("two", 0x919, Mgr::NetworkManager, Addressing::Static) else {
+        return;
+    };
+    st.start_networkd();
+    let links = st.inside(&format!("/run/systemd/netif/links/{}", st.ifindex()));
+    assert!(
+        wait_until(s(30.0), || fs::read_to_string(&links)
+            .is_ok_and(|t| t.lines().any(|l| l == "ADMIN_STATE=configured"))),
+        "networkd did not configure the interface too:\n{}",
+        st.log_of("networkd")
+    );
+    let conf = st.conf("auto");
+    let both = |l: &str| {
+        l.contains(&format!("{}: heal", st.lab.ifc))
+            && l.contains("networkmanager")
+            && l.contains("networkd")
+            && l.contains("WARNING")
+    };
+    let mut chk = st.netheal(&["--check", "-c", &conf]);
+    let status = chk.finish(s(15.0)).expect("--check did not exit");
+    let text: Vec<String> = chk.lines().into_iter().map(|l| l.1).collect();
+    assert_eq!(Netheal::code(status), 0, "{text:?}");
+    let warn = text
+        .iter()
+        .find(|l| both(l))
+        .unwrap_or_else(|| panic!("no warning naming both managers in --check: {text:?}"));
+    eprintln!("two managers, --check: {warn}");
+    let nh = st.netheal(&["-v", "-c", &conf]);
+    let (_, warn) = nh
+        .wait_line(0, s(10.0), both)
+        .map(|x| x.1)
+        .expect("no warning naming both managers at start-up");
+    eprintln!("two managers, start-up: {warn}");
+}
+
+/// networkd owns the interface but networkctl is missing: `auto` warns (the owner, the
+/// missing tool, the fix) in `--check` and at start-up, and heals with the built-in link step.
+#[test]
+fn auto_uses_link_when_the_owners_tool_is_missing() {
+    let hide = ["bin/networkctl"];
+    let Some(st) = Stack::start_hiding("nct", 0x91a, Mgr::Networkd, Addressing::Static, &hide)
+    else {
+        return;
+    };
+    let ifc = st.lab.ifc.clone();
+    let (_, found) = st.run_in(&["sh", "-c", "command -v networkctl || true"]);
+    assert!(found.trim().is_empty(), "networkctl visible: {found}");
+    let warned = |l: &str| {
+        l.contains(&format!("{ifc}: heal"))
+            && l.contains("heal back-end networkd (")
+            && l.contains("networkctl is not found")
+            && l.contains("link")
+    };
+    let conf = st.conf("auto");
+    let mut chk = st.netheal(&["--check", "-c", &conf]);
+    let status = chk.finish(s(15.0)).expect("--check did not exit");
+    let text: Vec<String> = chk.lines().into_iter().map(|l| l.1).collect();
+    assert_eq!(Netheal::code(status), 0, "{text:?}");
+    let warn = text
+        .iter()
+        .find(|l| warned(l))
+        .unwrap_or_else(|| panic!("no warning about networkctl in --check: {text:?}"));
+    eprintln!("networkctl missing, --check: {warn}");
+    let nh = st.netheal(&["-v", "-c", &conf]);
+    nh.wait_line(0, s(10.0), warned)
+        .expect("no warning about networkctl at start-up");
+    nh.expect(nh.started, "-> up", s(15.0));
+    let t0 = Instant::now();
+    st.lab.ip(&st.lab.host, &["link", "set", &ifc, "down"]);
+    let (t_heal, run) = nh.expect(t0, "heal attempt 1: running", s(15.0));
+    assert!(run.contains("running link"), "{run}");
+    let (_, end) = nh.expect(t_heal, "heal attempt 1: link ", s(15.0));
+    assert!(
+        wait_until(s(5.0), || link_up(&st)),
+        "link still down after {end}"
+    );
+    eprintln!("networkctl missing: link down -> {run}; {end}");
 }
