@@ -302,6 +302,22 @@ impl Stack {
         self.daemons.push((name.to_owned(), child));
     }
 
+    /// Stop a daemon started by [`Stack::daemon`] (SIGTERM, as its service manager would),
+    /// and reap it.
+    fn stop(&mut self, name: &str) {
+        let i = self
+            .daemons
+            .iter()
+            .position(|d| d.0 == name)
+            .unwrap_or_else(|| panic!("no daemon {name}"));
+        let (_, mut child) = self.daemons.remove(i);
+        lab::kill("TERM", i64::from(child.id()));
+        if !wait_until(s(10.0), || child.try_wait().ok().flatten().is_some()) {
+            let _ = child.kill(); // not fatal: gone meanwhile
+            let _ = child.wait();
+        }
+    }
+
     fn log_of(&self, name: &str) -> String {
         fs::read_to_string(self.lab.dir.join(format!("{name}.log"))).unwrap_or_default()
     }
@@ -1144,4 +1160,36 @@ fn auto_uses_link_when_the_owners_tool_is_missing() {
         "link still down after {end}"
     );
     eprintln!("networkctl missing: link down -> {run}; {end}");
+}
+
+/// The manager changes under a running netheal (NetworkManager stopped, networkd started with
+/// the same configuration): `auto` looks again before the heal, logs the new back-end and
+/// heals with it. NetworkManager's stale files in /run do not count once it is gone.
+#[test]
+fn auto_follows_a_manager_switch_before_the_heal() {
+    let Some(mut st) = Stack::start("swi", 0x91b, Mgr::NetworkManager, Addressing::Static) else {
+        return;
+    };
+    let ifc = st.lab.ifc.clone();
+    let conf = st.conf("auto");
+    let nh = st.netheal(&["-v", "-c", &conf]);
+    nh.expect(nh.started, "heal back-end networkmanager (", s(10.0));
+    nh.expect(nh.started, "-> up", s(15.0));
+    st.stop("nm");
+    st.start_networkd();
+    st.mgr = Mgr::Networkd;
+    st.wait_configured();
+    let t0 = Instant::now();
+    st.lab.ip(&st.lab.host, &["addr", "flush", "dev", &ifc]);
+    let (t_heal, run) = nh.expect(t0, "heal attempt 1: running", s(15.0));
+    let (t_pick, pick) = nh.expect(t0, "heal back-end ", s(1.0));
+    assert!(pick.contains("heal back-end networkd ("), "{pick}");
+    assert!(
+        t_pick <= t_heal,
+        "new back-end logged after the heal started: {pick}"
+    );
+    assert!(run.contains("running networkd"), "{run}");
+    nh.expect(t_heal, "-> up", s(30.0));
+    assert!(wait_until(s(5.0), || st.configured()), "not healed");
+    eprintln!("manager switch: {pick}; {run}");
 }
