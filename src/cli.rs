@@ -47,7 +47,8 @@ Options:
       --heal-timeout DUR   SIGTERM a step and its group after DUR, SIGKILL 5s later
                            (default 60s)
       --on-change PATH     run 'PATH IFACE' on every state change, with NETHEAL_STATE,
-                           NETHEAL_PREVIOUS, NETHEAL_REASON, NETHEAL_ATTEMPT, NETHEAL_IFACE
+                           NETHEAL_PREVIOUS, NETHEAL_REASON, NETHEAL_ATTEMPT, NETHEAL_IFACE,
+                           NETHEAL_FAMILY (ipv4, ipv6) and NETHEAL_LAYER (see --on-LAYER)
       --heal-before-up     heal even before the first good round since start (default:
                            wait for one, so a box that boots without network does not
                            climb to a reboot)
@@ -75,7 +76,8 @@ Options:
                            nothing for DUR (30m, 2h, 1d; at most 7d) on IFACE, or on
                            every interface without one; off ends it. Then exit
       --inhibit-file PATH  where inhibits are kept (default /run/netheal/inhibit; none)
-      --once               run one round; exit 0 if good, 1 if not; never heals
+      --once               run one round, print each layer's check as a table; exit 0
+                           if no family has an outage, 1 if one has; never heals
       --dry-run            decide and log everything, run no heal step
   -c, --config FILE        configuration file (default /etc/netheal.conf, if it exists),
                            then the *.conf drop-ins of FILE with .conf replaced by .d

@@ -14,10 +14,12 @@ pub mod config;
 pub mod daemon;
 pub mod decide;
 pub mod diagnose;
+pub mod explain;
 pub mod eyes;
 pub mod heal;
 pub mod inhibit;
 pub mod kernel;
+pub mod l2;
 pub mod log;
 pub mod notify;
 pub mod probe;
@@ -125,7 +127,10 @@ pub fn run() -> ExitCode {
     }
     match daemon.run(log) {
         Ok(daemon::Exit::Stopped) => ExitCode::from(exit::OK),
-        Ok(daemon::Exit::Once(good)) => ExitCode::from(if good { exit::OK } else { exit::BAD }),
+        Ok(daemon::Exit::Once(good, table)) => {
+            print(&table);
+            ExitCode::from(if good { exit::OK } else { exit::BAD })
+        }
         Err(e) => fatal(log_dest, &e),
     }
 }
@@ -268,7 +273,7 @@ fn status(args: &config::Args) -> ExitCode {
     }
 }
 
-/// --inhibit DUR|off [IFACE]: rewrites the inhibit file the running netheal reads every round.
+/// --inhibit DUR|off [IFACE]: rewrites the inhibit file, which the running netheal watches.
 fn inhibit(args: &config::Args, dur: Option<std::time::Duration>) -> ExitCode {
     let path = match config::inhibit_file(args) {
         Ok(Some(p)) => p,
@@ -311,13 +316,15 @@ fn inhibit(args: &config::Args, dur: Option<std::time::Duration>) -> ExitCode {
     let which = iface.map_or("every interface".to_string(), str::to_string);
     print(&match dur {
         Some(d) => format!(
-            "netheal: no heal on {which} until {} ({}); the running netheal notices at its next round
+            "netheal: no heal on {which} until {} ({}); the running netheal sees it at once
 ",
             civil::timestamp(wall + d.as_secs() as i64),
             config::human(d)
         ),
-        None => format!("netheal: inhibit on {which} ended
-"),
+        None => format!(
+            "netheal: inhibit on {which} ended
+"
+        ),
     })
 }
 

@@ -27,7 +27,8 @@ pub const DEFAULT_PIDFILE: &str = "/run/netheal.pid";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/netheal";
 pub const DEFAULT_INHIBIT_FILE: &str = "/run/netheal/inhibit";
 pub const DEFAULT_REBOOT_COMMAND: &str = "/sbin/reboot";
-const MAX_TARGETS: usize = 16;
+/// Targets per interface (the round's address list is an array this long: see watch.rs).
+pub const MAX_TARGETS: usize = 16;
 const MAX_COUNT: u32 = 1000;
 const MAX_ECHOES: u32 = 20;
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);

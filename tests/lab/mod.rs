@@ -12,6 +12,8 @@
 //! /proc/self/status.
 #![allow(dead_code)] // every test binary uses a different subset
 
+pub mod router;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
