@@ -544,12 +544,12 @@ impl Stack {
         Netheal::spawn(c, format!("{:?}: netheal {}", self.mgr, args.join(" ")))
     }
 
-    /// A configuration file for the watched interface with `heal` as its ladder and the fast
-    /// timings of these tests.
+    /// A configuration file for the watched interface with `heal` as its ladder and the
+    /// settings of [`FAST`].
     fn conf(&self, heal: &str) -> String {
         let body = format!(
             "[{}]\ntarget = {PEER4}\ninterval = 200ms\ntimeout = 300ms\nbackoff = 1s:4s\n\
-             heal-timeout = 30s\nheal = {heal}\n",
+             heal-timeout = 30s\non-admin-down = heal\nheal = {heal}\n",
             self.lab.ifc
         );
         let p = self.lab.write_file("netheal.conf", &body, 0o644);
@@ -812,7 +812,9 @@ fn link_up(st: &Stack) -> bool {
     flags.split(',').any(|f| f == "UP") && flags.split(',').any(|f| f == "LOWER_UP")
 }
 
-/// Options of every netheal in these tests but the ladder: fast rounds, short backoff.
+/// Options of every netheal in these tests but the ladder: fast rounds, short backoff, and
+/// a link set down by someone else healed by the ladder (the default, `link-up`, sets it up
+/// at once without the back-end these tests are about).
 const FAST: &[&str] = &[
     "-t",
     PEER4,
@@ -824,6 +826,8 @@ const FAST: &[&str] = &[
     "1s:4s",
     "--heal-timeout",
     "30s",
+    "--on-admin-down",
+    "heal",
     "-v",
 ];
 
@@ -929,8 +933,10 @@ fn networkd_step_heals_flush_and_link_down() {
 fn dhcp_renews(st: &mut Stack, what: &str) {
     let ifc = st.lab.ifc.clone();
     let before = st.dhcp_addr().expect("a lease");
+    // The gateway still answers ARP, only not our echoes: by default (`on-gateway-silent =
+    // ignore`) not an outage at all, so the step would never run.
     let mut args = FAST.to_vec();
-    args.extend(["-a", "dhcp", &ifc]);
+    args.extend(["--on-gateway-silent", "heal", "-a", "dhcp", &ifc]);
     let nh = st.netheal(&args);
     nh.expect(nh.started, "-> up", s(15.0));
     let host = st.lab.host.clone();
