@@ -1771,7 +1771,8 @@ def add_method_notes9(b, R):
 
 HEAL_RX = re.compile(r"HEAL (.+?) \| heal = (\S+) \| (.+?) \| detected ([\d.]+) s \| "
                      r"step ([\d.]+) s \| healed ([\d.]+) s")
-MANAGER_TESTS = ("_heals_flush_and_link_down", "_dhcp_renews_lease_without_link_bounce")
+MANAGER_TESTS = ("_heals_flush_and_link_down", "_dhcp_renews_lease_without_link_bounce",
+                 "_default_link_up_heals_link_down")
 
 
 def measure_managers12(b, reps):

@@ -1199,3 +1199,52 @@ fn auto_follows_a_manager_switch_before_the_heal() {
     assert!(wait_until(s(5.0), || st.configured()), "not healed");
     eprintln!("manager switch: {pick}; {run}");
 }
+
+/// Default settings (`heal = auto`, `on-admin-down = link-up`): a link set down is set up at
+/// once, and the manager itself then puts its addresses and routes back; no back-end step
+/// runs.
+fn default_link_down(st: &Stack, what: &str) {
+    let body = format!(
+        "[{}]\ntarget = {PEER4}\ninterval = 200ms\ntimeout = 300ms\nbackoff = 1s:4s\n",
+        st.lab.ifc
+    );
+    let conf = st.lab.write_file("default.conf", &body, 0o644);
+    let nh = st.netheal(&["-v", "-c", conf.to_str().unwrap()]);
+    nh.expect(nh.started, "-> up", s(15.0));
+    let t0 = Instant::now();
+    st.lab
+        .ip(&st.lab.host, &["link", "set", &st.lab.ifc, "down"]);
+    let (t_down, _) = nh.expect(t0, "-> down", s(15.0));
+    let (t_heal, run) = nh.expect(t0, "heal attempt 1: ", s(15.0));
+    assert!(run.contains("on-admin-down = link-up"), "{run}");
+    let (t_up, _) = nh.expect(t_heal, "-> up", s(15.0));
+    assert!(
+        wait_until(s(5.0), || st.configured() && link_up(st)),
+        "{what}: configuration not back:\n{}",
+        st.sh("ip addr; ip route")
+    );
+    assert_eq!(nh.count_lines("heal attempt 1: running"), 0, "{what}");
+    eprintln!(
+        "HEAL {what} | heal = auto | link down, on-admin-down = link-up (default) | detected \
+         {:.3} s | step 0.000 s | healed {:.3} s | {}",
+        secs(t0, t_down),
+        secs(t_down, t_up),
+        run.split(": heal attempt 1: ").nth(1).unwrap_or(&run)
+    );
+}
+
+#[test]
+fn networkmanager_default_link_up_heals_link_down() {
+    let Some(st) = Stack::start("nml", 0x91c, Mgr::NetworkManager, Addressing::Static) else {
+        return;
+    };
+    default_link_down(&st, "NetworkManager");
+}
+
+#[test]
+fn networkd_default_link_up_heals_link_down() {
+    let Some(st) = Stack::start("ndl", 0x91d, Mgr::Networkd, Addressing::Static) else {
+        return;
+    };
+    default_link_down(&st, "systemd-networkd");
+}
