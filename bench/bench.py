@@ -1828,10 +1828,13 @@ def add_method_notes12(b, R):
         b.note("Issue 12, heal back-ends: " +
                measure_managers12.__doc__.replace("\n    ", " ").strip() +
                " Faults: `ip addr flush dev IF`, `ip link set IF down` (static addresses "
-               "from the manager), and for `dhcp` the peer dropping our echo requests until "
-               "dnsmasq acknowledges a renewal (\"ISP drops the lease\"); detection is the "
-               "same for every back-end, so the first column compares the back-ends. The "
-               "link-down figures include the ~0.3 s until the next round (a timeout apart).")
+               "from the manager; `on-admin-down = heal` so the back-end, not the built-in "
+               "link-up, heals it, except in the rows marked default), and for `dhcp` the "
+               "peer dropping our echo requests until dnsmasq acknowledges a renewal (\"ISP "
+               "drops the lease\"; `on-gateway-silent = heal`, since the gateway still "
+               "answers ARP). Detection is the same for every back-end, so the first column "
+               "compares the back-ends; its link-down figures include the ~0.3 s until the "
+               "next round (rounds run a timeout apart in an outage).")
 
 # 10. Issue 10 (judgement): a routed lab, HOST — ROUTER — FAR, both families; heals with an
 # ICMP-filtering gateway, bounces during an upstream-only outage, admin down → link up and
