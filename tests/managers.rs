@@ -9,8 +9,9 @@
 //! (the managers' state, the private bus socket), /sys read-only (so they do not wait for
 //! udev), /usr overlaid with the unpacked NetworkManager package (see .ci/managers.sh), /etc
 //! overlaid read-only with the lab's config (NetworkManager.conf, keyfile; the host's
-//! /etc/NetworkManager and /etc/systemd/network hidden), /var/lib overlaid with a lab upper
-//! dir (NM's lease and state files), and a private `dbus-daemon` with a private config.
+//! /etc/NetworkManager, /etc/systemd/network and /etc/network hidden), /var/lib overlaid
+//! with a tmpfs upper dir (NM's lease and state files), and a private `dbus-daemon` with a
+//! private config.
 //! NetworkManager gets `unmanaged-devices=except:interface-name:IF`, `dns=none`,
 //! `hostname-mode=none`; networkd gets one `.network` file in the private /run. Dropping a
 //! [`Stack`] kills every process it started and deletes the namespaces, also on failure.
@@ -183,7 +184,6 @@ impl Stack {
             "etc/systemd/network",
             "etc/network",
             "varlib",
-            "varlib.work",
         ] {
             fs::create_dir_all(d.join(sub)).expect("lab dir");
         }
@@ -205,7 +205,9 @@ impl Stack {
              mount --bind {d}/etc/NetworkManager /etc/NetworkManager\n\
              mount --bind {d}/etc/systemd/network /etc/systemd/network\n\
              mount --bind {d}/etc/network /etc/network\n\
-             mount -t overlay overlay -o lowerdir=/var/lib,upperdir={d}/varlib,workdir={d}/varlib.work /var/lib\n\
+             mount -t tmpfs -o mode=0755 tmpfs {d}/varlib\n\
+             mkdir {d}/varlib/upper {d}/varlib/work\n\
+             mount -t overlay overlay -o lowerdir=/var/lib,upperdir={d}/varlib/upper,workdir={d}/varlib/work /var/lib\n\
              : > {r}\n\
              exec sleep 100000\n",
             d = d.display(),
@@ -233,7 +235,7 @@ impl Stack {
             .expect("start the keeper");
         // ip, unshare and sh all exec: the child's pid is the keeper's.
         let kpid = keeper.id();
-        let mut st = Stack {
+        let st = Stack {
             lab,
             mgr,
             addressing,
@@ -252,7 +254,6 @@ impl Stack {
             mounts.lines().any(|l| l.contains(" /sys sysfs ro,")),
             "/sys not read-only in the private mount namespace"
         );
-        let _ = st.keeper.try_wait(); // not fatal: only refreshes its state
         st
     }
 
