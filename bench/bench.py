@@ -1812,9 +1812,9 @@ def build_table12(R):
         return ""
     rows = []
     for (mgr, step, fault), f in sorted(m["figures"].items()):
+        ran = fmt_range(f["step"], 3) if any(f["step"]) else "— (built-in link-up)"
         rows.append([f"{mgr}, `heal = {step}`, {fault} (n={len(f['heal'])})",
-                     fmt_range(f["heal"], 3), fmt_range(f["step"], 3),
-                     fmt_range(f["detect"], 3)])
+                     fmt_range(f["heal"], 3), ran, fmt_range(f["detect"], 3)])
     for t in m["failed"]:
         rows.append([f"FAILED: `{t}` (see bench/out/managers12-*.log)", "", "", ""])
     lines = ["| heal back-end (issue 12), fault | outage detected → recovered, s | step ran, s "
@@ -1826,7 +1826,8 @@ def build_table12(R):
 def add_method_notes12(b, R):
     if R.get("managers12"):
         b.note("Issue 12, heal back-ends: " +
-               measure_managers12.__doc__.replace("\n    ", " ").strip() +
+               measure_managers12.__doc__.replace("\n    ", " ").strip()
+               .replace("REPS", str(R["managers12"]["reps"])) +
                " Faults: `ip addr flush dev IF`, `ip link set IF down` (static addresses "
                "from the manager; `on-admin-down = heal` so the back-end, not the built-in "
                "link-up, heals it, except in the rows marked default), and for `dhcp` the "
