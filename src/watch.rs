@@ -337,21 +337,18 @@ impl Uplink {
         if !backend::concerns(&self.cfg.heal) {
             return;
         }
-        if self.cfg.heal.contains(&HealStep::Auto) {
-            let r = backend::resolve_now(&self.backend_root, &self.cfg.iface);
+        let (auto, findings) = backend::review(&self.backend_root, &self.cfg.iface, &self.cfg.heal);
+        if let Some(r) = auto {
             self.say_backend(log, &r);
         }
-        let lines: Vec<(Level, String)> =
-            backend::check_watches(&self.backend_root, std::slice::from_ref(&self.cfg))
-                .into_iter()
-                .filter_map(|f| match f {
-                    backend::Finding::Note(_) => None,
-                    backend::Finding::Warning(l) => Some((Level::Warning, l)),
-                    backend::Finding::Error(l) => Some((Level::Error, l)),
-                })
-                // auto's own line is said above
-                .filter(|(_, l)| !l.contains(": heal step auto: "))
-                .collect();
+        let lines: Vec<(Level, String)> = findings
+            .into_iter()
+            .filter_map(|f| match f {
+                backend::Finding::Note(_) => None,
+                backend::Finding::Warning(l) => Some((Level::Warning, l)),
+                backend::Finding::Error(l) => Some((Level::Error, l)),
+            })
+            .collect();
         let fresh = self
             .said
             .fresh(lines.iter().map(|(_, l)| l.clone()).collect());

@@ -455,6 +455,22 @@ pub fn check_watches(root: &Path, watches: &[crate::config::IfaceConfig]) -> Vec
         .collect()
 }
 
+/// For one watch at start and on SIGHUP, from one gathering of the facts: what `auto`
+/// resolves to (when the ladder has it) and the findings of the ladder's other steps.
+pub fn review(root: &Path, iface: &str, ladder: &[HealStep]) -> (Option<Resolved>, Vec<Finding>) {
+    let f = gather(root, iface);
+    let find = |t: &str| find_tool(root, t);
+    let auto = ladder
+        .contains(&HealStep::Auto)
+        .then(|| resolve_auto(&f, &find));
+    let others: Vec<HealStep> = ladder
+        .iter()
+        .filter(|s| **s != HealStep::Auto)
+        .cloned()
+        .collect();
+    (auto, check_ladder(iface, &others, &f, &find))
+}
+
 /// `auto` for `iface` under `root`, now.
 pub fn resolve_now(root: &Path, iface: &str) -> Resolved {
     resolve_auto(&gather(root, iface), &|t| find_tool(root, t))
