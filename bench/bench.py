@@ -1812,7 +1812,7 @@ def build_table12(R):
         return ""
     rows = []
     for (mgr, step, fault), f in sorted(m["figures"].items()):
-        ran = fmt_range(f["step"], 3) if any(f["step"]) else "— (built-in link-up)"
+        ran = fmt_range(f["step"], 3) if any(f["step"]) else "— (link-up at once; see the note)"
         rows.append([f"{mgr}, `heal = {step}`, {fault} (n={len(f['heal'])})",
                      fmt_range(f["heal"], 3), ran, fmt_range(f["detect"], 3)])
     for t in m["failed"]:
@@ -1835,7 +1835,10 @@ def add_method_notes12(b, R):
                "drops the lease\"; `on-gateway-silent = heal`, since the gateway still "
                "answers ARP). Detection is the same for every back-end, so the first column "
                "compares the back-ends; its link-down figures include the ~0.3 s until the "
-               "next round (rounds run a timeout apart in an outage).")
+               "next round (rounds run a timeout apart in an outage). Rows marked default: "
+               "target `gateway`, netheal sets the link up at once (no failed rounds "
+               "first); healed = that line → the manager's configuration back (polled); "
+               "under networkd 252 the ladder runs too (see tests/managers.rs).")
 
 # 10. Issue 10 (judgement): a routed lab, HOST — ROUTER — FAR, both families; heals with an
 # ICMP-filtering gateway, bounces during an upstream-only outage, admin down → link up and
