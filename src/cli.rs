@@ -32,17 +32,23 @@ Options:
       --table T            'gateway' from routing table T only: a number, main, or any
                            (every table, policy routing included; default any)
   -a, --heal STEP          escalation ladder, in order, repeatable; attempt k runs step
-                           min(k, steps). STEP: ifupdown (ifdown IFACE; ifup IFACE),
-                           link (IFACE down then up, built in), or /absolute/path run as
-                           'PATH IFACE' with NETHEAL_IFACE, NETHEAL_ATTEMPT and
-                           NETHEAL_REASON set, or reboot (opt-in, budgeted: see
-                           --reboot-budget). Default: ifupdown
+                           min(k, steps). STEP: auto (the back-end below that owns
+                           IFACE, found at start, on SIGHUP and before each heal; link
+                           when none does), networkmanager (nmcli device connect),
+                           networkd (networkctl reconfigure), netifd or netifd:LOGICAL
+                           (OpenWrt: ubus down/up of the logical interface), ifupdown
+                           (ifdown IFACE; ifup IFACE), dhcp (renew the lease, no link
+                           bounce), link (IFACE down then up, built in), or
+                           /absolute/path run as 'PATH IFACE' with NETHEAL_IFACE,
+                           NETHEAL_ATTEMPT and NETHEAL_REASON set, or reboot (opt-in,
+                           budgeted: see --reboot-budget). Default: auto
   -b, --backoff MIN[:MAX]  wait after a heal attempt before the next, doubling up to MAX,
                            +/-10% jitter, reset when up (default 30s:15m)
       --heal-timeout DUR   SIGTERM a step and its group after DUR, SIGKILL 5s later
                            (default 60s)
       --on-change PATH     run 'PATH IFACE' on every state change, with NETHEAL_STATE,
-                           NETHEAL_PREVIOUS, NETHEAL_REASON, NETHEAL_ATTEMPT, NETHEAL_IFACE
+                           NETHEAL_PREVIOUS, NETHEAL_REASON, NETHEAL_ATTEMPT, NETHEAL_IFACE,
+                           NETHEAL_FAMILY (ipv4, ipv6) and NETHEAL_LAYER (see --on-LAYER)
       --heal-before-up     heal even before the first good round since start (default:
                            wait for one, so a box that boots without network does not
                            climb to a reboot)
@@ -70,12 +76,15 @@ Options:
                            nothing for DUR (30m, 2h, 1d; at most 7d) on IFACE, or on
                            every interface without one; off ends it. Then exit
       --inhibit-file PATH  where inhibits are kept (default /run/netheal/inhibit; none)
-      --once               run one round; exit 0 if good, 1 if not; never heals
+      --once               run one round, print each layer's check as a table; exit 0
+                           if no family has an outage, 1 if one has; never heals
       --dry-run            decide and log everything, run no heal step
   -c, --config FILE        configuration file (default /etc/netheal.conf, if it exists),
                            then the *.conf drop-ins of FILE with .conf replaced by .d
                            (/etc/netheal.d), in lexical order
-      --check              check the configuration, print the effective settings, exit
+      --check              check the configuration, print the effective settings and
+                           what each heal step finds on this machine (what auto picks),
+                           exit; 2 when a named step's tool is missing
       --status             print the status of the running netheal and exit
       --status-file PATH   where to keep the status (default /run/netheal/status; none)
       --metrics-file PATH  Prometheus textfile to keep up to date (default none)
@@ -435,7 +444,7 @@ mod tests {
             ),
             (
                 &["-a", "restart", "eth0"],
-                "--heal: 'restart': expected ifupdown, link, reboot, or the absolute path",
+                "--heal: 'restart': expected auto, networkmanager, networkd, netifd, netifd:LOGICAL, ifupdown, dhcp, link, reboot, or the absolute path",
             ),
             (
                 &["-b", "5m:1m", "eth0"],

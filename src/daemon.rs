@@ -14,30 +14,51 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-
 use crate::config::{self, Args, Config};
 use crate::eyes::{self, Eyes};
 use crate::heal::{Reaper, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::notify::{monotonic_usec, Notifier};
 use crate::report;
+use crate::sys::filewatch::FileWatch;
 use crate::sys::lock::{self, Claim, LockFile};
+use crate::sys::poll::PollSet;
 use crate::sys::process;
 use crate::sys::signals::{Sig, Signals};
 use crate::watch::{Input, NoSocket, Ready, Uplink};
 
 /// Receive buffer: an IPv4 header with options plus more ICMP than we ever send.
 const RECV_BUF: usize = 2048;
-/// Without a state change, the status file is rewritten after this many rounds per watch.
-const STATUS_EVERY_ROUNDS: u64 = 6;
+/// Without a state change, the status and metrics files are rewritten at the first turn this
+/// long after the last rewrite (each rewrite costs ~100 k instructions and five system calls;
+/// the counters in them are at most this much, plus a round, behind).
+const STATUS_EVERY: Duration = Duration::from_secs(60);
+/// For netheal's own tests: `STATUS_EVERY` in milliseconds instead.
+const STATUS_EVERY_ENV: &str = "NETHEAL_TEST_STATUS_EVERY_MS";
 /// A timer this late means the loop is not making progress: stop feeding systemd's watchdog.
 const OVERDUE: Duration = Duration::from_secs(1);
 /// For netheal's own tests: after this many rounds the loop stops running its timers, as a
 /// wedged loop would, but still answers signals.
 const STALL_ENV: &str = "NETHEAL_TEST_STALL_AFTER";
-/// The owner index of the reaper's pipes among the polled fds (not a watch).
-const REAPER: usize = usize::MAX;
+
+/// What an entry of the poll set belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    Signals,
+    Kernel,
+    Files,
+    Watch(usize, Input),
+    /// The reaper's pipes only need to wake the loop: it reads them every turn.
+    Reaper,
+}
+
+/// What woke the loop, besides the watches' own inputs (`Daemon::ready`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Woke {
+    signals: bool,
+    kernel: bool,
+    files: bool,
+}
 
 /// A report file this process writes, and the lock (`PATH.lock`) that makes it ours.
 struct Owned {
@@ -106,8 +127,9 @@ impl std::fmt::Display for Error {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Exit {
     Stopped,
-    /// `--once`: whether every watched interface's round was good.
-    Once(bool),
+    /// `--once`: whether every family of every watched interface was good (not an outage),
+    /// and the diagnosis table (empty when a signal ended the round).
+    Once(bool, String),
 }
 
 pub struct Daemon {
@@ -123,13 +145,23 @@ pub struct Daemon {
     notify: Option<Notifier>,
     /// Why $NOTIFY_SOCKET was ignored, logged once the log is open.
     notify_trouble: Option<String>,
-    rounds_at_status: u64,
+    /// When the reports were last rewritten.
+    status_at: Option<Instant>,
+    status_every: Duration,
     /// The status and metrics files this process owns, in that order.
     owned: [Option<Owned>; 2],
     /// Set by a reload: rewrite the reports at once, whatever the rounds say.
     report_now: bool,
     next_keepalive: Option<Instant>,
     stall_after: Option<u64>,
+    /// The inhibit files of the watches, watched for changes (inotify); None when there is
+    /// none, or inotify could not be had (each round looks at the file then).
+    files: Option<FileWatch>,
+    /// The poll set, its owners and what was ready: kept between turns, so that a turn
+    /// allocates nothing.
+    poll: PollSet,
+    owners: Vec<Owner>,
+    ready: Vec<Ready>,
 }
 
 fn open_watches(cfg: &Config, now: Instant) -> Result<Vec<Uplink>, Error> {
@@ -168,6 +200,10 @@ impl Daemon {
             ),
         };
         let stall_after = std::env::var(STALL_ENV).ok().and_then(|v| v.parse().ok());
+        let status_every = std::env::var(STATUS_EVERY_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(STATUS_EVERY, Duration::from_millis);
         Ok(Daemon {
             cfg,
             args,
@@ -178,11 +214,16 @@ impl Daemon {
             signals,
             notify,
             notify_trouble,
-            rounds_at_status: 0,
+            status_at: None,
+            status_every,
             owned: [None, None],
             report_now: false,
             next_keepalive: None,
             stall_after,
+            files: None,
+            poll: PollSet::default(),
+            owners: Vec::new(),
+            ready: Vec::new(),
         })
     }
 
@@ -213,6 +254,7 @@ impl Daemon {
         }
         if !self.once {
             self.claim_reports(&mut log);
+            self.watch_files(&mut log);
         }
         for w in &mut self.watches {
             w.start(now, &mut log, self.once);
@@ -224,39 +266,101 @@ impl Daemon {
             }
         }
         let mut buf = [0u8; RECV_BUF];
-        let mut ready: Vec<Ready> = vec![Ready::default(); self.watches.len()];
-        let mut kernel_ready = false;
+        self.ready.clear();
+        self.ready.resize(self.watches.len(), Ready::default());
+        let mut woke = Woke::default();
         loop {
             let now = Instant::now();
             self.reaper.turn(now, &mut log);
             log.tick(now);
             let more = self
                 .eyes
-                .turn(now, &mut log, &mut self.watches, kernel_ready);
+                .turn(now, &mut log, &mut self.watches, woke.kernel);
+            if woke.files {
+                self.files_changed(now, &mut log);
+            }
             if !self.stalled() {
-                for (w, r) in self.watches.iter_mut().zip(&ready) {
+                for (w, r) in self.watches.iter_mut().zip(&self.ready) {
                     w.turn(now, &mut log, &mut buf, *r, self.once);
                 }
             }
             if self.once {
                 if self.watches.iter().all(|w| w.once_result.is_some()) {
+                    let rows: Vec<_> = self.watches.iter().flat_map(Uplink::once_rows).collect();
                     return Ok(Exit::Once(
                         self.watches.iter().all(|w| w.once_result == Some(true)),
+                        crate::explain::render(&rows),
                     ));
                 }
             } else {
                 self.report(now, &mut log);
                 self.keepalive(now, &mut log);
             }
-            let signals;
-            (signals, kernel_ready, ready) = self.wait(more)?;
-            if signals {
+            woke = self.wait(more)?;
+            if woke.signals {
                 if let Some(exit) = self.handle_signals(&mut log)? {
                     return Ok(exit);
                 }
             }
-            if ready.len() != self.watches.len() {
-                ready = vec![Ready::default(); self.watches.len()]; // a reload changed the set
+            if self.ready.len() != self.watches.len() {
+                // a reload changed the set: what was ready belonged to the old one
+                self.ready.clear();
+                self.ready.resize(self.watches.len(), Ready::default());
+            }
+        }
+    }
+
+    /// Watches the inhibit files of every watch (inotify), so that no round has to look at
+    /// them; without the watch (inotify refused), every round does, as it did before.
+    fn watch_files(&mut self, log: &mut Log) {
+        self.files = None;
+        let paths: Vec<&std::path::Path> = self
+            .watches
+            .iter()
+            .filter_map(|w| w.cfg.machine.inhibit_file.as_deref())
+            .collect();
+        if !paths.is_empty() {
+            match FileWatch::open(paths) {
+                Ok(fw) if fw.armed() => self.files = Some(fw),
+                Ok(_) => log.log(
+                    Level::Warning,
+                    "inhibit file: no directory of its path can be watched; every round looks at it",
+                ),
+                Err(e) => log.log(
+                    Level::Warning,
+                    &format!("inhibit file: inotify: {e}; every round looks at it instead"),
+                ),
+            }
+        }
+        let watched = self.files.is_some();
+        for w in &mut self.watches {
+            w.set_inhibit_watched(watched);
+        }
+    }
+
+    /// The inotify fd was readable: every watch reads its inhibit file again if it may have
+    /// changed (a changed stamp is what makes it parse the file).
+    fn files_changed(&mut self, now: Instant, log: &mut Log) {
+        let Some(fw) = self.files.as_mut() else {
+            return;
+        };
+        match fw.changed() {
+            Ok(false) => {}
+            Ok(true) => {
+                for w in &mut self.watches {
+                    w.inhibit_changed(now, log);
+                }
+            }
+            Err(e) => {
+                log.log(
+                    Level::Warning,
+                    &format!("inhibit file: inotify: {e}; every round looks at it instead"),
+                );
+                self.files = None;
+                for w in &mut self.watches {
+                    w.set_inhibit_watched(false);
+                    w.inhibit_changed(now, log);
+                }
             }
         }
     }
@@ -312,18 +416,19 @@ impl Daemon {
             .is_some_and(|n| self.watches.iter().map(Uplink::rounds).sum::<u64>() >= n)
     }
 
-    /// Rewrites the status and metrics files (and systemd's STATUS=) after a state change, or
-    /// every few rounds.
+    /// Rewrites the status and metrics files (and systemd's STATUS=) after a state change or a
+    /// reload, and otherwise at the first turn `status_every` after the last rewrite.
     fn report(&mut self, now: Instant, log: &mut Log) {
-        let rounds: u64 = self.watches.iter().map(Uplink::rounds).sum();
         let changed = self.watches.iter().any(|w| w.changed);
-        if !changed
-            && !self.report_now
-            && rounds < self.rounds_at_status + STATUS_EVERY_ROUNDS * self.watches.len() as u64
-        {
+        if !rewrite_due(
+            changed || self.report_now,
+            self.status_at,
+            now,
+            self.status_every,
+        ) {
             return;
         }
-        self.rounds_at_status = rounds;
+        self.status_at = Some(now);
         self.report_now = false;
         for w in &mut self.watches {
             w.changed = false;
@@ -373,8 +478,9 @@ impl Daemon {
     }
 
     /// Sleeps in poll() until an input is ready or the earliest deadline (not at all when
-    /// `more` netlink input waits); says which inputs: signals, netlink, each watch's.
-    fn wait(&self, more: bool) -> Result<(bool, bool, Vec<Ready>), Error> {
+    /// `more` netlink input waits); says which inputs: signals, netlink, the inhibit files,
+    /// and (in `self.ready`) each watch's.
+    fn wait(&mut self, more: bool) -> Result<Woke, Error> {
         let stalled = self.stalled();
         let deadline = self
             .watches
@@ -385,58 +491,59 @@ impl Daemon {
             .chain(self.eyes.poll_timeout())
             .chain(self.reaper.poll_timeout())
             .min();
-        let timeout = match deadline {
-            _ if more => PollTimeout::ZERO,
-            None => PollTimeout::NONE,
+        let timeout: i32 = match deadline {
+            _ if more => 0,
+            None => -1,
             Some(t) => {
                 let d = t.saturating_duration_since(Instant::now());
                 // Round up: waking a fraction of a millisecond early would find nothing due
                 // and spin until it is.
                 let ms = d.as_nanos().div_ceil(1_000_000);
-                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+                ms.min(i32::MAX as u128) as i32
             }
         };
-        let mut owners: Vec<Option<(usize, Input)>> = vec![None, None];
-        let mut fds = vec![
-            PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
-            PollFd::new(self.eyes.fd(), PollFlags::POLLIN),
-        ];
+        self.poll.clear();
+        self.owners.clear();
+        self.poll.push(self.signals.as_fd());
+        self.owners.push(Owner::Signals);
+        self.poll.push(self.eyes.fd());
+        self.owners.push(Owner::Kernel);
+        if let Some(fw) = &self.files {
+            self.poll.push(fw.fd());
+            self.owners.push(Owner::Files);
+        }
         for (i, w) in self.watches.iter().enumerate() {
             for (input, fd) in w.poll_inputs() {
-                owners.push(Some((i, input)));
-                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                self.poll.push(fd);
+                self.owners.push(Owner::Watch(i, input));
             }
         }
-        // The reaper's pipes only need to wake the loop: it reads them every turn.
         for fd in self.reaper.output_fds() {
-            owners.push(Some((REAPER, Input::HealOutput)));
-            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            self.poll.push(fd.as_fd());
+            self.owners.push(Owner::Reaper);
         }
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => {
-                return Err(Error::Io {
-                    what: "poll",
-                    err: e.into(),
-                })
-            }
-        }
-        let mut ready = vec![Ready::default(); self.watches.len()];
-        let (mut signals, mut kernel) = (false, false);
-        for (k, (owner, p)) in owners.iter().zip(&fds).enumerate() {
-            if p.revents().is_none_or(|r| r.is_empty()) {
+        self.poll
+            .wait(timeout)
+            .map_err(|err| Error::Io { what: "poll", err })?;
+        self.ready.clear();
+        self.ready.resize(self.watches.len(), Ready::default());
+        let mut woke = Woke::default();
+        for (k, owner) in self.owners.iter().enumerate() {
+            if !self.poll.readable(k) {
                 continue;
             }
-            match owner {
-                None if k == 0 => signals = true,
-                None => kernel = true,
-                Some((REAPER, _)) => {}
-                Some((i, Input::Sock(s))) => ready[*i].socks[*s] = true,
-                Some((i, Input::HealOutput)) => ready[*i].heal_output = true,
-                Some((i, Input::HookOutput)) => ready[*i].hook_output = true,
+            match *owner {
+                Owner::Signals => woke.signals = true,
+                Owner::Kernel => woke.kernel = true,
+                Owner::Files => woke.files = true,
+                Owner::Reaper => {}
+                Owner::Watch(i, Input::Sock(s)) => self.ready[i].socks[s] = true,
+                Owner::Watch(i, Input::HealOutput) => self.ready[i].heal_output = true,
+                Owner::Watch(i, Input::HookOutput) => self.ready[i].hook_output = true,
+                Owner::Watch(i, Input::L2) => self.ready[i].l2 = true,
             }
         }
-        Ok((signals, kernel, ready))
+        Ok(woke)
     }
 
     fn handle_signals(&mut self, log: &mut Log) -> Result<Option<Exit>, Error> {
@@ -464,7 +571,7 @@ impl Daemon {
                         self.remove_reports();
                     }
                     return Ok(Some(if self.once {
-                        Exit::Once(false)
+                        Exit::Once(false, String::new())
                     } else {
                         Exit::Stopped
                     }));
@@ -521,6 +628,7 @@ impl Daemon {
                 // The files may have moved, and a removed interface must leave them now, not
                 // when the remaining watches have run enough rounds.
                 self.claim_reports(log);
+                self.watch_files(log);
                 self.report_now = true;
             }
             Err(e) => log.log(
@@ -533,6 +641,14 @@ impl Daemon {
 
     fn try_reload(&mut self, now: Instant, log: &mut Log) -> Result<String, String> {
         let new = config::resolve(&self.args).map_err(|e| e.to_string())?;
+        // An explicitly named heal step whose tool is gone is refused like a bad file.
+        if let Some(crate::backend::Finding::Error(e)) =
+            crate::backend::check_watches(&crate::backend::root(), &new.watches)
+                .into_iter()
+                .find(|f| matches!(f, crate::backend::Finding::Error(_)))
+        {
+            return Err(e);
+        }
         let keep = |w: &config::IfaceConfig| self.watches.iter().position(|old| old.cfg == *w);
         // Open everything new first: a failure leaves the running set untouched.
         let mut fresh = Vec::new();
@@ -552,8 +668,9 @@ impl Daemon {
                 .iter()
                 .position(|o| o.as_ref().is_some_and(|o| o.cfg == *wc));
             match same.and_then(|i| old[i].take()) {
-                Some(w) => {
+                Some(mut w) => {
                     unchanged += 1;
+                    w.review_backends(log); // SIGHUP looks at the back-ends again
                     next.push(w);
                 }
                 None => {
@@ -595,5 +712,45 @@ impl Daemon {
             "reloaded {file}: {} interfaces (added {added}, removed {removed}, changed {changed}, unchanged {unchanged})",
             self.watches.len()
         ))
+    }
+}
+
+/// Whether the reports are rewritten this turn: at once after a change (`now_wanted`: a state
+/// change, a reload) and the first time, and otherwise once `every` has passed since the last
+/// rewrite. A steady round does not rewrite them: that was 96–136 k instructions every 6
+/// rounds.
+fn rewrite_due(now_wanted: bool, last: Option<Instant>, now: Instant, every: Duration) -> bool {
+    now_wanted || last.is_none_or(|t| now.saturating_duration_since(t) >= every)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_rewritten_on_a_change_and_otherwise_once_a_minute() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        assert!(rewrite_due(false, None, t0, STATUS_EVERY), "the first time");
+        // Steady rounds every 10 s (the default interval), or every 10 ms: no rewrite until
+        // a minute has passed since the last.
+        for k in 1..6 {
+            assert!(!rewrite_due(false, Some(t0), t0 + s(10 * k), STATUS_EVERY));
+        }
+        assert!(!rewrite_due(
+            false,
+            Some(t0),
+            t0 + Duration::from_millis(59_990),
+            STATUS_EVERY
+        ));
+        assert!(rewrite_due(false, Some(t0), t0 + s(60), STATUS_EVERY));
+        assert!(
+            rewrite_due(true, Some(t0), t0 + s(1), STATUS_EVERY),
+            "a state change"
+        );
+        assert!(
+            rewrite_due(true, Some(t0), t0, STATUS_EVERY),
+            "two changes in one second"
+        );
     }
 }

@@ -1,15 +1,22 @@
-//! The decision logic as a pure state machine: round verdicts, heal-step ends and the time go
-//! in, actions come out (`poll_action`). It owns hysteresis (fail-after / up-after), the round
-//! schedule, the escalation ladder and the backoff between heal attempts. It never reads a
-//! clock and does no I/O: the caller hands it `now` (monotonic) and acts on what it returns,
-//! so the tests below drive hours of virtual time in microseconds.
+//! The decision logic as a pure state machine: round verdicts (with the lane's diagnosis of
+//! the failing layer), kernel changes, heal-step ends and the time go in, actions come out
+//! (`poll_action`). It owns hysteresis (fail-after / up-after), the round schedule, the
+//! escalation ladder and the backoff between heal attempts, and applies the per-layer policy:
+//! a layer set to `ignore` fails no round, `report` makes an outage without heal steps, `heal`
+//! climbs the ladder (no-carrier only once `carrier-wait` has passed since the carrier went),
+//! `link-up` sets an administratively downed interface up at once; when the failing layer
+//! changes during an outage the ladder starts over. It never reads a clock and does no I/O:
+//! the caller hands it `now` (monotonic) and acts on what it returns, so the tests below drive
+//! hours of virtual time in microseconds.
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::human;
+use crate::diagnose::{self, Act, Layer};
 
 /// What the state machine needs from the configuration.
 #[derive(Debug, Clone)]
@@ -23,6 +30,12 @@ pub struct Policy {
     pub steps: usize,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// What a failure of each layer may do.
+    pub layers: diagnose::Policy,
+    /// No-carrier heals only once the carrier has been gone this long.
+    pub carrier_wait: Duration,
+    /// The lane's family (`ipv4`), first word of every reason; empty: none.
+    pub family: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +80,31 @@ impl fmt::Display for Verdict {
     }
 }
 
+/// A round's verdict with the lane's diagnosis of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub verdict: Verdict,
+    /// The failing layer (`Ok` for a good round); None: not diagnosed (every failure heals).
+    pub layer: Option<Layer>,
+    /// The failure rests on targets that have never answered since start (not armed): it is
+    /// reported, not healed.
+    pub unarmed: bool,
+    /// The lane's gateway, for the reason text.
+    pub gateway: Option<IpAddr>,
+}
+
+impl Round {
+    /// A verdict without a diagnosis.
+    pub fn plain(verdict: Verdict) -> Round {
+        Round {
+            verdict,
+            layer: None,
+            unarmed: false,
+            gateway: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Start a probe round now, and report its end with `round_ended` (or `round_skipped`).
@@ -86,6 +124,12 @@ pub enum Action {
         step: usize,
         reason: String,
     },
+    /// Set the interface administratively up now (`on-admin-down = link-up`): at once on the
+    /// kernel's event (`attempt` 0), or as attempt `attempt` of an admin-down outage; an
+    /// attempt's end is reported with `heal_ended`.
+    LinkUp { attempt: u32 },
+    /// Something to log that is no state change (the ladder starting over).
+    Announce(String),
 }
 
 /// An input of the state machine (`handle_event`).
@@ -95,7 +139,9 @@ pub enum Input {
     RoundEnded(Verdict),
     /// The round could not run, for `reason` (`interface nh0 is gone`): it counts as a
     /// failed round, so the heal ladder (whose steps may re-create the interface) runs.
-    RoundImpossible { reason: String },
+    RoundImpossible {
+        reason: String,
+    },
     /// The round could not run for a passing reason: no verdict, the next one an interval on.
     RoundSkipped,
     /// The heal step of the current attempt has ended.
@@ -103,6 +149,13 @@ pub enum Input {
     /// The kernel reported a change that can break reachability (carrier lost, interface
     /// gone, default route changed...): confirm it with a round now.
     KernelChanged,
+    /// The round asked for with `StartRound` ended, with the lane's diagnosis.
+    RoundJudged(Round),
+    /// The carrier went (IFF_LOWER_UP cleared): `carrier-wait` counts from now.
+    CarrierLost,
+    CarrierRegained,
+    /// The interface was set administratively down, not by a heal step of ours.
+    AdminDown,
 }
 
 #[derive(Debug)]
@@ -135,6 +188,22 @@ pub struct Decider {
     held: bool,
     /// An attempt came due while held: it starts when the hold ends.
     heal_pending: bool,
+    /// The last round's layer (`Ok` when good).
+    last_layer: Layer,
+    /// The layer the current outage's ladder is for.
+    outage_layer: Option<Layer>,
+    /// Whether the current outage may run heal steps (its layer heals and its evidence is
+    /// armed); while not, it is reported only and `next_heal` waits.
+    healable: bool,
+    /// Since when the carrier has been gone, as far as the kernel or the rounds said.
+    carrier_lost: Option<Instant>,
+    /// The failing layer changed while a step ran: attempt 1 follows its end.
+    restart: bool,
+    /// Failed rounds in a row of the outage's current layer.
+    layer_fails: u32,
+    /// The attempt whose step runs, and when the last step ended.
+    running: u32,
+    heal_ended_at: Option<Instant>,
 }
 
 impl Decider {
@@ -161,7 +230,26 @@ impl Decider {
             actions: VecDeque::new(),
             held: false,
             heal_pending: false,
+            last_layer: Layer::Ok,
+            outage_layer: None,
+            healable: true,
+            carrier_lost: None,
+            restart: false,
+            layer_fails: 0,
+            running: 0,
+            heal_ended_at: None,
         }
+    }
+
+    /// The last round's layer: `ok` for a good one (or an ignored layer's name).
+    pub fn layer(&self) -> Layer {
+        self.last_layer
+    }
+
+    /// The layer the current outage is for, while there is one.
+    pub fn outage_layer(&self) -> Option<Layer> {
+        self.outage_layer
+            .filter(|_| !matches!(self.state, State::Up | State::Starting | State::Suspect))
     }
 
     pub fn state(&self) -> State {
@@ -187,6 +275,15 @@ impl Decider {
         }
     }
 
+    /// "ipv4 " (the family and a space), or nothing.
+    fn fam(&self) -> String {
+        if self.policy.family.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", self.policy.family)
+        }
+    }
+
     /// Whether an attempt is due but held back.
     pub fn heal_held(&self) -> bool {
         self.heal_pending
@@ -198,7 +295,9 @@ impl Decider {
 
     /// The next instant at which `handle_timeout` has work, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let heal = self.next_heal.filter(|_| self.state == State::Down);
+        let heal = self
+            .next_heal
+            .filter(|_| self.state == State::Down && self.healable);
         match (self.next_round, heal) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -212,14 +311,59 @@ impl Decider {
             self.last_round = Some(now);
             self.actions.push_back(Action::StartRound);
         }
-        if self.state == State::Down && self.next_heal.is_some_and(|t| t <= now) {
+        if self.state == State::Down && self.healable && self.next_heal.is_some_and(|t| t <= now) {
             self.start_heal(now);
         }
     }
 
     pub fn round_ended(&mut self, now: Instant, v: Verdict) {
+        self.judged(now, Round::plain(v));
+    }
+
+    /// What the policy makes of a round: None for a good one (quorum met, or a failure of an
+    /// ignored layer), else the failing layer's action (`report` when its evidence is not
+    /// armed).
+    fn act_of(&self, r: &Round) -> Option<Act> {
+        if r.verdict.good {
+            return None;
+        }
+        match r.layer.map_or(Act::Heal, |l| self.policy.layers.act(l)) {
+            Act::Ignore => None,
+            Act::Heal if r.unarmed => Some(Act::Report),
+            a => Some(a),
+        }
+    }
+
+    /// The one round-end path: a verdict with its diagnosis.
+    pub fn judged(&mut self, now: Instant, r: Round) {
+        let v = r.verdict;
         let started = self.round_start.take().unwrap_or(now);
-        if v.good {
+        let act = self.act_of(&r);
+        match r.layer {
+            Some(Layer::NoCarrier) if !v.good => {
+                self.carrier_lost.get_or_insert(started);
+            }
+            Some(l) if l > Layer::NoCarrier => self.carrier_lost = None,
+            _ => {}
+        }
+        self.last_layer = if v.good {
+            Layer::Ok
+        } else {
+            r.layer.unwrap_or(Layer::Ok)
+        };
+        let good = act.is_none();
+        if let Some(a) = act {
+            let in_outage = matches!(self.state, State::Down | State::Healing | State::Recovering);
+            match (in_outage, self.outage_layer, r.layer) {
+                (true, Some(old), Some(new)) if old != new => self.start_over(now, old, new, &r),
+                _ => self.layer_fails = self.layer_fails.saturating_add(1),
+            }
+            // A new layer heals once it has failed fail-after rounds in a row itself, like
+            // a new outage (the first round after the carrier returns may well fail).
+            self.healable = matches!(a, Act::Heal | Act::LinkUp)
+                && (!in_outage || self.layer_fails >= self.policy.fail_after);
+        }
+        if good {
             self.goods = self.goods.saturating_add(1);
             self.fails = 0;
             self.streak_start = None;
@@ -228,36 +372,44 @@ impl Decider {
             self.goods = 0;
             self.streak_start.get_or_insert(started);
         }
-        match (self.state, v.good) {
+        match (self.state, good) {
             (State::Starting, true) => {
-                self.enter(now, State::Up, format!("first round good ({v})"))
+                let reason = format!("{}first round good ({v})", self.fam());
+                self.enter(now, State::Up, reason)
             }
-            (State::Suspect, true) => self.enter(now, State::Up, format!("round good again ({v})")),
+            (State::Suspect, true) => {
+                let reason = format!("{}round good again ({v})", self.fam());
+                self.enter(now, State::Up, reason)
+            }
             (State::Up, true) | (State::Healing, _) => {}
             (State::Starting | State::Up | State::Suspect, false) => {
                 if self.fails >= self.policy.fail_after {
-                    self.begin_outage(now, v);
+                    self.begin_outage(now, &r);
                 } else if self.state != State::Suspect {
-                    self.enter(
-                        now,
-                        State::Suspect,
-                        format!("round failed ({})", self.why(v)),
-                    );
+                    let reason = format!("round failed ({})", self.why(now, &r));
+                    self.enter(now, State::Suspect, reason);
                 }
             }
             (State::Down | State::Recovering, true) => {
                 if self.goods >= self.policy.up_after {
                     self.recovered(now);
                 } else if self.state == State::Down {
-                    let reason = format!("good round {} of {}", self.goods, self.policy.up_after);
+                    let reason = format!(
+                        "{}good round {} of {}",
+                        self.fam(),
+                        self.goods,
+                        self.policy.up_after
+                    );
                     self.enter(now, State::Recovering, reason);
                 }
             }
             (State::Down | State::Recovering, false) => {
                 if self.state == State::Recovering {
-                    self.enter(now, State::Down, format!("round failed ({})", self.why(v)));
+                    let reason = format!("round failed ({})", self.why(now, &r));
+                    self.enter(now, State::Down, reason);
                 }
-                if self.next_heal.is_some_and(|t| t <= now) || self.heal_pending && !self.held {
+                let due = self.next_heal.is_some_and(|t| t <= now);
+                if self.healable && (due || self.heal_pending && !self.held) {
                     self.start_heal(now);
                 }
             }
@@ -269,6 +421,7 @@ impl Decider {
     pub fn handle_event(&mut self, now: Instant, input: Input) {
         match input {
             Input::RoundEnded(v) => self.round_ended(now, v),
+            Input::RoundJudged(r) => self.judged(now, r),
             Input::RoundImpossible { reason } => {
                 self.impossible = Some(reason);
                 let v = Verdict {
@@ -276,18 +429,89 @@ impl Decider {
                     answered: 0,
                     targets: 0,
                 };
-                self.round_ended(now, v);
+                // The interface is missing: the `absent` layer.
+                let r = Round {
+                    layer: Some(Layer::Absent),
+                    ..Round::plain(v)
+                };
+                self.judged(now, r);
                 self.impossible = None;
             }
             Input::RoundSkipped => self.round_skipped(now),
             Input::HealEnded => self.heal_ended(now),
             Input::KernelChanged => self.confirm(now),
+            Input::CarrierLost => {
+                self.carrier_lost.get_or_insert(now);
+            }
+            Input::CarrierRegained => self.carrier_lost = None,
+            Input::AdminDown => {
+                // At once, without waiting for fail-after: the kernel said what is wrong and
+                // what fixes it. Not while heals are held back (inhibit, boot grace, another
+                // lane's step): then the rounds judge it like any failure.
+                if self.policy.layers.act(Layer::AdminDown) == Act::LinkUp && !self.held {
+                    self.heals = self.heals.saturating_add(1);
+                    self.actions.push_back(Action::LinkUp { attempt: 0 });
+                }
+            }
         }
     }
 
-    /// What a failed round's reason says: its verdict, or why it could not run.
-    fn why(&self, v: Verdict) -> String {
-        self.impossible.clone().unwrap_or_else(|| v.to_string())
+    /// What a failed round's reason says: the family, the failing layer, and the verdict (or
+    /// why the round could not run): `ipv4 upstream: 0/2 targets answered, gateway
+    /// 198.51.100.1 alive`, `ipv4 no-carrier for 30s`.
+    fn why(&self, now: Instant, r: &Round) -> String {
+        let detail = self
+            .impossible
+            .clone()
+            .unwrap_or_else(|| r.verdict.to_string());
+        let fam = self.fam();
+        let gw = |what: &str| {
+            r.gateway
+                .map_or(String::new(), |g| format!(", gateway {g} {what}"))
+        };
+        match r.layer {
+            None => format!("{fam}{detail}"),
+            Some(Layer::NoCarrier) => {
+                let since = self.carrier_lost.unwrap_or(now);
+                format!(
+                    "{fam}no-carrier for {}",
+                    human(now.saturating_duration_since(since))
+                )
+            }
+            Some(l @ Layer::Upstream) => format!("{fam}{l}: {detail}{}", gw("alive")),
+            Some(l @ Layer::GatewayDead) => format!("{fam}{l}: {detail}{}", gw("dead")),
+            Some(l @ Layer::GatewaySilent) => format!(
+                "{fam}{l}: {detail}{}",
+                gw("silent to echo, alive at layer 2")
+            ),
+            Some(l) => format!("{fam}{l}: {detail}"),
+        }
+    }
+
+    /// The failing layer changed during an outage: the ladder starts over for the new one
+    /// (attempt 1, the backoff from its minimum) once it has failed fail-after rounds in a
+    /// row, and no sooner than the minimum backoff after the last step ended (so a flapping
+    /// diagnosis cannot run steps back to back).
+    fn start_over(&mut self, now: Instant, old: Layer, new: Layer, r: &Round) {
+        let fam = self.fam();
+        self.actions.push_back(Action::Announce(format!(
+            "{fam}failing layer now {new} (was {old}): ladder starts over"
+        )));
+        self.outage_layer = Some(new);
+        self.outage_reason = format!("failing layer now {}", self.why(now, r));
+        self.attempts = 0;
+        self.layer_fails = 1;
+        if self.state == State::Healing {
+            self.restart = true;
+        } else {
+            self.next_heal = Some(self.restart_at(now));
+        }
+    }
+
+    fn restart_at(&self, now: Instant) -> Instant {
+        self.heal_ended_at
+            .map_or(now, |t| later(t, self.policy.backoff_min))
+            .max(now)
     }
 
     /// The kernel reported a change that can break reachability: start the next round now
@@ -317,35 +541,68 @@ impl Decider {
         if self.state != State::Healing {
             return;
         }
-        let wait = self.backoff(self.attempts);
+        self.heal_ended_at = Some(now);
+        let wait = if std::mem::take(&mut self.restart) {
+            self.restart_at(now).saturating_duration_since(now)
+        } else {
+            self.backoff(self.attempts)
+        };
         self.next_heal = Some(later(now, wait));
-        let k = self.attempts;
+        let (k, fam) = (self.running, self.fam());
         if self.goods >= self.policy.up_after {
             self.recovered(now);
         } else if self.goods > 0 {
             let reason = format!(
-                "heal attempt {k} ended; good round {} of {}",
+                "{fam}heal attempt {k} ended; good round {} of {}",
                 self.goods, self.policy.up_after
             );
             self.enter(now, State::Recovering, reason);
         } else {
-            let reason = format!(
-                "heal attempt {k} ended; next attempt in {} unless it recovers",
-                human(wait)
+            let next = if self.healable {
+                format!("next attempt in {} unless it recovers", human(wait))
+            } else {
+                "no further attempt: the failure is reported only".to_string()
+            };
+            self.enter(
+                now,
+                State::Down,
+                format!("{fam}heal attempt {k} ended; {next}"),
             );
-            self.enter(now, State::Down, reason);
         }
     }
 
-    fn begin_outage(&mut self, now: Instant, v: Verdict) {
-        self.outage_reason = format!("{} failed rounds in a row ({})", self.fails, self.why(v));
+    fn begin_outage(&mut self, now: Instant, r: &Round) {
+        self.outage_reason = format!(
+            "{} failed rounds in a row ({})",
+            self.fails,
+            self.why(now, r)
+        );
         self.outage_start = self.streak_start.or(Some(now));
+        self.outage_layer = r.layer;
+        self.layer_fails = self.fails;
         self.attempts = 0;
+        self.restart = false;
         self.enter(now, State::Down, self.outage_reason.clone());
+        self.next_heal = Some(now);
         self.start_heal(now);
     }
 
+    /// The next attempt of the outage's ladder, if its layer heals (or when `carrier-wait`
+    /// will have passed, for no-carrier); held back while heals are.
     fn start_heal(&mut self, now: Instant) {
+        if !self.healable {
+            // `report`, or evidence not armed: the outage stands, no step (next_heal waits
+            // for a round that may heal).
+            return;
+        }
+        if self.outage_layer == Some(Layer::NoCarrier) {
+            let since = self.carrier_lost.or(self.outage_start).unwrap_or(now);
+            let until = later(since, self.policy.carrier_wait);
+            if until > now {
+                self.next_heal = Some(until);
+                return;
+            }
+        }
         self.next_heal = None;
         if self.held {
             self.heal_pending = true;
@@ -354,14 +611,24 @@ impl Decider {
         self.heal_pending = false;
         self.attempts = self.attempts.saturating_add(1);
         self.heals = self.heals.saturating_add(1);
-        self.next_heal = None;
         let attempt = self.attempts;
+        self.running = attempt;
         let step = (attempt as usize).min(self.policy.steps) - 1;
-        self.enter(now, State::Healing, format!("heal attempt {attempt}"));
-        self.actions.push_back(Action::RunHeal {
-            attempt,
-            step,
-            reason: self.outage_reason.clone(),
+        let on = match self.outage_layer {
+            Some(l) => format!(" for {}{l}", self.fam()),
+            None => String::new(),
+        };
+        self.enter(now, State::Healing, format!("heal attempt {attempt}{on}"));
+        let link_up = self.outage_layer == Some(Layer::AdminDown)
+            && self.policy.layers.act(Layer::AdminDown) == Act::LinkUp;
+        self.actions.push_back(if link_up {
+            Action::LinkUp { attempt }
+        } else {
+            Action::RunHeal {
+                attempt,
+                step,
+                reason: self.outage_reason.clone(),
+            }
         });
     }
 
@@ -372,7 +639,8 @@ impl Decider {
             .unwrap_or_default();
         let n = self.attempts;
         let reason = format!(
-            "outage over after {}, {n} heal attempt{}",
+            "{}outage over after {}, {n} heal attempt{}",
+            self.fam(),
             human(lasted),
             if n == 1 { "" } else { "s" }
         );
@@ -381,6 +649,9 @@ impl Decider {
         self.next_heal = None;
         self.heal_pending = false;
         self.outage_start = None;
+        self.outage_layer = None;
+        self.healable = true;
+        self.restart = false;
     }
 
     fn enter(&mut self, now: Instant, to: State, reason: String) {
@@ -464,8 +735,14 @@ mod tests {
             steps: 1,
             backoff_min: s(30.0),
             backoff_max: s(900.0),
+            layers: crate::diagnose::Policy::default(),
+            carrier_wait: s(30.0),
+            family: "",
         }
     }
+
+    /// The diagnosis of a failed round at t: (layer, unarmed).
+    type Judge = Box<dyn Fn(f64) -> (Layer, bool)>;
 
     /// A virtual lab: rounds take 1 ms when the link is good and the whole timeout when it is
     /// not; heal steps take `heal_len`; attempt `fix_on` (if any) repairs the link for good.
@@ -476,9 +753,11 @@ mod tests {
         timeout: Duration,
         heal_len: Duration,
         bad: Box<dyn Fn(f64) -> bool>,
+        /// The diagnosis of a failed round at t: (layer, unarmed); None: undiagnosed.
+        judge: Option<Judge>,
         fix_on: Option<u32>,
         fixed: bool,
-        round_end: Option<(Instant, bool)>,
+        round_end: Option<(Instant, bool, f64)>,
         heal_end: Option<(Instant, u32)>,
         /// (seconds since t0, action), everything the machine asked for.
         log: Vec<(f64, Action)>,
@@ -494,6 +773,7 @@ mod tests {
                 timeout: s(2.0),
                 heal_len: s(1.0),
                 bad: Box::new(bad),
+                judge: None,
                 fix_on: None,
                 fixed: false,
                 round_end: None,
@@ -524,14 +804,33 @@ mod tests {
                 }
                 assert!(next >= self.now, "time went backwards");
                 self.now = next;
-                if let Some((t, good)) = self.round_end.filter(|r| r.0 <= self.now) {
+                if let Some((t, good, at)) = self.round_end.filter(|r| r.0 <= self.now) {
                     self.round_end = None;
                     let v = Verdict {
                         good,
                         answered: usize::from(good),
                         targets: 1,
                     };
-                    self.wd.round_ended(t, v);
+                    match &self.judge {
+                        Some(j) if !good => {
+                            let (layer, unarmed) = j(at);
+                            let r = Round {
+                                layer: Some(layer),
+                                unarmed,
+                                gateway: Some("198.51.100.1".parse().unwrap()),
+                                ..Round::plain(v)
+                            };
+                            self.wd.judged(t, r);
+                        }
+                        Some(_) => self.wd.judged(
+                            t,
+                            Round {
+                                layer: Some(Layer::Ok),
+                                ..Round::plain(v)
+                            },
+                        ),
+                        None => self.wd.round_ended(t, v),
+                    }
                 }
                 if self.heal_end.is_some_and(|h| h.0 <= self.now) {
                     self.heal_end = None;
@@ -544,7 +843,7 @@ mod tests {
                             assert!(self.round_end.is_none(), "rounds never overlap");
                             let good = self.fixed || !(self.bad)(self.at());
                             let len = if good { s(0.001) } else { self.timeout };
-                            self.round_end = Some((self.now + len, good));
+                            self.round_end = Some((self.now + len, good, self.at()));
                         }
                         Action::RunHeal { attempt, .. } => {
                             assert!(self.heal_end.is_none(), "heal steps never overlap");
@@ -555,7 +854,14 @@ mod tests {
                             }
                             self.heal_end = Some((self.now + self.heal_len, *attempt));
                         }
+                        Action::LinkUp { attempt } => {
+                            if *attempt > 0 {
+                                assert!(self.heal_end.is_none(), "heal steps never overlap");
+                                self.heal_end = Some((self.now, *attempt));
+                            }
+                        }
                         Action::Transition { from, to, .. } => assert_ne!(from, to),
+                        Action::Announce(_) => {}
                     }
                     self.log.push((self.at(), a));
                 }
@@ -1001,14 +1307,14 @@ mod tests {
             t[1],
             (
                 State::Suspect,
-                "round failed (interface nh0 is gone)".into()
+                "round failed (absent: interface nh0 is gone)".into()
             )
         );
         assert_eq!(
             t[2],
             (
                 State::Down,
-                "3 failed rounds in a row (interface nh0 is gone)".into()
+                "3 failed rounds in a row (absent: interface nh0 is gone)".into()
             )
         );
         assert_eq!(wd.state(), State::Healing);
@@ -1069,5 +1375,313 @@ mod tests {
             "{starts:?}"
         );
         assert!(starts.len() <= 6, "{}", starts.len());
+    }
+
+    // ---- The per-layer policy, in virtual time ----
+
+    impl Sim {
+        /// A lab whose failed rounds are diagnosed by `judge`.
+        fn judged(
+            policy: Policy,
+            bad: impl Fn(f64) -> bool + 'static,
+            judge: impl Fn(f64) -> (Layer, bool) + 'static,
+        ) -> Sim {
+            let mut sim = Sim::new(policy, bad);
+            sim.judge = Some(Box::new(judge));
+            sim
+        }
+
+        fn link_ups(&self) -> Vec<(f64, u32)> {
+            self.log
+                .iter()
+                .filter_map(|(t, a)| match a {
+                    Action::LinkUp { attempt } => Some((*t, *attempt)),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn announced(&self) -> Vec<String> {
+            self.log
+                .iter()
+                .filter_map(|(_, a)| match a {
+                    Action::Announce(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn reasons(&self) -> Vec<String> {
+            self.log
+                .iter()
+                .filter_map(|(_, a)| match a {
+                    Action::Transition { reason, .. } => Some(reason.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    fn family(p: Policy) -> Policy {
+        Policy {
+            family: "ipv4",
+            ..p
+        }
+    }
+
+    /// Each failing layer, for ten minutes from 5 s, with the default policy: heal, report,
+    /// ignore or link-up, as the contract's table says.
+    #[test]
+    fn each_layer_picks_its_action() {
+        for layer in Layer::FAILING {
+            let mut sim = Sim::judged(family(policy()), |t| t >= 5.0, move |_| (layer, false));
+            sim.run(600.0);
+            let (heals, ups) = (sim.heals().len(), sim.link_ups().len());
+            match layer {
+                Layer::Absent | Layer::NoAddress | Layer::NoRoute | Layer::GatewayDead => {
+                    assert!(
+                        heals >= 3 && ups == 0,
+                        "{layer}: {heals} heals, {ups} link-ups"
+                    );
+                    assert_eq!(sim.heals()[0].0, 16.0, "{layer}: at once after fail-after");
+                }
+                Layer::NoCarrier => {
+                    assert!(heals >= 3, "{layer}: {heals}");
+                    // Carrier gone since the first failed round's start (10 s): 30 s.
+                    assert_eq!(sim.heals()[0].0, 40.0, "{layer}: after carrier-wait");
+                }
+                Layer::AdminDown => {
+                    assert_eq!(heals, 0, "{layer}: no ladder step");
+                    assert!(ups >= 3, "{layer}: link-up attempts {:?}", sim.link_ups());
+                    assert_eq!(sim.link_ups()[0], (16.0, 1));
+                }
+                Layer::GatewaySilent => {
+                    assert_eq!((heals, ups), (0, 0), "{layer}");
+                    assert_eq!(sim.wd.state(), State::Up, "{layer}: not an outage");
+                    assert_eq!(sim.transitions(), vec![(State::Starting, State::Up)]);
+                    assert_eq!(sim.wd.layer(), Layer::GatewaySilent);
+                }
+                Layer::Upstream => {
+                    assert_eq!((heals, ups), (0, 0), "{layer}: report only");
+                    assert_eq!(sim.wd.state(), State::Down, "{layer}: but an outage");
+                    assert_eq!(sim.wd.outage_layer(), Some(Layer::Upstream));
+                }
+                Layer::Ok => unreachable!(),
+            }
+            assert_eq!(sim.wd.layer(), layer);
+        }
+    }
+
+    /// The reasons name the family and the layer: `ipv4 upstream: 0/1 targets answered,
+    /// gateway 198.51.100.1 alive`, `ipv4 no-carrier for 6s`.
+    #[test]
+    fn reasons_name_the_family_and_the_layer() {
+        let mut sim = Sim::judged(family(policy()), |t| t >= 5.0, |_| (Layer::Upstream, false));
+        sim.run(60.0);
+        let r = sim.reasons();
+        assert_eq!(r[0], "ipv4 first round good (1/1 targets answered)");
+        assert_eq!(
+            r[1],
+            "round failed (ipv4 upstream: 0/1 targets answered, gateway 198.51.100.1 alive)"
+        );
+        assert_eq!(
+            r[2],
+            "3 failed rounds in a row (ipv4 upstream: 0/1 targets answered, gateway 198.51.100.1 alive)"
+        );
+        let mut sim = Sim::judged(
+            family(policy()),
+            |t| t >= 5.0,
+            |_| (Layer::NoCarrier, false),
+        );
+        sim.run(60.0);
+        let r = sim.reasons();
+        assert_eq!(r[1], "round failed (ipv4 no-carrier for 2s)", "{r:?}");
+        assert_eq!(r[2], "3 failed rounds in a row (ipv4 no-carrier for 6s)");
+        assert!(
+            r.contains(&"heal attempt 1 for ipv4 no-carrier".to_string()),
+            "{r:?}"
+        );
+    }
+
+    /// Carrier back within carrier-wait: the outage is reported (down, hooks) and ends with
+    /// no heal. Gone longer: the ladder, counted from the kernel's event.
+    #[test]
+    fn no_carrier_heals_only_after_carrier_wait() {
+        let cut = |t: f64| (5.0..25.0).contains(&t);
+        let mut sim = Sim::judged(policy(), cut, |_| (Layer::NoCarrier, false));
+        sim.run(300.0);
+        assert!(sim.heals().is_empty(), "{:?}", sim.heals());
+        assert!(sim.transitions().contains(&(State::Suspect, State::Down)));
+        assert_eq!(sim.wd.state(), State::Up);
+        // Gone for good; the kernel said so at 5 s: the first attempt 30 s after that.
+        let mut sim = Sim::judged(policy(), |t| t >= 5.0, |_| (Layer::NoCarrier, false));
+        sim.run(5.0);
+        sim.wd.handle_event(sim.now, Input::CarrierLost);
+        sim.run(300.0);
+        assert_eq!(sim.heals()[0].0, 35.0, "{:?}", sim.heals());
+        // Regained meanwhile, lost again: the wait starts over.
+        let mut p = policy();
+        p.carrier_wait = s(60.0);
+        let mut sim = Sim::judged(p, |t| t >= 5.0, |_| (Layer::NoCarrier, false));
+        sim.run(5.0);
+        sim.wd.handle_event(sim.now, Input::CarrierLost);
+        sim.run(20.0);
+        sim.wd.handle_event(sim.now, Input::CarrierRegained);
+        sim.wd.handle_event(sim.now, Input::CarrierLost);
+        sim.run(300.0);
+        assert!(sim.heals()[0].0 >= 80.0, "{:?}", sim.heals());
+    }
+
+    /// A new failing layer during an outage: the ladder starts over (attempt 1, the first
+    /// step, the backoff from its minimum), and says so.
+    #[test]
+    fn a_new_failing_layer_starts_the_ladder_over() {
+        let mut p = family(policy());
+        p.steps = 3;
+        let layer = |t: f64| {
+            if t < 100.0 {
+                (Layer::NoCarrier, false)
+            } else {
+                (Layer::NoRoute, false)
+            }
+        };
+        let mut sim = Sim::judged(p, |t| t >= 5.0, layer);
+        sim.run(99.0);
+        let before: Vec<(u32, usize)> = sim.heals().iter().map(|h| (h.1, h.2)).collect();
+        assert_eq!(before, vec![(1, 0), (2, 1)], "{:?}", sim.heals());
+        sim.run(400.0);
+        assert_eq!(
+            sim.announced(),
+            vec!["ipv4 failing layer now no-route (was no-carrier): ladder starts over"]
+        );
+        let after: Vec<(f64, u32, usize)> =
+            sim.heals().into_iter().filter(|h| h.0 >= 100.0).collect();
+        assert_eq!(
+            (after[0].1, after[0].2),
+            (1, 0),
+            "attempt 1, step 0: {after:?}"
+        );
+        assert_eq!(
+            after[0].0, 106.0,
+            "after fail-after rounds of it: {after:?}"
+        );
+        assert_eq!((after[1].1, after[1].2), (2, 1));
+        let gap = after[1].0 - (after[0].0 + 1.0);
+        assert!(
+            (27.0..=33.0).contains(&gap),
+            "backoff from its minimum: {gap}"
+        );
+        assert_eq!(sim.wd.outage_layer(), Some(Layer::NoRoute));
+    }
+
+    /// A layer that changes from one that reports only (upstream) to one that heals (the
+    /// gateway stops answering ARP): the heal comes at once.
+    #[test]
+    fn upstream_then_gateway_dead_heals_at_once() {
+        let layer = |t: f64| {
+            if t < 100.0 {
+                (Layer::Upstream, false)
+            } else {
+                (Layer::GatewayDead, false)
+            }
+        };
+        let mut sim = Sim::judged(policy(), |t| t >= 5.0, layer);
+        sim.run(300.0);
+        let heals = sim.heals();
+        assert_eq!(
+            heals[0].0, 106.0,
+            "after fail-after rounds of it: {heals:?}"
+        );
+        assert_eq!(heals[0].1, 1);
+    }
+
+    /// An upstream-only outage of an hour: zero heals, one outage, and it ends when the far
+    /// side comes back.
+    #[test]
+    fn upstream_means_zero_heals_and_recovery_when_it_returns() {
+        let far = |t: f64| (5.0..3600.0).contains(&t);
+        let mut sim = Sim::judged(policy(), far, |_| (Layer::Upstream, false));
+        sim.run(7200.0);
+        assert!(sim.heals().is_empty());
+        assert_eq!(
+            sim.transitions(),
+            vec![
+                (State::Starting, State::Up),
+                (State::Up, State::Suspect),
+                (State::Suspect, State::Down),
+                (State::Down, State::Up)
+            ]
+        );
+        assert_eq!(sim.wd.heals(), 0);
+    }
+
+    /// A failure that rests on targets that never answered is reported, not healed; once the
+    /// evidence is armed (a target answered, or arm-after passed), the ladder runs.
+    #[test]
+    fn an_unarmed_failure_is_reported_not_healed_until_armed() {
+        let judge = |t: f64| (Layer::GatewayDead, t < 200.0);
+        let mut sim = Sim::judged(policy(), |t| t >= 5.0, judge);
+        sim.run(199.0);
+        assert!(sim.heals().is_empty(), "{:?}", sim.heals());
+        assert_eq!(sim.wd.state(), State::Down);
+        sim.run(300.0);
+        let heals = sim.heals();
+        assert!(!heals.is_empty() && heals[0].0 <= 202.0, "{heals:?}");
+        assert_eq!(heals[0].1, 1, "its first attempt");
+    }
+
+    /// `on-admin-down = link-up`: the kernel's event sets the link up at once, without waiting
+    /// for a round; not while heals are held, and not with another setting.
+    #[test]
+    fn admin_down_sets_the_link_up_at_once() {
+        let t0 = Instant::now();
+        let mut wd = Decider::new(policy(), t0, 1);
+        wd.handle_timeout(t0);
+        wd.round_ended(
+            t0,
+            Verdict {
+                good: true,
+                answered: 1,
+                targets: 1,
+            },
+        );
+        while wd.poll_action().is_some() {}
+        let at = t0 + s(3.0);
+        wd.handle_event(at, Input::AdminDown);
+        assert_eq!(wd.poll_action(), Some(Action::LinkUp { attempt: 0 }));
+        assert_eq!(
+            wd.state(),
+            State::Up,
+            "no state change before a round says so"
+        );
+        assert_eq!(wd.heals(), 1);
+        wd.set_held(at, true);
+        wd.handle_event(at, Input::AdminDown);
+        assert_eq!(wd.poll_action(), None, "held");
+        let mut p = policy();
+        p.layers.set(Layer::AdminDown, "heal").unwrap();
+        let mut wd = Decider::new(p, t0, 1);
+        wd.handle_event(at, Input::AdminDown);
+        assert!(
+            !std::iter::from_fn(|| wd.poll_action()).any(|a| matches!(a, Action::LinkUp { .. })),
+            "on-admin-down = heal: the ladder, after fail-after"
+        );
+    }
+
+    /// Layers set otherwise by the config: upstream = heal climbs the ladder, no-route =
+    /// ignore fails no round.
+    #[test]
+    fn the_policy_is_the_configs() {
+        let mut p = policy();
+        p.layers.set(Layer::Upstream, "heal").unwrap();
+        let mut sim = Sim::judged(p, |t| t >= 5.0, |_| (Layer::Upstream, false));
+        sim.run(100.0);
+        assert_eq!(sim.heals()[0].0, 16.0);
+        let mut p = policy();
+        p.layers.set(Layer::NoRoute, "ignore").unwrap();
+        let mut sim = Sim::judged(p, |t| t >= 5.0, |_| (Layer::NoRoute, false));
+        sim.run(100.0);
+        assert!(sim.heals().is_empty());
+        assert_eq!(sim.wd.state(), State::Up);
     }
 }

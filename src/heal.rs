@@ -20,18 +20,19 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use crate::backend::{self, Plan};
 use crate::config::{human, HealStep};
 use crate::log::{Level, Log};
 use crate::sys::process;
 
-/// Where `ifupdown` looks for ifdown and ifup, in order.
+/// Where the back-end steps look for their tools (ifdown, nmcli, ...), in order.
 pub const TOOL_PATH: &str = "/sbin:/usr/sbin:/bin:/usr/bin";
 /// PATH for steps when netheal itself was started without one (bare init scripts).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -520,50 +521,38 @@ impl Supervisor {
     ) {
         let name = step.to_string();
         let commands: Vec<Vec<String>> = match step {
-            HealStep::Link => {
-                match process::spawn_link(iface, self.link_hold) {
-                    Ok((pid, fd)) => self.supervise(Job {
-                        attempt,
-                        prog: name.clone(),
-                        output: Some(Output::new(fd, name.clone())),
-                        step: name,
-                        builtin: true,
-                        rest: VecDeque::new(),
-                        env: Vec::new(),
-                        pid,
-                        started: now,
-                        deadline: Deadline::new(later(now, timeout), self.timing),
-                    }),
-                    Err(e) => self.failed(attempt, name, Outcome::BuiltIn(Err(e.to_string()))),
-                }
-                return;
-            }
-            HealStep::IfUpDown => {
-                let mut cmds = Vec::new();
-                for tool in ["ifdown", "ifup"] {
-                    match find_tool(tool) {
-                        Some(p) => cmds.push(vec![p.display().to_string(), iface.to_string()]),
-                        None => {
-                            let why = format!("{tool} not found in {TOOL_PATH}");
-                            self.failed(attempt, name, Outcome::FailedToStart(why));
-                            return;
-                        }
-                    }
-                }
-                cmds
-            }
-            HealStep::Exec(path) => vec![vec![path.display().to_string(), iface.to_string()]],
             HealStep::Reboot => {
                 // The watch runs this step itself (budget first): see Uplink::reboot.
                 let outcome = Outcome::FailedToStart("reboot is not a runner step".into());
-                self.events.push_back(HealEvent::Ended {
-                    attempt,
-                    step: name,
-                    outcome,
-                    elapsed: Duration::ZERO,
-                });
+                self.failed(attempt, name, outcome);
                 return;
             }
+            HealStep::Exec(path) => vec![vec![path.display().to_string(), iface.to_string()]],
+            _ => match plan(step, iface, timeout) {
+                Ok(Plan::Commands(cmds)) => cmds,
+                Ok(Plan::Link) => {
+                    match process::spawn_link(iface, self.link_hold) {
+                        Ok((pid, fd)) => self.supervise(Job {
+                            attempt,
+                            prog: name.clone(),
+                            output: Some(Output::new(fd, name.clone())),
+                            step: name,
+                            builtin: true,
+                            rest: VecDeque::new(),
+                            env: Vec::new(),
+                            pid,
+                            started: now,
+                            deadline: Deadline::new(later(now, timeout), self.timing),
+                        }),
+                        Err(e) => self.failed(attempt, name, Outcome::BuiltIn(Err(e.to_string()))),
+                    }
+                    return;
+                }
+                Err(why) => {
+                    self.failed(attempt, name, Outcome::FailedToStart(why));
+                    return;
+                }
+            },
         };
         let env = vec![
             ("NETHEAL_IFACE", iface.to_string()),
@@ -946,14 +935,20 @@ fn prog_name(argv: &[String]) -> String {
         .unwrap_or_default()
 }
 
-fn find_tool(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    TOOL_PATH
-        .split(':')
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+/// The commands of a back-end step (or the built-in link step) for `iface`, with the
+/// tools and state files under `backend::root()`. Reads a few state files when the step
+/// needs them (`dhcp`, `netifd` without a logical name, `auto`): no process, no wait.
+fn plan(step: &HealStep, iface: &str, timeout: Duration) -> Result<Plan, String> {
+    let root = backend::root();
+    let facts = match step {
+        HealStep::Dhcp | HealStep::Netifd(None) | HealStep::Auto => backend::gather(&root, iface),
+        _ => backend::Facts {
+            iface: iface.to_string(),
+            ..backend::Facts::default()
+        },
+    };
+    let find = |t: &str| backend::find_tool(&root, t);
+    backend::commands(step, iface, &facts, &find, timeout)
 }
 
 #[cfg(test)]
@@ -961,6 +956,7 @@ mod tests {
     use super::*;
     use crate::config::LogDest;
     use std::io::Write;
+    use std::path::PathBuf;
 
     /// A throw-away executable script.
     struct Script(PathBuf);

@@ -249,6 +249,39 @@ impl Iface {
     }
 }
 
+#[cfg(test)]
+impl Iface {
+    /// For the watch's tests: `name` at `index`, up with carrier, an address of each family
+    /// and a default route in the main table through each of `gateways` that is given.
+    pub fn up_for_tests(name: &str, index: u32, gateways: [Option<IpAddr>; 2]) -> Iface {
+        let mut i = Iface::new(name, None);
+        i.index = Some(index);
+        i.admin_up = true;
+        i.carrier = true;
+        for a in ["198.51.100.2", "2001:db8::2"] {
+            i.addrs.push(Address {
+                addr: a.parse().unwrap(),
+                prefix_len: 24,
+                scope: 0,
+                flags: IFA_F_PERMANENT,
+                stale: false,
+            });
+        }
+        for (f, gw) in [Family::V4, Family::V6].into_iter().zip(gateways) {
+            i.default[f as usize] = gw.map(|g| DefaultRoute {
+                family: f,
+                table: TABLE_MAIN,
+                metric: 0,
+                oif: index,
+                gateway: Some(g),
+                protocol: RTPROT_BOOT,
+                stale: false,
+            });
+        }
+        i
+    }
+}
+
 /// What a watched interface had before a `link` heal step bounced it: the configured
 /// addresses, static routes and default routes the bounce may remove.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

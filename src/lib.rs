@@ -6,6 +6,7 @@
 //! `config` are pure (config also reads its file); `sys` holds every `unsafe` block; the poll
 //! loop in `daemon` reads the clock, and so does the bounded start-up sync in `eyes`.
 
+pub mod backend;
 pub mod budget;
 pub mod civil;
 pub mod cli;
@@ -13,10 +14,12 @@ pub mod config;
 pub mod daemon;
 pub mod decide;
 pub mod diagnose;
+pub mod explain;
 pub mod eyes;
 pub mod heal;
 pub mod inhibit;
 pub mod kernel;
+pub mod l2;
 pub mod log;
 pub mod notify;
 pub mod probe;
@@ -64,8 +67,14 @@ pub fn run() -> ExitCode {
         Ok(cfg) => cfg,
         Err(e) => return usage(e),
     };
+    let findings = backend::check_watches(&backend::root(), &cfg.watches);
     if inv.check {
-        return check(&cfg);
+        return check(&cfg, &findings);
+    }
+    // An explicitly named step that cannot run is refused before anything starts; what
+    // `auto` finds (or does not) each watch logs when it starts.
+    if let Some(code) = step_errors(&findings).filter(|_| !inv.once) {
+        return code;
     }
     let pidfile_path = cfg
         .pidfile
@@ -118,7 +127,10 @@ pub fn run() -> ExitCode {
     }
     match daemon.run(log) {
         Ok(daemon::Exit::Stopped) => ExitCode::from(exit::OK),
-        Ok(daemon::Exit::Once(good)) => ExitCode::from(if good { exit::OK } else { exit::BAD }),
+        Ok(daemon::Exit::Once(good, table)) => {
+            print(&table);
+            ExitCode::from(if good { exit::OK } else { exit::BAD })
+        }
         Err(e) => fatal(log_dest, &e),
     }
 }
@@ -145,8 +157,22 @@ fn fatal(dest: config::LogDest, e: &daemon::Error) -> ExitCode {
     })
 }
 
-/// --check: the effective settings, in the configuration file's own syntax.
-fn check(cfg: &config::Config) -> ExitCode {
+/// Prints each explicitly named heal step that cannot run (a tool missing): exit 2.
+fn step_errors(findings: &[backend::Finding]) -> Option<ExitCode> {
+    let mut failed = false;
+    for f in findings {
+        if let backend::Finding::Error(e) = f {
+            eprintln!("netheal: {e}");
+            failed = true;
+        }
+    }
+    failed.then(|| ExitCode::from(exit::USAGE))
+}
+
+/// --check: the effective settings, in the configuration file's own syntax, then what each
+/// ladder's back-end steps find on this machine (`# auto: ...`, `# WARNING: ...`); exit 2
+/// when an explicitly named step cannot run.
+fn check(cfg: &config::Config, findings: &[backend::Finding]) -> ExitCode {
     let path = |p: &Option<std::path::PathBuf>| {
         p.as_ref()
             .map_or("none".to_string(), |p| p.display().to_string())
@@ -182,8 +208,27 @@ fn check(cfg: &config::Config) -> ExitCode {
                 }
             }
         }
+        for f in findings.iter().filter(|f| finding_of(f, &w.iface)) {
+            match f {
+                backend::Finding::Note(n) => {
+                    let _ = writeln!(out, "# {n}");
+                }
+                backend::Finding::Warning(n) => {
+                    let _ = writeln!(out, "# WARNING: {n}");
+                }
+                backend::Finding::Error(n) => {
+                    let _ = writeln!(out, "# ERROR: {n}");
+                }
+            }
+        }
     }
-    print(&out)
+    let code = print(&out);
+    step_errors(findings).unwrap_or(code)
+}
+
+fn finding_of(f: &backend::Finding, iface: &str) -> bool {
+    let (backend::Finding::Note(l) | backend::Finding::Warning(l) | backend::Finding::Error(l)) = f;
+    l.strip_prefix(iface).is_some_and(|r| r.starts_with(": "))
 }
 
 /// --status: the running netheal's status file, as a table.
@@ -228,7 +273,7 @@ fn status(args: &config::Args) -> ExitCode {
     }
 }
 
-/// --inhibit DUR|off [IFACE]: rewrites the inhibit file the running netheal reads every round.
+/// --inhibit DUR|off [IFACE]: rewrites the inhibit file, which the running netheal watches.
 fn inhibit(args: &config::Args, dur: Option<std::time::Duration>) -> ExitCode {
     let path = match config::inhibit_file(args) {
         Ok(Some(p)) => p,
@@ -271,13 +316,15 @@ fn inhibit(args: &config::Args, dur: Option<std::time::Duration>) -> ExitCode {
     let which = iface.map_or("every interface".to_string(), str::to_string);
     print(&match dur {
         Some(d) => format!(
-            "netheal: no heal on {which} until {} ({}); the running netheal notices at its next round
+            "netheal: no heal on {which} until {} ({}); the running netheal sees it at once
 ",
             civil::timestamp(wall + d.as_secs() as i64),
             config::human(d)
         ),
-        None => format!("netheal: inhibit on {which} ended
-"),
+        None => format!(
+            "netheal: inhibit on {which} ended
+"
+        ),
     })
 }
 

@@ -187,8 +187,12 @@ pub struct Prober {
     slots: Vec<Slot>,
     /// This round's echoes.
     sent: Vec<Sent>,
-    /// Earlier rounds' echoes, oldest first, at most RETIRED_MAX.
+    /// Earlier rounds' echoes, oldest first (in the order they were sent), at most
+    /// RETIRED_MAX.
     retired: VecDeque<Sent>,
+    /// How many of the oldest retired echoes are known to be a timeout old (and, if they
+    /// were unanswered, counted lost): `retire` looks only at those after them.
+    expired: usize,
     round: Option<Round>,
     stats: Stats,
 }
@@ -232,7 +236,9 @@ impl Prober {
             next_seq: 0,
             slots: Vec::new(),
             sent: Vec::new(),
-            retired: VecDeque::new(),
+            // Full after 64 echoes anyway: allocated once, not grown during the first rounds.
+            retired: VecDeque::with_capacity(RETIRED_MAX),
+            expired: 0,
             round: None,
             stats: Stats::default(),
         }
@@ -506,6 +512,7 @@ impl Prober {
             }
             if self.retired.len() == RETIRED_MAX {
                 if let Some(old) = self.retired.pop_front() {
+                    self.expired = self.expired.saturating_sub(1);
                     if old.fate == Fate::Outstanding {
                         bump(&mut self.stats.lost);
                     }
@@ -528,13 +535,20 @@ impl Prober {
     }
 
     /// Counts as lost the retired echoes still unanswered a timeout after they were sent.
+    /// They were sent in order, so they expire in order: only those not yet known to be
+    /// expired are looked at, and the walk stops at the first that is not (in a steady
+    /// round: one comparison, where it used to be a deadline computed for all 64).
     fn retire(&mut self, now: Instant) {
-        for s in self.retired.iter_mut() {
+        while let Some(s) = self.retired.get_mut(self.expired) {
             let expired = s.sent_at.checked_add(self.timeout).is_none_or(|t| t <= now);
-            if s.fate == Fate::Outstanding && expired {
+            if !expired {
+                break;
+            }
+            if s.fate == Fate::Outstanding {
                 s.fate = Fate::Lost;
                 bump(&mut self.stats.lost);
             }
+            self.expired += 1;
         }
     }
 }
@@ -909,6 +923,44 @@ mod tests {
         assert!(!p.poll_round_end(t0 + ms(3999)).unwrap().good);
         // Round 1's first echo (now 4 s old) and round 2's one silent echo.
         assert_eq!(p.stats().lost, 1 + 1);
+    }
+
+    /// `retire` looks only at the retired echoes not yet known to be expired: each unanswered
+    /// one is still counted lost exactly once, whether it expires in the ring or is pushed
+    /// out of it first (8 targets, rounds 260 ms apart: the 64 echoes the ring holds are 2 s
+    /// of rounds, the timeout), and the lost count never runs ahead of the timeout.
+    #[test]
+    fn every_unanswered_retired_echo_is_lost_once_however_fast_the_rounds() {
+        let targets: Vec<IpAddr> = (1..=8).map(|i| ip(&format!("198.51.100.{i}"))).collect();
+        for spacing in [ms(260), ms(1000), ms(2100)] {
+            let t0 = Instant::now();
+            let mut p = prober(4, 1);
+            let n = 40u32;
+            for k in 0..n {
+                let t = t0 + spacing * k;
+                p.start_round(t, targets.iter().map(|&a| Some(a)));
+                // Every first echo is lost; every second one is answered at once.
+                let _dropped = sends(&mut p, t);
+                for (tx, req) in sends(&mut p, t + ms(250)) {
+                    p.handle_packet(
+                        t + ms(251),
+                        Family::V4,
+                        tx.dest,
+                        &reply_to(Family::V4, &req),
+                    );
+                }
+                assert!(p.poll_round_end(t + ms(251)).unwrap().good);
+                // Lost so far: at most the first echoes sent a timeout ago or pushed out.
+                assert!(
+                    p.stats().lost <= 8 * u64::from(k + 1),
+                    "spacing {spacing:?}"
+                );
+            }
+            let end = t0 + spacing * n + ms(5000);
+            p.start_round(end, [Some(ip(T1))]);
+            assert_eq!(p.stats().lost, 8 * u64::from(n), "spacing {spacing:?}");
+            assert_eq!(p.stats().replies, 8 * u64::from(n));
+        }
     }
 
     /// Defect 19: ICMP errors quoting our echo were ignored; the probe waited for the timeout.

@@ -11,7 +11,30 @@ use std::time::Duration;
 
 use crate::civil::timestamp;
 use crate::decide::State;
+use crate::diagnose::Layer;
 use crate::probe::Stats;
+use crate::wire::Family;
+
+/// Every layer, in diagnosis order: the values of `netheal_layer{layer="..."}`.
+const LAYERS: [Layer; 9] = [
+    Layer::Absent,
+    Layer::AdminDown,
+    Layer::NoCarrier,
+    Layer::NoAddress,
+    Layer::NoRoute,
+    Layer::GatewayDead,
+    Layer::GatewaySilent,
+    Layer::Upstream,
+    Layer::Ok,
+];
+
+/// `ipv4` / `ipv6`: the family's name in status keys, labels and NETHEAL_FAMILY.
+pub fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "ipv4",
+        Family::V6 => "ipv6",
+    }
+}
 
 const STATES: [State; 6] = [
     State::Starting,
@@ -42,6 +65,53 @@ pub struct Snapshot {
     pub machine: MachineStatus,
     /// Targets that are this host's own addresses (not probed, not counted).
     pub own_targets: Vec<std::net::IpAddr>,
+    /// One per judged family (a family is judged when the interface has targets of it),
+    /// IPv4 first.
+    pub lanes: Vec<LaneStatus>,
+    /// Every configured target's evidence since start, in configuration order.
+    pub targets: Vec<TargetStatus>,
+}
+
+/// One family's lane: the layer its last diagnosis found and its own state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneStatus {
+    pub family: Family,
+    pub layer: Layer,
+    pub state: State,
+}
+
+/// One target's evidence since start, for post-mortems.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetStatus {
+    /// As configured: `198.51.100.1`, `gateway`, `tcp:203.0.113.10:443`, `dns:[2001:db8::53]`.
+    pub target: String,
+    /// Rounds it answered in, and rounds it did not (one attempt per round or count echoes:
+    /// whatever the prober counts per target).
+    pub answered: u64,
+    pub lost: u64,
+    /// The round-trip time of its last answer.
+    pub rtt: Option<Duration>,
+}
+
+/// How bad a lane's state is, for the interface's `state` and `layer`: healing > down >
+/// recovering > suspect > starting > up (CONTRACT10).
+fn badness(s: State) -> u8 {
+    match s {
+        State::Up => 0,
+        State::Starting => 1,
+        State::Suspect => 2,
+        State::Recovering => 3,
+        State::Down => 4,
+        State::Healing => 5,
+    }
+}
+
+/// The lane that speaks for the interface: the worst state, then the earlier failing layer in
+/// diagnosis order (a lane that is `ok` loses to one that is not), then IPv4 before IPv6.
+pub fn worst_lane(lanes: &[LaneStatus]) -> Option<&LaneStatus> {
+    lanes
+        .iter()
+        .min_by_key(|l| (std::cmp::Reverse(badness(l.state)), l.layer, l.family as u8))
 }
 
 /// Holds, inhibit and the reboot budget, as one watch sees them.
@@ -123,7 +193,33 @@ pub fn status_text(snaps: &[Snapshot], pid: u32, now: i64) -> String {
             let _ = write!(s, " own_address_targets={}", list.join(","));
         }
         s += &x.machine.fields();
+        s += &lane_fields(x);
         s.push('\n');
+    }
+    s
+}
+
+/// ` layer=... layer_ipv4=... state_ipv4=... target.0=ADDR target.0.answered=...`: appended
+/// after the older keys, so readers of those see no change. No lanes (nothing judged): no
+/// layer keys; a family without targets: no keys of its own.
+fn lane_fields(x: &Snapshot) -> String {
+    let mut s = String::new();
+    if let Some(w) = worst_lane(&x.lanes) {
+        let _ = write!(s, " layer={}", w.layer);
+    }
+    for l in &x.lanes {
+        let f = family_name(l.family);
+        let _ = write!(s, " layer_{f}={} state_{f}={}", l.layer, l.state);
+    }
+    for (i, t) in x.targets.iter().enumerate() {
+        let _ = write!(
+            s,
+            " target.{i}={} target.{i}.answered={} target.{i}.lost={} target.{i}.rtt_ms={}",
+            t.target.replace(char::is_whitespace, "_"),
+            t.answered,
+            t.lost,
+            ms(t.rtt)
+        );
     }
     s
 }
@@ -152,6 +248,7 @@ pub fn pretty_status(text: &str, now: i64) -> String {
     let mut rows = vec![[
         "IFACE",
         "STATE",
+        "LAYER",
         "FOR",
         "ROUNDS",
         "FAILED",
@@ -184,6 +281,7 @@ pub fn pretty_status(text: &str, now: i64) -> String {
         rows.push(vec![
             get("iface"),
             get("state"),
+            layers(&r),
             dur,
             get("rounds"),
             get("failed_rounds"),
@@ -199,11 +297,42 @@ pub fn pretty_status(text: &str, now: i64) -> String {
             note(&get),
         ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
+    let mut out = format!("{header}\n");
+    out += &columns(&rows);
+    let mut targets = vec![["IFACE", "TARGET", "ANSWERED", "LOST", "LAST RTT MS"]
+        .map(String::from)
+        .to_vec()];
+    for r in parse_status(text) {
+        let get = |k: &str| r.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let iface = get("iface").unwrap_or_else(|| "?".into());
+        for i in 0.. {
+            let Some(t) = get(&format!("target.{i}")) else {
+                break;
+            };
+            let n = |k: &str| get(&format!("target.{i}.{k}")).unwrap_or_else(|| "?".into());
+            targets.push(vec![
+                iface.clone(),
+                t,
+                n("answered"),
+                n("lost"),
+                n("rtt_ms"),
+            ]);
+        }
+    }
+    if targets.len() > 1 {
+        out.push('\n');
+        out += &columns(&targets);
+    }
+    out
+}
+
+/// Rows of cells as left-aligned columns two spaces apart, trailing blanks trimmed.
+fn columns(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
-    let mut out = format!("{header}\n");
-    for r in &rows {
+    let mut out = String::new();
+    for r in rows {
         let cells: Vec<String> = r
             .iter()
             .zip(&widths)
@@ -213,6 +342,27 @@ pub fn pretty_status(text: &str, now: i64) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The LAYER column: each judged family's layer (`ipv4 ok, ipv6 no-route`), with the lane's
+/// state when it differs from the interface's; `-` from a writer without lanes.
+fn layers(r: &[(String, String)]) -> String {
+    let get = |k: &str| r.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let parts: Vec<String> = ["ipv4", "ipv6"]
+        .into_iter()
+        .filter_map(|f| {
+            let layer = get(&format!("layer_{f}"))?;
+            Some(match get(&format!("state_{f}")) {
+                Some(st) if Some(st) != get("state") => format!("{f} {layer} ({st})"),
+                _ => format!("{f} {layer}"),
+            })
+        })
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// The NOTE column: inhibit, hold, degraded state.
@@ -270,6 +420,25 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
                     format!("{},state=\"{st}\"", label(x)),
                     u8::from(*st == x.state).to_string(),
                 )
+            })
+        }),
+    );
+    family(
+        "netheal_layer",
+        "gauge",
+        "The layer the last diagnosis of each family found: 1 for the current one (ok when nothing fails).",
+        &mut snaps.iter().flat_map(|x| {
+            x.lanes.iter().flat_map(move |l| {
+                LAYERS.iter().map(move |layer| {
+                    (
+                        format!(
+                            "{},family=\"{}\",layer=\"{layer}\"",
+                            label(x),
+                            family_name(l.family)
+                        ),
+                        u8::from(*layer == l.layer).to_string(),
+                    )
+                })
             })
         }),
     );
@@ -391,6 +560,44 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
         &mut snaps
             .iter()
             .filter_map(|x| x.last_heal.map(|h| (label(x), h.at.to_string()))),
+    );
+    let target = |x: &Snapshot, t: &TargetStatus| {
+        format!("{},target=\"{}\"", label(x), escape_label(&t.target))
+    };
+    let per_target: [MetricDef<u64, TargetStatus>; 2] = [
+        (
+            "netheal_target_replies_total",
+            "Rounds in which this target answered.",
+            |t| t.answered,
+        ),
+        (
+            "netheal_target_lost_total",
+            "Rounds in which this target was probed and did not answer.",
+            |t| t.lost,
+        ),
+    ];
+    for (name, help, f) in per_target {
+        family(
+            name,
+            "counter",
+            help,
+            &mut snaps.iter().flat_map(|x| {
+                x.targets
+                    .iter()
+                    .map(move |t| (target(x, t), f(t).to_string()))
+            }),
+        );
+    }
+    family(
+        "netheal_target_rtt_seconds",
+        "gauge",
+        "Round-trip time of this target's last answer (absent before its first).",
+        &mut snaps.iter().flat_map(|x| {
+            x.targets.iter().filter_map(move |t| {
+                t.rtt
+                    .map(|d| (target(x, t), format!("{:.6}", d.as_secs_f64())))
+            })
+        }),
     );
     // Last: the file still begins with netheal_up and its interface families, as before.
     family(
@@ -548,7 +755,145 @@ mod tests {
             last_heal: heal,
             machine: MachineStatus::default(),
             own_targets: Vec::new(),
+            lanes: Vec::new(),
+            targets: Vec::new(),
         }
+    }
+
+    /// eth0 with an IPv4 lane healthy and an IPv6 lane down at `upstream`, two targets.
+    fn two_lanes() -> Snapshot {
+        let mut x = snap("eth0", State::Down, None);
+        x.lanes = vec![
+            LaneStatus {
+                family: Family::V4,
+                layer: Layer::Ok,
+                state: State::Up,
+            },
+            LaneStatus {
+                family: Family::V6,
+                layer: Layer::Upstream,
+                state: State::Down,
+            },
+        ];
+        x.targets = vec![
+            TargetStatus {
+                target: "198.51.100.1".into(),
+                answered: 9,
+                lost: 1,
+                rtt: Some(Duration::from_micros(412)),
+            },
+            TargetStatus {
+                target: "tcp:[2001:db8::1]:443".into(),
+                answered: 0,
+                lost: 10,
+                rtt: None,
+            },
+        ];
+        x
+    }
+
+    #[test]
+    fn status_names_the_layer_of_each_family_and_every_target() {
+        let text = status_text(&[two_lanes()], 1, 0);
+        let line = text.lines().nth(1).unwrap();
+        assert!(
+            line.starts_with("iface=eth0 state=down since=1763748000 rounds=10 "),
+            "the older keys come first, unchanged: {line}"
+        );
+        assert!(
+            line.ends_with(" degraded=none layer=upstream layer_ipv4=ok state_ipv4=up layer_ipv6=upstream state_ipv6=down target.0=198.51.100.1 target.0.answered=9 target.0.lost=1 target.0.rtt_ms=0.412 target.1=tcp:[2001:db8::1]:443 target.1.answered=0 target.1.lost=10 target.1.rtt_ms=-"),
+            "{line}"
+        );
+        assert_eq!(text.lines().count(), 2, "still one line per interface");
+        let pretty = pretty_status(&text, 1_763_748_200);
+        let rows: Vec<&str> = pretty.lines().collect();
+        assert!(rows[1].starts_with("IFACE  STATE  LAYER  "), "{pretty}");
+        assert!(
+            rows[2].starts_with("eth0   down   ipv4 ok (up), ipv6 upstream  "),
+            "{pretty}"
+        );
+        assert_eq!(rows[3], "", "{pretty}");
+        assert_eq!(
+            rows[4],
+            "IFACE  TARGET                 ANSWERED  LOST  LAST RTT MS"
+        );
+        assert_eq!(
+            rows[5],
+            "eth0   198.51.100.1           9         1     0.412"
+        );
+        assert_eq!(rows[6], "eth0   tcp:[2001:db8::1]:443  0         10    -");
+    }
+
+    #[test]
+    fn a_status_without_lanes_has_no_layer_keys_and_shows_a_dash() {
+        let text = status_text(&[snap("eth0", State::Up, None)], 1, 0);
+        assert!(!text.contains("layer"), "{text}");
+        let pretty = pretty_status(&text, 1_763_748_200);
+        assert!(
+            pretty
+                .lines()
+                .nth(2)
+                .unwrap()
+                .starts_with("eth0   up     -      "),
+            "{pretty}"
+        );
+        assert_eq!(pretty.lines().count(), 3, "no target table: {pretty}");
+    }
+
+    #[test]
+    fn the_worst_lane_speaks_for_the_interface() {
+        let lane = |family, layer, state| LaneStatus {
+            family,
+            layer,
+            state,
+        };
+        let up4 = lane(Family::V4, Layer::Ok, State::Up);
+        let down6 = lane(Family::V6, Layer::NoRoute, State::Down);
+        let suspect4 = lane(Family::V4, Layer::Upstream, State::Suspect);
+        let suspect6 = lane(Family::V6, Layer::NoRoute, State::Suspect);
+        let lanes = [up4.clone(), down6.clone()];
+        assert_eq!(worst_lane(&lanes), Some(&down6));
+        let lanes = [suspect4, suspect6.clone()];
+        assert_eq!(
+            worst_lane(&lanes),
+            Some(&suspect6),
+            "earlier layer on a tie"
+        );
+        let both_up = [up4.clone(), lane(Family::V6, Layer::Ok, State::Up)];
+        assert_eq!(worst_lane(&both_up), Some(&up4), "IPv4 first");
+        let silent = [up4, lane(Family::V6, Layer::GatewaySilent, State::Up)];
+        assert_eq!(worst_lane(&silent).unwrap().layer, Layer::GatewaySilent);
+        assert_eq!(worst_lane(&[]), None);
+    }
+
+    #[test]
+    fn metrics_label_each_family_layer_and_target() {
+        let mut x = two_lanes();
+        x.targets[1].target = "dns:[2001:db8::53]\\\"x\n".into();
+        let m = metrics_text(&[x]);
+        for line in [
+            "# TYPE netheal_layer gauge\nnetheal_layer{iface=\"eth0\",family=\"ipv4\",layer=\"absent\"} 0\n",
+            "netheal_layer{iface=\"eth0\",family=\"ipv4\",layer=\"ok\"} 1\n",
+            "netheal_layer{iface=\"eth0\",family=\"ipv6\",layer=\"upstream\"} 1\n",
+            "netheal_layer{iface=\"eth0\",family=\"ipv6\",layer=\"ok\"} 0\n",
+            "# TYPE netheal_target_replies_total counter\n",
+            "netheal_target_replies_total{iface=\"eth0\",target=\"198.51.100.1\"} 9\n",
+            "netheal_target_lost_total{iface=\"eth0\",target=\"198.51.100.1\"} 1\n",
+            "netheal_target_rtt_seconds{iface=\"eth0\",target=\"198.51.100.1\"} 0.000412\n",
+            // Backslash, double quote and line feed escaped as the text format says.
+            "netheal_target_lost_total{iface=\"eth0\",target=\"dns:[2001:db8::53]\\\\\\\"x\\n\"} 10\n",
+        ] {
+            assert!(m.contains(line), "{line}{m}");
+        }
+        assert_eq!(
+            m.matches("netheal_layer{").count(),
+            18,
+            "9 layers x 2 families"
+        );
+        assert!(
+            !m.contains("netheal_target_rtt_seconds{iface=\"eth0\",target=\"dns:"),
+            "no RTT before a first answer"
+        );
     }
 
     #[test]
@@ -632,7 +977,7 @@ mod tests {
         // Every family has exactly one HELP and one TYPE line.
         let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!((helps, types), (21, 21));
+        assert_eq!((helps, types), (25, 25));
         let info = format!(
             "netheal_build_info{{version=\"{}\",commit=\"{}\",target=\"{}\"}} 1\n",
             env!("CARGO_PKG_VERSION"),

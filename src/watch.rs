@@ -5,7 +5,9 @@
 
 mod eyes;
 mod gate;
+mod l2;
 mod lane;
+mod once;
 mod present;
 
 use std::collections::VecDeque;
@@ -19,9 +21,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::unistd::Pid;
 
+use crate::backend;
 use crate::civil::unix_now;
-use crate::config::{human, HealStep, IfaceConfig, Target};
+use crate::config::{human, HealStep, IfaceConfig, Target, MAX_TARGETS};
 use crate::decide::{self, Action, State, Verdict};
+use crate::diagnose::{diagnose, Act, Layer};
 use crate::heal::{describe, HealEvent, Reaper, Supervisor, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{own_address, Prober, Stats, KEY_LEN};
@@ -57,6 +61,8 @@ pub struct Ready {
     pub socks: [bool; 2],
     pub heal_output: bool,
     pub hook_output: bool,
+    /// A socket of the gateway's layer-2 probe.
+    pub l2: bool,
 }
 
 /// A pollable input of a watch.
@@ -65,6 +71,7 @@ pub enum Input {
     Sock(usize),
     HealOutput,
     HookOutput,
+    L2,
 }
 
 /// Random bytes for identifiers, the MAC key and jitter seeds. They only need to be hard to guess
@@ -159,6 +166,14 @@ pub struct Uplink {
     target_stats: Vec<TargetStats>,
     /// A due attempt waits for another lane's step: said once per wait.
     wait_logged: bool,
+    /// The lane whose actions are being acted on (for the hooks' NETHEAL_FAMILY).
+    speaking: Option<Family>,
+    /// Per configured target: the never-answered warning was given.
+    unarmed_warned: Vec<bool>,
+    /// From this instant every target counts as armed (`arm-after`).
+    armed_from: Option<Instant>,
+    /// The gateway's layer-2 probe, per family (watch/l2.rs).
+    l2: l2::Layer2,
     heal: Supervisor,
     hooks: Supervisor,
     hook_queue: VecDeque<Vec<(&'static str, String)>>,
@@ -171,6 +186,12 @@ pub struct Uplink {
     pub changed: bool,
     /// `--once`: the verdict of the one round, once it has ended.
     pub once_result: Option<bool>,
+    /// What was logged about the heal back-ends (src/backend), so each line is said once.
+    said: backend::Said,
+    /// Where back-end detection reads state files: `backend::root()` (tests: a fake tree).
+    backend_root: std::path::PathBuf,
+    /// `--once`: each judged family's evidence and layer, for the table.
+    once_lanes: Vec<crate::explain::Lane>,
 }
 
 impl Uplink {
@@ -219,7 +240,7 @@ impl Uplink {
                     u16::from_be_bytes([i0, i1]),
                     key,
                 );
-                Lane::new(family, prober, Lane::settings(&cfg), now, seed)
+                Lane::new(family, prober, Lane::settings(&cfg, family), now, seed)
             })
             .collect();
         Uplink {
@@ -228,6 +249,10 @@ impl Uplink {
             shown: (State::Starting, now),
             target_stats: vec![TargetStats::default(); cfg.targets.len()],
             wait_logged: false,
+            unarmed_warned: vec![false; cfg.targets.len()],
+            speaking: None,
+            armed_from: cfg.arm_after.and_then(|d| now.checked_add(d)),
+            l2: l2::Layer2::new(cfg.verbose),
             cfg,
             socks,
             bound: None,
@@ -245,6 +270,9 @@ impl Uplink {
             heal_lock: None,
             changed: true,
             once_result: None,
+            said: backend::Said::default(),
+            backend_root: backend::root(),
+            once_lanes: Vec::new(),
         }
     }
 
@@ -296,8 +324,62 @@ impl Uplink {
         let _ = write!(s, " ({})", socks.join("; "));
         self.say(log, Level::Notice, s);
         if !once {
+            self.review_backends(log);
             self.gate_start(now, log);
+        } else {
+            self.l2.probe_every_round();
         }
+    }
+
+    /// At start and on SIGHUP: what `auto` resolves to and what the back-end steps of the
+    /// ladder find on this machine (src/backend), each line logged when it is new.
+    pub fn review_backends(&mut self, log: &mut Log) {
+        if !backend::concerns(&self.cfg.heal) {
+            return;
+        }
+        if self.cfg.heal.contains(&HealStep::Auto) {
+            let r = backend::resolve_now(&self.backend_root, &self.cfg.iface);
+            self.say_backend(log, &r);
+        }
+        let lines: Vec<(Level, String)> =
+            backend::check_watches(&self.backend_root, std::slice::from_ref(&self.cfg))
+                .into_iter()
+                .filter_map(|f| match f {
+                    backend::Finding::Note(_) => None,
+                    backend::Finding::Warning(l) => Some((Level::Warning, l)),
+                    backend::Finding::Error(l) => Some((Level::Error, l)),
+                })
+                // auto's own line is said above
+                .filter(|(_, l)| !l.contains(": heal step auto: "))
+                .collect();
+        let fresh = self
+            .said
+            .fresh(lines.iter().map(|(_, l)| l.clone()).collect());
+        for (level, line) in lines.into_iter().filter(|(_, l)| fresh.contains(l)) {
+            log.log(level, &line);
+        }
+    }
+
+    /// `auto`'s one line, when it changed.
+    fn say_backend(&mut self, log: &mut Log, r: &backend::Resolved) {
+        if self.said.auto_changed(&r.line) {
+            let level = if r.warning {
+                Level::Warning
+            } else {
+                Level::Notice
+            };
+            self.say(log, level, &r.line);
+        }
+    }
+
+    /// The step a heal runs: `auto` resolved now (its line logged if it changed).
+    fn heal_step(&mut self, log: &mut Log, step: HealStep) -> (HealStep, &'static str) {
+        if step != HealStep::Auto {
+            return (step, "");
+        }
+        let r = backend::resolve_now(&self.backend_root, &self.cfg.iface);
+        self.say_backend(log, &r);
+        (r.step, " (auto)")
     }
 
     /// Binds the sockets to the interface's current index, re-opening them when the index
@@ -365,13 +447,14 @@ impl Uplink {
         Ok(())
     }
 
-    /// The targets of lane `k`'s round: (configured target, address).
+    /// The targets of lane `k`'s round: (configured target, address), the first `.1` of the
+    /// array (no allocation per round; the configuration allows at most `MAX_TARGETS`).
     fn resolve_targets(
         &mut self,
         now: Instant,
         log: &mut Log,
         k: usize,
-    ) -> Vec<(usize, Option<IpAddr>)> {
+    ) -> ([(usize, Option<IpAddr>); MAX_TARGETS], usize) {
         let family = self.lanes[k].family;
         // The `gateway` target's lane while it resolves to none: the first family's.
         let home = self.lanes[0].family;
@@ -390,7 +473,18 @@ impl Uplink {
                 );
             }
         }
-        lane::lane_targets(&self.cfg.targets, family, gateway, home)
+        let mut out = [(0, None); MAX_TARGETS];
+        let mut n = 0;
+        for (slot, t) in out.iter_mut().zip(lane::lane_targets_iter(
+            &self.cfg.targets,
+            family,
+            gateway,
+            home,
+        )) {
+            *slot = t;
+            n += 1;
+        }
+        (out, n)
     }
 
     /// The targets of this round that are this host's own addresses. Such a target answers
@@ -467,7 +561,8 @@ impl Uplink {
             .hooks
             .output_fds()
             .map(|fd| (Input::HookOutput, fd.as_fd()));
-        socks.chain(heal).chain(hook)
+        let l2 = self.l2.poll_fds().map(|fd| (Input::L2, fd));
+        socks.chain(heal).chain(hook).chain(l2)
     }
 
     /// The earliest instant at which `turn` has work.
@@ -479,6 +574,7 @@ impl Uplink {
                 self.heal.poll_timeout(),
                 self.hooks.poll_timeout(),
                 self.gate.poll_timeout(),
+                self.l2.poll_timeout(),
             ])
             .flatten()
             .min()
@@ -497,10 +593,15 @@ impl Uplink {
         if ready.hook_output {
             self.hooks.read_output();
         }
+        if ready.l2 {
+            self.l2.receive(now, &self.cfg.iface, log);
+        }
         self.heal.handle_timeout(now);
         self.hooks.handle_timeout(now);
         self.reboot_due(now, log);
         self.update_hold(now, log);
+        // The layer-2 probes' deadlines first: their results are final before a round ends.
+        self.l2.handle_timeout(now, &self.cfg.iface, log);
         // Lane by lane, each acted on before the next runs: a heal step one lane starts holds
         // the other's attempt back (`sync_holds`).
         for k in 0..self.lanes.len() {
@@ -556,6 +657,13 @@ impl Uplink {
         self.transmit(now, log, buf);
     }
 
+    /// The judged lane in the worst state (the first of equals), which speaks for the
+    /// interface.
+    fn worst_lane(&self) -> Option<&Lane> {
+        let state = self.state();
+        self.lanes.iter().find(|l| l.active && l.state() == state)
+    }
+
     /// The lane of `family`, if the interface has one.
     fn lane(&self, family: Family) -> Option<&Lane> {
         self.lanes.iter().find(|l| l.family == family)
@@ -564,6 +672,7 @@ impl Uplink {
     /// Acts on what lane `k`'s decider asks for; whether it asked for anything.
     fn lane_actions(&mut self, now: Instant, log: &mut Log, k: usize, once: bool) -> bool {
         let mut progress = false;
+        self.speaking = Some(self.lanes[k].family);
         while let Some(a) = self.lanes[k].decider.poll_action() {
             progress = true;
             self.act(now, log, k, a, once);
@@ -571,6 +680,7 @@ impl Uplink {
                 break;
             }
         }
+        self.speaking = None;
         progress
     }
 
@@ -587,6 +697,7 @@ impl Uplink {
 
     /// Lane `k`'s round ended with verdict `v`.
     fn lane_round_ended(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict, once: bool) {
+        self.l2_round_end(now, log, k);
         self.log_round(log, k, v, self.cfg.verbose || once);
         let lane = &self.lanes[k];
         for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
@@ -598,18 +709,82 @@ impl Uplink {
                 st.lost = st.lost.saturating_add(1);
             }
         }
+        let round = self.judge(now, log, k, v);
         if once {
             self.lanes[k].once = Some(v.good);
             self.once_decided();
             return;
         }
-        self.lanes[k].decider.round_ended(now, v);
+        self.lanes[k].decider.judged(now, round);
+    }
+
+    /// Lane `k`'s round in the light of the kernel's facts: the failing layer, and whether its
+    /// failure rests on targets that never answered (said once per target).
+    fn judge(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict) -> decide::Round {
+        let kv = self.kernel_view();
+        let family = self.lanes[k].family;
+        let l2 = self.l2_result(family);
+        let quorum = (self.cfg.quorum as usize).min(v.targets);
+        let lane = &self.lanes[k];
+        let ev = lane::evidence(&kv, family, lane.prober.slots(), quorum, l2);
+        let layer = if v.good {
+            Layer::Ok
+        } else {
+            diagnose(&kv.link, &ev)
+        };
+        let armed_all = self.armed_from.is_some_and(|t| now >= t);
+        let stats = &self.target_stats;
+        let armed = |t: usize| armed_all || stats[t].answered > 0;
+        let by_targets = !v.good && lane::judged_by_targets(layer);
+        let unarmed = by_targets
+            && lane::unarmed_failure(lane.prober.slots(), &lane.slot_targets, quorum, armed);
+        let mut warn = Vec::new();
+        if by_targets {
+            for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
+                if slot.rtt.is_none() && !slot.own && !armed(t) && !self.unarmed_warned[t] {
+                    if let Some(a) = slot.addr {
+                        warn.push((t, a));
+                    }
+                }
+            }
+        }
+        for (t, a) in warn {
+            self.unarmed_warned[t] = true;
+            self.say(
+                log,
+                Level::Warning,
+                format!("target {a} never answered since start: not healing on it"),
+            );
+        }
+        let lane = &mut self.lanes[k];
+        if layer == Layer::GatewaySilent && self.cfg.layers.act(layer) == Act::Ignore {
+            if !lane.silent_warned {
+                lane.silent_warned = true;
+                let gw = ev
+                    .gateway
+                    .map_or("the gateway".to_string(), |g| format!("gateway {g}"));
+                let text = format!(
+                    "{} {gw} does not answer echo but answers at layer 2: not an outage (on-gateway-silent = ignore); judged by layer 2 and the other targets",
+                    lane.name()
+                );
+                self.say(log, Level::Warning, text);
+            }
+        } else if !v.good {
+            lane.silent_warned = false;
+        }
+        self.lanes[k].evidence = Some((kv.link, ev));
+        decide::Round {
+            verdict: v,
+            layer: Some(layer),
+            unarmed,
+            gateway: ev.gateway,
+        }
     }
 
     /// `--once`: the verdict, once every lane has one (good only if each judged lane's is).
     fn once_decided(&mut self) {
         if self.lanes.iter().all(|l| l.once.is_some()) {
-            self.once_result = Some(self.lanes.iter().all(|l| l.once == Some(true)));
+            self.once_judge(true);
         }
     }
 
@@ -617,7 +792,7 @@ impl Uplink {
     fn start_round(&mut self, now: Instant, log: &mut Log, k: usize, once: bool) {
         if !self.check_interface(now, log, once) {
             if once {
-                self.once_result = Some(false);
+                self.once_judge(false);
                 return;
             }
             let reason = self.impossible_reason();
@@ -626,7 +801,8 @@ impl Uplink {
                 .handle_event(now, decide::Input::RoundImpossible { reason });
             return;
         }
-        let targets = self.resolve_targets(now, log, k);
+        let (targets, n) = self.resolve_targets(now, log, k);
+        let targets = &targets[..n];
         if targets.is_empty() {
             // Nothing of this family to judge this round (`gateway` resolved to the other).
             self.lanes[k].idle(now);
@@ -637,13 +813,17 @@ impl Uplink {
             self.refresh_shown(now);
             return;
         }
-        let addrs: Vec<Option<IpAddr>> = targets.iter().map(|t| t.1).collect();
+        let mut addrs = [None; MAX_TARGETS];
+        for (a, t) in addrs.iter_mut().zip(targets) {
+            *a = t.1;
+        }
+        let addrs = &addrs[..n];
         let family = self.lanes[k].family;
-        let own = self.check_own_targets(now, log, family, &addrs);
+        let own = self.check_own_targets(now, log, family, addrs);
         let lane = &mut self.lanes[k];
         let quorum = (self.cfg.quorum as usize).min(addrs.len());
         lane.prober.set_quorum(quorum);
-        lane.prober.start_round(now, addrs);
+        lane.prober.start_round(now, addrs.iter().copied());
         lane.slot_targets.clear();
         lane.slot_targets.extend(targets.iter().map(|t| t.0));
         for target in own {
@@ -653,6 +833,7 @@ impl Uplink {
             lane.active = true;
             self.refresh_shown(now);
         }
+        self.l2_round_start(now, log, k);
         self.check_inhibit(now, log);
         self.refresh_budget(now, log);
     }
@@ -669,6 +850,8 @@ impl Uplink {
     fn act(&mut self, now: Instant, log: &mut Log, k: usize, action: Action, once: bool) {
         match action {
             Action::StartRound => self.start_round(now, log, k, once),
+            Action::LinkUp { attempt } => self.link_up(now, log, k, attempt),
+            Action::Announce(text) => self.say(log, Level::Warning, text),
             Action::Transition {
                 from,
                 to,
@@ -696,14 +879,14 @@ impl Uplink {
                     return;
                 }
                 self.heal_owner = Some(self.lanes[k].family);
-                let step = self.cfg.heal[step].clone();
+                let (step, auto) = self.heal_step(log, self.cfg.heal[step].clone());
                 if step == HealStep::Reboot {
                     self.reboot(now, log, attempt, &reason);
                 } else if self.cfg.dry_run {
                     self.say(
                         log,
                         Level::Warning,
-                        format!("heal attempt {attempt}: dry run, not running {step}"),
+                        format!("heal attempt {attempt}: dry run, not running {step}{auto}"),
                     );
                     self.heal_done(now);
                 } else if !self.take_heal_lock(log, attempt, &step) {
@@ -712,7 +895,7 @@ impl Uplink {
                     self.say(
                         log,
                         Level::Warning,
-                        format!("heal attempt {attempt}: running {step}"),
+                        format!("heal attempt {attempt}: running {step}{auto}"),
                     );
                     // The kernel's view from before the bounce is what a restore puts back.
                     self.kernel.bouncing |= step == crate::config::HealStep::Link;
@@ -726,6 +909,50 @@ impl Uplink {
                     );
                 }
             }
+        }
+    }
+
+    /// `on-admin-down = link-up`: sets the interface administratively up (one ioctl, what
+    /// `ip link set IFACE up` does), at once on the kernel's event (`attempt` 0) or as an
+    /// attempt of an admin-down outage.
+    fn link_up(&mut self, now: Instant, log: &mut Log, k: usize, attempt: u32) {
+        let ladder = attempt > 0;
+        if ladder {
+            if self.heal_owner.is_some() {
+                self.lanes[k].decider.heal_ended(now);
+                return;
+            }
+            self.heal_owner = Some(self.lanes[k].family);
+        }
+        let what = if ladder {
+            format!("heal attempt {attempt}: ")
+        } else {
+            "set down by someone else: ".to_string()
+        };
+        if self.cfg.dry_run {
+            self.say(
+                log,
+                Level::Warning,
+                format!("{what}dry run, not setting it up (on-admin-down = link-up)"),
+            );
+        } else {
+            let done = self.sys.link_up(&self.cfg.iface);
+            match &done {
+                Ok(()) => self.say(
+                    log,
+                    Level::Warning,
+                    format!("{what}setting it up at once (on-admin-down = link-up)"),
+                ),
+                Err(e) => self.say(log, Level::Error, format!("{what}link up: {e}")),
+            }
+            self.last_heal = Some(LastHeal {
+                ok: done.is_ok(),
+                at: unix_now(),
+            });
+            self.changed = true;
+        }
+        if ladder {
+            self.heal_done(now);
         }
     }
 
@@ -797,6 +1024,14 @@ impl Uplink {
                 "on-change hook falling behind; dropped the oldest pending change",
             );
         }
+        // The lane the change is about (whose action this is, or whose step ran); for a
+        // change of the whole interface (degraded), the worst lane's layer and no family.
+        let speaker = self.speaking.or(self.heal_owner);
+        let lane = speaker
+            .and_then(|f| self.lane(f))
+            .or_else(|| self.worst_lane());
+        let family = speaker.and(lane).map(|l| l.family);
+        let layer = lane.map_or(Layer::Ok, Lane::layer);
         let env = present::hook_env(
             &self.cfg.iface,
             state,
@@ -804,6 +1039,7 @@ impl Uplink {
             reason,
             attempt,
             self.gate.degraded.clone(),
+            (family, layer),
         );
         self.hook_queue.push_back(env);
     }
@@ -997,7 +1233,22 @@ impl Uplink {
             ms(st.rtt_avg()),
             ms(st.rtt_max),
             self.heals(),
-        )
+        ) + &self.lanes_line()
+    }
+
+    /// `; ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and layer.
+    fn lanes_line(&self) -> String {
+        let parts: Vec<String> = self
+            .lanes
+            .iter()
+            .filter(|l| l.active)
+            .map(|l| format!("{} {} ({})", l.name(), l.state(), l.layer()))
+            .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", parts.join(", "))
+        }
     }
 
     pub fn snapshot(&self, now: Instant) -> Snapshot {
@@ -1010,6 +1261,28 @@ impl Uplink {
             last_heal: self.last_heal,
             machine: self.gate.report(now),
             own_targets: self.own_targets.clone(),
+            lanes: self
+                .lanes
+                .iter()
+                .filter(|l| l.active)
+                .map(|l| crate::report::LaneStatus {
+                    family: l.family,
+                    layer: l.layer(),
+                    state: l.state(),
+                })
+                .collect(),
+            targets: self
+                .cfg
+                .targets
+                .iter()
+                .zip(&self.target_stats)
+                .map(|(t, st)| crate::report::TargetStatus {
+                    target: t.to_string(),
+                    answered: st.answered,
+                    lost: st.lost,
+                    rtt: st.rtt,
+                })
+                .collect(),
         }
     }
 
@@ -1092,6 +1365,8 @@ trait System {
     fn host_addresses(&self) -> io::Result<Vec<IpAddr>>;
     /// The clock each echo's send stamp is read from, right before its sendto.
     fn now(&self) -> Instant;
+    /// Sets the interface administratively up (IFF_UP).
+    fn link_up(&self, iface: &str) -> io::Result<()>;
 }
 
 /// This host.
@@ -1111,6 +1386,9 @@ impl System for Host {
     }
     fn now(&self) -> Instant {
         Instant::now()
+    }
+    fn link_up(&self, iface: &str) -> io::Result<()> {
+        self.control.set_up(iface)
     }
 }
 
@@ -1311,6 +1589,8 @@ mod tests {
         answer: bool,
         /// Targets that never answer, whatever `answer` says.
         silent: Vec<IpAddr>,
+        /// When `link_up` was called.
+        link_ups: Vec<Instant>,
         send_fails: bool,
         own: Vec<IpAddr>,
         sent: usize,
@@ -1340,10 +1620,17 @@ mod tests {
             self.0.borrow().index
         }
         fn host_addresses(&self) -> io::Result<Vec<IpAddr>> {
+            let _fake = crate::sys::alloc_count::pause();
             Ok(self.0.borrow().own.clone())
         }
         fn now(&self) -> Instant {
             self.0.borrow().now
+        }
+        fn link_up(&self, _: &str) -> io::Result<()> {
+            let mut w = self.0.borrow_mut();
+            let now = w.now;
+            w.link_ups.push(now);
+            Ok(())
         }
     }
 
@@ -1352,6 +1639,7 @@ mod tests {
             self.family
         }
         fn recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, IpAddr)>> {
+            let _fake = crate::sys::alloc_count::pause();
             let mut w = self.w.borrow_mut();
             let Some(i) = w.inbox.iter().position(|m| Family::of(m.0) == self.family) else {
                 return Ok(None);
@@ -1369,6 +1657,7 @@ mod tests {
 
     impl SendSocket for FakeSock {
         fn send_to(&self, msg: &[u8], dest: IpAddr, _: u32) -> io::Result<()> {
+            let _fake = crate::sys::alloc_count::pause();
             let mut w = self.w.borrow_mut();
             w.sent += 1;
             if w.send_fails {
@@ -1463,6 +1752,7 @@ mod tests {
             index: Some(3),
             answer: true,
             silent: Vec::new(),
+            link_ups: Vec::new(),
             send_fails: false,
             own: Vec::new(),
             sent: 0,
@@ -1537,6 +1827,71 @@ mod tests {
         fn count(&self, what: &str) -> usize {
             self.lines.iter().filter(|l| l.contains(what)).count()
         }
+    }
+
+    /// A fake root for back-end detection: networkd managing IFACE (index 3), its tool an
+    /// executable under sbin/.
+    fn networkd_tree(tag: &str, iface: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let root =
+            std::env::temp_dir().join(format!("netheal-glue-root-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let put = |p: &str, text: &str| {
+            let p = root.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        put(&format!("sys/class/net/{iface}/ifindex"), "3\n");
+        put("proc/77/comm", "systemd-network\n");
+        put(
+            "run/systemd/netif/links/3",
+            "ADMIN_STATE=configured\nNETWORK_FILE=/etc/systemd/network/10-x.network\n",
+        );
+        put("sbin/networkctl", "#!/bin/sh\nexit 0\n");
+        std::fs::set_permissions(
+            root.join("sbin/networkctl"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        root
+    }
+
+    #[test]
+    fn auto_logs_its_back_end_once_and_again_when_it_changes() {
+        let mut cfg = config("nhb0");
+        cfg.heal = vec![HealStep::Auto];
+        let mut r = rig(cfg, false);
+        let root = networkd_tree("once", "nhb0");
+        r.up.backend_root = root.clone();
+        r.lines.clear(); // what start found on this machine
+        let line = "nhb0: heal back-end networkd (/run/systemd/netif/links/3 says configured, /etc/systemd/network/10-x.network)";
+        r.up.review_backends(&mut r.log); // start
+        r.up.review_backends(&mut r.log); // SIGHUP, nothing changed
+        let (step, note) = r.up.heal_step(&mut r.log, HealStep::Auto); // before a heal
+        r.drain_log();
+        assert_eq!((step, note), (HealStep::Networkd, " (auto)"));
+        assert_eq!(r.count(line), 1, "{:#?}", r.lines);
+        // networkd lets go of the link: the next heal falls back to link, and says so once.
+        std::fs::remove_file(root.join("run/systemd/netif/links/3")).unwrap();
+        let (step, _) = r.up.heal_step(&mut r.log, HealStep::Auto);
+        let (again, _) = r.up.heal_step(&mut r.log, HealStep::Auto);
+        r.drain_log();
+        assert_eq!((step, again), (HealStep::Link, HealStep::Link));
+        assert_eq!(
+            r.count("nhb0: heal back-end: nothing found"),
+            1,
+            "{:#?}",
+            r.lines
+        );
+        assert!(
+            r.logged("falls back to the built-in link step"),
+            "{:#?}",
+            r.lines
+        );
+        // An explicit step is left alone.
+        let (step, note) = r.up.heal_step(&mut r.log, HealStep::IfUpDown);
+        assert_eq!((step, note), (HealStep::IfUpDown, ""));
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
@@ -1842,5 +2197,269 @@ mod tests {
         half.w.borrow_mut().silent = vec![PEER6.parse().unwrap()];
         half.run(Duration::from_secs(5));
         assert_eq!(half.up.once_result, Some(false));
+    }
+
+    // ---- Layers, policy and arming through the glue ----
+
+    use crate::kernel::{Event, Iface};
+
+    const FAR: &str = "203.0.113.10";
+
+    impl Rig {
+        /// The kernel's view: `iface` is up, with addresses, default routes via `gw4`.
+        fn kernel(&mut self, i: &Iface) {
+            self.up.kernel_facts(i, true);
+        }
+
+        fn event(&mut self, i: &Iface, ev: Event) {
+            self.up.kernel_event(self.now, &mut self.log, &ev, i, true);
+            self.drain_log();
+        }
+    }
+
+    fn healthy(name: &str) -> Iface {
+        Iface::up_for_tests(name, 3, [Some(PEER.parse().unwrap()), None])
+    }
+
+    /// `on-admin-down = link-up`: the kernel's event sets the link up in the same turn (no
+    /// round, no fail-after); not while our own step has it down.
+    #[test]
+    fn admin_down_sets_the_link_up_in_the_same_turn() {
+        let mut r = rig(config("nhj0"), false);
+        let mut i = healthy("nhj0");
+        r.kernel(&i);
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.state(), State::Up);
+        i.admin_up = false;
+        let at = r.now;
+        r.event(&i, Event::AdminDown);
+        r.run(Duration::from_millis(1));
+        assert_eq!(r.w.borrow().link_ups, vec![at], "{:#?}", r.lines);
+        assert!(
+            r.logged(
+                "nhj0: set down by someone else: setting it up at once (on-admin-down = link-up)"
+            ),
+            "{:#?}",
+            r.lines
+        );
+        assert!(!r.spawned, "no ladder step");
+        // Our own `link` step bounces it: not ours to undo.
+        r.up.kernel.bouncing = true;
+        r.event(&i, Event::AdminDown);
+        r.run(Duration::from_millis(1));
+        assert_eq!(r.w.borrow().link_ups.len(), 1);
+    }
+
+    /// Far targets fail while the gateway answers: upstream, reported (state down), never a
+    /// heal; and up again when the far side returns.
+    #[test]
+    fn upstream_means_zero_heals_through_the_glue() {
+        let mut cfg = config("nhj1");
+        cfg.targets = vec![Target::Gateway, Target::Addr(FAR.parse().unwrap())];
+        cfg.quorum = 2;
+        let mut r = rig(cfg, false);
+        r.kernel(&healthy("nhj1"));
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.state(), State::Up, "{:#?}", r.lines);
+        r.w.borrow_mut().silent = vec![FAR.parse().unwrap()];
+        r.run(Duration::from_secs(300));
+        assert_eq!(r.up.state(), State::Down, "{:#?}", r.lines);
+        assert!(!r.spawned, "no heal step");
+        assert_eq!(r.up.heals(), 0);
+        assert!(
+            r.logged("state suspect -> down: 2 failed rounds in a row (ipv4 upstream: 1/2 targets answered, gateway 198.51.100.1 alive)"),
+            "{:#?}",
+            r.lines
+        );
+        assert_eq!(r.up.lane(Family::V4).unwrap().layer(), Layer::Upstream);
+        r.w.borrow_mut().silent.clear();
+        r.run(Duration::from_secs(5));
+        assert_eq!(r.up.state(), State::Up);
+        assert_eq!(r.up.lane(Family::V4).unwrap().layer(), Layer::Ok);
+    }
+
+    /// A target that never answered since start is no evidence: its failure is reported, not
+    /// healed, said once; once it has answered, its failure heals.
+    #[test]
+    fn a_never_answering_target_is_not_healed_on_until_it_answered() {
+        let mut cfg = config("nhj2");
+        cfg.targets = vec![Target::Addr(FAR.parse().unwrap())];
+        cfg.heal_before_up = true; // nothing else holds the heal back
+        let mut r = rig(cfg, false);
+        r.kernel(&healthy("nhj2"));
+        r.w.borrow_mut().silent = vec![FAR.parse().unwrap()];
+        r.run(Duration::from_secs(60));
+        assert_eq!(r.up.state(), State::Down, "{:#?}", r.lines);
+        assert_eq!(
+            r.count("target 203.0.113.10 never answered since start: not healing on it"),
+            1,
+            "{:#?}",
+            r.lines
+        );
+        assert!(!r.spawned);
+        r.w.borrow_mut().silent.clear();
+        r.run(Duration::from_secs(5));
+        assert_eq!(r.up.state(), State::Up);
+        r.w.borrow_mut().silent = vec![FAR.parse().unwrap()];
+        r.run(Duration::from_secs(5));
+        assert!(r.spawned, "armed now: {:#?}", r.lines);
+        assert!(
+            r.logged("heal attempt 1 for ipv4 gateway-dead"),
+            "{:#?}",
+            r.lines
+        );
+    }
+
+    /// `arm-after`: from then on every target counts as armed.
+    #[test]
+    fn arm_after_arms_every_target() {
+        let mut cfg = config("nhj3");
+        cfg.targets = vec![Target::Addr(FAR.parse().unwrap())];
+        cfg.heal_before_up = true;
+        cfg.arm_after = Some(Duration::from_secs(20));
+        let mut r = rig(cfg, false);
+        r.kernel(&healthy("nhj3"));
+        r.w.borrow_mut().silent = vec![FAR.parse().unwrap()];
+        r.run(Duration::from_secs(19));
+        assert!(!r.spawned);
+        r.run(Duration::from_secs(3));
+        assert!(r.spawned, "{:#?}", r.lines);
+    }
+
+    /// The carrier goes: rounds fail (no-carrier, state down) but the ladder waits for
+    /// carrier-wait; back within it, no heal at all.
+    #[test]
+    fn carrier_back_within_carrier_wait_is_no_heal() {
+        let mut r = rig(config("nhj4"), false);
+        let mut i = healthy("nhj4");
+        r.kernel(&i);
+        r.run(Duration::from_secs(3));
+        i.carrier = false;
+        r.event(&i, Event::CarrierLost);
+        r.w.borrow_mut().answer = false;
+        r.run(Duration::from_secs(20));
+        assert_eq!(r.up.state(), State::Down, "{:#?}", r.lines);
+        assert!(r.logged("ipv4 no-carrier for"), "{:#?}", r.lines);
+        assert!(!r.spawned);
+        i.carrier = true;
+        r.w.borrow_mut().answer = true;
+        r.event(&i, Event::CarrierRegained);
+        r.run(Duration::from_secs(30));
+        assert_eq!(r.up.state(), State::Up);
+        assert!(!r.spawned, "{:#?}", r.lines);
+        // Gone longer than carrier-wait (30 s): the ladder.
+        i.carrier = false;
+        r.event(&i, Event::CarrierLost);
+        let lost = r.now;
+        r.w.borrow_mut().answer = false;
+        r.run(Duration::from_secs(29));
+        assert!(!r.spawned);
+        r.run(Duration::from_secs(3));
+        assert!(r.spawned, "{:#?}", r.lines);
+        assert!(r.now >= lost + Duration::from_secs(30));
+    }
+
+    /// The failing layer changes during an outage (the carrier is back but there is no
+    /// default route now): the ladder starts over, and the log says so.
+    #[test]
+    fn a_new_failing_layer_starts_the_ladder_over_through_the_glue() {
+        let mut cfg = config("nhj5");
+        cfg.heal_before_up = true;
+        cfg.heal = vec![
+            HealStep::Exec("/bin/true".into()),
+            HealStep::Exec("/bin/false".into()),
+        ];
+        let mut r = rig(cfg, false);
+        let mut i = healthy("nhj5");
+        r.kernel(&i);
+        r.run(Duration::from_secs(3));
+        r.w.borrow_mut().answer = false;
+        i.carrier = false;
+        r.event(&i, Event::CarrierLost);
+        r.run(Duration::from_secs(40));
+        assert!(
+            r.logged("heal attempt 1 for ipv4 no-carrier"),
+            "{:#?}",
+            r.lines
+        );
+        let i = Iface::up_for_tests("nhj5", 3, [None, None]);
+        r.event(&i, Event::CarrierRegained);
+        r.run(Duration::from_secs(5));
+        assert!(
+            r.logged("nhj5: ipv4 failing layer now no-route (was no-carrier): ladder starts over"),
+            "{:#?}",
+            r.lines
+        );
+    }
+
+    /// The hook hears the lane's family and layer.
+    #[test]
+    fn the_hook_environment_names_the_family_and_the_layer() {
+        let dir = std::env::temp_dir().join(format!("netheal-hook-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let out = dir.join("env");
+        let hook = dir.join("hook.sh");
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\necho \"$NETHEAL_STATE $NETHEAL_FAMILY $NETHEAL_LAYER\" >> {}\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut cfg = dual("nhj6");
+        cfg.on_change = Some(hook);
+        cfg.dry_run = true;
+        let mut r = rig(cfg, false);
+        r.kernel(&Iface::up_for_tests(
+            "nhj6",
+            3,
+            [Some(PEER.parse().unwrap()), None],
+        ));
+        // The hooks are real processes: virtual time goes in small steps while they run.
+        let wait_for = |r: &mut Rig, what: &str| {
+            for _ in 0..1000 {
+                r.run(Duration::from_millis(5));
+                let got = std::fs::read_to_string(&out).unwrap_or_default();
+                if got.contains(what) {
+                    return got;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::fs::read_to_string(&out).unwrap_or_default()
+        };
+        let _ = wait_for(&mut r, "up ipv6");
+        r.w.borrow_mut().silent = vec![PEER6.parse().unwrap()];
+        let got = wait_for(&mut r, "down ipv6");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(got.contains("up ipv4 ok"), "{got}");
+        // No IPv6 default route in this kernel view: the v6 lane fails at no-route.
+        assert!(got.contains("down ipv6 no-route"), "{got}");
+    }
+
+    /// Issue 9: a steady round allocates nothing (11.85 allocator calls per round were
+    /// measured in the daemon; these were the uplink's: the round's target lists, the inhibit
+    /// file's path). Counted on this thread only, the fake system's own allocations left out;
+    /// within a minute, so the host's addresses are not read again meanwhile. Both lanes.
+    #[test]
+    fn a_steady_round_allocates_nothing() {
+        for (cfg, lanes) in [(config("nhg11"), 1), (dual("nhg12"), 2)] {
+            let mut cfg = cfg;
+            cfg.verbose = false;
+            let mut r = rig(cfg, false);
+            r.run(Duration::from_secs(5));
+            assert_eq!(r.up.state(), State::Up, "{:#?}", r.lines);
+            let rounds = r.up.rounds();
+            let n = crate::sys::alloc_count::count(|| r.run(Duration::from_secs(20)));
+            let done = r.up.rounds() - rounds;
+            assert!(done >= 15 * lanes, "{done} rounds");
+            assert_eq!(r.up.state(), State::Up);
+            assert_eq!(
+                n, 0,
+                "allocations in {done} steady rounds of {lanes} lane(s)"
+            );
+        }
     }
 }

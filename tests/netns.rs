@@ -173,7 +173,8 @@ fn flushed_address_is_restored_by_exec_step() {
     );
 }
 
-/// Scenario 3: The seed scenario with real Debian ifupdown as the default step: inside the host
+/// Scenario 3: The seed scenario with real Debian ifupdown, found by the default step `auto`
+/// (from the interfaces stanza and ifup's state): inside the host
 /// namespace's private mount namespace /etc/network is a lab directory (with empty hook
 /// directories, so no systemctl/resolvconf) and /run a fresh tmpfs; `ifup` configures
 /// address, netmask and default gateway; then address and default route are flushed and
@@ -241,8 +242,8 @@ fn ifupdown_restores_address_and_default_route() {
     );
     let (t_heal, heal) = nh.expect(t0, "heal attempt 1: running", s(10.0));
     assert!(
-        heal.contains("running ifupdown"),
-        "default step is ifupdown: {heal}"
+        heal.contains("running ifupdown (auto)"),
+        "auto resolves to ifupdown: {heal}"
     );
     let (t_end, end) = nh.expect(t_heal, "heal attempt 1: ifupdown ", s(30.0));
     assert!(end.contains("ifupdown exited 0"), "{end}");
@@ -749,8 +750,8 @@ fn quorum_two_fails_when_one_target_is_silent() {
     assert!(suspect.contains("1/2"), "{suspect}");
     let (t_heal, heal) = nh.expect(t0, "heal attempt 1: dry run, not running", s(10.0));
     assert!(
-        heal.contains("ifupdown"),
-        "default step named in the dry run: {heal}"
+        heal.contains("(auto)"),
+        "the default step, auto, named in the dry run with what it resolved to: {heal}"
     );
     let t_fix = Instant::now();
     lab.exec(&lab.peer, &["nft", "delete", "table", "inet", "nhq"]);

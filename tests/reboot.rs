@@ -815,3 +815,41 @@ fn inhibit_set_survives_a_restart_is_removed_and_expires() {
     kill("TERM", -i64::from(nh.pid));
     ended(&mut nh, s(5.0));
 }
+
+/// Issue 9: the running netheal learns of `netheal --inhibit` (and of `off`) when the file
+/// changes (inotify on its directory), not at its next round, which looked at the file with a
+/// statx(2) every round. With `-i 30s` the next round is half a minute away.
+#[test]
+fn an_inhibit_set_while_running_is_seen_before_the_next_round() {
+    let Some(b) = Rig::new("iw") else { return };
+    let dir = b.lab.path("run/netheal");
+    let inhibit = format!("{dir}/inhibit"); // its directory is made by the client, later
+    let args = ["--boot-grace", "0", "--inhibit-file", &inhibit, "-i", "30s"];
+    let client = |dur: &str| {
+        let out = Command::new(bin())
+            .args(["--inhibit", dur, "--inhibit-file", &inhibit])
+            .env_remove("NETHEAL_TEST_BOOT_ID_FILE")
+            .env_remove("NETHEAL_TEST_UPTIME_FILE")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let real = [
+        (
+            "NETHEAL_TEST_BOOT_ID_FILE",
+            "/proc/sys/kernel/random/boot_id",
+        ),
+        ("NETHEAL_TEST_UPTIME_FILE", "/proc/uptime"),
+    ];
+    let mut nh = b.netheal(&args, &real);
+    nh.expect(nh.started, "state starting -> up", s(10.0));
+    // Both within 5 s, where the next round comes 30 s after the first.
+    let t = Instant::now();
+    client("1h");
+    nh.expect(t, "inhibited until", s(5.0));
+    let t = Instant::now();
+    client("off");
+    nh.expect(t, "inhibit removed: heals allowed again", s(5.0));
+    kill("TERM", -i64::from(nh.pid));
+    ended(&mut nh, s(5.0));
+}

@@ -27,7 +27,8 @@ pub const DEFAULT_PIDFILE: &str = "/run/netheal.pid";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/netheal";
 pub const DEFAULT_INHIBIT_FILE: &str = "/run/netheal/inhibit";
 pub const DEFAULT_REBOOT_COMMAND: &str = "/sbin/reboot";
-const MAX_TARGETS: usize = 16;
+/// Targets per interface (the round's address list is an array this long: see watch.rs).
+pub const MAX_TARGETS: usize = 16;
 const MAX_COUNT: u32 = 1000;
 const MAX_ECHOES: u32 = 20;
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
@@ -95,8 +96,20 @@ impl fmt::Display for Target {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealStep {
+    /// The default: whichever back-end below owns IFACE, found at start, on SIGHUP and
+    /// before each heal (src/backend); the built-in `link` step when none does.
+    Auto,
+    /// NetworkManager: `nmcli device connect IFACE`.
+    NetworkManager,
+    /// systemd-networkd: `networkctl reconfigure IFACE`.
+    Networkd,
+    /// OpenWrt's netifd: the logical interface (`wan`) down and up through ubus; None: the
+    /// logical name is looked up in netifd's state.
+    Netifd(Option<String>),
     /// `ifdown IFACE` then `ifup IFACE`.
     IfUpDown,
+    /// Renew the DHCP lease without a link bounce, through whichever client owns IFACE.
+    Dhcp,
     /// Built in: IFACE administratively down, then up.
     Link,
     /// `PATH IFACE`, with NETHEAL_* in the environment.
@@ -109,7 +122,13 @@ pub enum HealStep {
 impl fmt::Display for HealStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            HealStep::Auto => f.write_str("auto"),
+            HealStep::NetworkManager => f.write_str("networkmanager"),
+            HealStep::Networkd => f.write_str("networkd"),
+            HealStep::Netifd(None) => f.write_str("netifd"),
+            HealStep::Netifd(Some(l)) => write!(f, "netifd:{l}"),
             HealStep::IfUpDown => f.write_str("ifupdown"),
+            HealStep::Dhcp => f.write_str("dhcp"),
             HealStep::Link => f.write_str("link"),
             HealStep::Exec(p) => p.display().fmt(f),
             HealStep::Reboot => f.write_str("reboot"),
@@ -226,7 +245,7 @@ impl IfaceConfig {
             quorum: 1,
             up_after: 1,
             table: None,
-            heal: vec![HealStep::IfUpDown],
+            heal: vec![HealStep::Auto],
             backoff_min: Duration::from_secs(30),
             backoff_max: Duration::from_secs(15 * 60),
             heal_timeout: Duration::from_secs(60),
@@ -824,7 +843,7 @@ mod tests {
         assert_eq!(c.watches.len(), 1);
         let w = &c.watches[0];
         assert_eq!(w.targets, vec![Target::Gateway]);
-        assert_eq!(w.heal, vec![HealStep::IfUpDown]);
+        assert_eq!(w.heal, vec![HealStep::Auto]);
         assert_eq!((w.count, w.fail_after, w.quorum, w.up_after), (4, 3, 1, 1));
         assert_eq!((w.interval, w.timeout), (ms(10_000), ms(2_000)));
         assert_eq!(

@@ -193,20 +193,44 @@ pub fn parse_backoff(s: &str) -> Result<(Duration, Duration), String> {
     Ok((min, max))
 }
 
+/// The step names of `heal = ...`, for messages.
+pub const STEP_NAMES: &str =
+    "auto, networkmanager, networkd, netifd, netifd:LOGICAL, ifupdown, dhcp, link, reboot";
+
 pub fn parse_heal_step(s: &str) -> Result<HealStep, String> {
     match s {
+        "auto" => return Ok(HealStep::Auto),
+        "networkmanager" => return Ok(HealStep::NetworkManager),
+        "networkd" => return Ok(HealStep::Networkd),
+        "netifd" => return Ok(HealStep::Netifd(None)),
         "ifupdown" => return Ok(HealStep::IfUpDown),
+        "dhcp" => return Ok(HealStep::Dhcp),
         "link" => return Ok(HealStep::Link),
         "reboot" => return Ok(HealStep::Reboot),
         _ => {}
     }
+    if let Some(logical) = s.strip_prefix("netifd:") {
+        return check_logical_name(logical).map(|()| HealStep::Netifd(Some(logical.to_string())));
+    }
     parse_executable(s).map(HealStep::Exec).map_err(|e| {
         e.replacen(
             "expected the absolute path",
-            "expected ifupdown, link, reboot, or the absolute path",
+            &format!("expected {STEP_NAMES}, or the absolute path"),
             1,
         )
     })
+}
+
+/// A netifd logical interface name (a UCI section name: letters, digits and `_`, as LuCI
+/// checks it), which becomes a ubus object path `network.interface.NAME`.
+pub fn check_logical_name(s: &str) -> Result<(), String> {
+    let ok =
+        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err("expected netifd:LOGICAL with a UCI interface name of letters, digits and _ (like netifd:wan)".into())
+    }
 }
 
 /// A command line for the graceful reboot: words separated by spaces, the first an absolute
@@ -453,6 +477,31 @@ mod tests {
             Ok(HealStep::Exec("/bin/sh".into()))
         );
         assert_eq!(parse_heal_step("reboot"), Ok(HealStep::Reboot));
+        assert_eq!(parse_heal_step("auto"), Ok(HealStep::Auto));
+        assert_eq!(
+            parse_heal_step("networkmanager"),
+            Ok(HealStep::NetworkManager)
+        );
+        assert_eq!(parse_heal_step("networkd"), Ok(HealStep::Networkd));
+        assert_eq!(parse_heal_step("dhcp"), Ok(HealStep::Dhcp));
+        assert_eq!(parse_heal_step("netifd"), Ok(HealStep::Netifd(None)));
+        assert_eq!(
+            parse_heal_step("netifd:wan_6"),
+            Ok(HealStep::Netifd(Some("wan_6".into())))
+        );
+        for bad in ["netifd:", "netifd:wan.2", "netifd:a b", "netifd:wan;reboot"] {
+            assert!(parse_heal_step(bad).is_err(), "{bad}");
+        }
+        for s in [
+            "auto",
+            "networkmanager",
+            "networkd",
+            "netifd",
+            "netifd:wan",
+            "dhcp",
+        ] {
+            assert_eq!(parse_heal_step(s).unwrap().to_string(), s);
+        }
         assert!(parse_heal_step("Reboot").is_err());
         assert!(parse_heal_step("bin/sh").is_err());
         assert!(parse_heal_step("/")

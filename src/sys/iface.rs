@@ -38,6 +38,24 @@ impl Control {
         let index = unsafe { ifr.ifr_ifru.ifru_ifindex };
         u32::try_from(index).ok().filter(|&i| i != 0)
     }
+
+    /// Sets IFF_UP on the interface (`ip link set IFACE up`): SIOCGIFFLAGS, then
+    /// SIOCSIFFLAGS with the flag added (netdevice(7)).
+    pub fn set_up(&self, name: &str) -> io::Result<()> {
+        let mut ifr = ifreq(name)?;
+        let fd = self.sock.as_raw_fd();
+        // SAFETY: fd is an open socket; ifr is a valid, NUL-terminated ifreq that outlives
+        // the call; SIOCGIFFLAGS writes only ifr_flags inside it.
+        cvt(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr) })
+            .map_err(|e| io::Error::new(e.kind(), format!("SIOCGIFFLAGS: {e}")))?;
+        // SAFETY: SIOCGIFFLAGS just filled the ifru_flags member of the union.
+        let flags = unsafe { ifr.ifr_ifru.ifru_flags };
+        ifr.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+        // SAFETY: as above; SIOCSIFFLAGS reads the name and flags.
+        cvt(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &ifr) })
+            .map_err(|e| io::Error::new(e.kind(), format!("SIOCSIFFLAGS: {e}")))?;
+        Ok(())
+    }
 }
 
 /// An ifreq naming `name`, everything else zero.

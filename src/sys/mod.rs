@@ -1,14 +1,20 @@
-//! The thin layer over the kernel: ICMP sockets, host addresses, interface flags, rtnetlink,
+//! The thin layer over the kernel: ICMP sockets, the ARP/NDP sockets of the layer-2 probe,
+//! host addresses, interface flags, rtnetlink,
 //! signals, child processes, lock files, and boot id, uptime and reboot(2). This is the only
 //! module allowed `unsafe`, and only where nix has no safe call; every block says why it is
 //! sound. Everything here returns `io::Error`s for the caller to name.
 pub mod addrs;
+#[cfg(test)]
+pub mod alloc_count;
 pub mod boot;
 pub mod daemonize;
+pub mod filewatch;
 pub mod icmp;
 pub mod iface;
+pub mod l2;
 pub mod lock;
 pub mod netlink;
+pub mod poll;
 pub mod process;
 pub mod signals;
 

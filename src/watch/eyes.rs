@@ -8,8 +8,10 @@ use std::io;
 use std::net::IpAddr;
 use std::time::Instant;
 
+use super::lane::KernelView;
 use super::Uplink;
 use crate::decide::Input;
+use crate::diagnose::Link;
 use crate::kernel::{Event, Iface};
 use crate::log::{Level, Log};
 use crate::wire::Family;
@@ -21,12 +23,19 @@ pub(super) struct Facts {
     pub synced: bool,
     pub index: Option<u32>,
     pub gateway: [Option<IpAddr>; 2],
+    pub admin_up: bool,
+    pub carrier: bool,
+    /// Per family: an address (IPv6: other than link-local), a default route through it.
+    pub address: [bool; 2],
+    pub route: [bool; 2],
     /// The sockets were bound once: binding again means opening new ones first.
     pub used: bool,
     /// A `link` step is bouncing the interface: keep the snapshot from before.
     pub bouncing: bool,
     /// The `link` step has ended: put back what the bounce removed.
     pub bounced: bool,
+    /// Link, addresses and routes as the diagnosis reads them.
+    pub view: crate::explain::KernelView,
 }
 
 impl Uplink {
@@ -40,8 +49,13 @@ impl Uplink {
     }
 
     /// Whether the ladder has the built-in `link` step (the daemon keeps a snapshot then).
+    /// `auto` may fall back to `link` when no manager owns the interface.
     pub fn bounces(&self) -> bool {
-        self.cfg.heal.contains(&crate::config::HealStep::Link)
+        use crate::config::HealStep;
+        self.cfg
+            .heal
+            .iter()
+            .any(|s| matches!(s, HealStep::Link | HealStep::Auto))
     }
 
     /// Takes the cache's facts about this interface (after a sync or a change).
@@ -49,6 +63,48 @@ impl Uplink {
         self.kernel.synced = synced;
         self.kernel.index = i.index;
         self.kernel.gateway = [i.gateway(Family::V4), i.gateway(Family::V6)];
+        self.kernel.view = crate::explain::KernelView::of(i);
+        self.kernel.admin_up = i.admin_up;
+        self.kernel.carrier = i.carrier;
+        for f in [Family::V4, Family::V6] {
+            self.kernel.address[f as usize] = i.addresses().any(|a| {
+                Family::of(a.addr) == f
+                    // fe80::/10 (Ipv6Addr::is_unicast_link_local is newer than our MSRV)
+                    && !matches!(a.addr, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+            });
+            self.kernel.route[f as usize] = i.default_route(f).is_some();
+        }
+        self.l2.kernel_facts(i);
+    }
+
+    /// What the lanes' diagnosis needs from the kernel. Before the cache has synced only
+    /// the interface's presence is known (from the ioctl): the rest is taken as fine, so an
+    /// early failure is judged by the targets.
+    pub(super) fn kernel_view(&self) -> KernelView {
+        let k = &self.kernel;
+        let present = self.kernel_index().is_some();
+        if !k.synced {
+            return KernelView {
+                link: Link {
+                    present,
+                    admin_up: true,
+                    carrier: true,
+                },
+                address: [true; 2],
+                route: [true; 2],
+                gateway: k.gateway,
+            };
+        }
+        KernelView {
+            link: Link {
+                present,
+                admin_up: k.admin_up,
+                carrier: k.carrier,
+            },
+            address: k.address,
+            route: k.route,
+            gateway: k.gateway,
+        }
     }
 
     /// One change the kernel reported for this interface: one log line; a confirming round
@@ -90,6 +146,26 @@ impl Uplink {
                 self.say(log, level, ev.to_string());
             }
             _ => self.say(log, level, ev.to_string()),
+        }
+        match ev {
+            Event::CarrierLost | Event::CarrierRegained => {
+                let input = if *ev == Event::CarrierLost {
+                    Input::CarrierLost
+                } else {
+                    Input::CarrierRegained
+                };
+                for l in &mut self.lanes {
+                    l.decider.handle_event(now, input.clone());
+                }
+            }
+            // Set down by someone else (a `link` or ifdown step of ours sets it down on
+            // purpose while it runs): `on-admin-down` decides, once for the interface.
+            Event::AdminDown if !self.kernel.bouncing && !self.heal.is_running() => {
+                if let Some(l) = self.lanes.iter_mut().find(|l| l.active) {
+                    l.decider.handle_event(now, Input::AdminDown);
+                }
+            }
+            _ => {}
         }
         if ev.may_break() {
             // An address concerns its family's lane; everything else may move the `gateway`

@@ -17,6 +17,10 @@ use crate::sys::boot;
 
 /// How often the budget is read again for the reports while nothing else asks for it.
 const BUDGET_REFRESH: Duration = Duration::from_secs(60);
+/// While the daemon watches the inhibit file (inotify: it says when the file changes), how
+/// often a round still looks at it anyway: a safety net for a change no event reported (a
+/// file system without inotify, such as NFS). Without the watch, every round looks.
+const INHIBIT_RECHECK: Duration = Duration::from_secs(60);
 
 /// The build date (Unix seconds): a wall clock before it is certainly wrong.
 fn built() -> i64 {
@@ -34,6 +38,10 @@ pub struct Gate {
     /// While inhibited: until when (monotonic), and the wall time it was meant to end.
     pub(super) inhibit: Option<(Instant, i64)>,
     inhibit_stamp: Stamp,
+    /// When the inhibit file was last looked at.
+    inhibit_read: Option<Instant>,
+    /// The daemon watches the inhibit file and calls `inhibit_changed` when it changes.
+    pub(crate) inhibit_watched: bool,
     held: Option<Hold>,
     /// The hold last reported in the log for a held attempt.
     held_logged: Option<Hold>,
@@ -221,12 +229,37 @@ impl Uplink {
         self.say(log, Level::Warning, format!("heal held back: {why}"));
     }
 
-    /// Reads the inhibit file again if it changed (called once per round).
+    /// Called at the start of every round: looks at the inhibit file when nobody watches it
+    /// for us, and otherwise only every `INHIBIT_RECHECK` (no system call in between).
     pub(super) fn check_inhibit(&mut self, now: Instant, log: &mut Log) {
+        let recent = self
+            .gate
+            .inhibit_read
+            .is_some_and(|t| now.saturating_duration_since(t) < INHIBIT_RECHECK);
+        if self.gate.inhibit_watched && recent {
+            return;
+        }
+        self.read_inhibit(now, log);
+    }
+
+    /// Whether the daemon watches the inhibit file for this uplink (see `inhibit_changed`).
+    pub fn set_inhibit_watched(&mut self, watched: bool) {
+        self.gate.inhibit_watched = watched;
+    }
+
+    /// The daemon saw the inhibit file change (or may have: lost events): read it at once,
+    /// not at the next round, so a heal about to start is held.
+    pub fn inhibit_changed(&mut self, now: Instant, log: &mut Log) {
+        self.read_inhibit(now, log);
+    }
+
+    /// Reads the inhibit file again if it changed.
+    fn read_inhibit(&mut self, now: Instant, log: &mut Log) {
         use std::os::unix::fs::MetadataExt;
         let Some(path) = self.cfg.machine.inhibit_file.clone() else {
             return;
         };
+        self.gate.inhibit_read = Some(now);
         let meta = std::fs::symlink_metadata(&path).ok();
         let stamp = meta
             .as_ref()

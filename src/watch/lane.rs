@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::{IfaceConfig, Target};
 use crate::decide::{Decider, Policy, State};
-use crate::probe::{Prober, Stats};
+use crate::diagnose::{Evidence, Layer, Link, L2};
+use crate::probe::{Prober, Slot, Stats};
 use crate::wire::Family;
 
 /// The name of a family in logs, labels, status keys and NETHEAL_FAMILY.
@@ -37,6 +38,10 @@ pub(super) struct Lane {
     pub active: bool,
     /// `--once`: this lane's verdict, once its round has ended (or it had no targets).
     pub once: Option<bool>,
+    /// What the last round's diagnosis was made of.
+    pub evidence: Option<(Link, Evidence)>,
+    /// The gateway-silent warning was given (once per lane until the layer changes).
+    pub silent_warned: bool,
 }
 
 impl Lane {
@@ -50,12 +55,26 @@ impl Lane {
             slot_targets: Vec::new(),
             active: true,
             once: None,
+            evidence: None,
+            silent_warned: false,
         }
     }
 
-    /// The decider's policy and the prober's settings for `cfg`.
-    pub fn settings(cfg: &IfaceConfig) -> Policy {
+    /// The layer the last round's diagnosis found (`ok` for a good round).
+    pub fn layer(&self) -> Layer {
+        self.decider.layer()
+    }
+
+    pub fn state(&self) -> State {
+        self.decider.state()
+    }
+
+    /// The decider's policy for `family`'s lane of `cfg`.
+    pub fn settings(cfg: &IfaceConfig, family: Family) -> Policy {
         Policy {
+            layers: cfg.layers,
+            carrier_wait: cfg.carrier_wait,
+            family: family_name(family),
             interval: cfg.interval,
             timeout: cfg.timeout,
             fail_after: cfg.fail_after,
@@ -86,23 +105,101 @@ impl Lane {
 /// Explicit targets of the family, and `gateway` when it belongs to this family: the family
 /// of the gateway it resolves to (IPv4 first, as before lanes), or while it resolves to
 /// none, `gateway_home` (the first family with a socket), where it counts as unknown.
+/// An iterator, so that a round collects them without allocating (issue 9).
+pub(super) fn lane_targets_iter(
+    targets: &[Target],
+    family: Family,
+    gateway: Option<IpAddr>,
+    gateway_home: Family,
+) -> impl Iterator<Item = (usize, Option<IpAddr>)> + '_ {
+    let gw_family = gateway.map_or(gateway_home, Family::of);
+    targets
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, t)| match t {
+            Target::Gateway if gw_family == family => Some((i, gateway)),
+            Target::Gateway => None,
+            Target::Addr(a) if Family::of(*a) == family => Some((i, Some(*a))),
+            Target::Addr(_) => None,
+        })
+}
+
+/// `lane_targets_iter`, collected.
+#[cfg(test)]
 pub(super) fn lane_targets(
     targets: &[Target],
     family: Family,
     gateway: Option<IpAddr>,
     gateway_home: Family,
 ) -> Vec<(usize, Option<IpAddr>)> {
-    let gw_family = gateway.map_or(gateway_home, Family::of);
-    targets
+    lane_targets_iter(targets, family, gateway, gateway_home).collect()
+}
+
+/// What the kernel says about the interface, as the lanes' diagnosis needs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct KernelView {
+    pub link: Link,
+    /// Per family: an address (IPv6: other than link-local), a default route through it,
+    /// and that route's gateway.
+    pub address: [bool; 2],
+    pub route: [bool; 2],
+    pub gateway: [Option<IpAddr>; 2],
+}
+
+/// The facts of `family`'s round for `diagnose`: the kernel's view, and from the round's
+/// slots how many answered and whether the gateway (when it was a target) did.
+pub(super) fn evidence(
+    kv: &KernelView,
+    family: Family,
+    slots: &[Slot],
+    quorum: usize,
+    l2: L2,
+) -> Evidence {
+    let f = family as usize;
+    let gateway = kv.gateway[f];
+    let gateway_echo = gateway.and_then(|g| {
+        slots
+            .iter()
+            .find(|s| s.addr == Some(g))
+            .map(|s| s.rtt.is_some())
+    });
+    Evidence {
+        address: kv.address[f],
+        route: kv.route[f],
+        gateway,
+        gateway_echo,
+        l2,
+        answered: slots.iter().filter(|s| s.rtt.is_some()).count(),
+        quorum,
+    }
+}
+
+/// The layers judged from the targets' answers, where a target that never answered is no
+/// evidence (the kernel's own facts below them are evidence by themselves).
+pub(super) fn judged_by_targets(layer: Layer) -> bool {
+    matches!(
+        layer,
+        Layer::GatewayDead | Layer::GatewaySilent | Layer::Upstream
+    )
+}
+
+/// Whether a failed round's failure rests on targets that are not armed (have never
+/// answered since start, before `arm-after`): judged by the armed targets alone (and those
+/// that answered), the round would have made its quorum, capped at how many they are. With
+/// no armed target at all, nothing is evidence. `armed(t)`: configured target `t` is armed.
+pub(super) fn unarmed_failure(
+    slots: &[Slot],
+    slot_targets: &[usize],
+    quorum: usize,
+    armed: impl Fn(usize) -> bool,
+) -> bool {
+    let answered = slots.iter().filter(|s| s.rtt.is_some()).count();
+    let counted = slots
         .iter()
-        .enumerate()
-        .filter_map(|(i, t)| match t {
-            Target::Gateway if gw_family == family => Some((i, gateway)),
-            Target::Gateway => None,
-            Target::Addr(a) if Family::of(*a) == family => Some((i, Some(*a))),
-            Target::Addr(_) => None,
-        })
-        .collect()
+        .zip(slot_targets)
+        .filter(|(s, &t)| s.rtt.is_some() || (s.addr.is_some() && !s.own && armed(t)))
+        .count();
+    answered >= quorum.min(counted)
 }
 
 /// How bad a state is: healing > down > recovering > suspect > starting > up (CONTRACT10).
@@ -181,6 +278,9 @@ mod tests {
             steps: 1,
             backoff_min: Duration::from_secs(30),
             backoff_max: Duration::from_secs(900),
+            layers: crate::diagnose::Policy::default(),
+            carrier_wait: Duration::from_secs(30),
+            family: "ipv4",
         };
         let prober = Prober::new(1, policy.timeout, 1, 7, [0; KEY_LEN]);
         Lane::new(family, prober, policy, now, 1)

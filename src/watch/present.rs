@@ -7,8 +7,11 @@ use std::fmt::Write as _;
 
 use crate::config::Target;
 use crate::decide::State;
+use crate::diagnose::Layer;
 use crate::log::Level;
 use crate::probe::Slot;
+use crate::report::family_name;
+use crate::wire::Family;
 
 /// The log level of a transition to `to`, and the state the on-change hook is told:
 /// `recovered` for an `up` that ends an outage, else the new state.
@@ -46,7 +49,10 @@ pub(super) fn round_line(round: u64, good: bool, slots: &[Slot], targets: &[Targ
     line
 }
 
-/// The on-change hook's environment for one change.
+/// The on-change hook's environment for one change. `family` (of the last pair): the lane whose change it is
+/// (NETHEAL_FAMILY `ipv4`/`ipv6`; empty for a change of the whole interface, such as
+/// degraded); `layer`: that lane's last diagnosis, or for the whole interface the worst
+/// lane's (NETHEAL_LAYER `no-carrier`, ..., `ok`).
 pub(super) fn hook_env(
     iface: &str,
     state: String,
@@ -54,6 +60,7 @@ pub(super) fn hook_env(
     reason: String,
     attempt: u32,
     degraded: Option<String>,
+    (family, layer): (Option<Family>, Layer),
 ) -> Vec<(&'static str, String)> {
     vec![
         ("NETHEAL_IFACE", iface.to_string()),
@@ -62,6 +69,8 @@ pub(super) fn hook_env(
         ("NETHEAL_REASON", reason),
         ("NETHEAL_ATTEMPT", attempt.to_string()),
         ("NETHEAL_DEGRADED", degraded.unwrap_or_default()),
+        ("NETHEAL_FAMILY", family.map_or("", family_name).to_string()),
+        ("NETHEAL_LAYER", layer.to_string()),
     ]
 }
 
@@ -103,9 +112,50 @@ mod tests {
 
     #[test]
     fn the_hook_environment_names_every_field_and_an_empty_degraded() {
-        let env = hook_env("eth0", "down".into(), "suspect".into(), "r".into(), 2, None);
+        let env = hook_env(
+            "eth0",
+            "down".into(),
+            "suspect".into(),
+            "r".into(),
+            2,
+            None,
+            (None, Layer::Ok),
+        );
         assert_eq!(env[0], ("NETHEAL_IFACE", "eth0".to_string()));
         assert_eq!(env[4], ("NETHEAL_ATTEMPT", "2".to_string()));
         assert_eq!(env[5], ("NETHEAL_DEGRADED", String::new()));
+        assert_eq!(
+            env[6],
+            ("NETHEAL_FAMILY", String::new()),
+            "the whole interface"
+        );
+        assert_eq!(env[7], ("NETHEAL_LAYER", "ok".to_string()));
+    }
+
+    #[test]
+    fn the_hook_is_told_the_family_and_the_layer() {
+        let env = hook_env(
+            "eth0",
+            "down".into(),
+            "suspect".into(),
+            "ipv6 upstream: 0/2 far targets answered, gateway fe80::1 alive".into(),
+            0,
+            None,
+            (Some(Family::V6), Layer::Upstream),
+        );
+        let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("NETHEAL_FAMILY"), Some("ipv6"));
+        assert_eq!(get("NETHEAL_LAYER"), Some("upstream"));
+        let env = hook_env(
+            "eth0",
+            "up".into(),
+            "down".into(),
+            "r".into(),
+            0,
+            None,
+            (Some(Family::V4), Layer::NoCarrier),
+        );
+        assert_eq!(env[6].1, "ipv4");
+        assert_eq!(env[7].1, "no-carrier");
     }
 }
