@@ -7,9 +7,8 @@
 #   make bench BENCH_PARTS=cost,instr           some measurements only (sizes cost instr
 #                                               memory latency false idle soak, and issue 9's
 #                                               round9 rewrites events9 bigtable scale peer,
-#                                               issue 10's judge (BENCH_JUDGE_SECS=60 shortens
-#                                               its ICMP-filtered-gateway run from 300 s) and
-#                                               issue 12's managers12);
+#                                               issue 10's judge: BENCH_JUDGE_SECS=60 shortens
+#                                               its ICMP-filtered-gateway run from 300 s) and issue 12's managers12;
 #                                               the same as BENCH_ARGS="--only cost,instr"
 #   make bench BENCH_CROSS=0                    skip the musl build (sizes then fall back to
 #                                               whatever dist/ holds, else the glibc build)

@@ -1764,6 +1764,74 @@ def add_method_notes9(b, R):
 
 
 # ---------------------------------------------------------------------------------------------
+# Issue 12: the heal back-ends against the real managers. Their lab (NetworkManager 1.42 and
+# systemd-networkd 252 in a test's own network and mount namespaces, a private dbus-daemon,
+# dnsmasq in the peer) lives in tests/managers.rs; this part runs those tests with the release
+# build and collects the one `HEAL ...` line each prints per outage.
+
+HEAL_RX = re.compile(r"HEAL (.+?) \| heal = (\S+) \| (.+?) \| detected ([\d.]+) s \| "
+                     r"step ([\d.]+) s \| healed ([\d.]+) s")
+MANAGER_TESTS = ("_heals_flush_and_link_down", "_dhcp_renews_lease_without_link_bounce")
+
+
+def measure_managers12(b, reps):
+    """tests/managers.rs's heal tests, REPS times, one test at a time (`cargo test --release
+    --test managers -- --test-threads=1`). Per outage: break → `-> down` (detected), the
+    step's run time (`heal attempt 1: running` → its end line), and `-> down` → `-> up`
+    (healed: outage detected → recovered). Timings of the tests: `-i 200ms -W 300ms -n 3`."""
+    mdir = Path(os.environ.get("NETHEAL_MANAGERS_DIR", "/opt/netheal-ci/managers"))
+    if not (mdir / "usr/sbin/NetworkManager").exists():
+        log(f"issue 12: unpacking NetworkManager into {mdir} (.ci/managers.sh)")
+        run([str(ROOT / ".ci/managers.sh")], timeout=600)
+    cargo = os.environ.get("CARGO", "cargo")
+    cmd = [cargo, "test", "--release", "--locked", "--test", "managers", "--",
+           "--nocapture", "--test-threads=1", *MANAGER_TESTS]
+    figures, failed = {}, set()
+    for k in range(reps):
+        p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=1800, stdin=subprocess.DEVNULL)
+        (b.out / f"managers12-{k}.log").write_text(p.stdout)
+        for line in p.stdout.splitlines():
+            m = HEAL_RX.search(line)  # with --nocapture it may follow `test NAME ... `
+            if m:
+                f = figures.setdefault((m[1], m[2], m[3]), {"detect": [], "step": [],
+                                                            "heal": []})
+                for key, v in zip(("detect", "step", "heal"), m.groups()[3:]):
+                    f[key].append(float(v))
+        # libtest's closing list: "failures:", then one indented test name per line.
+        tail = p.stdout.rsplit("\nfailures:\n", 1)
+        if len(tail) == 2:
+            failed |= set(re.findall(r"^    (\w+)$", tail[1], re.M))
+    return {"reps": reps, "figures": figures, "failed": sorted(failed)}
+
+
+def build_table12(R):
+    m = R.get("managers12")
+    if not m:
+        return ""
+    rows = []
+    for (mgr, step, fault), f in sorted(m["figures"].items()):
+        rows.append([f"{mgr}, `heal = {step}`, {fault} (n={len(f['heal'])})",
+                     fmt_range(f["heal"], 3), fmt_range(f["step"], 3),
+                     fmt_range(f["detect"], 3)])
+    for t in m["failed"]:
+        rows.append([f"FAILED: `{t}` (see bench/out/managers12-*.log)", "", "", ""])
+    lines = ["| heal back-end (issue 12), fault | outage detected → recovered, s | step ran, s "
+             "| fault → detected, s |", "|---|---|---|---|"]
+    lines += ["| " + " | ".join(c) + " |" for c in rows]
+    return "\n".join(lines)
+
+
+def add_method_notes12(b, R):
+    if R.get("managers12"):
+        b.note("Issue 12, heal back-ends: " +
+               measure_managers12.__doc__.replace("\n    ", " ").strip() +
+               " Faults: `ip addr flush dev IF`, `ip link set IF down` (static addresses "
+               "from the manager), and for `dhcp` the peer dropping our echo requests until "
+               "dnsmasq acknowledges a renewal (\"ISP drops the lease\"); detection is the "
+               "same for every back-end, so the first column compares the back-ends. The "
+               "link-down figures include the ~0.3 s until the next round (a timeout apart).")
+
 # 10. Issue 10 (judgement): a routed lab, HOST — ROUTER — FAR, both families; heals with an
 # ICMP-filtering gateway, bounces during an upstream-only outage, admin down → link up and
 # carrier loss → state change.
@@ -2030,76 +2098,6 @@ def add_method_notes10(b, R):
 
 
 # ---------------------------------------------------------------------------------------------
-# Issue 12: the heal back-ends against the real managers. Their lab (NetworkManager 1.42 and
-# systemd-networkd 252 in a test's own network and mount namespaces, a private dbus-daemon,
-# dnsmasq in the peer) lives in tests/managers.rs; this part runs those tests with the release
-# build and collects the one `HEAL ...` line each prints per outage.
-
-HEAL_RX = re.compile(r"HEAL (.+?) \| heal = (\S+) \| (.+?) \| detected ([\d.]+) s \| "
-                     r"step ([\d.]+) s \| healed ([\d.]+) s")
-MANAGER_TESTS = ("_heals_flush_and_link_down", "_dhcp_renews_lease_without_link_bounce")
-
-
-def measure_managers12(b, reps):
-    """tests/managers.rs's heal tests, REPS times, one test at a time (`cargo test --release
-    --test managers -- --test-threads=1`). Per outage: break → `-> down` (detected), the
-    step's run time (`heal attempt 1: running` → its end line), and `-> down` → `-> up`
-    (healed: outage detected → recovered). Timings of the tests: `-i 200ms -W 300ms -n 3`."""
-    mdir = Path(os.environ.get("NETHEAL_MANAGERS_DIR", "/opt/netheal-ci/managers"))
-    if not (mdir / "usr/sbin/NetworkManager").exists():
-        log(f"issue 12: unpacking NetworkManager into {mdir} (.ci/managers.sh)")
-        run([str(ROOT / ".ci/managers.sh")], timeout=600)
-    cargo = os.environ.get("CARGO", "cargo")
-    cmd = [cargo, "test", "--release", "--locked", "--test", "managers", "--",
-           "--nocapture", "--test-threads=1", *MANAGER_TESTS]
-    figures, failed = {}, set()
-    for k in range(reps):
-        p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, timeout=1800, stdin=subprocess.DEVNULL)
-        (b.out / f"managers12-{k}.log").write_text(p.stdout)
-        for line in p.stdout.splitlines():
-            m = HEAL_RX.search(line)  # with --nocapture it may follow `test NAME ... `
-            if m:
-                f = figures.setdefault((m[1], m[2], m[3]), {"detect": [], "step": [],
-                                                            "heal": []})
-                for key, v in zip(("detect", "step", "heal"), m.groups()[3:]):
-                    f[key].append(float(v))
-        # libtest's closing list: "failures:", then one indented test name per line.
-        tail = p.stdout.rsplit("\nfailures:\n", 1)
-        if len(tail) == 2:
-            failed |= set(re.findall(r"^    (\w+)$", tail[1], re.M))
-    return {"reps": reps, "figures": figures, "failed": sorted(failed)}
-
-
-def build_table12(R):
-    m = R.get("managers12")
-    if not m:
-        return ""
-    rows = []
-    for (mgr, step, fault), f in sorted(m["figures"].items()):
-        rows.append([f"{mgr}, `heal = {step}`, {fault} (n={len(f['heal'])})",
-                     fmt_range(f["heal"], 3), fmt_range(f["step"], 3),
-                     fmt_range(f["detect"], 3)])
-    for t in m["failed"]:
-        rows.append([f"FAILED: `{t}` (see bench/out/managers12-*.log)", "", "", ""])
-    lines = ["| heal back-end (issue 12), fault | outage detected → recovered, s | step ran, s "
-             "| fault → detected, s |", "|---|---|---|---|"]
-    lines += ["| " + " | ".join(c) + " |" for c in rows]
-    return "\n".join(lines)
-
-
-def add_method_notes12(b, R):
-    if R.get("managers12"):
-        b.note("Issue 12, heal back-ends: " +
-               measure_managers12.__doc__.replace("\n    ", " ").strip() +
-               " Faults: `ip addr flush dev IF`, `ip link set IF down` (static addresses "
-               "from the manager), and for `dhcp` the peer dropping our echo requests until "
-               "dnsmasq acknowledges a renewal (\"ISP drops the lease\"); detection is the "
-               "same for every back-end, so the first column compares the back-ends. The "
-               "link-down figures include the ~0.3 s until the next round (a timeout apart).")
-
-
-# ---------------------------------------------------------------------------------------------
 
 def main():
     global BENCH
@@ -2110,8 +2108,8 @@ def main():
     ap.add_argument("--only", default=os.environ.get("BENCH_PARTS", ""),
                     help="comma list: sizes,cost,instr,memory,latency,false,idle,soak and the "
                     "issue 9 parts round9,rewrites,events9,bigtable,scale,peer, issue 10's judge "
-                    "(BENCH_JUDGE_SECS: its filtered-gateway run, default 300, 60 quick), "
-                    "issue 12's managers12 (default: "
+                    "(BENCH_JUDGE_SECS: its filtered-gateway run, default 300, 60 quick), issue "
+                    "12's managers12 (default: "
                     "$BENCH_PARTS, else all)")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -2119,14 +2117,15 @@ def main():
     if not os.access(args.netheal, os.X_OK):
         sys.exit(f"bench: {args.netheal}: not found (cargo build --release)")
     only = set(filter(None, args.only.split(",")))
-    # managers12 runs tests/managers.rs, which checks its own tools; judge needs only these.
-    lab_parts = not only or bool(only - {"managers12", "judge"})
     tools = ("ip", "strace", "valgrind", "callgrind_control", "ping", "busybox", "ifup",
              "ifdown", "nft", "tc", "bash", "watchdog", "setpriv", "unshare")
-    if not lab_parts and "judge" in only:
-        tools = ("ip", "nft", "tc", "sysctl")
+    if only and only <= {"judge"}:
+        tools = ("ip", "nft", "tc", "sysctl")  # the judge part alone needs no more
+    # managers12 runs tests/managers.rs, which checks its own tools.
+    if only and only <= {"managers12"}:
+        tools = ()
     for tool in tools:
-        if (lab_parts or "judge" in only) and not shutil.which(tool):
+        if not shutil.which(tool):
             sys.exit(f"bench: {tool} missing (bench/setup.sh installs it)")
 
     def want(x):
@@ -2137,8 +2136,8 @@ def main():
     b.out.mkdir(parents=True)
     b.bindir = b.out / "bin"
     b.bindir.mkdir()
-    if lab_parts:
-        shutil.copy(shutil.which("ping"), b.bindir / "ping")  # a copy has no file capabilities
+    if shutil.which("ping"):  # absent only when the judge part runs alone
+        shutil.copy(shutil.which("ping"), b.bindir / "ping")  # a copy has no capabilities
     b.conf.write_text("# netheal bench: no settings (netheal refuses a group-writable file)\n")
     b.conf.chmod(0o644)
     b.rundir.mkdir(mode=0o755)
@@ -2235,12 +2234,12 @@ def main():
         if want("peer"):
             log("issue 9: Debian's watchdog(8) -q side by side with netheal")
             R["peer"] = measure_peer_watchdog(b)
-        if want("judge"):
-            R["judge"] = measure_judge(b, judge_gw)
         if want("managers12"):
             reps = 1 if args.quick else 3
             log(f"issue 12: heal back-ends against NetworkManager and networkd, {reps} runs")
             R["managers12"] = measure_managers12(b, reps)
+        if want("judge"):
+            R["judge"] = measure_judge(b, judge_gw)
         if want("soak"):
             log("soak: waiting for it to finish")
             R["soak"] = finish_soak(b, soak, budget=900)
@@ -2249,8 +2248,8 @@ def main():
     wall = time.monotonic() - T0
     add_method_notes(b, R)
     add_method_notes9(b, R)
-    add_method_notes10(b, R)
     add_method_notes12(b, R)
+    add_method_notes10(b, R)
     table = build_table(R)
     for extra in (build_table9(R), build_table10(R), build_table12(R)):
         if extra:

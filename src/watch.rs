@@ -2250,6 +2250,23 @@ mod tests {
         assert_eq!(r.w.borrow().link_ups.len(), 1);
     }
 
+    /// Regression: an admin-down event right after the first good round (before another
+    /// turn) found the decider still held by "no good round yet" and waited for fail-after.
+    #[test]
+    fn admin_down_right_after_the_first_good_round_sets_the_link_up_at_once() {
+        let mut r = rig(config("nhj9"), false);
+        let mut i = healthy("nhj9");
+        r.kernel(&i);
+        while r.up.state() != State::Up {
+            r.run(Duration::from_millis(1));
+        }
+        i.admin_up = false;
+        let at = r.now;
+        r.event(&i, Event::AdminDown);
+        r.run(Duration::from_millis(1));
+        assert_eq!(r.w.borrow().link_ups, vec![at], "{:#?}", r.lines);
+    }
+
     /// Far targets fail while the gateway answers: upstream, reported (state down), never a
     /// heal; and up again when the far side returns.
     #[test]

@@ -270,8 +270,8 @@ fn two_managers_on_one_interface_are_a_warning_naming_both() {
     );
 }
 
-/// In namespaces: a downed link, healed by `auto` through the back-end it found in the fake
-/// root (a networkd claim, and a `networkctl` that records its argv and sets the link up),
+/// In namespaces: a downed link (`on-admin-down = heal`), healed by `auto` through the
+/// back-end it found in the fake root (a networkd claim, and a `networkctl` that records its argv and sets the link up),
 /// with the one back-end line logged at start and not again at the heal.
 #[test]
 fn auto_heals_through_the_back_end_it_found() {
@@ -294,7 +294,19 @@ fn auto_heals_through_the_back_end_it_found() {
     cmd.args(["netns", "exec", &lab.host, lab::bin(), "--log", "stderr"])
         .args(lab::quiet_args())
         .args([
-            "-t", PEER4, "-i", "200ms", "-W", "300ms", "-b", "1s:4s", "-v", &lab.ifc,
+            "-t",
+            PEER4,
+            "-i",
+            "200ms",
+            "-W",
+            "300ms",
+            "-b",
+            "1s:4s",
+            "-v",
+            // the ladder, not the default link-up: this test is about the back-end step
+            "--on-admin-down",
+            "heal",
+            &lab.ifc,
         ])
         .env("NETHEAL_TEST_ROOT", root.path())
         .env_remove("NOTIFY_SOCKET");

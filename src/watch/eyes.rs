@@ -161,6 +161,9 @@ impl Uplink {
             // Set down by someone else (a `link` or ifdown step of ours sets it down on
             // purpose while it runs): `on-admin-down` decides, once for the interface.
             Event::AdminDown if !self.kernel.bouncing && !self.heal.is_running() => {
+                // The holds as of now: the turn that saw the first good round set them
+                // before that round ended (an event between two turns found them stale).
+                self.update_hold(now, log);
                 if let Some(l) = self.lanes.iter_mut().find(|l| l.active) {
                     l.decider.handle_event(now, Input::AdminDown);
                 }
