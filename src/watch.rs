@@ -25,7 +25,7 @@ use crate::backend;
 use crate::civil::unix_now;
 use crate::config::{human, HealStep, IfaceConfig, Target, MAX_TARGETS};
 use crate::decide::{self, Action, State, Verdict};
-use crate::diagnose::{diagnose, Act, Layer};
+use crate::diagnose::{diagnose, Act, Layer, L2};
 use crate::heal::{describe, HealEvent, Reaper, Supervisor, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{own_address, Prober, Stats, KEY_LEN};
@@ -168,6 +168,8 @@ pub struct Uplink {
     wait_logged: bool,
     /// The lane whose actions are being acted on (for the hooks' NETHEAL_FAMILY).
     speaking: Option<Family>,
+    /// Per configured target: it answered at layer 2 (the gateway), so it is armed too.
+    proven: Vec<bool>,
     /// Per configured target: the never-answered warning was given.
     unarmed_warned: Vec<bool>,
     /// From this instant every target counts as armed (`arm-after`).
@@ -250,6 +252,7 @@ impl Uplink {
             target_stats: vec![TargetStats::default(); cfg.targets.len()],
             wait_logged: false,
             unarmed_warned: vec![false; cfg.targets.len()],
+            proven: vec![false; cfg.targets.len()],
             speaking: None,
             armed_from: cfg.arm_after.and_then(|d| now.checked_add(d)),
             l2: l2::Layer2::new(cfg.verbose),
@@ -732,10 +735,20 @@ impl Uplink {
         } else {
             diagnose(&kv.link, &ev)
         };
+        // A gateway that answered at layer 2 has answered: it is evidence from then on.
+        if l2 == L2::Alive {
+            let lane = &self.lanes[k];
+            for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
+                if slot.addr.is_some() && slot.addr == ev.gateway {
+                    self.proven[t] = true;
+                }
+            }
+        }
+        let lane = &self.lanes[k];
         let armed_all = self.armed_from.is_some_and(|t| now >= t);
-        let stats = &self.target_stats;
-        let armed = |t: usize| armed_all || stats[t].answered > 0;
-        let by_targets = !v.good && lane::judged_by_targets(layer);
+        let (stats, proven) = (&self.target_stats, &self.proven);
+        let armed = |t: usize| armed_all || stats[t].answered > 0 || proven[t];
+        let by_targets = !v.good && lane::judged_by_targets(layer, l2);
         let unarmed = by_targets
             && lane::unarmed_failure(lane.prober.slots(), &lane.slot_targets, quorum, armed);
         let mut warn = Vec::new();
@@ -1233,10 +1246,11 @@ impl Uplink {
             ms(st.rtt_avg()),
             ms(st.rtt_max),
             self.heals(),
-        ) + &self.lanes_line()
+        )
     }
 
-    /// `; ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and layer.
+    /// `lanes: ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and
+    /// layer (a line of its own: the first keeps its format for the scripts that read it).
     fn lanes_line(&self) -> String {
         let parts: Vec<String> = self
             .lanes
@@ -1244,11 +1258,7 @@ impl Uplink {
             .filter(|l| l.active)
             .map(|l| format!("{} {} ({})", l.name(), l.state(), l.layer()))
             .collect();
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!("; {}", parts.join(", "))
-        }
+        format!("lanes: {}", parts.join(", "))
     }
 
     pub fn snapshot(&self, now: Instant) -> Snapshot {
@@ -1288,6 +1298,7 @@ impl Uplink {
 
     pub fn say_status(&self, now: Instant, log: &mut Log) {
         self.say(log, Level::Notice, self.status_line(now));
+        self.say(log, Level::Notice, self.lanes_line());
     }
 }
 
@@ -2020,8 +2031,7 @@ mod tests {
         let mut cfg = config("nhg9");
         cfg.targets = vec![Target::Gateway];
         let mut r = rig(cfg, false);
-        r.up.kernel.synced = true;
-        r.up.kernel.index = Some(3);
+        r.kernel(&Iface::up_for_tests("nhg9", 3, [None, None]));
         r.run(Duration::from_secs(3));
         assert!(
             r.logged("nhg9: no default gateway through this interface"),
@@ -2029,6 +2039,12 @@ mod tests {
             r.lines
         );
         assert!(r.logged("gateway unknown"), "{:#?}", r.lines);
+        assert_eq!(r.up.lane(Family::V4).unwrap().layer(), Layer::NoRoute);
+        assert!(
+            r.logged("ipv4 no-route: 0/1 targets answered"),
+            "{:#?}",
+            r.lines
+        );
         assert_eq!(r.w.borrow().sent, 0);
         assert_ne!(r.up.state(), State::Up);
         r.up.kernel.gateway[0] = Some(PEER.parse().unwrap());

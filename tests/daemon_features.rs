@@ -219,6 +219,7 @@ fn two_interfaces_only_the_broken_one_heals() {
         "netheal.conf",
         &format!(
             "# two interfaces, one ladder\ninterval = 100ms\ntimeout = 200ms\nfail-after = 2\n\
+             on-admin-down = heal\n\
              backoff = 3s:6s\nheal-timeout = 2s\nverbose = yes\nheal = {}\n\n\
              [{a}]\ntarget = {PEER4}\n\n[{c}]\ntarget = {PEER4B}\n",
             step.display()
@@ -452,7 +453,7 @@ fn hooks_see_every_change_with_their_environment() {
         "netheal.conf",
         &format!(
             "interval = 100ms\ntimeout = 200ms\nfail-after = 2\nbackoff = 300ms:1s\n\
-             heal-timeout = 2s\nverbose = yes\n[{ifc}]\ntarget = {PEER4}\nheal = {} link\n\
+             heal-timeout = 2s\nverbose = yes\non-admin-down = heal\n[{ifc}]\ntarget = {PEER4}\nheal = {} link\n\
              on-change = {}\n",
             fail.display(),
             hook.display()
@@ -2178,7 +2179,7 @@ fn a_step_that_leaves_its_group_is_killed_and_the_loop_does_not_spin() {
         "netheal.conf",
         &format!(
             "interval = 100ms\ntimeout = 200ms\nfail-after = 2\nheal-timeout = 300ms\n\
-             backoff = 1m\nverbose = yes\nheal = {}\n[{}]\ntarget = {PEER4}\n",
+             backoff = 1m\nverbose = yes\non-admin-down = heal\nheal = {}\n[{}]\ntarget = {PEER4}\n",
             step.display(),
             lab.ifc
         ),
@@ -2271,6 +2272,9 @@ fn steady_rounds_do_not_rewrite_the_status_file_a_state_change_does() {
             "200ms",
             "-n",
             "5",
+            // The state change comes from a link set down: not set up again at once.
+            "--on-admin-down",
+            "heal",
             "--status-file",
             &status,
             "-t",

@@ -618,6 +618,19 @@ fn one_family_outage(broken: Fam, tag: &str) {
         "both lanes up in the status file: {:?}",
         lab.status_keys()
     );
+    // Hooks run one at a time after the change they report: wait until both lanes' `up`
+    // has been recorded, so none of them is counted with the outage's.
+    assert!(
+        wait_until(s(10.0), || {
+            let h = records(&hooked);
+            ["ipv4", "ipv6"].iter().all(|f| {
+                h.iter()
+                    .any(|l| l.contains(&format!("family={f} state=up")))
+            })
+        }),
+        "both lanes' up hooks: {:?}",
+        records(&hooked)
+    );
     let from = nh.mark();
     let hooks_before = records(&hooked).len();
     let t0 = Instant::now();

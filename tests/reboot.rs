@@ -158,6 +158,9 @@ impl Rig {
                 "2",
             ])
             .args(["--count", "2", "-t", PEER4])
+            // The fault is a carrier loss (`break_link`): heal on it at once, not after
+            // the default carrier-wait of 30 s (issue 10).
+            .args(["--carrier-wait", "0"])
             .args(args)
             .arg(&self.lab.ifc)
             .env("NETHEAL_TEST_BOOT_ID_FILE", &self.boot_id)

@@ -171,16 +171,20 @@ pub(super) fn evidence(
         l2,
         answered: slots.iter().filter(|s| s.rtt.is_some()).count(),
         quorum,
+        targets: slots.len(),
     }
 }
 
-/// The layers judged from the targets' answers, where a target that never answered is no
-/// evidence (the kernel's own facts below them are evidence by themselves).
-pub(super) fn judged_by_targets(layer: Layer) -> bool {
-    matches!(
-        layer,
-        Layer::GatewayDead | Layer::GatewaySilent | Layer::Upstream
-    )
+/// Whether a failure at `layer` was judged from the targets' silence, where a target that
+/// never answered is no evidence. The kernel's own facts (absent .. no-route) and a gateway
+/// that did not answer our ARP / neighbour solicitation (`l2` dead) are evidence by
+/// themselves.
+pub(super) fn judged_by_targets(layer: Layer, l2: L2) -> bool {
+    match layer {
+        Layer::GatewayDead => l2 != L2::Dead,
+        Layer::GatewaySilent | Layer::Upstream => true,
+        _ => false,
+    }
 }
 
 /// Whether a failed round's failure rests on targets that are not armed (have never
@@ -329,6 +333,56 @@ mod tests {
         assert_eq!(worst([&a, &b]), State::Starting);
         a.active = false;
         assert_eq!(worst([&a, &b]), State::Starting, "nothing judged");
+    }
+
+    #[test]
+    fn only_a_failure_judged_from_silent_targets_needs_them_armed() {
+        for l in [
+            Layer::Absent,
+            Layer::AdminDown,
+            Layer::NoCarrier,
+            Layer::NoAddress,
+            Layer::NoRoute,
+        ] {
+            assert!(
+                !judged_by_targets(l, L2::Unknown),
+                "{l}: the kernel says so"
+            );
+        }
+        assert!(
+            !judged_by_targets(Layer::GatewayDead, L2::Dead),
+            "ARP said so"
+        );
+        assert!(
+            judged_by_targets(Layer::GatewayDead, L2::Unknown),
+            "only silence says so"
+        );
+        assert!(judged_by_targets(Layer::Upstream, L2::Alive));
+    }
+
+    #[test]
+    fn an_unarmed_failure_is_judged_by_the_armed_targets_alone() {
+        let t0 = Instant::now();
+        let mut p = Prober::new(1, Duration::from_secs(1), 2, 7, [0; KEY_LEN]);
+        p.start_round(t0, [Some(ip("198.51.100.1")), Some(ip("203.0.113.10"))]);
+        let slots = p.slots().to_vec();
+        // Neither answered; quorum 2.
+        let none = |_: usize| false;
+        let first = |t: usize| t == 0;
+        let both = |_: usize| true;
+        assert!(
+            unarmed_failure(&slots, &[0, 1], 2, none),
+            "nothing is evidence"
+        );
+        assert!(
+            !unarmed_failure(&slots, &[0, 1], 2, first),
+            "target 0 is, and failed"
+        );
+        assert!(!unarmed_failure(&slots, &[0, 1], 2, both));
+        assert!(
+            !unarmed_failure(&slots, &[0, 1], 1, first),
+            "quorum 1: 0 alone decides"
+        );
     }
 
     #[test]

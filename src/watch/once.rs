@@ -79,6 +79,7 @@ impl Uplink {
                     l2: L2::Unknown,
                     answered,
                     quorum,
+                    targets: probes.len(),
                 },
             ));
             let layer = diagnose(&link, &evidence);
