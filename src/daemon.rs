@@ -514,7 +514,10 @@ impl Daemon {
         }
         for (i, w) in self.watches.iter().enumerate() {
             for (input, fd) in w.poll_inputs() {
-                self.poll.push(fd);
+                match input {
+                    Input::Stream { write: true, .. } => self.poll.push_writable(fd),
+                    _ => self.poll.push(fd),
+                };
                 self.owners.push(Owner::Watch(i, input));
             }
         }
@@ -538,6 +541,9 @@ impl Daemon {
                 Owner::Files => woke.files = true,
                 Owner::Reaper => {}
                 Owner::Watch(i, Input::Sock(s)) => self.ready[i].socks[s] = true,
+                Owner::Watch(i, Input::Stream { target, .. }) => {
+                    self.ready[i].streams |= 1u32.checked_shl(target as u32).unwrap_or(0)
+                }
                 Owner::Watch(i, Input::HealOutput) => self.ready[i].heal_output = true,
                 Owner::Watch(i, Input::HookOutput) => self.ready[i].hook_output = true,
                 Owner::Watch(i, Input::L2) => self.ready[i].l2 = true,

@@ -9,6 +9,7 @@ mod l2;
 mod lane;
 mod once;
 mod present;
+mod stream;
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -59,6 +60,8 @@ pub struct NoSocket(pub String, pub Option<i32>);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ready {
     pub socks: [bool; 2],
+    /// Bit i: configured target i's stream socket (`tcp:`, `dns:`).
+    pub streams: u32,
     pub heal_output: bool,
     pub hook_output: bool,
     /// A socket of the gateway's layer-2 probe.
@@ -69,6 +72,12 @@ pub struct Ready {
 #[derive(Debug, Clone, Copy)]
 pub enum Input {
     Sock(usize),
+    /// Configured target `target`'s stream socket; `write`: poll for POLLOUT (a TCP
+    /// connect), else POLLIN (a DNS response).
+    Stream {
+        target: usize,
+        write: bool,
+    },
     HealOutput,
     HookOutput,
     L2,
@@ -109,6 +118,7 @@ fn open_sockets(
         cfg.targets.iter().any(|t| match t {
             Target::Gateway => true,
             Target::Addr(a) => Family::of(*a) == fam,
+            Target::Tcp(_) | Target::Dns(_) => false,
         })
     };
     let explicit = |fam: Family| {
@@ -134,7 +144,9 @@ fn open_sockets(
             }
         }
     }
-    if socks.iter().all(Option::is_none) {
+    // Only `tcp:` and `dns:` targets: no ICMP socket is needed at all.
+    let icmp = [Family::V4, Family::V6].into_iter().any(needs);
+    if icmp && socks.iter().all(Option::is_none) {
         return Err(NoSocket(why.join("; "), errno));
     }
     Ok(socks)
@@ -155,8 +167,11 @@ pub struct Uplink {
     own_targets: Vec<IpAddr>,
     /// The system calls the glue makes besides sending and receiving: the seam of the tests.
     sys: Box<dyn System>,
-    /// One per family with a socket (IPv4 first): its prober and decider.
+    /// One per family with a socket or a `tcp:`/`dns:` target (IPv4 first): its prober and
+    /// decider.
     lanes: Vec<Lane>,
+    /// The sockets of the lanes' `tcp:` and `dns:` attempts.
+    streams: stream::Streams,
     /// The lane whose heal step runs (one step at a time per interface: another lane's
     /// attempt that comes due meanwhile waits).
     heal_owner: Option<Family>,
@@ -229,9 +244,13 @@ impl Uplink {
         socks: [Option<Box<dyn Sock>>; 2],
         sys: Box<dyn System>,
     ) -> Uplink {
+        let streamed = |f: Family| {
+            let of = |t: &Target| t.is_stream() && t.addr().map(Family::of) == Some(f);
+            cfg.targets.iter().any(of)
+        };
         let lanes = [Family::V4, Family::V6]
             .into_iter()
-            .filter(|f| socks[*f as usize].is_some())
+            .filter(|f| socks[*f as usize].is_some() || streamed(*f))
             .map(|family| {
                 let [i0, i1, key @ ..]: [u8; 2 + KEY_LEN] = random_bytes();
                 let seed = u64::from_le_bytes(random_bytes());
@@ -245,8 +264,10 @@ impl Uplink {
                 Lane::new(family, prober, Lane::settings(&cfg, family), now, seed)
             })
             .collect();
+        let streams = stream::Streams::new(&cfg.targets, &cfg.iface, random_bytes());
         Uplink {
             lanes,
+            streams,
             heal_owner: None,
             shown: (State::Starting, now),
             target_stats: vec![TargetStats::default(); cfg.targets.len()],
@@ -324,7 +345,9 @@ impl Uplink {
             })
             .collect();
         socks.dedup();
-        let _ = write!(s, " ({})", socks.join("; "));
+        if !socks.is_empty() {
+            let _ = write!(s, " ({})", socks.join("; "));
+        }
         self.say(log, Level::Notice, s);
         if !once {
             self.review_backends(log);
@@ -556,6 +579,10 @@ impl Uplink {
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.as_ref().map(|s| (Input::Sock(i), s.fd())));
+        let streams = self
+            .streams
+            .poll_inputs()
+            .map(|(target, write, fd)| (Input::Stream { target, write }, fd));
         let heal = self
             .heal
             .output_fds()
@@ -565,7 +592,7 @@ impl Uplink {
             .output_fds()
             .map(|fd| (Input::HookOutput, fd.as_fd()));
         let l2 = self.l2.poll_fds().map(|fd| (Input::L2, fd));
-        socks.chain(heal).chain(hook).chain(l2)
+        socks.chain(streams).chain(heal).chain(hook).chain(l2)
     }
 
     /// The earliest instant at which `turn` has work.
@@ -589,6 +616,10 @@ impl Uplink {
             if readable {
                 self.receive(now, log, i, buf);
             }
+        }
+        if ready.streams != 0 {
+            self.streams
+                .complete(now, &mut self.lanes, ready.streams, buf, log);
         }
         if ready.heal_output {
             self.heal.read_output();
@@ -700,6 +731,7 @@ impl Uplink {
 
     /// Lane `k`'s round ended with verdict `v`.
     fn lane_round_ended(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict, once: bool) {
+        self.streams.close_lane(self.lanes[k].family);
         self.l2_round_end(now, log, k);
         self.log_round(log, k, v, self.cfg.verbose || once);
         let lane = &self.lanes[k];
@@ -841,6 +873,11 @@ impl Uplink {
         lane.slot_targets.extend(targets.iter().map(|t| t.0));
         for target in own {
             lane.prober.exclude_own(target);
+        }
+        for (slot, t) in targets.iter().enumerate() {
+            if self.cfg.targets[t.0].is_stream() {
+                lane.prober.mark_stream(slot);
+            }
         }
         if !lane.active {
             lane.active = true;
@@ -1157,6 +1194,13 @@ impl Uplink {
 
     fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
         let sys = &self.sys;
+        for lane in &mut self.lanes {
+            let (fam, targets) = (lane.family, &lane.slot_targets);
+            self.streams
+                .start_due(fam, &mut lane.prober, targets, self.bound, log, || {
+                    sys.now()
+                });
+        }
         let mut failed = Vec::new();
         for lane in &mut self.lanes {
             failed.extend(send_due(
