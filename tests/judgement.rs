@@ -271,10 +271,15 @@ fn gateway_silent_to_icmp(fam: Fam, tag: &str) {
         .iter()
         .filter(|l| l.contains("state ") && (l.contains("-> down") || l.contains("-> healing")))
         .collect();
-    // The warning, not the SIGUSR1 status line (which names the layer too).
+    // The warning: not a state change or the SIGUSR1 status lines, which name the layer too.
     let silent_lines = after
         .iter()
-        .filter(|l| l.contains("silent") && !l.contains(": status: "))
+        .filter(|l| {
+            l.contains("silent")
+                && !l.contains(" -> ")
+                && !l.contains(": status: ")
+                && !l.contains(": lanes: ")
+        })
         .count();
     eprintln!(
         "{}: gateway silent to ICMP: 100 rounds in {:.1}s, {heals} heals, {} down \
