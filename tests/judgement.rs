@@ -395,8 +395,9 @@ fn gateway_stops_answering_ndp_heals() {
 
 /// The far side dies while the gateway answers: state down with layer upstream, the hook
 /// sees NETHEAL_LAYER=upstream, not one heal step, and up again (link and default route
-/// untouched) when the far side returns.
-fn upstream_only(quorum: &str, tag: &str) {
+/// untouched) when the far side returns. With `dead_is_failure`, also: no line or hook of the
+/// outage calls the live gateway dead.
+fn upstream_only(quorum: &str, tag: &str, dead_is_failure: bool) {
     let Some(lab) = Routed::new(tag, &[]) else {
         return;
     };
@@ -449,6 +450,28 @@ fn upstream_only(quorum: &str, tag: &str) {
     assert!(lab.host_admin_up());
     assert_eq!(lab.default_route(&lab.host), route, "default route changed");
     assert_eq!(heal_starts(&nh), 0);
+    // The gateway answered ARP throughout: no line or hook of the outage may call it dead
+    // (the first failed round's, before any layer-2 probe was sent, included).
+    let from = nh.index_at(t0);
+    let dead: Vec<String> = nh.lines()[from..]
+        .iter()
+        .map(|l| l.1.clone())
+        .filter(|l| l.contains(" -> ") && l.contains("gateway-dead"))
+        .chain(
+            hooks
+                .iter()
+                .filter(|h| h.contains("layer=gateway-dead"))
+                .cloned(),
+        )
+        .collect();
+    if dead_is_failure {
+        assert!(
+            dead.is_empty(),
+            "the live gateway was called dead during the upstream outage: {dead:?}"
+        );
+    } else if !dead.is_empty() {
+        eprintln!("note: the live gateway was called dead: {dead:?}");
+    }
     eprintln!(
         "upstream quorum {quorum}: `{down}` {:.2}s after the far side died; 0 heals in {:.1}s \
          down; up {:.2}s after it returned; hooks {hooks:?}",
@@ -460,12 +483,20 @@ fn upstream_only(quorum: &str, tag: &str) {
 
 #[test]
 fn upstream_only_failure_quorum_1_no_bounce() {
-    upstream_only("1", "up1");
+    upstream_only("1", "up1", false);
 }
 
 #[test]
 fn upstream_only_failure_quorum_2_no_bounce() {
-    upstream_only("2", "up2");
+    upstream_only("2", "up2", false);
+}
+
+/// The gateway answers ARP while the far side is dead: no state-change line or hook of the
+/// outage names it `gateway-dead` (not even the first failed round's, before netheal's own
+/// layer-2 probe has been sent).
+#[test]
+fn upstream_outage_never_calls_the_live_gateway_dead() {
+    upstream_only("1", "upd", true);
 }
 
 /// The watched link set administratively down: netheal sets it up at once, on the netlink
