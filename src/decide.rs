@@ -1712,4 +1712,36 @@ mod tests {
         );
         assert!(sim.heals().is_empty());
     }
+
+    /// A diagnosis that flaps between two healing layers every round starts the ladder over
+    /// each time, but never runs a step sooner than the minimum backoff after the last one
+    /// ended.
+    #[test]
+    fn a_flapping_layer_cannot_run_steps_back_to_back() {
+        let mut p = policy();
+        p.fail_after = 1;
+        let flap = |t: f64| {
+            if (t as u64 / 2) % 2 == 0 {
+                (Layer::NoRoute, false)
+            } else {
+                (Layer::GatewayDead, false)
+            }
+        };
+        let mut sim = Sim::judged(p, |t| t >= 5.0, flap);
+        sim.run(600.0);
+        let heals = sim.heals();
+        assert!(heals.len() >= 5, "{heals:?}");
+        assert!(
+            sim.announced().len() > 20,
+            "it did start over, again and again"
+        );
+        for w in heals.windows(2) {
+            let gap = w[1].0 - (w[0].0 + 1.0); // steps take 1 s
+            assert!(gap >= 30.0 - 1e-6, "steps {gap}s apart: {heals:?}");
+        }
+        assert!(
+            heals.iter().all(|h| h.1 == 1),
+            "always attempt 1: {heals:?}"
+        );
+    }
 }
