@@ -636,6 +636,9 @@ impl Uplink {
         self.update_hold(now, log);
         // The layer-2 probes' deadlines first: their results are final before a round ends.
         self.l2.handle_timeout(now, &self.cfg.iface, log);
+        if once && self.once_result.is_none() {
+            self.once_ready(); // a layer-2 answer --once waited for may have come
+        }
         // Lane by lane, each acted on before the next runs: a heal step one lane starts holds
         // the other's attempt back (`sync_holds`).
         for k in 0..self.lanes.len() {
@@ -828,9 +831,7 @@ impl Uplink {
 
     /// `--once`: the verdict, once every lane has one (good only if each judged lane's is).
     fn once_decided(&mut self) {
-        if self.lanes.iter().all(|l| l.once.is_some()) {
-            self.once_judge(true);
-        }
+        self.once_ready();
     }
 
     /// Starts lane `k`'s round (or says why it cannot run).
