@@ -77,7 +77,8 @@ fn assert_answers(lines: &[String], gw: &str, proto: &str, nh: &Netheal) {
         }
         None => assert!(line.contains("the kernel confirmed it reachable"), "{line}"),
     }
-    assert!(find(lines, "does not answer").is_none(), "{lines:?}");
+    let dead = format!("gateway {gw} does not answer {proto}");
+    assert!(find(lines, &dead).is_none(), "{lines:?}");
 }
 
 #[test]
@@ -88,7 +89,12 @@ fn gateway_dropping_icmp_but_answering_arp_is_alive() {
     routes(&lab, true, None);
     drop_echoes(&lab);
     let (code, lines, nh) = once(&lab, "gateway");
-    assert_eq!(code, 1, "the echo round fails: {lines:?}");
+    // The echo fails, layer 2 answers: the gateway filters ICMP, which is not an outage.
+    assert_eq!(code, 0, "gateway-silent is ok: {lines:?}");
+    assert!(
+        find(&lines, "ok (gateway filters ICMP)").is_some(),
+        "{lines:?}"
+    );
     assert!(find(&lines, "round 1 failed").is_some(), "{lines:?}");
     assert_answers(&lines, PEER4, "ARP", &nh);
 }
@@ -102,7 +108,12 @@ fn gateway_dropping_icmpv6_but_answering_ndp_is_alive() {
     routes(&lab, false, Some(&gw));
     drop_echoes(&lab);
     let (code, lines, nh) = once(&lab, &gw);
-    assert_eq!(code, 1, "the echo round fails: {lines:?}");
+    // The echo fails, layer 2 answers: the gateway filters ICMP, which is not an outage.
+    assert_eq!(code, 0, "gateway-silent is ok: {lines:?}");
+    assert!(
+        find(&lines, "ok (gateway filters ICMP)").is_some(),
+        "{lines:?}"
+    );
     assert_answers(&lines, &gw, "NDP", &nh);
 }
 
@@ -117,7 +128,12 @@ fn link_local_ipv6_gateway_answers_ndp() {
     routes(&lab, false, Some("fe80::1"));
     drop_echoes(&lab);
     let (code, lines, nh) = once(&lab, "gateway");
-    assert_eq!(code, 1, "the echo round fails: {lines:?}");
+    // The echo fails, layer 2 answers: the gateway filters ICMP, which is not an outage.
+    assert_eq!(code, 0, "gateway-silent is ok: {lines:?}");
+    assert!(
+        find(&lines, "ok (gateway filters ICMP)").is_some(),
+        "{lines:?}"
+    );
     assert_answers(&lines, "fe80::1", "NDP", &nh);
 }
 
@@ -137,7 +153,8 @@ fn gateway_with_arp_off_is_dead() {
         nh.dump();
         panic!("no `{what}` line");
     }
-    assert!(find(&lines, "answers ARP").is_none(), "{lines:?}");
+    let alive = format!("gateway {PEER4} answers ARP");
+    assert!(find(&lines, &alive).is_none(), "{lines:?}");
 }
 
 #[test]
@@ -268,4 +285,55 @@ fn without_cap_net_raw_the_probe_is_not_possible_and_never_dead() {
     );
     assert_eq!(nh.count_lines("does not answer ARP"), 0);
     assert!(nh.count_lines("datagram socket") > 0);
+}
+
+/// Each family is probed on its own (CONTRACT10 lanes): with IPv4 healthy and the IPv6
+/// gateway silent to echo and to solicitations, only NDP is asked, and it finds the IPv6
+/// gateway dead; IPv4's gateway is never asked.
+#[test]
+fn each_family_is_probed_on_its_own() {
+    let Some(lab) = Lab::pair("l2h", 48, &["nft"]) else {
+        return;
+    };
+    let gw6 = lab.peer6();
+    routes(&lab, true, Some(&gw6));
+    lab.nft(
+        &lab.peer,
+        "v6off",
+        &input_rule(
+            "v6off",
+            "icmpv6 type { echo-request, nd-neighbor-solicit } drop",
+        ),
+    );
+    let nh = lab.netheal(
+        &lab.host,
+        &[
+            "-v",
+            "--dry-run",
+            "-i",
+            "1s",
+            "-W",
+            "1s",
+            "-n",
+            "100",
+            "-t",
+            PEER4,
+            "-t",
+            &gw6,
+            &lab.ifc,
+        ],
+    );
+    let dead = format!("gateway {gw6} does not answer NDP (no reply in 1s)");
+    let line = nh.wait_line(0, s(20.0), |l| l.contains(&dead));
+    if line.is_none() {
+        nh.dump();
+        panic!("no `{dead}` line");
+    }
+    // Two more IPv4 rounds after it: still no ARP asked.
+    let at = line.unwrap().0;
+    let v4 = |l: &str| l.contains(" good: ") && l.contains(PEER4);
+    let next = nh.wait_line(at, s(20.0), v4).expect("IPv4 rounds go on");
+    nh.wait_line(next.0 + 1, s(20.0), v4)
+        .expect("IPv4 rounds go on");
+    assert_eq!(nh.count_lines("ARP"), 0, "the IPv4 gateway is not asked");
 }

@@ -17,8 +17,13 @@
 //! the answer: 3 calls and a wake-up answered, 2 unanswered. The first round of an outage
 //! adds socket, bind and ioctl (SIOCGIFHWADDR, on the probe's socket); IPv6 alike with
 //! recvmsg, and socket plus five setsockopts at open. Healthy rounds: none (no fd polled).
+//!
+//! The sockets are behind a two-method seam (`L2Net` opens, `L2Sock` is one socket) so the
+//! tests below run the glue in virtual time against a fake link.
 #![forbid(unsafe_code)]
 
+use std::fmt::Debug;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
@@ -35,6 +40,69 @@ use crate::wire::Family;
 /// At most this many packets are read from a probe socket per turn (see watch.rs RECV_BATCH).
 const RECV_BATCH: usize = 64;
 
+/// One probe socket as the glue uses it.
+pub(super) trait L2Sock: Debug {
+    /// The interface's hardware type (ARPHRD_*) and address.
+    fn link_address(&self, iface: &str) -> io::Result<(u16, Mac)>;
+    /// Sends one request: an ARP packet is broadcast on the interface (`dest` unused), an
+    /// ICMPv6 message goes to `dest`.
+    fn send(&self, msg: &[u8], dest: IpAddr) -> io::Result<()>;
+    /// One received packet into `buf`: its length, or None when nothing is waiting.
+    fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>>;
+    fn fd(&self) -> BorrowedFd<'_>;
+}
+
+/// Opens a family's probe socket on the interface.
+pub(super) trait L2Net: Debug {
+    fn open(&self, family: Family, iface: &str, index: u32) -> io::Result<Box<dyn L2Sock>>;
+}
+
+/// The real ones (src/sys/l2.rs).
+#[derive(Debug)]
+struct HostNet;
+
+impl L2Net for HostNet {
+    fn open(&self, family: Family, iface: &str, index: u32) -> io::Result<Box<dyn L2Sock>> {
+        Ok(match family {
+            Family::V4 => Box::new(ArpSocket::open(index)?),
+            Family::V6 => Box::new(NdpSocket::open(iface, index)?),
+        })
+    }
+}
+
+impl L2Sock for ArpSocket {
+    fn link_address(&self, iface: &str) -> io::Result<(u16, Mac)> {
+        ArpSocket::link_address(self, iface)
+    }
+    fn send(&self, msg: &[u8], _: IpAddr) -> io::Result<()> {
+        self.send_broadcast(msg)
+    }
+    fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        ArpSocket::recv(self, buf)
+    }
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
+
+impl L2Sock for NdpSocket {
+    fn link_address(&self, iface: &str) -> io::Result<(u16, Mac)> {
+        NdpSocket::link_address(self, iface)
+    }
+    fn send(&self, msg: &[u8], dest: IpAddr) -> io::Result<()> {
+        match dest {
+            IpAddr::V6(a) => self.send_to(msg, a),
+            IpAddr::V4(_) => Err(io::Error::from(io::ErrorKind::InvalidInput)),
+        }
+    }
+    fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        NdpSocket::recv(self, buf)
+    }
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
+
 /// The hardware address of the bound interface, read at the first probe after a bind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hw {
@@ -48,8 +116,9 @@ enum Hw {
 #[derive(Debug)]
 pub struct Layer2 {
     probes: [L2Probe; 2],
-    arp: Option<ArpSocket>,
-    ndp: Option<NdpSocket>,
+    /// Each family's probe socket (ARP, NDP), while it is probing.
+    socks: [Option<Box<dyn L2Sock>>; 2],
+    net: Box<dyn L2Net>,
     /// The interface index the sockets are bound to.
     index: Option<u32>,
     hw: Hw,
@@ -70,10 +139,14 @@ pub struct Layer2 {
 
 impl Layer2 {
     pub fn new(verbose: bool) -> Layer2 {
+        Layer2::with_net(verbose, Box::new(HostNet))
+    }
+
+    pub(super) fn with_net(verbose: bool, net: Box<dyn L2Net>) -> Layer2 {
         Layer2 {
             probes: [L2Probe::new(Family::V4), L2Probe::new(Family::V6)],
-            arp: None,
-            ndp: None,
+            socks: [None, None],
+            net,
             index: None,
             hw: Hw::Unread,
             gateway: [None, None],
@@ -109,8 +182,7 @@ impl Layer2 {
 
     /// Sockets and hardware address are for one device: forget them.
     fn unbind(&mut self) {
-        self.arp = None;
-        self.ndp = None;
+        self.socks = [None, None];
         self.hw = Hw::Unread;
         self.index = None;
         self.refused = [false; 2];
@@ -142,11 +214,8 @@ impl Layer2 {
             self.probes[f].start(now, timeout, None);
             // Healthy: close what an outage opened; the next outage reads the hardware
             // address again (it may have changed: a bond's, a MAC set by hand).
-            match family {
-                Family::V4 => self.arp = None,
-                Family::V6 => self.ndp = None,
-            }
-            if self.arp.is_none() && self.ndp.is_none() && matches!(self.hw, Hw::Ethernet(_)) {
+            self.socks[f] = None;
+            if self.socks.iter().all(Option::is_none) && matches!(self.hw, Hw::Ethernet(_)) {
                 self.hw = Hw::Unread;
             }
             return;
@@ -157,20 +226,15 @@ impl Layer2 {
         };
         let mut buf = [0u8; 64];
         self.drain(family);
-        let sent = match req {
-            Request::Arp(arp) => {
-                let len = arp.emit(&mut buf).unwrap_or(0);
-                let Some(s) = self.arp.as_ref() else { return };
-                let at = clock();
-                s.send_broadcast(&buf[..len]).map(|()| at)
-            }
-            Request::Ndp { ns, dest } => {
-                let len = ns.emit(&mut buf).unwrap_or(0);
-                let Some(s) = self.ndp.as_ref() else { return };
-                let at = clock();
-                s.send_to(&buf[..len], dest).map(|()| at)
-            }
+        let (len, dest) = match req {
+            Request::Arp(arp) => (arp.emit(&mut buf), IpAddr::V4(arp.target_ip)),
+            Request::Ndp { ns, dest } => (ns.emit(&mut buf), IpAddr::V6(dest)),
         };
+        let (Some(len), Some(sock)) = (len, self.socks[f].as_ref()) else {
+            return;
+        };
+        let at = clock();
+        let sent = sock.send(&buf[..len], dest).map(|()| at);
         match sent {
             Ok(at) => self.probes[f].sent(at),
             Err(e) => {
@@ -194,16 +258,17 @@ impl Layer2 {
         if let Hw::Other(_) = self.hw {
             return None;
         }
-        let opened = match family {
-            Family::V4 if self.arp.is_none() => ArpSocket::open(index).map(|s| self.arp = Some(s)),
-            Family::V6 if self.ndp.is_none() => {
-                NdpSocket::open(iface, index).map(|s| self.ndp = Some(s))
-            }
-            _ => Ok(()),
+        let f = family as usize;
+        let opened = match self.socks[f] {
+            None => self
+                .net
+                .open(family, iface, index)
+                .map(|s| self.socks[f] = Some(s)),
+            Some(_) => Ok(()),
         };
         if let Err(e) = opened {
             // Said once per bind: without CAP_NET_RAW it fails every round alike.
-            if !std::mem::replace(&mut self.refused[family as usize], true) {
+            if !std::mem::replace(&mut self.refused[f], true) {
                 log.log(
                     Level::Notice,
                     &format!(
@@ -215,10 +280,7 @@ impl Layer2 {
             return None;
         }
         if self.hw == Hw::Unread {
-            let got = match family {
-                Family::V4 => self.arp.as_ref().map(|s| s.link_address(iface)),
-                Family::V6 => self.ndp.as_ref().map(|s| s.link_address(iface)),
-            };
+            let got = self.socks[f].as_ref().map(|s| s.link_address(iface));
             self.hw = match got {
                 Some(Ok((t, mac))) if is_ethernet(t) => Hw::Ethernet(mac),
                 Some(Ok((t, _))) => {
@@ -226,8 +288,7 @@ impl Layer2 {
                         Level::Notice,
                         &format!("{iface}: hardware type {t} is not Ethernet: the gateway is not probed by ARP/NDP"),
                     );
-                    self.arp = None;
-                    self.ndp = None;
+                    self.socks = [None, None];
                     Hw::Other(t)
                 }
                 Some(Err(e)) => {
@@ -255,10 +316,9 @@ impl Layer2 {
     fn drain(&mut self, family: Family) {
         let mut buf = [0u8; 128];
         for _ in 0..RECV_BATCH {
-            let got = match family {
-                Family::V4 => self.arp.as_ref().map(|s| s.recv(&mut buf)),
-                Family::V6 => self.ndp.as_ref().map(|s| s.recv(&mut buf)),
-            };
+            let got = self.socks[family as usize]
+                .as_ref()
+                .map(|s| s.recv(&mut buf));
             if !matches!(got, Some(Ok(Some(_)))) {
                 break;
             }
@@ -267,17 +327,11 @@ impl Layer2 {
 
     /// The probe sockets to poll: only those awaiting an answer.
     pub fn poll_fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
-        let arp = self
-            .arp
-            .as_ref()
-            .filter(|_| self.probes[0].waiting())
-            .map(|s| s.as_fd());
-        let ndp = self
-            .ndp
-            .as_ref()
-            .filter(|_| self.probes[1].waiting())
-            .map(|s| s.as_fd());
-        arp.into_iter().chain(ndp)
+        self.socks
+            .iter()
+            .zip(&self.probes)
+            .filter(|(_, p)| p.waiting())
+            .filter_map(|(s, _)| s.as_ref().map(|s| s.fd()))
     }
 
     /// Reads the answers waiting on the probe sockets (at most RECV_BATCH each).
@@ -289,10 +343,7 @@ impl Layer2 {
                 if !self.probes[f].waiting() {
                     break;
                 }
-                let got = match family {
-                    Family::V4 => self.arp.as_ref().map(|s| s.recv(&mut buf)),
-                    Family::V6 => self.ndp.as_ref().map(|s| s.recv(&mut buf)),
-                };
+                let got = self.socks[f].as_ref().map(|s| s.recv(&mut buf));
                 match got {
                     Some(Ok(Some(n))) => {
                         if self.probes[f].handle_packet(now, &buf[..n]) {
@@ -308,10 +359,7 @@ impl Layer2 {
                             Level::Info,
                             format!("{iface}: {} receive: {e}", proto(family)),
                         );
-                        match family {
-                            Family::V4 => self.arp = None,
-                            Family::V6 => self.ndp = None,
-                        }
+                        self.socks[f] = None;
                         break;
                     }
                 }
@@ -448,5 +496,323 @@ impl Uplink {
     /// The round trip of this round's ARP/NDP answer, for the --once table and the status.
     pub fn l2_rtt(&self, family: Family) -> Option<Duration> {
         self.l2.rtt(family)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::arp::Arp;
+    use crate::wire::ndp::Solicit;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::net::Ipv6Addr;
+    use std::os::unix::net::UnixDatagram;
+    use std::path::PathBuf;
+    use std::rc::Rc;
+
+    const GW4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+    const OUR4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+    const GW6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+    const MAC: Mac = Mac([0x02, 0, 0x5e, 0x10, 0, 2]);
+    const GW_MAC: Mac = Mac([0x02, 0, 0x5e, 0x10, 0, 1]);
+    const T: Duration = Duration::from_secs(2);
+    const ARPHRD_PPP: u16 = 512;
+
+    /// The fake link: what was opened, sent, and what waits to be received.
+    #[derive(Debug, Default)]
+    struct Link {
+        opens: usize,
+        live: usize,
+        refuse: bool,
+        hw_type: u16,
+        sent: Vec<(Vec<u8>, IpAddr)>,
+        inbox: [VecDeque<Vec<u8>>; 2],
+        recvs: usize,
+    }
+    type Shared = Rc<RefCell<Link>>;
+
+    #[derive(Debug)]
+    struct FakeNet(Shared);
+    #[derive(Debug)]
+    struct FakeSock {
+        family: Family,
+        link: Shared,
+        fd: std::fs::File,
+    }
+
+    impl L2Net for FakeNet {
+        fn open(&self, family: Family, _: &str, _: u32) -> io::Result<Box<dyn L2Sock>> {
+            let mut l = self.0.borrow_mut();
+            if l.refuse {
+                return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+            }
+            l.opens += 1;
+            l.live += 1;
+            Ok(Box::new(FakeSock {
+                family,
+                link: self.0.clone(),
+                fd: std::fs::File::open("/dev/null")?,
+            }))
+        }
+    }
+
+    impl Drop for FakeSock {
+        fn drop(&mut self) {
+            self.link.borrow_mut().live -= 1;
+        }
+    }
+
+    impl L2Sock for FakeSock {
+        fn link_address(&self, _: &str) -> io::Result<(u16, Mac)> {
+            Ok((self.link.borrow().hw_type, MAC))
+        }
+        fn send(&self, msg: &[u8], dest: IpAddr) -> io::Result<()> {
+            self.link.borrow_mut().sent.push((msg.to_vec(), dest));
+            Ok(())
+        }
+        fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+            let mut l = self.link.borrow_mut();
+            l.recvs += 1;
+            Ok(l.inbox[self.family as usize].pop_front().map(|p| {
+                buf[..p.len()].copy_from_slice(&p);
+                p.len()
+            }))
+        }
+        fn fd(&self) -> BorrowedFd<'_> {
+            self.fd.as_fd()
+        }
+    }
+
+    struct Rig {
+        l2: Layer2,
+        link: Shared,
+        log: Log,
+        sink: UnixDatagram,
+        path: PathBuf,
+        now: Instant,
+        index: u32,
+    }
+
+    impl Drop for Rig {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.path); // not fatal: a temp file
+        }
+    }
+
+    fn rig(tag: &str) -> Rig {
+        let now = Instant::now();
+        let link = Rc::new(RefCell::new(Link {
+            hw_type: crate::wire::arp::HTYPE_ETHER,
+            ..Link::default()
+        }));
+        let path =
+            std::env::temp_dir().join(format!("netheal-l2-{}-{tag}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let sink = UnixDatagram::bind(&path).unwrap();
+        sink.set_nonblocking(true).unwrap();
+        let log = Log::with_syslog(Some(path.clone()), now);
+        let mut l2 = Layer2::with_net(false, Box::new(FakeNet(link.clone())));
+        l2.gateway = [Some(GW4.into()), Some(GW6.into())];
+        l2.our_v4 = Some(OUR4);
+        Rig {
+            l2,
+            link,
+            log,
+            sink,
+            path,
+            now,
+            index: 7,
+        }
+    }
+
+    impl Rig {
+        /// One round of `family`: starts, the gateway answers when `answer`, the deadline
+        /// passes, it ends (`failed`: a target did not answer). Its L2 result.
+        fn round(&mut self, family: Family, answer: bool, failed: bool) -> L2 {
+            let now = self.now;
+            self.l2.start_round(
+                now,
+                T,
+                family,
+                Some(self.index),
+                "nh0",
+                &mut self.log,
+                || now,
+            );
+            if answer {
+                self.link.borrow_mut().inbox[family as usize].push_back(reply(family));
+            }
+            if self.l2.poll_fds().count() > 0 {
+                let at = now + Duration::from_millis(1);
+                self.l2.receive(at, "nh0", &mut self.log);
+            }
+            self.now += T;
+            self.l2.handle_timeout(self.now, "nh0", &mut self.log);
+            let result = self.l2.result(family);
+            self.l2.end_round(family, failed, "nh0", &mut self.log);
+            result
+        }
+
+        fn lines(&self) -> Vec<String> {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = self.sink.recv(&mut buf) {
+                out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            out
+        }
+    }
+
+    fn reply(family: Family) -> Vec<u8> {
+        match family {
+            Family::V4 => {
+                let mut b = vec![0; 28];
+                Arp {
+                    reply: true,
+                    sender_mac: GW_MAC,
+                    sender_ip: GW4,
+                    target_mac: MAC,
+                    target_ip: OUR4,
+                }
+                .emit(&mut b)
+                .unwrap();
+                b
+            }
+            Family::V6 => {
+                let mut b = vec![0; 24];
+                b[0] = 136;
+                b[4] = 0x60;
+                b[8..24].copy_from_slice(&GW6.octets());
+                b
+            }
+        }
+    }
+
+    #[test]
+    fn sockets_live_only_while_a_family_is_probing() {
+        let mut r = rig("live");
+        for _ in 0..3 {
+            assert_eq!(r.round(Family::V4, false, false), L2::Unknown);
+        }
+        assert_eq!(r.link.borrow().opens, 0, "healthy rounds open nothing");
+        assert_eq!(r.link.borrow().recvs, 0);
+        // a failed round: the next one asks, once, from our MAC and address
+        r.round(Family::V4, false, true);
+        assert_eq!(r.round(Family::V4, true, true), L2::Alive);
+        {
+            let l = r.link.borrow();
+            assert_eq!((l.opens, l.live, l.sent.len()), (1, 1, 1));
+            let mut want = [0u8; 28];
+            Arp::request(MAC, OUR4, GW4).emit(&mut want).unwrap();
+            assert_eq!(l.sent[0], (want.to_vec(), IpAddr::V4(GW4)));
+        }
+        assert_eq!(r.l2.rtt(Family::V4), Some(Duration::from_millis(1)));
+        assert_eq!(r.l2.poll_fds().count(), 0, "answered: not polled");
+        // the outage goes on: the same socket
+        assert_eq!(r.round(Family::V4, false, false), L2::Dead);
+        assert_eq!(r.link.borrow().opens, 1);
+        // the round after a good one closes it
+        assert_eq!(r.round(Family::V4, false, false), L2::Unknown);
+        assert_eq!(r.link.borrow().live, 0);
+        let lines = r.lines();
+        let said = |w: &str| lines.iter().filter(|l| l.contains(w)).count();
+        assert_eq!(
+            said("nh0: gateway 198.51.100.1 answers ARP (1.0 ms)"),
+            1,
+            "{lines:?}"
+        );
+        assert_eq!(
+            said("nh0: gateway 198.51.100.1 does not answer ARP (no reply in 2s)"),
+            1
+        );
+    }
+
+    #[test]
+    fn what_queued_before_the_request_never_counts() {
+        let mut r = rig("stale");
+        r.round(Family::V4, false, true);
+        r.round(Family::V4, true, true);
+        // a gateway reply arrives between rounds (the kernel's own exchange, a late one)
+        r.link.borrow_mut().inbox[0].push_back(reply(Family::V4));
+        assert_eq!(r.round(Family::V4, false, true), L2::Dead);
+        assert!(
+            r.link.borrow().inbox[0].is_empty(),
+            "drained before the request"
+        );
+    }
+
+    #[test]
+    fn ndp_solicits_the_gateway_on_its_own_socket() {
+        let mut r = rig("ndp");
+        r.round(Family::V6, false, true);
+        assert_eq!(r.round(Family::V6, true, true), L2::Alive);
+        let l = r.link.borrow();
+        let mut want = [0u8; 32];
+        Solicit {
+            target: GW6,
+            our_mac: MAC,
+        }
+        .emit(&mut want)
+        .unwrap();
+        assert_eq!(l.sent, vec![(want.to_vec(), IpAddr::V6(GW6))]);
+        drop(l);
+        // the IPv4 lane, healthy meanwhile, asked nothing
+        assert_eq!(r.round(Family::V4, false, false), L2::Unknown);
+        assert_eq!(r.link.borrow().opens, 1);
+    }
+
+    #[test]
+    fn without_privilege_it_is_said_once_and_unknown() {
+        let mut r = rig("eperm");
+        r.link.borrow_mut().refuse = true;
+        r.round(Family::V4, false, true);
+        for _ in 0..3 {
+            assert_eq!(r.round(Family::V4, false, true), L2::Unknown);
+        }
+        let lines = r.lines();
+        let n = lines.iter().filter(|l| l.contains("not possible")).count();
+        assert_eq!(n, 1, "{lines:?}");
+        assert!(lines.iter().all(|l| !l.contains("does not answer")));
+    }
+
+    #[test]
+    fn a_link_that_is_not_ethernet_is_not_asked() {
+        let mut r = rig("ppp");
+        r.link.borrow_mut().hw_type = ARPHRD_PPP;
+        r.round(Family::V4, false, true);
+        for _ in 0..3 {
+            assert_eq!(r.round(Family::V4, false, true), L2::Unknown);
+        }
+        let l = r.link.borrow();
+        assert!(l.sent.is_empty());
+        assert_eq!(
+            (l.opens, l.live),
+            (1, 0),
+            "opened once to read the type, then closed"
+        );
+        drop(l);
+        let lines = r.lines();
+        let n = lines.iter().filter(|l| l.contains("not Ethernet")).count();
+        assert_eq!(n, 1, "{lines:?}");
+    }
+
+    #[test]
+    fn a_new_index_gets_new_sockets() {
+        let mut r = rig("index");
+        r.round(Family::V4, false, true);
+        r.round(Family::V4, false, true);
+        r.index = 8;
+        r.round(Family::V4, false, true);
+        let l = r.link.borrow();
+        assert_eq!((l.opens, l.live, l.sent.len()), (2, 1, 2));
+    }
+
+    #[test]
+    fn once_asks_in_its_one_round() {
+        let mut r = rig("once");
+        r.l2.probe_every_round();
+        assert_eq!(r.round(Family::V4, true, false), L2::Alive);
+        assert_eq!(r.link.borrow().sent.len(), 1);
     }
 }

@@ -120,7 +120,10 @@ pub(super) fn lane_targets_iter(
             Target::Gateway if gw_family == family => Some((i, gateway)),
             Target::Gateway => None,
             Target::Addr(a) if Family::of(*a) == family => Some((i, Some(*a))),
-            Target::Addr(_) => None,
+            Target::Tcp(s) | Target::Dns(s) if Family::of(s.ip()) == family => {
+                Some((i, Some(s.ip())))
+            }
+            Target::Addr(_) | Target::Tcp(_) | Target::Dns(_) => None,
         })
 }
 
@@ -157,10 +160,12 @@ pub(super) fn evidence(
 ) -> Evidence {
     let f = family as usize;
     let gateway = kv.gateway[f];
+    // Echo only: a `tcp:` or `dns:` target at the gateway's address says nothing about
+    // whether the gateway answers ICMP.
     let gateway_echo = gateway.and_then(|g| {
         slots
             .iter()
-            .find(|s| s.addr == Some(g))
+            .find(|s| s.addr == Some(g) && !s.is_stream())
             .map(|s| s.rtt.is_some())
     });
     Evidence {
@@ -312,6 +317,39 @@ mod tests {
         // Unresolved: unknown, in its home family's lane (the round fails there).
         assert_eq!(lane_targets(&t, Family::V4, None, Family::V4)[0], (0, None));
         assert_eq!(lane_targets(&t, Family::V6, None, Family::V4).len(), 1);
+    }
+
+    #[test]
+    fn stream_targets_go_to_their_address_family_and_are_no_gateway_echo() {
+        let sa = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let t = vec![
+            Target::Tcp(sa("198.51.100.1:443")),
+            Target::Dns(sa("[2001:db8::53]:53")),
+            Target::Gateway,
+        ];
+        let gw4 = Some(ip("198.51.100.1"));
+        assert_eq!(
+            lane_targets(&t, Family::V4, gw4, Family::V4),
+            vec![(0, gw4), (2, gw4)]
+        );
+        assert_eq!(
+            lane_targets(&t, Family::V6, gw4, Family::V4),
+            vec![(1, Some(ip("2001:db8::53")))]
+        );
+        // A round where `tcp:` to the gateway's address answered and the echo did not: the
+        // gateway did not answer echo, whatever its TCP port said.
+        let now = Instant::now();
+        let mut l = lane(Family::V4, now);
+        l.prober.start_round(now, [gw4, gw4]);
+        l.prober.mark_stream(0);
+        assert!(l.prober.poll_stream(now).is_some());
+        l.prober.stream_answered(now, 0);
+        let kv = KernelView {
+            gateway: [gw4, None],
+            ..KernelView::default()
+        };
+        let ev = evidence(&kv, Family::V4, l.prober.slots(), 1, L2::Unknown);
+        assert_eq!((ev.gateway_echo, ev.answered), (Some(false), 1));
     }
 
     #[test]
