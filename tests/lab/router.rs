@@ -16,6 +16,7 @@ use super::{run, Lab, Netheal};
 use std::fs;
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 /// The gateway (router) on the host link, and the host.
@@ -542,11 +543,20 @@ impl Routed {
 
     /// netheal in the host namespace with a status file in the lab directory (after
     /// `quiet_args`' `--status-file none`: the later option wins).
+    /// The status file is rewritten every 100 ms (NETHEAL_TEST_STATUS_EVERY_MS; the default is
+    /// a minute, and on state changes), so a test can follow the lanes in it.
     pub fn netheal_status(&self, args: &[&str]) -> Netheal {
         let status = self.status_path();
-        let mut v: Vec<&str> = vec!["--status-file", &status];
-        v.extend_from_slice(args);
-        self.netheal(&self.host, &v)
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.host, super::bin(), "--log", "stderr"])
+            .args(super::quiet_args())
+            .args(["--status-file", &status])
+            .args(args)
+            .env("NETHEAL_TEST_STATUS_EVERY_MS", "100");
+        for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+            cmd.env_remove(var);
+        }
+        Netheal::spawn(cmd, args.join(" "))
     }
 
     pub fn status_path(&self) -> String {
