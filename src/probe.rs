@@ -425,6 +425,16 @@ impl Prober {
         siphash24(&self.key, &msg).to_be_bytes()
     }
 
+    /// Whether an echo of this round may still fall due (some target owes an answer and has
+    /// echoes left): when not, `poll_transmit` has nothing whatever the time.
+    pub fn may_transmit(&self) -> bool {
+        self.round.is_some()
+            && self
+                .slots
+                .iter()
+                .any(|s| s.pending() && s.sent < self.count)
+    }
+
     /// Builds the next echo that is due into `buf` (at least `REQUEST_LEN` bytes). `now` is
     /// taken right before the caller's `sendto`: it is the echo's send time for its RTT.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {

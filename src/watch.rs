@@ -103,6 +103,14 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
+/// The earlier of two optional deadlines (None: no deadline).
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Unix seconds of an `Instant` in the past.
 fn unix_time_of(then: Instant, now: Instant) -> i64 {
     unix_now() - now.saturating_duration_since(then).as_secs() as i64
@@ -363,21 +371,18 @@ impl Uplink {
         if !backend::concerns(&self.cfg.heal) {
             return;
         }
-        if self.cfg.heal.contains(&HealStep::Auto) {
-            let r = backend::resolve_now(&self.backend_root, &self.cfg.iface);
+        let (auto, findings) = backend::review(&self.backend_root, &self.cfg.iface, &self.cfg.heal);
+        if let Some(r) = auto {
             self.say_backend(log, &r);
         }
-        let lines: Vec<(Level, String)> =
-            backend::check_watches(&self.backend_root, std::slice::from_ref(&self.cfg))
-                .into_iter()
-                .filter_map(|f| match f {
-                    backend::Finding::Note(_) => None,
-                    backend::Finding::Warning(l) => Some((Level::Warning, l)),
-                    backend::Finding::Error(l) => Some((Level::Error, l)),
-                })
-                // auto's own line is said above
-                .filter(|(_, l)| !l.contains(": heal step auto: "))
-                .collect();
+        let lines: Vec<(Level, String)> = findings
+            .into_iter()
+            .filter_map(|f| match f {
+                backend::Finding::Note(_) => None,
+                backend::Finding::Warning(l) => Some((Level::Warning, l)),
+                backend::Finding::Error(l) => Some((Level::Error, l)),
+            })
+            .collect();
         let fresh = self
             .said
             .fresh(lines.iter().map(|(_, l)| l.clone()).collect());
@@ -473,14 +478,15 @@ impl Uplink {
         Ok(())
     }
 
-    /// The targets of lane `k`'s round: (configured target, address), the first `.1` of the
-    /// array (no allocation per round; the configuration allows at most `MAX_TARGETS`).
+    /// What picks the targets of lane `k`'s round (`lane::lane_targets_iter`): the lane's
+    /// family, the gateway and the `gateway` target's home family. The caller collects them
+    /// into arrays (no allocation per round; the configuration allows `MAX_TARGETS`).
     fn resolve_targets(
         &mut self,
         now: Instant,
         log: &mut Log,
         k: usize,
-    ) -> ([(usize, Option<IpAddr>); MAX_TARGETS], usize) {
+    ) -> (Family, Option<IpAddr>, Family) {
         let family = self.lanes[k].family;
         // The `gateway` target's lane while it resolves to none: the first family's.
         let home = self.lanes[0].family;
@@ -499,18 +505,7 @@ impl Uplink {
                 );
             }
         }
-        let mut out = [(0, None); MAX_TARGETS];
-        let mut n = 0;
-        for (slot, t) in out.iter_mut().zip(lane::lane_targets_iter(
-            &self.cfg.targets,
-            family,
-            gateway,
-            home,
-        )) {
-            *slot = t;
-            n += 1;
-        }
-        (out, n)
+        (family, gateway, home)
     }
 
     /// The targets of this round that are this host's own addresses. Such a target answers
@@ -533,6 +528,14 @@ impl Uplink {
                 Err(e) => self.say_limited(log, now, Level::Error, format!("getifaddrs: {e}")),
             }
             self.host_addrs_at = Some(now);
+        }
+        // The usual round: no target is ours now and none of this family was. Said without
+        // the three (empty) lists below, which cost ~300 instructions a round (issue 9).
+        let none_now = !addrs
+            .iter()
+            .any(|a| a.is_some_and(|a| own_address(a, &self.host_addrs)));
+        if none_now && !self.own_targets.iter().any(|a| Family::of(*a) == family) {
+            return Vec::new();
         }
         let own: Vec<usize> = addrs
             .iter()
@@ -572,42 +575,41 @@ impl Uplink {
         own
     }
 
-    /// The inputs to poll, with what they are.
-    pub fn poll_inputs(&self) -> impl Iterator<Item = (Input, BorrowedFd<'_>)> {
-        let socks = self
-            .socks
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|s| (Input::Sock(i), s.fd())));
-        let streams = self
-            .streams
-            .poll_inputs()
-            .map(|(target, write, fd)| (Input::Stream { target, write }, fd));
-        let heal = self
-            .heal
-            .output_fds()
-            .map(|fd| (Input::HealOutput, fd.as_fd()));
-        let hook = self
-            .hooks
-            .output_fds()
-            .map(|fd| (Input::HookOutput, fd.as_fd()));
-        let l2 = self.l2.poll_fds().map(|fd| (Input::L2, fd));
-        socks.chain(streams).chain(heal).chain(hook).chain(l2)
+    /// The inputs to poll, with what they are, each handed to `add`. A callback, not an
+    /// iterator: the loop asks every turn, and the chain of four iterators it replaces cost
+    /// ~550 instructions a turn in the size-optimised build (issue 9).
+    pub fn poll_inputs<'a>(&'a self, mut add: impl FnMut(Input, BorrowedFd<'a>)) {
+        for (i, s) in self.socks.iter().enumerate() {
+            if let Some(s) = s {
+                add(Input::Sock(i), s.fd());
+            }
+        }
+        for (target, write, fd) in self.streams.poll_inputs() {
+            add(Input::Stream { target, write }, fd);
+        }
+        for fd in self.heal.output_fds() {
+            add(Input::HealOutput, fd.as_fd());
+        }
+        for fd in self.hooks.output_fds() {
+            add(Input::HookOutput, fd.as_fd());
+        }
+        for fd in self.l2.poll_fds() {
+            add(Input::L2, fd);
+        }
     }
 
     /// The earliest instant at which `turn` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.lanes
-            .iter()
-            .flat_map(|l| [l.prober.poll_timeout(), l.decider.poll_timeout()])
-            .chain([
-                self.heal.poll_timeout(),
-                self.hooks.poll_timeout(),
-                self.gate.poll_timeout(),
-                self.l2.poll_timeout(),
-            ])
-            .flatten()
-            .min()
+        // A plain fold: the loop asks every turn, and the iterator chain it replaces cost
+        // ~800 instructions a call in the size-optimised build (issue 9).
+        let mut t = earliest(self.heal.poll_timeout(), self.hooks.poll_timeout());
+        t = earliest(t, self.gate.poll_timeout());
+        t = earliest(t, self.l2.poll_timeout());
+        for l in &self.lanes {
+            t = earliest(t, l.prober.poll_timeout());
+            t = earliest(t, l.decider.poll_timeout());
+        }
+        t
     }
 
     /// Reads what is ready, runs timers, acts on what the machines ask for, sends what is due.
@@ -635,6 +637,7 @@ impl Uplink {
         self.reboot_due(now, log);
         self.update_hold(now, log);
         // The layer-2 probes' deadlines first: their results are final before a round ends.
+        self.l2_late(now, log);
         self.l2.handle_timeout(now, &self.cfg.iface, log);
         if once && self.once_result.is_none() {
             self.once_ready(); // a layer-2 answer --once waited for may have come
@@ -817,7 +820,9 @@ impl Uplink {
                 );
                 self.say(log, Level::Warning, text);
             }
-        } else if !v.good {
+        } else if ev.gateway_echo == Some(true) {
+            // Warned once per filter: again only after the gateway answered echo (a round
+            // that missed its layer-2 answer does not end the filter).
             lane.silent_warned = false;
         }
         self.lanes[k].evidence = Some((kv.link, ev));
@@ -847,9 +852,9 @@ impl Uplink {
                 .handle_event(now, decide::Input::RoundImpossible { reason });
             return;
         }
-        let (targets, n) = self.resolve_targets(now, log, k);
-        let targets = &targets[..n];
-        if targets.is_empty() {
+        let (family, gateway, home) = self.resolve_targets(now, log, k);
+        let targets = || lane::lane_targets_iter(&self.cfg.targets, family, gateway, home);
+        if targets().next().is_none() {
             // Nothing of this family to judge this round (`gateway` resolved to the other).
             self.lanes[k].idle(now);
             if once {
@@ -860,23 +865,23 @@ impl Uplink {
             return;
         }
         let mut addrs = [None; MAX_TARGETS];
-        for (a, t) in addrs.iter_mut().zip(targets) {
-            *a = t.1;
+        let lane = &mut self.lanes[k];
+        lane.slot_targets.clear();
+        for ((i, a), slot) in targets().zip(addrs.iter_mut()) {
+            lane.slot_targets.push(i);
+            *slot = a;
         }
-        let addrs = &addrs[..n];
-        let family = self.lanes[k].family;
+        let addrs = &addrs[..lane.slot_targets.len()];
         let own = self.check_own_targets(now, log, family, addrs);
         let lane = &mut self.lanes[k];
         let quorum = (self.cfg.quorum as usize).min(addrs.len());
         lane.prober.set_quorum(quorum);
         lane.prober.start_round(now, addrs.iter().copied());
-        lane.slot_targets.clear();
-        lane.slot_targets.extend(targets.iter().map(|t| t.0));
         for target in own {
             lane.prober.exclude_own(target);
         }
-        for (slot, t) in targets.iter().enumerate() {
-            if self.cfg.targets[t.0].is_stream() {
+        for (slot, &t) in lane.slot_targets.iter().enumerate() {
+            if self.cfg.targets[t].is_stream() {
                 lane.prober.mark_stream(slot);
             }
         }
@@ -1294,18 +1299,6 @@ impl Uplink {
         )
     }
 
-    /// `lanes: ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and
-    /// layer (a line of its own: the first keeps its format for the scripts that read it).
-    fn lanes_line(&self) -> String {
-        let parts: Vec<String> = self
-            .lanes
-            .iter()
-            .filter(|l| l.active)
-            .map(|l| format!("{} {} ({})", l.name(), l.state(), l.layer()))
-            .collect();
-        format!("lanes: {}", parts.join(", "))
-    }
-
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         Snapshot {
             iface: self.cfg.iface.clone(),
@@ -1343,7 +1336,6 @@ impl Uplink {
 
     pub fn say_status(&self, now: Instant, log: &mut Log) {
         self.say(log, Level::Notice, self.status_line(now));
-        self.say(log, Level::Notice, self.lanes_line());
     }
 }
 
@@ -1459,7 +1451,12 @@ fn send_due<S: SendSocket>(
     mut clock: impl FnMut() -> Instant,
 ) -> Vec<(IpAddr, io::Error)> {
     let mut failed = Vec::new();
-    while let Some(tx) = prober.poll_transmit(clock(), buf) {
+    // The clock is read only while an echo can still be due this round: most turns (the
+    // round decided, or none running) read none (issue 9).
+    while prober.may_transmit() {
+        let Some(tx) = prober.poll_transmit(clock(), buf) else {
+            break;
+        };
         let sent = match (&socks[Family::of(tx.dest) as usize], bound) {
             (Some(s), Some(scope)) => s.send_to(&buf[..tx.len], tx.dest, scope),
             _ => Err(io::Error::new(

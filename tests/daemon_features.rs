@@ -38,7 +38,8 @@ fn in_ci() -> bool {
 }
 
 /// netheal in `ns` with `--log stderr`, no status file (unless `args` names one: the command
-/// line's last value wins), no inhibit file and no boot grace (see `lab::quiet_args`), a clean
+/// line's last value wins), no inhibit file and no boot grace (see `lab::quiet_args`), the
+/// ladder on admin down (`--on-admin-down heal`), a clean
 /// sd_notify environment, the reports rewritten every 200 ms instead of once a minute (so
 /// that tests can watch the counters in them grow), plus `env`, then `args`.
 fn start(ns: &str, args: &[&str], env: &[(&str, &str)]) -> Netheal {
@@ -46,6 +47,7 @@ fn start(ns: &str, args: &[&str], env: &[(&str, &str)]) -> Netheal {
     cmd.args(["netns", "exec", ns, bin(), "--log", "stderr"])
         .args(["--status-file", "none"])
         .args(["--inhibit-file", "none", "--boot-grace", "0"])
+        .args(lab::LADDER)
         .args(args);
     for k in [
         "NOTIFY_SOCKET",
@@ -2305,7 +2307,22 @@ fn steady_rounds_do_not_rewrite_the_status_file_a_state_change_does() {
         "rewritten without a state change within 3 s ({} rounds)",
         after["rounds"] - before["rounds"]
     );
-    lab.ip(&lab.host, &["link", "set", "dev", &ifc, "down"]);
+    // Silent loss (a bogus neighbour for the peer): a link set down would be set up again at
+    // once (on-admin-down = link-up) without a state change.
+    lab.ip(
+        &lab.host,
+        &[
+            "neigh",
+            "replace",
+            PEER4,
+            "lladdr",
+            "02:00:00:00:00:01",
+            "dev",
+            &ifc,
+            "nud",
+            "permanent",
+        ],
+    );
     nh.expect(nh.started, "state up -> suspect", s(5.0));
     assert!(
         wait_until(s(3.0), || fs::read_to_string(&status).is_ok_and(|t| t
@@ -2591,6 +2608,7 @@ fn start_with_dev(ns: &str, dev: &Path, args: &[&str]) -> Netheal {
              mount --rbind {d} /dev && exec \"$0\" \"$@\""
         ))
         .args([bin(), "--log", "syslog", "--status-file", "none"])
+        .args(lab::LADDER)
         .args(args)
         .env(STATUS_EVERY_ENV, "200");
     for k in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {

@@ -77,7 +77,7 @@ fn assert_answers(lines: &[String], gw: &str, proto: &str, nh: &Netheal) {
         }
         None => assert!(line.contains("the kernel confirmed it reachable"), "{line}"),
     }
-    let dead = format!("does not answer {proto}");
+    let dead = format!("gateway {gw} does not answer {proto}");
     assert!(find(lines, &dead).is_none(), "{lines:?}");
 }
 
@@ -89,9 +89,12 @@ fn gateway_dropping_icmp_but_answering_arp_is_alive() {
     routes(&lab, true, None);
     drop_echoes(&lab);
     let (code, lines, nh) = once(&lab, "gateway");
-    // The echo round fails, but a gateway that only filters echo is no outage (CONTRACT10:
-    // --once exits 0 when every lane is ok; on-gateway-silent = ignore).
-    assert_eq!(code, 0, "a filter, not an outage: {lines:?}");
+    // The echo fails, layer 2 answers: the gateway filters ICMP, which is not an outage.
+    assert_eq!(code, 0, "gateway-silent is ok: {lines:?}");
+    assert!(
+        find(&lines, "ok (gateway filters ICMP)").is_some(),
+        "{lines:?}"
+    );
     assert!(find(&lines, "round 1 failed").is_some(), "{lines:?}");
     assert_answers(&lines, PEER4, "ARP", &nh);
 }
@@ -105,9 +108,12 @@ fn gateway_dropping_icmpv6_but_answering_ndp_is_alive() {
     routes(&lab, false, Some(&gw));
     drop_echoes(&lab);
     let (code, lines, nh) = once(&lab, &gw);
-    // The echo round fails, but a gateway that only filters echo is no outage (CONTRACT10:
-    // --once exits 0 when every lane is ok; on-gateway-silent = ignore).
-    assert_eq!(code, 0, "a filter, not an outage: {lines:?}");
+    // The echo fails, layer 2 answers: the gateway filters ICMP, which is not an outage.
+    assert_eq!(code, 0, "gateway-silent is ok: {lines:?}");
+    assert!(
+        find(&lines, "ok (gateway filters ICMP)").is_some(),
+        "{lines:?}"
+    );
     assert_answers(&lines, &gw, "NDP", &nh);
 }
 
@@ -122,9 +128,12 @@ fn link_local_ipv6_gateway_answers_ndp() {
     routes(&lab, false, Some("fe80::1"));
     drop_echoes(&lab);
     let (code, lines, nh) = once(&lab, "gateway");
-    // The echo round fails, but a gateway that only filters echo is no outage (CONTRACT10:
-    // --once exits 0 when every lane is ok; on-gateway-silent = ignore).
-    assert_eq!(code, 0, "a filter, not an outage: {lines:?}");
+    // The echo fails, layer 2 answers: the gateway filters ICMP, which is not an outage.
+    assert_eq!(code, 0, "gateway-silent is ok: {lines:?}");
+    assert!(
+        find(&lines, "ok (gateway filters ICMP)").is_some(),
+        "{lines:?}"
+    );
     assert_answers(&lines, "fe80::1", "NDP", &nh);
 }
 
@@ -144,7 +153,8 @@ fn gateway_with_arp_off_is_dead() {
         nh.dump();
         panic!("no `{what}` line");
     }
-    assert!(find(&lines, "answers ARP (").is_none(), "{lines:?}");
+    let alive = format!("gateway {PEER4} answers ARP");
+    assert!(find(&lines, &alive).is_none(), "{lines:?}");
 }
 
 #[test]

@@ -30,7 +30,7 @@ fn peer_carrier_loss_is_logged_at_once() {
     let Some(lab) = Lab::pair("cl", 0x11, &[]) else {
         return;
     };
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t",
@@ -113,7 +113,7 @@ fn deleted_interface_is_not_up_and_heals() {
         ),
     );
     let step = step.to_str().unwrap();
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t", PEER4, "-i", "1s", "-W", "300ms", "-a", step, "-b", "1s:2s", "-v", &lab.ifc,
@@ -156,7 +156,7 @@ fn gateway_in_a_policy_routing_table() {
             "route", "add", "default", "via", PEER4, "dev", &lab.ifc, "table", "100",
         ],
     );
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t",
@@ -184,7 +184,7 @@ fn gateway_in_a_policy_routing_table() {
         ("main", false),
         ("any", true),
     ] {
-        let mut once = lab.netheal(
+        let mut once = lab.netheal_ladder(
             &lab.host,
             &[
                 "--once", "-t", "gateway", "--table", table, "-W", "500ms", &lab.ifc,
@@ -227,7 +227,7 @@ fn default_route_metrics_removal_and_move() {
             "route", "add", "default", "via", peer2, "dev", &ifc, "metric", "200",
         ],
     );
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &host,
         &[
             "-t",
@@ -443,7 +443,7 @@ fn renamed_and_moved_interface_is_not_up() {
     };
     let noop = lab.script("noop.sh", "#!/bin/sh\nexit 0\n");
     let (host, ifc) = (lab.host.clone(), lab.ifc.clone());
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &host,
         &[
             "-t",
@@ -534,7 +534,7 @@ fn link_step_puts_back_routes_and_addresses() {
     };
     let before = routes(&lab);
     assert!(before.iter().all(|r| !r.trim().is_empty()), "{before:?}");
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &host,
         &[
             "-t", PEER4, "-i", "300ms", "-W", "300ms", "-n", "2", "-a", "link", "-b", "2s:4s",

@@ -39,7 +39,7 @@ fn healthy_peer_never_heals() {
         return;
     };
     lab.ip(&lab.host, &["route", "add", "default", "via", PEER4]);
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t",
@@ -106,7 +106,7 @@ fn flushed_address_is_restored_by_exec_step() {
     );
     let step = step.to_str().unwrap();
     let (interval, timeout, n) = (1.0, 0.3, 3.0);
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t", PEER4, "-i", "1s", "-W", "300ms", "-a", step, "-b", "2s:4s", "-v", &lab.ifc,
@@ -278,7 +278,7 @@ fn link_down_is_restored_by_link_step() {
     let Some(lab) = Lab::pair("ln", 4, &[]) else {
         return;
     };
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t",
@@ -340,7 +340,7 @@ fn thirty_percent_loss_never_heals() {
             "icmp type echo-request numgen random mod 100 < 30 counter drop",
         ),
     );
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t",
@@ -401,7 +401,7 @@ fn hung_step_is_killed_at_heal_timeout() {
         &format!("#!/bin/sh\necho $$ >> {pids}\nexec sleep 1000\n"),
     );
     let step = step.to_str().unwrap();
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t",
@@ -481,7 +481,7 @@ fn stubborn_step_gets_sigkill() {
         &format!("#!/bin/sh\ntrap '' TERM\necho $$ > {pidf}\nsleep 1000\necho survived\n"),
     );
     let step = step.to_str().unwrap();
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t",
@@ -531,7 +531,7 @@ fn failing_step_backs_off_doubling_to_cap() {
     };
     let step = lab.script("fail.sh", "#!/bin/sh\necho failing on purpose\nexit 1\n");
     let step = step.to_str().unwrap();
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t", PEER4, "-i", "200ms", "-W", "300ms", "-a", step, "-b", "500ms:2s", "-v", &lab.ifc,
@@ -596,7 +596,7 @@ fn recreated_interface_is_followed() {
         return;
     };
     let noop = lab.script("noop.sh", "#!/bin/sh\nexit 0\n");
-    let mut nh = lab.netheal(
+    let mut nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t",
@@ -677,7 +677,7 @@ fn ipv6_target_healthy_then_healed() {
         "#!/bin/sh\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\ntc qdisc del dev \"$1\" root\n",
     );
     let peer6 = lab.peer6();
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t",
@@ -722,7 +722,7 @@ fn quorum_two_fails_when_one_target_is_silent() {
     };
     let second = "198.51.100.3";
     lab.addrs(&lab.peer, &lab.pifc, &[&format!("{second}/24")]);
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t",
@@ -841,7 +841,7 @@ fn failure_seen_although_target_reachable_via_other_interface() {
             &format!("net.ipv4.conf.{ifc}.ignore_routes_with_linkdown=1"),
         ],
     );
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &host,
         &[
             "-t",
@@ -941,7 +941,7 @@ fn foreign_replies_are_not_counted() {
     let Some(mut lab) = Lab::pair("fg", 11, &["nft", "python3", "busybox"]) else {
         return;
     };
-    let nh = lab.netheal(
+    let nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t",
@@ -1128,7 +1128,7 @@ fn sigterm_during_hung_step_stops_cleanly() {
              sleep 1000 &\necho $! > {kidf}\nwait\n"
         ),
     );
-    let mut nh = lab.netheal(
+    let mut nh = lab.netheal_ladder(
         &lab.host,
         &[
             "-t",
@@ -1195,7 +1195,7 @@ fn once_good_and_bad() {
         (silent6.as_str(), 1),
     ] {
         let t0 = Instant::now();
-        let mut nh = lab.netheal(&lab.host, &["--once", "-t", target, "-W", "1s", &lab.ifc]);
+        let mut nh = lab.netheal_ladder(&lab.host, &["--once", "-t", target, "-W", "1s", &lab.ifc]);
         let st = nh.finish(s(10.0)).expect("--once exits");
         let took = secs(t0, Instant::now());
         assert_eq!(Netheal::code(st), want, "--once -t {target}");
@@ -1224,7 +1224,7 @@ fn missing_interface_at_start_is_awaited() {
     let host = lab.add_ns("h");
     let peer = lab.add_ns("p");
     let (x, y) = (lab.name("x"), lab.name("y"));
-    let mut nh = lab.netheal(
+    let mut nh = lab.netheal_ladder(
         &host,
         &[
             "-t",

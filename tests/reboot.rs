@@ -148,6 +148,10 @@ impl Rig {
                 &self.state,
             ])
             .args([
+                // break_link takes the peer's end down: the heal comes after fail-after
+                // rounds, as these tests expect, not after the default 30 s carrier wait.
+                "--carrier-wait",
+                "0",
                 "--inhibit-file",
                 "none",
                 "-i",
@@ -158,9 +162,7 @@ impl Rig {
                 "2",
             ])
             .args(["--count", "2", "-t", PEER4])
-            // The fault is a carrier loss (`break_link`): heal on it at once, not after
-            // the default carrier-wait of 30 s (issue 10).
-            .args(["--carrier-wait", "0"])
+            .args(lab::LADDER)
             .args(args)
             .arg(&self.lab.ifc)
             .env("NETHEAL_TEST_BOOT_ID_FILE", &self.boot_id)

@@ -114,6 +114,12 @@ pub fn quiet_args() -> &'static [&'static str] {
     })
 }
 
+/// The suites about the heal ladder's mechanics (netns, netlink, reboot, daemon_features)
+/// break the link with `link set down` or a carrier loss because it is quick and certain; the
+/// layer policies (link-up at once, carrier-wait: tests/judgement.rs) would stand between that
+/// fault and the ladder they test, so those suites pin the ladder for both.
+pub const LADDER: &[&str] = &["--on-admin-down", "heal", "--carrier-wait", "0"];
+
 /// An nftables ruleset: table `inet TABLE` with one input-hook chain holding `rule`. Written over
 /// several lines: the one-line form is a syntax error on Debian 12's nft. Load it with
 /// [`Lab::nft`].
@@ -409,9 +415,19 @@ impl Lab {
 
     /// netheal in `ns` with `--log stderr`, [`quiet_args`] and `args` (options then IFACE).
     pub fn netheal(&self, ns: &str, args: &[&str]) -> Netheal {
+        self.netheal_with(ns, &[], args)
+    }
+
+    /// `netheal` with `LADDER` first: for the suites about the heal ladder's mechanics.
+    pub fn netheal_ladder(&self, ns: &str, args: &[&str]) -> Netheal {
+        self.netheal_with(ns, LADDER, args)
+    }
+
+    fn netheal_with(&self, ns: &str, pinned: &[&str], args: &[&str]) -> Netheal {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns, bin(), "--log", "stderr"])
             .args(quiet_args())
+            .args(pinned)
             .args(args);
         // A test run under a service manager must not make netheal talk to it.
         for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
