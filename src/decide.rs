@@ -1771,9 +1771,9 @@ mod tests {
                 .all(|a| a.ends_with("again: the ladder goes on")),
             "{said:?}"
         );
+        // Steps take 1 s; the gap is at least the minimum backoff less its 10% jitter.
         for w in heals.windows(2) {
-            let gap = w[1].0 - (w[0].0 + 1.0); // steps take 1 s
-            // the minimum backoff, less its 10% jitter
+            let gap = w[1].0 - (w[0].0 + 1.0);
             assert!(gap >= 27.0 - 1e-6, "steps {gap}s apart: {heals:?}");
         }
         let attempts: Vec<u32> = heals.iter().map(|h| h.1).collect();
