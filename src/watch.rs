@@ -393,7 +393,7 @@ impl Uplink {
 
     /// `auto`'s one line, when it changed.
     fn say_backend(&mut self, log: &mut Log, r: &backend::Resolved) {
-        if self.said.auto_changed(&r.line) {
+        if self.said.auto_changed(r) {
             let level = if r.warning {
                 Level::Warning
             } else {

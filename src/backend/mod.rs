@@ -552,17 +552,21 @@ fn run_bounded(prog: &Path, args: &[&str], wait: Duration) -> Option<String> {
 /// only when it changes (not at every heal).
 #[derive(Debug, Default)]
 pub struct Said {
-    auto: Option<String>,
+    /// `auto`'s last pick: its step and whether it was a warning.
+    auto: Option<(String, bool)>,
     others: Vec<String>,
 }
 
 impl Said {
-    /// `auto`'s line: true when it differs from the last one (and is now the last one).
-    pub fn auto_changed(&mut self, line: &str) -> bool {
-        if self.auto.as_deref() == Some(line) {
+    /// Whether `auto`'s pick differs from the last one said (and is now the last one). The
+    /// pick, not the line: the reason it gives changes on its own (networkd's link file
+    /// says `configuring` for a moment after a link down), the choice does not.
+    pub fn auto_changed(&mut self, r: &Resolved) -> bool {
+        let pick = (r.step.to_string(), r.warning);
+        if self.auto.as_ref() == Some(&pick) {
             return false;
         }
-        self.auto = Some(line.to_string());
+        self.auto = Some(pick);
         true
     }
 
@@ -880,10 +884,19 @@ mod tests {
     #[test]
     fn each_line_is_said_once_and_again_on_change() {
         let mut said = Said::default();
-        assert!(said.auto_changed("heal back-end networkd (a)"));
-        assert!(!said.auto_changed("heal back-end networkd (a)"));
-        assert!(said.auto_changed("heal back-end ifupdown (b)"));
-        assert!(said.auto_changed("heal back-end networkd (a)"));
+        let pick = |step: HealStep, why: &str| Resolved {
+            step,
+            line: format!("heal back-end ({why})"),
+            warning: false,
+        };
+        assert!(said.auto_changed(&pick(HealStep::Networkd, "configured")));
+        assert!(!said.auto_changed(&pick(HealStep::Networkd, "configured")));
+        assert!(
+            !said.auto_changed(&pick(HealStep::Networkd, "configuring")),
+            "the same pick for another reason is not said again"
+        );
+        assert!(said.auto_changed(&pick(HealStep::IfUpDown, "b")));
+        assert!(said.auto_changed(&pick(HealStep::Networkd, "a")));
         assert_eq!(said.fresh(vec!["x".into(), "y".into()]), ["x", "y"]);
         assert_eq!(
             said.fresh(vec!["x".into(), "y".into()]),
