@@ -171,7 +171,7 @@ impl Layer2 {
         for f in [Family::V4, Family::V6] {
             let gw = i.gateway(f);
             self.gateway[f as usize] = gw;
-            self.probes[f as usize].neighbour(gw, i.gateway_neighbour(f));
+            self.probes[f as usize].neighbour(gw, i.gateway_neighbour(f), i.gateway_lladdr(f));
         }
         let v4 = i.addresses().filter_map(|a| match a.addr {
             IpAddr::V4(ip) => Some((ip, a.prefix_len)),
@@ -431,6 +431,12 @@ impl Layer2 {
                 format!(
                     "gateway {gw} does not answer {what} (no reply in {})",
                     human(self.timeout)
+                ),
+            ),
+            (L2::Stale { answer, entry }, _) => (
+                Level::Warning,
+                format!(
+                    "gateway {gw} answers {what} from {answer} but this host's neighbour entry says {entry} (stale): a local fault"
                 ),
             ),
             (L2::Unknown, _) => return,
