@@ -246,7 +246,7 @@ impl L2Probe {
             _ => true,
         };
         if let L2::Stale { answer, .. } = self.result {
-            if self.entry == Some(answer) {
+            if self.in_round && self.entry == Some(answer) {
                 self.result = L2::Alive;
                 self.stats.kernel_confirmed = self.stats.kernel_confirmed.saturating_add(1);
                 return;
