@@ -49,7 +49,7 @@ chmod 755 "$work"      # apt-get download runs as _apt where it can
 mkdir "$work/debs" "$work/root"
 chmod 777 "$work/debs"
 # shellcheck disable=SC2086 # a word list of pkg=version
-(cd "$work/debs" && apt-get download -qq ${want} 2>/dev/null)
+(cd "$work/debs" && apt-get download -qq ${want})
 for deb in "$work"/debs/*.deb; do
     dpkg -x "$deb" "$work/root"
 done

@@ -8,7 +8,8 @@
 #                                               memory latency false idle soak, and issue 9's
 #                                               round9 rewrites events9 bigtable scale peer,
 #                                               issue 10's judge: BENCH_JUDGE_SECS=60 shortens
-#                                               its ICMP-filtered-gateway run from 300 s) and issue 12's managers12;
+#                                               its ICMP-filtered-gateway run from 300 s) and tcp,
+#                                               and issue 12's managers12;
 #                                               the same as BENCH_ARGS="--only cost,instr"
 #   make bench BENCH_CROSS=0                    skip the musl build (sizes then fall back to
 #                                               whatever dist/ holds, else the glibc build)

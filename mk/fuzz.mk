@@ -25,7 +25,7 @@ FUZZ_BUILD   ?= -O -a -s none
 FUZZ_TARGETS ?= ipv4_strip echo_v4 echo_v6 echo_roundtrip icmp_error probe_receive \
                 netlink netlink_change config_file config_values cli route status \
                 reboot_state arp ndp l2_probe netifd_dump netifd_uci \
-                backend_state
+                backend_state dns_response
 
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-tools
 

@@ -12,14 +12,21 @@ netheal — self-healing network watchdog
 
 Usage: netheal [OPTIONS] [IFACE]
 
-Probes targets through IFACE with ICMP echo; after --fail-after failed rounds in a row it
+Probes targets through IFACE with ICMP echo, TCP connects or DNS queries; after
+--fail-after failed rounds in a row it
 heals IFACE by climbing the --heal ladder, with exponential backoff between attempts.
 Without IFACE, watches every [IFACE] section of the configuration file.
 
 Options:
-  -t, --target ADDR        IPv4 or IPv6 address, or 'gateway' (the next hop of IFACE's
-                           default route, any routing table). Repeatable, up to 16.
-                           Loopback and unspecified addresses are refused. Default: gateway
+  -t, --target ADDR        IPv4 or IPv6 address (ICMP echo), or 'gateway' (the next hop
+                           of IFACE's default route, any routing table), or
+                           tcp:ADDR:PORT (a connect: SYN-ACK or RST answers; no data is
+                           sent), or dns:ADDR[:PORT] (one query for '. NS' to a resolver,
+                           port 53 by default: any response answers). IPv6 with a port
+                           in brackets: tcp:[2001:db8::1]:443. One attempt per round
+                           for tcp: and dns:. Addresses only, no host names. Repeatable,
+                           up to 16. Loopback and unspecified addresses are refused.
+                           Default: gateway
       --count N            echoes per target per round, spread over the first half of
                            the timeout; a target that answered gets no more (default 4)
   -i, --interval DUR       time between rounds while up (default 10s)
@@ -437,6 +444,18 @@ mod tests {
             (
                 &["-t", "example.com", "eth0"],
                 "--target: 'example.com': expected an IPv4 or IPv6 address",
+            ),
+            (
+                &["-t", "tcp:198.51.100.1", "eth0"],
+                "--target: 'tcp:198.51.100.1': a port is needed",
+            ),
+            (
+                &["-t", "tcp:example.com:443", "eth0"],
+                "--target: 'tcp:example.com:443': an address is needed, netheal does no DNS lookups",
+            ),
+            (
+                &["-t", "dns:[2001:db8::53]:0", "eth0"],
+                "--target: 'dns:[2001:db8::53]:0': port 0 is not a port",
             ),
             (
                 &["-t", "1.1.1.1", "-t", "1.1.1.1", "eth0"],

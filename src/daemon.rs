@@ -25,7 +25,7 @@ use crate::sys::lock::{self, Claim, LockFile};
 use crate::sys::poll::PollSet;
 use crate::sys::process;
 use crate::sys::signals::{Sig, Signals};
-use crate::watch::{Input, NoSocket, Ready, Uplink};
+use crate::watch::{earliest, Input, NoSocket, Ready, Uplink};
 
 /// Receive buffer: an IPv4 header with options plus more ICMP than we ever send.
 const RECV_BUF: usize = 2048;
@@ -145,8 +145,8 @@ pub struct Daemon {
     notify: Option<Notifier>,
     /// Why $NOTIFY_SOCKET was ignored, logged once the log is open.
     notify_trouble: Option<String>,
-    /// When the reports were last rewritten.
-    status_at: Option<Instant>,
+    /// When the reports are rewritten next without a change (None: at once).
+    status_due: Option<Instant>,
     status_every: Duration,
     /// The status and metrics files this process owns, in that order.
     owned: [Option<Owned>; 2],
@@ -214,7 +214,7 @@ impl Daemon {
             signals,
             notify,
             notify_trouble,
-            status_at: None,
+            status_due: None,
             status_every,
             owned: [None, None],
             report_now: false,
@@ -420,15 +420,10 @@ impl Daemon {
     /// reload, and otherwise at the first turn `status_every` after the last rewrite.
     fn report(&mut self, now: Instant, log: &mut Log) {
         let changed = self.watches.iter().any(|w| w.changed);
-        if !rewrite_due(
-            changed || self.report_now,
-            self.status_at,
-            now,
-            self.status_every,
-        ) {
+        if !rewrite_due(changed || self.report_now, self.status_due, now) {
             return;
         }
-        self.status_at = Some(now);
+        self.status_due = now.checked_add(self.status_every);
         self.report_now = false;
         for w in &mut self.watches {
             w.changed = false;
@@ -481,16 +476,13 @@ impl Daemon {
     /// `more` netlink input waits); says which inputs: signals, netlink, the inhibit files,
     /// and (in `self.ready`) each watch's.
     fn wait(&mut self, more: bool) -> Result<Woke, Error> {
-        let stalled = self.stalled();
-        let deadline = self
-            .watches
-            .iter()
-            .filter(|_| !stalled)
-            .filter_map(Uplink::poll_timeout)
-            .chain(self.next_keepalive)
-            .chain(self.eyes.poll_timeout())
-            .chain(self.reaper.poll_timeout())
-            .min();
+        let mut deadline = earliest(self.next_keepalive, self.eyes.poll_timeout());
+        deadline = earliest(deadline, self.reaper.poll_timeout());
+        if !self.stalled() {
+            for w in &self.watches {
+                deadline = earliest(deadline, w.poll_timeout());
+            }
+        }
         let timeout: i32 = match deadline {
             _ if more => 0,
             None => -1,
@@ -513,14 +505,21 @@ impl Daemon {
             self.owners.push(Owner::Files);
         }
         for (i, w) in self.watches.iter().enumerate() {
-            for (input, fd) in w.poll_inputs() {
-                self.poll.push(fd);
-                self.owners.push(Owner::Watch(i, input));
-            }
+            let (poll, owners) = (&mut self.poll, &mut self.owners);
+            w.poll_inputs(|input, fd| {
+                // A connecting TCP socket says it is done with POLLOUT (connect(2)).
+                match input {
+                    Input::Stream { write: true, .. } => poll.push_writable(fd),
+                    _ => poll.push(fd),
+                };
+                owners.push(Owner::Watch(i, input));
+            });
         }
-        for fd in self.reaper.output_fds() {
-            self.poll.push(fd.as_fd());
-            self.owners.push(Owner::Reaper);
+        if !self.reaper.is_empty() {
+            for fd in self.reaper.output_fds() {
+                self.poll.push(fd.as_fd());
+                self.owners.push(Owner::Reaper);
+            }
         }
         self.poll
             .wait(timeout)
@@ -538,6 +537,9 @@ impl Daemon {
                 Owner::Files => woke.files = true,
                 Owner::Reaper => {}
                 Owner::Watch(i, Input::Sock(s)) => self.ready[i].socks[s] = true,
+                Owner::Watch(i, Input::Stream { target, .. }) => {
+                    self.ready[i].streams |= 1u32.checked_shl(target as u32).unwrap_or(0)
+                }
                 Owner::Watch(i, Input::HealOutput) => self.ready[i].heal_output = true,
                 Owner::Watch(i, Input::HookOutput) => self.ready[i].hook_output = true,
                 Owner::Watch(i, Input::L2) => self.ready[i].l2 = true,
@@ -716,11 +718,11 @@ impl Daemon {
 }
 
 /// Whether the reports are rewritten this turn: at once after a change (`now_wanted`: a state
-/// change, a reload) and the first time, and otherwise once `every` has passed since the last
-/// rewrite. A steady round does not rewrite them: that was 96–136 k instructions every 6
-/// rounds.
-fn rewrite_due(now_wanted: bool, last: Option<Instant>, now: Instant, every: Duration) -> bool {
-    now_wanted || last.is_none_or(|t| now.saturating_duration_since(t) >= every)
+/// change, a reload) and the first time, and otherwise once `due` (the last rewrite plus
+/// `STATUS_EVERY`) has come. A steady round does not rewrite them: that was 96–136 k
+/// instructions every 6 rounds.
+fn rewrite_due(now_wanted: bool, due: Option<Instant>, now: Instant) -> bool {
+    now_wanted || due.is_none_or(|t| now >= t)
 }
 
 #[cfg(test)]
@@ -731,26 +733,16 @@ mod tests {
     fn reports_are_rewritten_on_a_change_and_otherwise_once_a_minute() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        assert!(rewrite_due(false, None, t0, STATUS_EVERY), "the first time");
+        let due = t0.checked_add(STATUS_EVERY);
+        assert!(rewrite_due(false, None, t0), "the first time");
         // Steady rounds every 10 s (the default interval), or every 10 ms: no rewrite until
         // a minute has passed since the last.
         for k in 1..6 {
-            assert!(!rewrite_due(false, Some(t0), t0 + s(10 * k), STATUS_EVERY));
+            assert!(!rewrite_due(false, due, t0 + s(10 * k)));
         }
-        assert!(!rewrite_due(
-            false,
-            Some(t0),
-            t0 + Duration::from_millis(59_990),
-            STATUS_EVERY
-        ));
-        assert!(rewrite_due(false, Some(t0), t0 + s(60), STATUS_EVERY));
-        assert!(
-            rewrite_due(true, Some(t0), t0 + s(1), STATUS_EVERY),
-            "a state change"
-        );
-        assert!(
-            rewrite_due(true, Some(t0), t0, STATUS_EVERY),
-            "two changes in one second"
-        );
+        assert!(!rewrite_due(false, due, t0 + Duration::from_millis(59_990)));
+        assert!(rewrite_due(false, due, t0 + s(60)));
+        assert!(rewrite_due(true, due, t0 + s(1)), "a state change");
+        assert!(rewrite_due(true, due, t0), "two changes in one second");
     }
 }

@@ -374,11 +374,11 @@ impl Decider {
         }
         match (self.state, good) {
             (State::Starting, true) => {
-                let reason = format!("{}first round good ({v})", self.fam());
+                let reason = format!("{}first round good ({})", self.fam(), good_why(&r));
                 self.enter(now, State::Up, reason)
             }
             (State::Suspect, true) => {
-                let reason = format!("{}round good again ({v})", self.fam());
+                let reason = format!("{}round good again ({})", self.fam(), good_why(&r));
                 self.enter(now, State::Up, reason)
             }
             (State::Up, true) | (State::Healing, _) => {}
@@ -542,6 +542,7 @@ impl Decider {
             return;
         }
         self.heal_ended_at = Some(now);
+        let restarted = self.restart;
         let wait = if std::mem::take(&mut self.restart) {
             self.restart_at(now).saturating_duration_since(now)
         } else {
@@ -560,6 +561,8 @@ impl Decider {
         } else {
             let next = if self.healable {
                 format!("next attempt in {} unless it recovers", human(wait))
+            } else if restarted {
+                "the ladder starts over for the new failing layer".to_string()
             } else {
                 "no further attempt: the failure is reported only".to_string()
             };
@@ -701,6 +704,15 @@ impl Decider {
         x ^= x >> 27;
         self.rng = x;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// What makes a good round good: its verdict, or the ignored layer it failed at
+/// (`gateway-silent ignored: 0/1 targets answered`).
+fn good_why(r: &Round) -> String {
+    match r.layer {
+        Some(l) if !r.verdict.good => format!("{l} ignored: {}", r.verdict),
+        _ => r.verdict.to_string(),
     }
 }
 
@@ -1683,5 +1695,53 @@ mod tests {
         sim.run(100.0);
         assert!(sim.heals().is_empty());
         assert_eq!(sim.wd.state(), State::Up);
+    }
+
+    /// An ignored layer's round is good, and the reason says why.
+    #[test]
+    fn an_ignored_layer_says_so_in_the_reason() {
+        let mut sim = Sim::judged(
+            family(policy()),
+            |_| true,
+            |_| (Layer::GatewaySilent, false),
+        );
+        sim.run(60.0);
+        assert_eq!(
+            sim.reasons(),
+            vec!["ipv4 first round good (gateway-silent ignored: 0/1 targets answered)"]
+        );
+        assert!(sim.heals().is_empty());
+    }
+
+    /// A diagnosis that flaps between two healing layers every round starts the ladder over
+    /// each time, but never runs a step sooner than the minimum backoff after the last one
+    /// ended.
+    #[test]
+    fn a_flapping_layer_cannot_run_steps_back_to_back() {
+        let mut p = policy();
+        p.fail_after = 1;
+        let flap = |t: f64| {
+            if (t as u64 / 2) % 2 == 0 {
+                (Layer::NoRoute, false)
+            } else {
+                (Layer::GatewayDead, false)
+            }
+        };
+        let mut sim = Sim::judged(p, |t| t >= 5.0, flap);
+        sim.run(600.0);
+        let heals = sim.heals();
+        assert!(heals.len() >= 5, "{heals:?}");
+        assert!(
+            sim.announced().len() > 20,
+            "it did start over, again and again"
+        );
+        for w in heals.windows(2) {
+            let gap = w[1].0 - (w[0].0 + 1.0); // steps take 1 s
+            assert!(gap >= 30.0 - 1e-6, "steps {gap}s apart: {heals:?}");
+        }
+        assert!(
+            heals.iter().all(|h| h.1 == 1),
+            "always attempt 1: {heals:?}"
+        );
     }
 }

@@ -236,6 +236,8 @@ pub struct Evidence {
     /// must answer.
     pub answered: usize,
     pub quorum: usize,
+    /// Targets probed this round (the gateway among them if it is one).
+    pub targets: usize,
 }
 
 /// The failing layer of one family, or `Ok`.
@@ -243,8 +245,10 @@ pub struct Evidence {
 /// A round whose quorum answered is `Ok` whatever else is true: the path works. Otherwise
 /// the link's layers come first, then the family's address and route, then the gateway:
 /// dead at layer 2 (or, with no layer-2 check, silent to echo as well) is a local fault;
-/// alive but silent to echo while that silence alone misses the quorum is a filter; alive
-/// while targets beyond it fail is upstream.
+/// alive but silent to echo is a filter, and the path is judged by layer 2 and the other
+/// targets (CONTRACT10): a filter if they make the quorum among themselves (capped at how
+/// many they are) or there are none, upstream if they fail; alive while targets beyond it
+/// fail is upstream.
 pub fn diagnose(link: &Link, ev: &Evidence) -> Layer {
     if ev.answered >= ev.quorum {
         return Layer::Ok;
@@ -269,10 +273,12 @@ pub fn diagnose(link: &Link, ev: &Evidence) -> Layer {
     if !alive {
         return Layer::GatewayDead;
     }
-    // The gateway lives. If it was an echo target that kept silent, counting it as answered
-    // (on layer 2's word) either makes the quorum (a filter) or not (upstream too).
+    // The gateway lives. If it was an echo target that kept silent, layer 2 speaks for it
+    // and the other targets judge the path beyond it: a filter if they make the quorum
+    // among themselves (or there are none), else upstream too.
     let silent = ev.gateway_echo == Some(false);
-    if silent && ev.answered + 1 >= ev.quorum {
+    let others = ev.targets.saturating_sub(1);
+    if silent && (others == 0 || ev.answered >= ev.quorum.min(others)) {
         Layer::GatewaySilent
     } else {
         Layer::Upstream
@@ -296,6 +302,7 @@ mod tests {
     /// A family with address, route and gateway, whose round had `answered` of `quorum`.
     fn ev(answered: usize, quorum: usize) -> Evidence {
         Evidence {
+            targets: quorum,
             address: true,
             route: true,
             gateway: gw(),
@@ -419,6 +426,43 @@ mod tests {
             ..ev(0, 1)
         };
         assert_eq!(diagnose(&UP, &e), Layer::Upstream);
+        // Gateway and one far target, quorum 1: the far one fails behind a gateway that
+        // only filters: judged by it, upstream (counting the gateway as answered would call
+        // it a filter, and a dead far side would never be seen).
+        let e = Evidence {
+            l2: L2::Alive,
+            gateway_echo: Some(false),
+            targets: 2,
+            ..ev(0, 1)
+        };
+        assert_eq!(diagnose(&UP, &e), Layer::Upstream);
+        let e = Evidence {
+            l2: L2::Alive,
+            gateway_echo: Some(false),
+            targets: 2,
+            ..ev(1, 1)
+        };
+        assert_eq!(
+            diagnose(&UP, &e),
+            Layer::Ok,
+            "the far one answered: quorum 1 met"
+        );
+        // Gateway and two far targets, quorum 2: both far ones answer: a filter.
+        let e = Evidence {
+            l2: L2::Alive,
+            gateway_echo: Some(false),
+            targets: 3,
+            ..ev(2, 2)
+        };
+        assert_eq!(diagnose(&UP, &e), Layer::Ok);
+        // Quorum 3 of gateway + two far: they answer, the gateway filters.
+        let e = Evidence {
+            l2: L2::Alive,
+            gateway_echo: Some(false),
+            targets: 3,
+            ..ev(2, 3)
+        };
+        assert_eq!(diagnose(&UP, &e), Layer::GatewaySilent);
         // Silent gateway and silent far targets: more than the filter is missing.
         let e = Evidence {
             l2: L2::Alive,

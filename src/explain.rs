@@ -413,6 +413,7 @@ mod tests {
             l2,
             answered: targets.iter().filter(|p| p.rtt.is_some()).count(),
             quorum,
+            targets: targets.len(),
         };
         let layer = crate::diagnose::diagnose(&UP, &evidence);
         Lane {
@@ -438,6 +439,7 @@ mod tests {
             l2: L2::Alive,
             answered: usize::from(far_us.is_some()),
             quorum: 1,
+            targets: 1,
         };
         let layer = crate::diagnose::diagnose(&UP, &evidence);
         Lane {
@@ -483,6 +485,9 @@ nh0    ipv4    ok              verdict               ok
         // The gateway alone is the target; it answers ARP, not echo.
         let mut lane = v4(None, None, L2::Alive, 1);
         lane.targets.truncate(1);
+        lane.evidence.targets = 1;
+        lane.layer = crate::diagnose::diagnose(&UP, &lane.evidence);
+        lane.act = crate::diagnose::Policy::default().act(lane.layer);
         let t = table(&UP, std::slice::from_ref(&lane));
         let tail: Vec<&str> = t.lines().skip(6).collect();
         assert_eq!(

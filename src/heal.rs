@@ -503,6 +503,9 @@ impl Supervisor {
     }
 
     pub fn poll_event(&mut self) -> Option<HealEvent> {
+        if self.events.is_empty() && self.left.events.is_empty() {
+            return None; // every turn of every watch asks, twice: keep the answer cheap
+        }
         self.events
             .pop_front()
             .or_else(|| self.left.events.pop_front())
@@ -645,12 +648,17 @@ impl Supervisor {
             .as_ref()
             .and_then(|j| j.output.as_ref())
             .and_then(|o| o.fd.as_ref());
-        job.into_iter().chain(self.left.fds())
+        // Asked for every turn: without lingering pipes (nearly always), no deque iterator.
+        let left = (!self.left.outputs.is_empty()).then(|| self.left.fds());
+        job.into_iter().chain(left.into_iter().flatten())
     }
 
     /// The next instant at which `handle_timeout` has work; never in the past after it ran.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let job = self.job.as_ref().and_then(|j| j.deadline.poll_timeout());
+        if self.left.procs.is_empty() {
+            return job;
+        }
         job.into_iter().chain(self.left.poll_timeout()).min()
     }
 

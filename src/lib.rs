@@ -198,8 +198,8 @@ fn check(cfg: &config::Config, findings: &[backend::Finding]) -> ExitCode {
         out.push('\n');
         out.push_str(&w.describe());
         for t in &w.targets {
-            if let config::Target::Addr(a) = t {
-                if probe::own_address(*a, &host) {
+            if let Some(a) = t.addr() {
+                if probe::own_address(a, &host) {
                     let _ = writeln!(
                         out,
                         "# WARNING: {}: target {a} is one of this host's own addresses: it always answers, so it is not probed and does not count toward the quorum",

@@ -26,6 +26,15 @@
 //!   lost (at the round's end) and late.
 //! - `icmp_errors`: unreachable and time-exceeded messages that quote an echo of ours in
 //!   flight; each ends its target's part of the round at once, and the slot keeps who said it.
+//!
+//! Stream slots (`tcp:` and `dns:` targets, `mark_stream`) share the round, the quorum and
+//! the counters, but make one attempt per round (a TCP connect or one DNS query: a second
+//! SYN would be the kernel's retransmission anyway, and a resolver that drops one query of
+//! two is not what an outage looks like). The caller opens the socket when `poll_stream`
+//! says so and reports `stream_answered` or `stream_failed`; the prober keeps the time. An
+//! attempt counts in `sent`; every attempt without an answer in its round in `lost` (at the
+//! round's end, as an echo); one the kernel refused at once (`send_failed`) also in
+//! `send_errors`; a DNS response that is not for our query in `foreign`.
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
@@ -45,6 +54,13 @@ pub const REQUEST_LEN: usize = ECHO_HEADER_LEN + MAC_LEN;
 /// late, not foreign), and an unanswered one counted lost once its timeout has passed. 64 is
 /// four rounds of the largest round (16 targets) at the default count.
 const RETIRED_MAX: usize = 64;
+
+/// A stream attempt that is due: connect to (or query) `dest` for `target` now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamStart {
+    pub target: usize,
+    pub dest: IpAddr,
+}
 
 /// An echo request built into the caller's buffer, to be sent to `dest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +143,13 @@ pub struct Slot {
     /// A send to it failed this round (interface down, filtered): the kernel said at once that
     /// nothing can get there, so no more echoes are sent to it this round.
     send_failed: bool,
+    /// Probed by the caller over a socket of its own (`tcp:`, `dns:`), once per round.
+    stream: bool,
+    /// The stream attempt failed after it started (timed out in the kernel, host
+    /// unreachable, a DNS port closed).
+    stream_failed: bool,
+    /// When the stream attempt started (connect or send).
+    started: Option<Instant>,
     sent: u32,
     next_send: Instant,
 }
@@ -137,13 +160,33 @@ impl Slot {
         self.send_failed
     }
 
+    /// Probed over a socket of its own (`tcp:`, `dns:`), not with echo.
+    pub fn is_stream(&self) -> bool {
+        self.stream
+    }
+
+    /// A stream slot whose attempt failed after it started.
+    pub fn stream_failed(&self) -> bool {
+        self.stream_failed
+    }
+
     /// Still owes an answer this round.
     fn pending(&self) -> bool {
         self.addr.is_some()
             && self.rtt.is_none()
             && !self.send_failed
+            && !self.stream_failed
             && self.report.is_none()
             && !self.own
+    }
+
+    /// Attempts it gets per round.
+    fn budget(&self, count: u32) -> u32 {
+        if self.stream {
+            1
+        } else {
+            count
+        }
     }
 }
 
@@ -285,6 +328,9 @@ impl Prober {
             report: None,
             own: false,
             send_failed: false,
+            stream: false,
+            stream_failed: false,
+            started: None,
             sent: 0,
             next_send: now,
         }));
@@ -303,6 +349,66 @@ impl Prober {
         }
     }
 
+    /// Marks `target` of the round just started as a stream target: `poll_stream`, not
+    /// `poll_transmit`, starts it, once.
+    pub fn mark_stream(&mut self, target: usize) {
+        if let Some(slot) = self.slots.get_mut(target) {
+            slot.stream = true;
+        }
+    }
+
+    /// The next stream attempt that is due; `now` is taken right before the caller's
+    /// connect or send, and the RTT runs from it. The caller reports `send_failed` if it
+    /// could not start it at all.
+    pub fn poll_stream(&mut self, now: Instant) -> Option<StreamStart> {
+        self.round?;
+        let target = self
+            .slots
+            .iter()
+            .position(|s| s.stream && s.pending() && s.sent == 0 && s.next_send <= now)?;
+        let slot = &mut self.slots[target];
+        let dest = slot.addr?;
+        slot.sent = 1;
+        slot.started = Some(now);
+        bump(&mut self.stats.sent);
+        Some(StreamStart { target, dest })
+    }
+
+    /// The stream attempt of `target` got its answer (TCP: SYN-ACK or RST; DNS: a response
+    /// to our query) at `now`.
+    pub fn stream_answered(&mut self, now: Instant, target: usize) -> Received {
+        let running = self.round.is_some();
+        let r = match self.slots.get_mut(target) {
+            Some(slot) if running && slot.stream && slot.pending() => match slot.started {
+                Some(at) => {
+                    let rtt = now.saturating_duration_since(at);
+                    slot.rtt = Some(rtt);
+                    Received::Reply { target, rtt }
+                }
+                None => Received::Foreign,
+            },
+            _ => Received::Late,
+        };
+        self.count(r);
+        r
+    }
+
+    /// The stream attempt of `target` failed after it started: the target has failed
+    /// this round (its attempt is counted lost at the round's end).
+    pub fn stream_failed(&mut self, target: usize) {
+        if let Some(slot) = self.slots.get_mut(target) {
+            if slot.stream && slot.started.is_some() {
+                slot.stream_failed = true;
+            }
+        }
+    }
+
+    /// Something came on a stream target's socket that is not the answer (a DNS response
+    /// with another id or question).
+    pub fn stream_foreign(&mut self) {
+        self.count(Received::Foreign);
+    }
+
     fn mac(&self, ident: u16, seq: u16, dest: IpAddr, at: Instant) -> [u8; MAC_LEN] {
         let mut msg = [0u8; 28];
         msg[0..2].copy_from_slice(&ident.to_be_bytes());
@@ -319,6 +425,16 @@ impl Prober {
         siphash24(&self.key, &msg).to_be_bytes()
     }
 
+    /// Whether an echo of this round may still fall due (some target owes an answer and has
+    /// echoes left): when not, `poll_transmit` has nothing whatever the time.
+    pub fn may_transmit(&self) -> bool {
+        self.round.is_some()
+            && self
+                .slots
+                .iter()
+                .any(|s| s.pending() && s.sent < self.count)
+    }
+
     /// Builds the next echo that is due into `buf` (at least `REQUEST_LEN` bytes). `now` is
     /// taken right before the caller's `sendto`: it is the echo's send time for its RTT.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
@@ -327,7 +443,7 @@ impl Prober {
         let target = self
             .slots
             .iter()
-            .position(|s| s.pending() && s.sent < count && s.next_send <= now)?;
+            .position(|s| !s.stream && s.pending() && s.sent < count && s.next_send <= now)?;
         let dest = self.slots[target].addr?;
         let seq = self.next_seq;
         let ident = self.idents[Family::of(dest) as usize];
@@ -483,7 +599,7 @@ impl Prober {
         let next_send = self
             .slots
             .iter()
-            .filter(|s| s.pending() && s.sent < self.count)
+            .filter(|s| s.pending() && s.sent < s.budget(self.count))
             .map(|s| s.next_send)
             .min();
         Some(next_send.map_or(round.deadline, |t| t.min(round.deadline)))
@@ -521,6 +637,11 @@ impl Prober {
             self.retired.push_back(s);
         }
         self.retire(now);
+        for s in &self.slots {
+            if s.stream && s.started.is_some() && s.rtt.is_none() {
+                bump(&mut self.stats.lost);
+            }
+        }
         let answered = self.slots.iter().filter(|s| s.rtt.is_some()).count();
         let good = answered >= self.quorum;
         bump(&mut self.stats.rounds);
@@ -1180,5 +1301,151 @@ mod tests {
             (st.sent, st.lost, st.rounds),
             (u64::MAX, u64::MAX, u64::MAX)
         );
+    }
+
+    // ---- Stream slots (tcp:, dns:) ----
+
+    fn stream_round(p: &mut Prober, t: Instant, addrs: &[&str], streams: &[usize]) {
+        p.start_round(t, addrs.iter().map(|a| Some(ip(a))));
+        for &i in streams {
+            p.mark_stream(i);
+        }
+    }
+
+    #[test]
+    fn a_stream_slot_gets_one_attempt_and_no_echo() {
+        let t0 = Instant::now();
+        let mut p = prober(4, 1);
+        stream_round(&mut p, t0, &[T1], &[0]);
+        assert!(sends(&mut p, t0).is_empty(), "no echo to a stream target");
+        assert_eq!(p.poll_timeout(), Some(t0), "its attempt is due at once");
+        assert_eq!(
+            p.poll_stream(t0),
+            Some(StreamStart {
+                target: 0,
+                dest: ip(T1)
+            })
+        );
+        assert_eq!(p.poll_stream(t0 + ms(500)), None, "one attempt per round");
+        assert_eq!(p.poll_timeout(), Some(t0 + ms(2000)), "then the deadline");
+        assert_eq!(
+            p.stream_answered(t0 + ms(7), 0),
+            Received::Reply {
+                target: 0,
+                rtt: ms(7)
+            }
+        );
+        assert_eq!(p.poll_timeout(), Some(t0), "decided: end at once");
+        assert_eq!(
+            p.poll_round_end(t0 + ms(7)),
+            Some(Verdict {
+                good: true,
+                answered: 1,
+                targets: 1
+            })
+        );
+        let st = p.stats();
+        assert_eq!((st.sent, st.replies, st.lost, st.good_rounds), (1, 1, 0, 1));
+        assert_eq!(st.rtt_avg(), Some(ms(7)));
+    }
+
+    #[test]
+    fn a_silent_stream_attempt_is_lost_at_the_timeout() {
+        let t0 = Instant::now();
+        let mut p = prober(3, 1);
+        stream_round(&mut p, t0, &[T1], &[0]);
+        assert!(p.poll_stream(t0).is_some());
+        assert_eq!(p.poll_round_end(t0 + ms(1999)), None);
+        assert!(!p.poll_round_end(t0 + ms(2000)).unwrap().good);
+        // An answer after the round is late, not a reply.
+        assert_eq!(p.stream_answered(t0 + ms(2100), 0), Received::Late);
+        let st = p.stats();
+        assert_eq!((st.sent, st.lost, st.late, st.replies), (1, 1, 1, 0));
+    }
+
+    #[test]
+    fn a_failed_stream_attempt_fails_its_target_at_once() {
+        let t0 = Instant::now();
+        let mut p = prober(1, 1);
+        stream_round(&mut p, t0, &[T1, "198.51.100.9"], &[0, 1]);
+        assert_eq!(p.poll_stream(t0).map(|s| s.target), Some(0));
+        assert_eq!(p.poll_stream(t0).map(|s| s.target), Some(1));
+        p.send_failed(0); // the connect was refused by the kernel at once
+        p.stream_failed(1); // EHOSTUNREACH later
+        assert!(p.slots()[0].send_failed() && p.slots()[1].stream_failed());
+        assert_eq!(p.stream_answered(t0 + ms(1), 1), Received::Late);
+        assert!(p.poll_timeout().is_some_and(|t| t <= t0));
+        assert_eq!(
+            p.poll_round_end(t0 + ms(1)),
+            Some(Verdict {
+                good: false,
+                answered: 0,
+                targets: 2
+            })
+        );
+        let st = p.stats();
+        assert_eq!((st.sent, st.send_errors, st.lost), (2, 1, 2));
+    }
+
+    #[test]
+    fn stream_and_echo_targets_share_the_quorum() {
+        let t0 = Instant::now();
+        let mut p = prober(1, 2);
+        stream_round(&mut p, t0, &[T1, T2, "203.0.113.5"], &[1, 2]);
+        let tx = sends(&mut p, t0);
+        assert_eq!(tx.len(), 1, "one echo, to the echo target");
+        assert_eq!(tx[0].0.target, 0);
+        let starts: Vec<usize> = std::iter::from_fn(|| p.poll_stream(t0))
+            .map(|s| s.target)
+            .collect();
+        assert_eq!(starts, [1, 2]);
+        p.stream_answered(t0 + ms(2), 2);
+        assert_eq!(p.poll_round_end(t0 + ms(2)), None, "1 of quorum 2");
+        p.handle_packet(
+            t0 + ms(3),
+            Family::V4,
+            ip(T1),
+            &reply_to(Family::V4, &tx[0].1),
+        );
+        // Target 1 still owes an answer: the round goes on to the timeout, good then.
+        assert_eq!(p.poll_round_end(t0 + ms(3)), None);
+        assert_eq!(
+            p.poll_round_end(t0 + ms(2000)),
+            Some(Verdict {
+                good: true,
+                answered: 2,
+                targets: 3
+            })
+        );
+        assert_eq!(p.stats().lost, 1, "the silent stream attempt");
+    }
+
+    #[test]
+    fn stream_reports_for_other_slots_decide_nothing() {
+        let t0 = Instant::now();
+        let mut p = prober(1, 1);
+        stream_round(&mut p, t0, &[T1], &[]);
+        // An echo slot, or a stream slot not started, cannot be answered by a stream.
+        assert_eq!(p.stream_answered(t0, 0), Received::Late);
+        assert_eq!(p.stream_answered(t0, 5), Received::Late);
+        p.stream_failed(0);
+        assert!(!p.slots()[0].stream_failed());
+        stream_round(&mut p, t0, &[T1], &[0]);
+        assert_eq!(p.stream_answered(t0, 0), Received::Foreign, "not started");
+        p.stream_failed(0);
+        assert!(!p.slots()[0].stream_failed(), "not started");
+        p.stream_foreign();
+        assert_eq!(p.stats().foreign, 2);
+        assert_eq!(p.stats().late, 2);
+    }
+
+    #[test]
+    fn an_own_address_stream_target_is_not_started() {
+        let t0 = Instant::now();
+        let mut p = prober(1, 1);
+        stream_round(&mut p, t0, &["198.51.100.2"], &[0]);
+        p.exclude_own(0);
+        assert_eq!(p.poll_stream(t0), None);
+        assert!(!p.poll_round_end(t0).unwrap().good);
     }
 }

@@ -9,6 +9,7 @@ mod l2;
 mod lane;
 mod once;
 mod present;
+mod stream;
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -25,7 +26,7 @@ use crate::backend;
 use crate::civil::unix_now;
 use crate::config::{human, HealStep, IfaceConfig, Target, MAX_TARGETS};
 use crate::decide::{self, Action, State, Verdict};
-use crate::diagnose::{diagnose, Act, Layer};
+use crate::diagnose::{diagnose, Act, Layer, L2};
 use crate::heal::{describe, HealEvent, Reaper, Supervisor, STOP_GRACE};
 use crate::log::{Level, Log};
 use crate::probe::{own_address, Prober, Stats, KEY_LEN};
@@ -59,6 +60,8 @@ pub struct NoSocket(pub String, pub Option<i32>);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ready {
     pub socks: [bool; 2],
+    /// Bit i: configured target i's stream socket (`tcp:`, `dns:`).
+    pub streams: u32,
     pub heal_output: bool,
     pub hook_output: bool,
     /// A socket of the gateway's layer-2 probe.
@@ -69,6 +72,12 @@ pub struct Ready {
 #[derive(Debug, Clone, Copy)]
 pub enum Input {
     Sock(usize),
+    /// Configured target `target`'s stream socket; `write`: poll for POLLOUT (a TCP
+    /// connect), else POLLIN (a DNS response).
+    Stream {
+        target: usize,
+        write: bool,
+    },
     HealOutput,
     HookOutput,
     L2,
@@ -94,6 +103,14 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
+/// The earlier of two optional deadlines (None: no deadline).
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Unix seconds of an `Instant` in the past.
 fn unix_time_of(then: Instant, now: Instant) -> i64 {
     unix_now() - now.saturating_duration_since(then).as_secs() as i64
@@ -109,6 +126,7 @@ fn open_sockets(
         cfg.targets.iter().any(|t| match t {
             Target::Gateway => true,
             Target::Addr(a) => Family::of(*a) == fam,
+            Target::Tcp(_) | Target::Dns(_) => false,
         })
     };
     let explicit = |fam: Family| {
@@ -134,7 +152,9 @@ fn open_sockets(
             }
         }
     }
-    if socks.iter().all(Option::is_none) {
+    // Only `tcp:` and `dns:` targets: no ICMP socket is needed at all.
+    let icmp = [Family::V4, Family::V6].into_iter().any(needs);
+    if icmp && socks.iter().all(Option::is_none) {
         return Err(NoSocket(why.join("; "), errno));
     }
     Ok(socks)
@@ -155,8 +175,11 @@ pub struct Uplink {
     own_targets: Vec<IpAddr>,
     /// The system calls the glue makes besides sending and receiving: the seam of the tests.
     sys: Box<dyn System>,
-    /// One per family with a socket (IPv4 first): its prober and decider.
+    /// One per family with a socket or a `tcp:`/`dns:` target (IPv4 first): its prober and
+    /// decider.
     lanes: Vec<Lane>,
+    /// The sockets of the lanes' `tcp:` and `dns:` attempts.
+    streams: stream::Streams,
     /// The lane whose heal step runs (one step at a time per interface: another lane's
     /// attempt that comes due meanwhile waits).
     heal_owner: Option<Family>,
@@ -168,6 +191,8 @@ pub struct Uplink {
     wait_logged: bool,
     /// The lane whose actions are being acted on (for the hooks' NETHEAL_FAMILY).
     speaking: Option<Family>,
+    /// Per configured target: it answered at layer 2 (the gateway), so it is armed too.
+    proven: Vec<bool>,
     /// Per configured target: the never-answered warning was given.
     unarmed_warned: Vec<bool>,
     /// From this instant every target counts as armed (`arm-after`).
@@ -227,9 +252,13 @@ impl Uplink {
         socks: [Option<Box<dyn Sock>>; 2],
         sys: Box<dyn System>,
     ) -> Uplink {
+        let streamed = |f: Family| {
+            let of = |t: &Target| t.is_stream() && t.addr().map(Family::of) == Some(f);
+            cfg.targets.iter().any(of)
+        };
         let lanes = [Family::V4, Family::V6]
             .into_iter()
-            .filter(|f| socks[*f as usize].is_some())
+            .filter(|f| socks[*f as usize].is_some() || streamed(*f))
             .map(|family| {
                 let [i0, i1, key @ ..]: [u8; 2 + KEY_LEN] = random_bytes();
                 let seed = u64::from_le_bytes(random_bytes());
@@ -243,13 +272,16 @@ impl Uplink {
                 Lane::new(family, prober, Lane::settings(&cfg, family), now, seed)
             })
             .collect();
+        let streams = stream::Streams::new(&cfg.targets, &cfg.iface, random_bytes());
         Uplink {
             lanes,
+            streams,
             heal_owner: None,
             shown: (State::Starting, now),
             target_stats: vec![TargetStats::default(); cfg.targets.len()],
             wait_logged: false,
             unarmed_warned: vec![false; cfg.targets.len()],
+            proven: vec![false; cfg.targets.len()],
             speaking: None,
             armed_from: cfg.arm_after.and_then(|d| now.checked_add(d)),
             l2: l2::Layer2::new(cfg.verbose),
@@ -321,7 +353,9 @@ impl Uplink {
             })
             .collect();
         socks.dedup();
-        let _ = write!(s, " ({})", socks.join("; "));
+        if !socks.is_empty() {
+            let _ = write!(s, " ({})", socks.join("; "));
+        }
         self.say(log, Level::Notice, s);
         if !once {
             self.review_backends(log);
@@ -337,21 +371,18 @@ impl Uplink {
         if !backend::concerns(&self.cfg.heal) {
             return;
         }
-        if self.cfg.heal.contains(&HealStep::Auto) {
-            let r = backend::resolve_now(&self.backend_root, &self.cfg.iface);
+        let (auto, findings) = backend::review(&self.backend_root, &self.cfg.iface, &self.cfg.heal);
+        if let Some(r) = auto {
             self.say_backend(log, &r);
         }
-        let lines: Vec<(Level, String)> =
-            backend::check_watches(&self.backend_root, std::slice::from_ref(&self.cfg))
-                .into_iter()
-                .filter_map(|f| match f {
-                    backend::Finding::Note(_) => None,
-                    backend::Finding::Warning(l) => Some((Level::Warning, l)),
-                    backend::Finding::Error(l) => Some((Level::Error, l)),
-                })
-                // auto's own line is said above
-                .filter(|(_, l)| !l.contains(": heal step auto: "))
-                .collect();
+        let lines: Vec<(Level, String)> = findings
+            .into_iter()
+            .filter_map(|f| match f {
+                backend::Finding::Note(_) => None,
+                backend::Finding::Warning(l) => Some((Level::Warning, l)),
+                backend::Finding::Error(l) => Some((Level::Error, l)),
+            })
+            .collect();
         let fresh = self
             .said
             .fresh(lines.iter().map(|(_, l)| l.clone()).collect());
@@ -447,14 +478,15 @@ impl Uplink {
         Ok(())
     }
 
-    /// The targets of lane `k`'s round: (configured target, address), the first `.1` of the
-    /// array (no allocation per round; the configuration allows at most `MAX_TARGETS`).
+    /// What picks the targets of lane `k`'s round (`lane::lane_targets_iter`): the lane's
+    /// family, the gateway and the `gateway` target's home family. The caller collects them
+    /// into arrays (no allocation per round; the configuration allows `MAX_TARGETS`).
     fn resolve_targets(
         &mut self,
         now: Instant,
         log: &mut Log,
         k: usize,
-    ) -> ([(usize, Option<IpAddr>); MAX_TARGETS], usize) {
+    ) -> (Family, Option<IpAddr>, Family) {
         let family = self.lanes[k].family;
         // The `gateway` target's lane while it resolves to none: the first family's.
         let home = self.lanes[0].family;
@@ -473,18 +505,7 @@ impl Uplink {
                 );
             }
         }
-        let mut out = [(0, None); MAX_TARGETS];
-        let mut n = 0;
-        for (slot, t) in out.iter_mut().zip(lane::lane_targets_iter(
-            &self.cfg.targets,
-            family,
-            gateway,
-            home,
-        )) {
-            *slot = t;
-            n += 1;
-        }
-        (out, n)
+        (family, gateway, home)
     }
 
     /// The targets of this round that are this host's own addresses. Such a target answers
@@ -507,6 +528,14 @@ impl Uplink {
                 Err(e) => self.say_limited(log, now, Level::Error, format!("getifaddrs: {e}")),
             }
             self.host_addrs_at = Some(now);
+        }
+        // The usual round: no target is ours now and none of this family was. Said without
+        // the three (empty) lists below, which cost ~300 instructions a round (issue 9).
+        let none_now = !addrs
+            .iter()
+            .any(|a| a.is_some_and(|a| own_address(a, &self.host_addrs)));
+        if none_now && !self.own_targets.iter().any(|a| Family::of(*a) == family) {
+            return Vec::new();
         }
         let own: Vec<usize> = addrs
             .iter()
@@ -546,38 +575,41 @@ impl Uplink {
         own
     }
 
-    /// The inputs to poll, with what they are.
-    pub fn poll_inputs(&self) -> impl Iterator<Item = (Input, BorrowedFd<'_>)> {
-        let socks = self
-            .socks
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|s| (Input::Sock(i), s.fd())));
-        let heal = self
-            .heal
-            .output_fds()
-            .map(|fd| (Input::HealOutput, fd.as_fd()));
-        let hook = self
-            .hooks
-            .output_fds()
-            .map(|fd| (Input::HookOutput, fd.as_fd()));
-        let l2 = self.l2.poll_fds().map(|fd| (Input::L2, fd));
-        socks.chain(heal).chain(hook).chain(l2)
+    /// The inputs to poll, with what they are, each handed to `add`. A callback, not an
+    /// iterator: the loop asks every turn, and the chain of four iterators it replaces cost
+    /// ~550 instructions a turn in the size-optimised build (issue 9).
+    pub fn poll_inputs<'a>(&'a self, mut add: impl FnMut(Input, BorrowedFd<'a>)) {
+        for (i, s) in self.socks.iter().enumerate() {
+            if let Some(s) = s {
+                add(Input::Sock(i), s.fd());
+            }
+        }
+        for (target, write, fd) in self.streams.poll_inputs() {
+            add(Input::Stream { target, write }, fd);
+        }
+        for fd in self.heal.output_fds() {
+            add(Input::HealOutput, fd.as_fd());
+        }
+        for fd in self.hooks.output_fds() {
+            add(Input::HookOutput, fd.as_fd());
+        }
+        for fd in self.l2.poll_fds() {
+            add(Input::L2, fd);
+        }
     }
 
     /// The earliest instant at which `turn` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.lanes
-            .iter()
-            .flat_map(|l| [l.prober.poll_timeout(), l.decider.poll_timeout()])
-            .chain([
-                self.heal.poll_timeout(),
-                self.hooks.poll_timeout(),
-                self.gate.poll_timeout(),
-                self.l2.poll_timeout(),
-            ])
-            .flatten()
-            .min()
+        // A plain fold: the loop asks every turn, and the iterator chain it replaces cost
+        // ~800 instructions a call in the size-optimised build (issue 9).
+        let mut t = earliest(self.heal.poll_timeout(), self.hooks.poll_timeout());
+        t = earliest(t, self.gate.poll_timeout());
+        t = earliest(t, self.l2.poll_timeout());
+        for l in &self.lanes {
+            t = earliest(t, l.prober.poll_timeout());
+            t = earliest(t, l.decider.poll_timeout());
+        }
+        t
     }
 
     /// Reads what is ready, runs timers, acts on what the machines ask for, sends what is due.
@@ -586,6 +618,10 @@ impl Uplink {
             if readable {
                 self.receive(now, log, i, buf);
             }
+        }
+        if ready.streams != 0 {
+            self.streams
+                .complete(now, &mut self.lanes, ready.streams, buf, log);
         }
         if ready.heal_output {
             self.heal.read_output();
@@ -602,6 +638,9 @@ impl Uplink {
         self.update_hold(now, log);
         // The layer-2 probes' deadlines first: their results are final before a round ends.
         self.l2.handle_timeout(now, &self.cfg.iface, log);
+        if once && self.once_result.is_none() {
+            self.once_ready(); // a layer-2 answer --once waited for may have come
+        }
         // Lane by lane, each acted on before the next runs: a heal step one lane starts holds
         // the other's attempt back (`sync_holds`).
         for k in 0..self.lanes.len() {
@@ -697,6 +736,7 @@ impl Uplink {
 
     /// Lane `k`'s round ended with verdict `v`.
     fn lane_round_ended(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict, once: bool) {
+        self.streams.close_lane(self.lanes[k].family);
         self.l2_round_end(now, log, k);
         self.log_round(log, k, v, self.cfg.verbose || once);
         let lane = &self.lanes[k];
@@ -732,10 +772,20 @@ impl Uplink {
         } else {
             diagnose(&kv.link, &ev)
         };
+        // A gateway that answered at layer 2 has answered: it is evidence from then on.
+        if l2 == L2::Alive {
+            let lane = &self.lanes[k];
+            for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
+                if slot.addr.is_some() && slot.addr == ev.gateway {
+                    self.proven[t] = true;
+                }
+            }
+        }
+        let lane = &self.lanes[k];
         let armed_all = self.armed_from.is_some_and(|t| now >= t);
-        let stats = &self.target_stats;
-        let armed = |t: usize| armed_all || stats[t].answered > 0;
-        let by_targets = !v.good && lane::judged_by_targets(layer);
+        let (stats, proven) = (&self.target_stats, &self.proven);
+        let armed = |t: usize| armed_all || stats[t].answered > 0 || proven[t];
+        let by_targets = !v.good && lane::judged_by_targets(layer, l2);
         let unarmed = by_targets
             && lane::unarmed_failure(lane.prober.slots(), &lane.slot_targets, quorum, armed);
         let mut warn = Vec::new();
@@ -769,7 +819,9 @@ impl Uplink {
                 );
                 self.say(log, Level::Warning, text);
             }
-        } else if !v.good {
+        } else if ev.gateway_echo == Some(true) {
+            // Warned once per filter: again only after the gateway answered echo (a round
+            // that missed its layer-2 answer does not end the filter).
             lane.silent_warned = false;
         }
         self.lanes[k].evidence = Some((kv.link, ev));
@@ -783,9 +835,7 @@ impl Uplink {
 
     /// `--once`: the verdict, once every lane has one (good only if each judged lane's is).
     fn once_decided(&mut self) {
-        if self.lanes.iter().all(|l| l.once.is_some()) {
-            self.once_judge(true);
-        }
+        self.once_ready();
     }
 
     /// Starts lane `k`'s round (or says why it cannot run).
@@ -801,9 +851,9 @@ impl Uplink {
                 .handle_event(now, decide::Input::RoundImpossible { reason });
             return;
         }
-        let (targets, n) = self.resolve_targets(now, log, k);
-        let targets = &targets[..n];
-        if targets.is_empty() {
+        let (family, gateway, home) = self.resolve_targets(now, log, k);
+        let targets = || lane::lane_targets_iter(&self.cfg.targets, family, gateway, home);
+        if targets().next().is_none() {
             // Nothing of this family to judge this round (`gateway` resolved to the other).
             self.lanes[k].idle(now);
             if once {
@@ -814,20 +864,25 @@ impl Uplink {
             return;
         }
         let mut addrs = [None; MAX_TARGETS];
-        for (a, t) in addrs.iter_mut().zip(targets) {
-            *a = t.1;
+        let lane = &mut self.lanes[k];
+        lane.slot_targets.clear();
+        for ((i, a), slot) in targets().zip(addrs.iter_mut()) {
+            lane.slot_targets.push(i);
+            *slot = a;
         }
-        let addrs = &addrs[..n];
-        let family = self.lanes[k].family;
+        let addrs = &addrs[..lane.slot_targets.len()];
         let own = self.check_own_targets(now, log, family, addrs);
         let lane = &mut self.lanes[k];
         let quorum = (self.cfg.quorum as usize).min(addrs.len());
         lane.prober.set_quorum(quorum);
         lane.prober.start_round(now, addrs.iter().copied());
-        lane.slot_targets.clear();
-        lane.slot_targets.extend(targets.iter().map(|t| t.0));
         for target in own {
             lane.prober.exclude_own(target);
+        }
+        for (slot, &t) in lane.slot_targets.iter().enumerate() {
+            if self.cfg.targets[t].is_stream() {
+                lane.prober.mark_stream(slot);
+            }
         }
         if !lane.active {
             lane.active = true;
@@ -1144,6 +1199,13 @@ impl Uplink {
 
     fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
         let sys = &self.sys;
+        for lane in &mut self.lanes {
+            let (fam, targets) = (lane.family, &lane.slot_targets);
+            self.streams
+                .start_due(fam, &mut lane.prober, targets, self.bound, log, || {
+                    sys.now()
+                });
+        }
         let mut failed = Vec::new();
         for lane in &mut self.lanes {
             failed.extend(send_due(
@@ -1233,23 +1295,7 @@ impl Uplink {
             ms(st.rtt_avg()),
             ms(st.rtt_max),
             self.heals(),
-        ) + &self.lanes_line()
-    }
-
-    /// `, ipv4 up (ok), ipv6 down (no-route)`: each judged lane's state and layer, items of
-    /// the status line like the others (`NAME VALUE` items stay parseable).
-    fn lanes_line(&self) -> String {
-        let parts: Vec<String> = self
-            .lanes
-            .iter()
-            .filter(|l| l.active)
-            .map(|l| format!("{} {} ({})", l.name(), l.state(), l.layer()))
-            .collect();
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!(", {}", parts.join(", "))
-        }
+        )
     }
 
     pub fn snapshot(&self, now: Instant) -> Snapshot {
@@ -1404,7 +1450,12 @@ fn send_due<S: SendSocket>(
     mut clock: impl FnMut() -> Instant,
 ) -> Vec<(IpAddr, io::Error)> {
     let mut failed = Vec::new();
-    while let Some(tx) = prober.poll_transmit(clock(), buf) {
+    // The clock is read only while an echo can still be due this round: most turns (the
+    // round decided, or none running) read none (issue 9).
+    while prober.may_transmit() {
+        let Some(tx) = prober.poll_transmit(clock(), buf) else {
+            break;
+        };
         let sent = match (&socks[Family::of(tx.dest) as usize], bound) {
             (Some(s), Some(scope)) => s.send_to(&buf[..tx.len], tx.dest, scope),
             _ => Err(io::Error::new(
@@ -2021,8 +2072,7 @@ mod tests {
         let mut cfg = config("nhg9");
         cfg.targets = vec![Target::Gateway];
         let mut r = rig(cfg, false);
-        r.up.kernel.synced = true;
-        r.up.kernel.index = Some(3);
+        r.kernel(&Iface::up_for_tests("nhg9", 3, [None, None]));
         r.run(Duration::from_secs(3));
         assert!(
             r.logged("nhg9: no default gateway through this interface"),
@@ -2030,6 +2080,12 @@ mod tests {
             r.lines
         );
         assert!(r.logged("gateway unknown"), "{:#?}", r.lines);
+        assert_eq!(r.up.lane(Family::V4).unwrap().layer(), Layer::NoRoute);
+        assert!(
+            r.logged("ipv4 no-route: 0/1 targets answered"),
+            "{:#?}",
+            r.lines
+        );
         assert_eq!(r.w.borrow().sent, 0);
         assert_ne!(r.up.state(), State::Up);
         r.up.kernel.gateway[0] = Some(PEER.parse().unwrap());

@@ -7,7 +7,7 @@
 
 mod lab;
 
-use lab::{secs, Lab, Netheal, PEER4};
+use lab::{secs, Lab, Netheal, HOST4, PEER4};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -270,9 +270,9 @@ fn two_managers_on_one_interface_are_a_warning_naming_both() {
     );
 }
 
-/// In namespaces: a downed link (`on-admin-down = heal`), healed by `auto` through the
-/// back-end it found in the fake root (a networkd claim, and a `networkctl` that records its argv and sets the link up),
-/// with the one back-end line logged at start and not again at the heal.
+/// In namespaces: a flushed address, healed by `auto` through the back-end it found in the
+/// fake root (a networkd claim, and a `networkctl` that records its argv and puts the
+/// address back), with the one back-end line logged at start and not again at the heal.
 #[test]
 fn auto_heals_through_the_back_end_it_found() {
     let Some(lab) = Lab::pair("bk", 0x12, &[]) else {
@@ -288,25 +288,13 @@ fn auto_heals_through_the_back_end_it_found() {
         )
         .tool(
             "/usr/bin/networkctl",
-            &format!("echo \"$@\" >> {record}\nexec ip link set dev \"$2\" up"),
+            &format!("echo \"$@\" >> {record}\nexec ip addr replace {HOST4}/24 dev \"$2\""),
         );
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &lab.host, lab::bin(), "--log", "stderr"])
         .args(lab::quiet_args())
         .args([
-            "-t",
-            PEER4,
-            "-i",
-            "200ms",
-            "-W",
-            "300ms",
-            "-b",
-            "1s:4s",
-            "-v",
-            // the ladder, not the default link-up: this test is about the back-end step
-            "--on-admin-down",
-            "heal",
-            &lab.ifc,
+            "-t", PEER4, "-i", "200ms", "-W", "300ms", "-b", "1s:4s", "-v", &lab.ifc,
         ])
         .env("NETHEAL_TEST_ROOT", root.path())
         .env_remove("NOTIFY_SOCKET");
@@ -322,7 +310,7 @@ fn auto_heals_through_the_back_end_it_found() {
     );
     nh.expect(nh.started, "-> up", Duration::from_secs(10));
     let t0 = Instant::now();
-    lab.ip(&lab.host, &["link", "set", &lab.ifc, "down"]);
+    lab.ip(&lab.host, &["-4", "addr", "flush", "dev", &lab.ifc]);
     let (t_heal, heal) = nh.expect(t0, "heal attempt 1: running", Duration::from_secs(10));
     assert!(heal.contains("running networkd (auto)"), "{heal}");
     let (t_end, end) = nh.expect(t_heal, "heal attempt 1: networkd ", Duration::from_secs(10));
@@ -336,7 +324,7 @@ fn auto_heals_through_the_back_end_it_found() {
         "the back-end line is logged once, not at every heal"
     );
     eprintln!(
-        "auto -> networkd (fake): heal {:.3}s after link down, step {:.3}s, up {:.3}s later",
+        "auto -> networkd (fake): heal {:.3}s after the address flush, step {:.3}s, up {:.3}s later",
         secs(t0, t_heal),
         secs(t_heal, t_end),
         secs(t_end, t_up)

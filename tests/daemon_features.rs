@@ -38,7 +38,8 @@ fn in_ci() -> bool {
 }
 
 /// netheal in `ns` with `--log stderr`, no status file (unless `args` names one: the command
-/// line's last value wins), no inhibit file and no boot grace (see `lab::quiet_args`), a clean
+/// line's last value wins), no inhibit file and no boot grace (see `lab::quiet_args`), the
+/// ladder on admin down (`--on-admin-down heal`), a clean
 /// sd_notify environment, the reports rewritten every 200 ms instead of once a minute (so
 /// that tests can watch the counters in them grow), plus `env`, then `args`.
 fn start(ns: &str, args: &[&str], env: &[(&str, &str)]) -> Netheal {
@@ -220,6 +221,7 @@ fn two_interfaces_only_the_broken_one_heals() {
         "netheal.conf",
         &format!(
             "# two interfaces, one ladder\ninterval = 100ms\ntimeout = 200ms\nfail-after = 2\n\
+             on-admin-down = heal\n\
              backoff = 3s:6s\nheal-timeout = 2s\nverbose = yes\nheal = {}\n\n\
              [{a}]\ntarget = {PEER4}\n\n[{c}]\ntarget = {PEER4B}\n",
             step.display()
@@ -453,7 +455,7 @@ fn hooks_see_every_change_with_their_environment() {
         "netheal.conf",
         &format!(
             "interval = 100ms\ntimeout = 200ms\nfail-after = 2\nbackoff = 300ms:1s\n\
-             heal-timeout = 2s\nverbose = yes\n[{ifc}]\ntarget = {PEER4}\nheal = {} link\n\
+             heal-timeout = 2s\nverbose = yes\non-admin-down = heal\n[{ifc}]\ntarget = {PEER4}\nheal = {} link\n\
              on-change = {}\n",
             fail.display(),
             hook.display()
@@ -2179,7 +2181,7 @@ fn a_step_that_leaves_its_group_is_killed_and_the_loop_does_not_spin() {
         "netheal.conf",
         &format!(
             "interval = 100ms\ntimeout = 200ms\nfail-after = 2\nheal-timeout = 300ms\n\
-             backoff = 1m\nverbose = yes\nheal = {}\n[{}]\ntarget = {PEER4}\n",
+             backoff = 1m\nverbose = yes\non-admin-down = heal\nheal = {}\n[{}]\ntarget = {PEER4}\n",
             step.display(),
             lab.ifc
         ),
@@ -2272,6 +2274,9 @@ fn steady_rounds_do_not_rewrite_the_status_file_a_state_change_does() {
             "200ms",
             "-n",
             "5",
+            // The state change comes from a link set down: not set up again at once.
+            "--on-admin-down",
+            "heal",
             "--status-file",
             &status,
             "-t",
@@ -2302,7 +2307,22 @@ fn steady_rounds_do_not_rewrite_the_status_file_a_state_change_does() {
         "rewritten without a state change within 3 s ({} rounds)",
         after["rounds"] - before["rounds"]
     );
-    lab.ip(&lab.host, &["link", "set", "dev", &ifc, "down"]);
+    // Silent loss (a bogus neighbour for the peer): a link set down would be set up again at
+    // once (on-admin-down = link-up) without a state change.
+    lab.ip(
+        &lab.host,
+        &[
+            "neigh",
+            "replace",
+            PEER4,
+            "lladdr",
+            "02:00:00:00:00:01",
+            "dev",
+            &ifc,
+            "nud",
+            "permanent",
+        ],
+    );
     nh.expect(nh.started, "state up -> suspect", s(5.0));
     assert!(
         wait_until(s(3.0), || fs::read_to_string(&status).is_ok_and(|t| t

@@ -9,8 +9,9 @@
 //! (the managers' state, the private bus socket), /sys read-only (so they do not wait for
 //! udev), /usr overlaid with the unpacked NetworkManager package (see .ci/managers.sh), /etc
 //! overlaid read-only with the lab's config (NetworkManager.conf, keyfile; the host's
-//! /etc/NetworkManager and /etc/systemd/network hidden), /var/lib overlaid with a lab upper
-//! dir (NM's lease and state files), and a private `dbus-daemon` with a private config.
+//! /etc/NetworkManager, /etc/systemd/network and /etc/network hidden), /var/lib overlaid
+//! with a tmpfs upper dir (NM's lease and state files), and a private `dbus-daemon` with a
+//! private config.
 //! NetworkManager gets `unmanaged-devices=except:interface-name:IF`, `dns=none`,
 //! `hostname-mode=none`; networkd gets one `.network` file in the private /run. Dropping a
 //! [`Stack`] kills every process it started and deletes the namespaces, also on failure.
@@ -108,6 +109,17 @@ impl Stack {
     /// A stack with `mgr` configuring the watched interface, up and configured, or None when
     /// the test must skip.
     fn start(tag: &str, net6: u16, mgr: Mgr, addressing: Addressing) -> Option<Stack> {
+        Stack::start_hiding(tag, net6, mgr, addressing, &[])
+    }
+
+    /// [`Stack::start`], with the tools `hide` (paths under /usr) whited out.
+    fn start_hiding(
+        tag: &str,
+        net6: u16,
+        mgr: Mgr,
+        addressing: Addressing,
+        hide: &[&str],
+    ) -> Option<Stack> {
         let mut tools = vec!["unshare", "nsenter", "mount", "dbus-daemon"];
         if addressing == Addressing::Dhcp {
             tools.push("dnsmasq");
@@ -132,7 +144,7 @@ impl Stack {
             &lab.host,
             &["addr", "flush", "dev", &lab.ifc, "scope", "global"],
         );
-        let mut st = Stack::keep(lab, &mdir, mgr, addressing, &[]);
+        let mut st = Stack::keep(lab, &mdir, mgr, addressing, hide);
         st.start_bus();
         if addressing == Addressing::Dhcp {
             st.start_dnsmasq();
@@ -172,7 +184,6 @@ impl Stack {
             "etc/systemd/network",
             "etc/network",
             "varlib",
-            "varlib.work",
         ] {
             fs::create_dir_all(d.join(sub)).expect("lab dir");
         }
@@ -194,7 +205,9 @@ impl Stack {
              mount --bind {d}/etc/NetworkManager /etc/NetworkManager\n\
              mount --bind {d}/etc/systemd/network /etc/systemd/network\n\
              mount --bind {d}/etc/network /etc/network\n\
-             mount -t overlay overlay -o lowerdir=/var/lib,upperdir={d}/varlib,workdir={d}/varlib.work /var/lib\n\
+             mount -t tmpfs -o mode=0755 tmpfs {d}/varlib\n\
+             mkdir {d}/varlib/upper {d}/varlib/work\n\
+             mount -t overlay overlay -o lowerdir=/var/lib,upperdir={d}/varlib/upper,workdir={d}/varlib/work /var/lib\n\
              : > {r}\n\
              exec sleep 100000\n",
             d = d.display(),
@@ -222,7 +235,7 @@ impl Stack {
             .expect("start the keeper");
         // ip, unshare and sh all exec: the child's pid is the keeper's.
         let kpid = keeper.id();
-        let mut st = Stack {
+        let st = Stack {
             lab,
             mgr,
             addressing,
@@ -241,7 +254,6 @@ impl Stack {
             mounts.lines().any(|l| l.contains(" /sys sysfs ro,")),
             "/sys not read-only in the private mount namespace"
         );
-        let _ = st.keeper.try_wait(); // not fatal: only refreshes its state
         st
     }
 
@@ -289,6 +301,22 @@ impl Stack {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         self.daemons.push((name.to_owned(), child));
+    }
+
+    /// Stop a daemon started by [`Stack::daemon`] (SIGTERM, as its service manager would),
+    /// and reap it.
+    fn stop(&mut self, name: &str) {
+        let i = self
+            .daemons
+            .iter()
+            .position(|d| d.0 == name)
+            .unwrap_or_else(|| panic!("no daemon {name}"));
+        let (_, mut child) = self.daemons.remove(i);
+        lab::kill("TERM", i64::from(child.id()));
+        if !wait_until(s(10.0), || child.try_wait().ok().flatten().is_some()) {
+            let _ = child.kill(); // not fatal: gone meanwhile
+            let _ = child.wait();
+        }
     }
 
     fn log_of(&self, name: &str) -> String {
@@ -517,12 +545,12 @@ impl Stack {
         Netheal::spawn(c, format!("{:?}: netheal {}", self.mgr, args.join(" ")))
     }
 
-    /// A configuration file for the watched interface with `heal` as its ladder and the fast
-    /// timings of these tests.
+    /// A configuration file for the watched interface with `heal` as its ladder and the
+    /// settings of [`FAST`].
     fn conf(&self, heal: &str) -> String {
         let body = format!(
             "[{}]\ntarget = {PEER4}\ninterval = 200ms\ntimeout = 300ms\nbackoff = 1s:4s\n\
-             heal-timeout = 30s\nheal = {heal}\n",
+             heal-timeout = 30s\non-admin-down = heal\nheal = {heal}\n",
             self.lab.ifc
         );
         let p = self.lab.write_file("netheal.conf", &body, 0o644);
@@ -785,7 +813,9 @@ fn link_up(st: &Stack) -> bool {
     flags.split(',').any(|f| f == "UP") && flags.split(',').any(|f| f == "LOWER_UP")
 }
 
-/// Options of every netheal in these tests but the ladder: fast rounds, short backoff.
+/// Options of every netheal in these tests but the ladder: fast rounds, short backoff, and
+/// a link set down by someone else healed by the ladder (the default, `link-up`, sets it up
+/// at once without the back-end these tests are about).
 const FAST: &[&str] = &[
     "-t",
     PEER4,
@@ -797,6 +827,8 @@ const FAST: &[&str] = &[
     "1s:4s",
     "--heal-timeout",
     "30s",
+    "--on-admin-down",
+    "heal",
     "-v",
 ];
 
@@ -902,8 +934,10 @@ fn networkd_step_heals_flush_and_link_down() {
 fn dhcp_renews(st: &mut Stack, what: &str) {
     let ifc = st.lab.ifc.clone();
     let before = st.dhcp_addr().expect("a lease");
+    // The gateway still answers ARP, only not our echoes: by default (`on-gateway-silent =
+    // ignore`) not an outage at all, so the step would never run.
     let mut args = FAST.to_vec();
-    args.extend(["-a", "dhcp", &ifc]);
+    args.extend(["--on-gateway-silent", "heal", "-a", "dhcp", &ifc]);
     let nh = st.netheal(&args);
     nh.expect(nh.started, "-> up", s(15.0));
     let host = st.lab.host.clone();
@@ -1049,4 +1083,189 @@ fn auto_without_any_tool_warns_and_falls_back_to_link() {
         secs(t_heal, t_up),
         said.last()
     );
+}
+
+/// NetworkManager and networkd both configuring the interface (the same static addresses, so
+/// they do not visibly fight): `auto` picks one and warns, naming both, in `--check` and at
+/// start-up.
+#[test]
+fn two_managers_claiming_one_interface_is_a_warning() {
+    let Some(mut st) = Stack::start("two", 0x919, Mgr::NetworkManager, Addressing::Static) else {
+        return;
+    };
+    st.start_networkd();
+    let links = st.inside(&format!("/run/systemd/netif/links/{}", st.ifindex()));
+    assert!(
+        wait_until(s(30.0), || fs::read_to_string(&links)
+            .is_ok_and(|t| t.lines().any(|l| l == "ADMIN_STATE=configured"))),
+        "networkd did not configure the interface too:\n{}",
+        st.log_of("networkd")
+    );
+    let conf = st.conf("auto");
+    let both = |l: &str| {
+        l.contains(&format!("{}: heal", st.lab.ifc))
+            && l.contains("networkmanager")
+            && l.contains("networkd")
+            && l.contains("WARNING")
+    };
+    let mut chk = st.netheal(&["--check", "-c", &conf]);
+    let status = chk.finish(s(15.0)).expect("--check did not exit");
+    let text: Vec<String> = chk.lines().into_iter().map(|l| l.1).collect();
+    assert_eq!(Netheal::code(status), 0, "{text:?}");
+    let warn = text
+        .iter()
+        .find(|l| both(l))
+        .unwrap_or_else(|| panic!("no warning naming both managers in --check: {text:?}"));
+    eprintln!("two managers, --check: {warn}");
+    let nh = st.netheal(&["-v", "-c", &conf]);
+    let (_, warn) = nh
+        .wait_line(0, s(10.0), both)
+        .map(|x| x.1)
+        .expect("no warning naming both managers at start-up");
+    eprintln!("two managers, start-up: {warn}");
+}
+
+/// networkd owns the interface but networkctl is missing: `auto` warns (the owner, the
+/// missing tool, the fix) in `--check` and at start-up, and heals with the built-in link step.
+#[test]
+fn auto_uses_link_when_the_owners_tool_is_missing() {
+    let hide = ["bin/networkctl"];
+    let Some(st) = Stack::start_hiding("nct", 0x91a, Mgr::Networkd, Addressing::Static, &hide)
+    else {
+        return;
+    };
+    let ifc = st.lab.ifc.clone();
+    let (_, found) = st.run_in(&["sh", "-c", "command -v networkctl || true"]);
+    assert!(found.trim().is_empty(), "networkctl visible: {found}");
+    let warned = |l: &str| {
+        l.contains(&format!("{ifc}: heal"))
+            && l.contains("heal back-end networkd (")
+            && l.contains("networkctl is not found")
+            && l.contains("link")
+    };
+    let conf = st.conf("auto");
+    let mut chk = st.netheal(&["--check", "-c", &conf]);
+    let status = chk.finish(s(15.0)).expect("--check did not exit");
+    let text: Vec<String> = chk.lines().into_iter().map(|l| l.1).collect();
+    assert_eq!(Netheal::code(status), 0, "{text:?}");
+    let warn = text
+        .iter()
+        .find(|l| warned(l))
+        .unwrap_or_else(|| panic!("no warning about networkctl in --check: {text:?}"));
+    eprintln!("networkctl missing, --check: {warn}");
+    let nh = st.netheal(&["-v", "-c", &conf]);
+    nh.wait_line(0, s(10.0), warned)
+        .expect("no warning about networkctl at start-up");
+    nh.expect(nh.started, "-> up", s(15.0));
+    let t0 = Instant::now();
+    st.lab.ip(&st.lab.host, &["link", "set", &ifc, "down"]);
+    let (t_heal, run) = nh.expect(t0, "heal attempt 1: running", s(15.0));
+    assert!(run.contains("running link"), "{run}");
+    let (_, end) = nh.expect(t_heal, "heal attempt 1: link ", s(15.0));
+    assert!(
+        wait_until(s(5.0), || link_up(&st)),
+        "link still down after {end}"
+    );
+    eprintln!("networkctl missing: link down -> {run}; {end}");
+}
+
+/// The manager changes under a running netheal (NetworkManager stopped, networkd started with
+/// the same configuration): `auto` looks again before the heal, logs the new back-end and
+/// heals with it. NetworkManager's stale files in /run do not count once it is gone.
+#[test]
+fn auto_follows_a_manager_switch_before_the_heal() {
+    let Some(mut st) = Stack::start("swi", 0x91b, Mgr::NetworkManager, Addressing::Static) else {
+        return;
+    };
+    let ifc = st.lab.ifc.clone();
+    let conf = st.conf("auto");
+    let nh = st.netheal(&["-v", "-c", &conf]);
+    nh.expect(nh.started, "heal back-end networkmanager (", s(10.0));
+    nh.expect(nh.started, "-> up", s(15.0));
+    st.stop("nm");
+    st.start_networkd();
+    st.mgr = Mgr::Networkd;
+    st.wait_configured();
+    let t0 = Instant::now();
+    st.lab.ip(&st.lab.host, &["addr", "flush", "dev", &ifc]);
+    let (t_heal, run) = nh.expect(t0, "heal attempt 1: running", s(15.0));
+    let (t_pick, pick) = nh.expect(t0, "heal back-end ", s(1.0));
+    assert!(pick.contains("heal back-end networkd ("), "{pick}");
+    assert!(
+        t_pick <= t_heal,
+        "new back-end logged after the heal started: {pick}"
+    );
+    assert!(run.contains("running networkd"), "{run}");
+    nh.expect(t_heal, "-> up", s(30.0));
+    assert!(wait_until(s(5.0), || st.configured()), "not healed");
+    eprintln!("manager switch: {pick}; {run}");
+}
+
+/// Default settings (target `gateway`, `heal = auto`, `on-admin-down = link-up`): a link set
+/// down by someone else is set up at once, without waiting for failed rounds. NetworkManager
+/// then puts its addresses and routes back by itself; networkd 252 may not (a link set up
+/// within a millisecond of going down: "Could not set route: Nexthop has invalid gateway",
+/// link `failed`, no default route), and then the gateway target is gone, the no-route layer
+/// heals, and `auto` runs networkd's step. Either way the configuration comes back. The heal
+/// time is from netheal's `setting it up at once` line to the configuration being back
+/// (polled); the line says whether the ladder had to run.
+fn default_link_down(st: &Stack, what: &str) {
+    let body = format!(
+        "[{}]\ninterval = 200ms\ntimeout = 300ms\nbackoff = 1s:4s\n",
+        st.lab.ifc
+    );
+    let conf = st.lab.write_file("default.conf", &body, 0o644);
+    let nh = st.netheal(&["-v", "-c", conf.to_str().unwrap()]);
+    nh.expect(nh.started, "-> up", s(15.0));
+    let t0 = Instant::now();
+    st.lab
+        .ip(&st.lab.host, &["link", "set", &st.lab.ifc, "down"]);
+    let (t_fix, _) = nh.expect(t0, "(on-admin-down = link-up)", s(15.0));
+    assert!(
+        wait_until(s(30.0), || st.configured() && link_up(st)),
+        "{what}: configuration not back:\n{}",
+        st.sh("ip addr; ip route")
+    );
+    let t_ok = Instant::now();
+    let ladder: Vec<String> = nh
+        .lines()
+        .into_iter()
+        .filter(|l| l.0 >= t0 && l.1.contains(": running "))
+        .map(|l| {
+            l.1.split(": heal attempt ")
+                .nth(1)
+                .unwrap_or(&l.1)
+                .to_owned()
+        })
+        .collect();
+    if let Some(step) = ladder.first() {
+        let want = match st.mgr {
+            Mgr::NetworkManager => "running networkmanager",
+            _ => "running networkd",
+        };
+        assert!(step.contains(want), "{what}: the ladder ran {ladder:?}");
+    }
+    eprintln!(
+        "HEAL {what} | heal = auto | link down, on-admin-down = link-up (default) | detected \
+         {:.3} s | step 0.000 s | healed {:.3} s | link set up at once; ladder after it: \
+         {ladder:?} (healed: until the manager's configuration was back)",
+        secs(t0, t_fix),
+        secs(t_fix, t_ok),
+    );
+}
+
+#[test]
+fn networkmanager_default_link_up_heals_link_down() {
+    let Some(st) = Stack::start("nml", 0x91c, Mgr::NetworkManager, Addressing::Static) else {
+        return;
+    };
+    default_link_down(&st, "NetworkManager");
+}
+
+#[test]
+fn networkd_default_link_up_heals_link_down() {
+    let Some(st) = Stack::start("ndl", 0x91d, Mgr::Networkd, Addressing::Static) else {
+        return;
+    };
+    default_link_down(&st, "systemd-networkd");
 }

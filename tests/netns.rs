@@ -281,7 +281,21 @@ fn link_down_is_restored_by_link_step() {
     let nh = lab.netheal_ladder(
         &lab.host,
         &[
-            "-t", PEER4, "-i", "200ms", "-W", "300ms", "-a", "link", "-b", "1s:4s", "-v", &lab.ifc,
+            "-t",
+            PEER4,
+            "-i",
+            "200ms",
+            "-W",
+            "300ms",
+            "-a",
+            "link",
+            "-b",
+            "1s:4s",
+            "-v",
+            // The ladder's `link` step, not the built-in link-up at once (issue 10's default).
+            "--on-admin-down",
+            "heal",
+            &lab.ifc,
         ],
     );
     nh.expect(nh.started, "-> up", s(10.0));
@@ -836,6 +850,9 @@ fn failure_seen_although_target_reachable_via_other_interface() {
             "200ms",
             "-W",
             "300ms",
+            // The peer's side goes down (no carrier): heal at once, not after 30 s.
+            "--carrier-wait",
+            "0",
             "--dry-run",
             "-b",
             "1s:4s",

@@ -153,3 +153,51 @@ fn once_judges_ipv4_and_ipv6_apart() {
     );
     assert_eq!(rows.len(), 3 + 6 + 6, "{rows:#?}");
 }
+
+/// The gateway drops ICMP echo but answers ARP: the table says so, and it is no outage
+/// (exit 0); once it stops answering ARP too, the gateway is dead (exit 1).
+#[test]
+fn once_tells_a_filtering_gateway_from_a_dead_one() {
+    let Some(lab) = Lab::pair("gw", 64, &["nft"]) else {
+        return;
+    };
+    lab.ip(
+        &lab.host,
+        &["route", "add", "default", "via", PEER4, "dev", &lab.ifc],
+    );
+    lab.nft(
+        &lab.peer,
+        "noecho",
+        &lab::input_rule("noecho", "icmp type echo-request drop"),
+    );
+    let (code, rows, nh) = once(&lab, &lab.ifc, &["-t", "gateway"]);
+    for r in &rows {
+        eprintln!("{r}");
+    }
+    let i = &lab.ifc;
+    assert_eq!(code, 0, "a filter is not an outage: {:?}", nh.lines());
+    for want in [
+        format!("{i} ipv4 gateway-dead gateway answers ARP ok ("),
+        format!("{i} ipv4 gateway-silent gateway answers ICMP FAIL (no reply in 1s)"),
+        format!("{i} ipv4 gateway-silent verdict ok (gateway filters ICMP)"),
+    ] {
+        assert!(has(&rows, &want), "{want:?} missing from {rows:#?}");
+    }
+
+    // The gateway's address gone from the peer: nobody answers ARP for it.
+    lab.ip(
+        &lab.peer,
+        &["addr", "del", &format!("{PEER4}/24"), "dev", &lab.pifc],
+    );
+    let (code, rows, nh) = once(&lab, &lab.ifc, &["-t", "gateway"]);
+    for r in &rows {
+        eprintln!("{r}");
+    }
+    assert_eq!(code, 1, "{:?}", nh.lines());
+    for want in [
+        format!("{i} ipv4 gateway-dead gateway answers ARP FAIL (no answer in 1s)"),
+        format!("{i} ipv4 gateway-dead verdict FAIL (gateway {PEER4} does not answer ARP; on-gateway-dead = heal)"),
+    ] {
+        assert!(has(&rows, &want), "{want:?} missing from {rows:#?}");
+    }
+}

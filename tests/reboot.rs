@@ -148,6 +148,10 @@ impl Rig {
                 &self.state,
             ])
             .args([
+                // break_link takes the peer's end down: the heal comes after fail-after
+                // rounds, as these tests expect, not after the default 30 s carrier wait.
+                "--carrier-wait",
+                "0",
                 "--inhibit-file",
                 "none",
                 "-i",

@@ -63,6 +63,18 @@ fuzz_target!(|data: &[u8]| {
                 );
                 assert_eq!(parse_target(&t.to_string()), Ok(t));
             }
+            Ok(t @ (Target::Tcp(sa) | Target::Dns(sa))) => {
+                let prefix = if matches!(t, Target::Tcp(_)) { "tcp:" } else { "dns:" };
+                assert!(s.starts_with(prefix), "{s:?}");
+                assert_ne!(sa.port(), 0, "{s:?}");
+                assert!(t.is_stream());
+                // The address obeys the echo targets' rules.
+                assert!(parse_target(&sa.ip().to_string()).is_ok(), "{s:?}");
+                if let std::net::SocketAddr::V6(v6) = sa {
+                    assert_eq!((v6.scope_id(), v6.flowinfo()), (0, 0), "{s:?}");
+                }
+                assert_eq!(parse_target(&t.to_string()), Ok(t));
+            }
             Err(_) => {}
         },
         3 => {

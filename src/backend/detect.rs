@@ -514,7 +514,14 @@ fn glob_match(glob: &str, name: &str) -> bool {
     true
 }
 
-fn ifupdown_claim(root: &Path, iface: &str, ifupdown_tool: bool) -> Option<(IfupdownKind, String)> {
+/// `nm_running`: an ifcfg file without `NM_CONTROLLED=no` is NetworkManager's (its ifcfg-rh
+/// plugin reads them, and RHEL 8's `ifup` is NetworkManager's nmcli wrapper) while it runs.
+fn ifupdown_claim(
+    root: &Path,
+    iface: &str,
+    ifupdown_tool: bool,
+    nm_running: bool,
+) -> Option<(IfupdownKind, String)> {
     for (file, kind) in [
         ("/run/network/ifstate", IfupdownKind::Debian),
         ("/run/ifstate", IfupdownKind::Ng),
@@ -537,7 +544,7 @@ fn ifupdown_claim(root: &Path, iface: &str, ifupdown_tool: bool) -> Option<(Ifup
                 format!("{ifcfg} has NM_CONTROLLED=no"),
             ));
         }
-        if ours && ifupdown_tool {
+        if ours && ifupdown_tool && !nm_running {
             return Some((
                 IfupdownKind::NetworkScripts,
                 format!("{ifcfg} names {iface}"),
@@ -580,7 +587,7 @@ pub fn gather(root: &Path, iface: &str, has_tool: &dyn Fn(&str) -> bool) -> Fact
         }
     }
     f.netifd_logical = netifd_logical(root, iface);
-    f.ifupdown = ifupdown_claim(root, iface, has_tool("ifup"));
+    f.ifupdown = ifupdown_claim(root, iface, has_tool("ifup"), f.nm_running);
     f.dhcp = procs
         .iter()
         .filter_map(|(c, pid, cmd)| parse_dhcp_client(c, *pid, cmd))
@@ -934,6 +941,41 @@ mod tests {
                 IfupdownKind::Debian,
                 "/run/network/ifstate lists eth0 up".into()
             ))
+        );
+        // RHEL 8/9: an ifcfg file NetworkManager reads (no NM_CONTROLLED=no) is not
+        // network-scripts' while NetworkManager runs; with NM_CONTROLLED=no it is.
+        let rhel = Tree::new("rhel");
+        rhel.put(
+            "/etc/sysconfig/network-scripts/ifcfg-eth0",
+            "DEVICE=eth0\nBOOTPROTO=dhcp\n",
+        );
+        rhel.link("/proc/self/ns/net", "net:[1]");
+        rhel.process(
+            700,
+            "NetworkManager",
+            &["/usr/sbin/NetworkManager", "--no-daemon"],
+            "net:[1]",
+        );
+        let g = gather(&rhel.0, "eth0", &with_ifup);
+        assert!(g.nm_running);
+        assert_eq!(g.ifupdown, None);
+        rhel.put(
+            "/etc/sysconfig/network-scripts/ifcfg-eth0",
+            "DEVICE=eth0\nBOOTPROTO=dhcp\nNM_CONTROLLED=no\n",
+        );
+        assert_eq!(
+            gather(&rhel.0, "eth0", &with_ifup).ifupdown.map(|c| c.0),
+            Some(IfupdownKind::NetworkScripts)
+        );
+        std::fs::remove_dir_all(rhel.0.join("proc/700")).unwrap();
+        rhel.put("/etc/sysconfig/network-scripts/ifcfg-eth0", "DEVICE=eth0\n");
+        assert_eq!(
+            gather(&rhel.0, "eth0", &with_ifup).ifupdown,
+            Some((
+                IfupdownKind::NetworkScripts,
+                "/etc/sysconfig/network-scripts/ifcfg-eth0 names eth0".into()
+            )),
+            "RHEL 7 with NetworkManager stopped"
         );
         // An interface that is not there: no index, no manager files.
         let f = gather(&t.0, "eth7", &with_ifup);

@@ -280,6 +280,8 @@ pub fn commands(
             DhcpOwner::Manager(HealStep::NetworkManager) => {
                 commands(&HealStep::NetworkManager, iface, facts, find, timeout)
             }
+            // Measured with networkd 252 and busybox udhcpd: a DHCPREQUEST, ACKed, the lost
+            // default route back, the carrier count unchanged.
             DhcpOwner::Manager(HealStep::Networkd) => {
                 one(vec![tool(find, "networkctl")?, s("renew"), s(iface)])
             }
@@ -453,6 +455,22 @@ pub fn check_watches(root: &Path, watches: &[crate::config::IfaceConfig]) -> Vec
         .filter(|w| concerns(&w.heal))
         .flat_map(|w| check_ladder(&w.iface, &w.heal, &gather(root, &w.iface), &find))
         .collect()
+}
+
+/// For one watch at start and on SIGHUP, from one gathering of the facts: what `auto`
+/// resolves to (when the ladder has it) and the findings of the ladder's other steps.
+pub fn review(root: &Path, iface: &str, ladder: &[HealStep]) -> (Option<Resolved>, Vec<Finding>) {
+    let f = gather(root, iface);
+    let find = |t: &str| find_tool(root, t);
+    let auto = ladder
+        .contains(&HealStep::Auto)
+        .then(|| resolve_auto(&f, &find));
+    let others: Vec<HealStep> = ladder
+        .iter()
+        .filter(|s| **s != HealStep::Auto)
+        .cloned()
+        .collect();
+    (auto, check_ladder(iface, &others, &f, &find))
 }
 
 /// `auto` for `iface` under `root`, now.

@@ -9,7 +9,7 @@ pub mod secure;
 pub mod values;
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -82,7 +82,31 @@ pub const SWITCHES: &[&str] = &["dry-run", "verbose", "heal-before-up"];
 pub enum Target {
     /// IFACE's default gateway, re-read from the routing table every round.
     Gateway,
+    /// ICMP echo to an address.
     Addr(IpAddr),
+    /// `tcp:ADDR:PORT`: a TCP connect; SYN-ACK or RST both answer.
+    Tcp(SocketAddr),
+    /// `dns:ADDR[:PORT]`: one UDP query to a resolver; any well-formed response answers.
+    Dns(SocketAddr),
+}
+
+/// The port of a `dns:` target without one.
+pub const DNS_PORT: u16 = 53;
+
+impl Target {
+    /// The address probed, if it is fixed (not `gateway`).
+    pub fn addr(&self) -> Option<IpAddr> {
+        match self {
+            Target::Gateway => None,
+            Target::Addr(a) => Some(*a),
+            Target::Tcp(s) | Target::Dns(s) => Some(s.ip()),
+        }
+    }
+
+    /// Probed over a socket of its own (TCP or UDP), not with ICMP echo.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Target::Tcp(_) | Target::Dns(_))
+    }
 }
 
 impl fmt::Display for Target {
@@ -90,6 +114,9 @@ impl fmt::Display for Target {
         match self {
             Target::Gateway => f.write_str("gateway"),
             Target::Addr(a) => a.fmt(f),
+            Target::Tcp(s) => write!(f, "tcp:{s}"),
+            Target::Dns(s) if s.port() == DNS_PORT => write!(f, "dns:{}", s.ip()),
+            Target::Dns(s) => write!(f, "dns:{s}"),
         }
     }
 }
@@ -231,7 +258,7 @@ impl MachineConfig {
 }
 
 impl IfaceConfig {
-    fn defaults(iface: &str) -> Self {
+    pub(crate) fn defaults(iface: &str) -> Self {
         IfaceConfig {
             iface: iface.to_string(),
             targets: vec![Target::Gateway],
@@ -974,6 +1001,36 @@ mod tests {
         assert!(
             e.starts_with("/etc/netheal.conf:1: target: 'example.com': expected an IPv4"),
             "{e}"
+        );
+        for (text, want) in [
+            (
+                "[eth0]\ntarget = gateway tcp:198.51.100.1\n",
+                "/etc/netheal.conf:2: target: 'tcp:198.51.100.1': a port is needed",
+            ),
+            (
+                "target = tcp:198.51.100.1:0\n",
+                "/etc/netheal.conf:1: target: 'tcp:198.51.100.1:0': port 0 is not a port",
+            ),
+            (
+                "target = tcp:example.com:80\n",
+                "/etc/netheal.conf:1: target: 'tcp:example.com:80': an address is needed, netheal does no DNS lookups",
+            ),
+            (
+                "\ntarget = dns:127.0.0.53\n",
+                "/etc/netheal.conf:2: target: 'dns:127.0.0.53': refused: a loopback address",
+            ),
+        ] {
+            let e = build(&args(Some("eth0"), &[]), Some(&doc(text)))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(want), "{text:?}: {e}");
+        }
+        let d = doc("target = tcp:[2001:db8::1]:443 dns:198.51.100.53 gateway\n");
+        let c = build(&args(Some("eth0"), &[]), Some(&d)).unwrap();
+        let shown: Vec<String> = c.watches[0].targets.iter().map(|t| t.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["tcp:[2001:db8::1]:443", "dns:198.51.100.53", "gateway"]
         );
         let d = doc("heal = link restart\n");
         let e = build(&args(Some("eth0"), &[]), Some(&d))

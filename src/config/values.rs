@@ -2,11 +2,11 @@
 //! names. Each returns what was expected on failure; callers add which setting and where.
 #![forbid(unsafe_code)]
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{HealStep, Target, IFNAME_MAX, MAX_DURATION};
+use super::{HealStep, Target, DNS_PORT, IFNAME_MAX, MAX_DURATION};
 
 pub fn check_iface_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
@@ -29,16 +29,80 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
     if s == "gateway" {
         return Ok(Target::Gateway);
     }
+    if let Some(rest) = s.strip_prefix("tcp:") {
+        return Ok(Target::Tcp(parse_stream_addr(rest, None)?));
+    }
+    if let Some(rest) = s.strip_prefix("dns:") {
+        return Ok(Target::Dns(parse_stream_addr(rest, Some(DNS_PORT))?));
+    }
     let addr = s.parse::<IpAddr>().map_err(|_| {
-        "expected an IPv4 or IPv6 address or the word 'gateway' (host names are refused: a watchdog must not depend on DNS)"
+        "expected an IPv4 or IPv6 address, 'gateway', tcp:ADDR:PORT or dns:ADDR[:PORT] (host names are refused: a watchdog must not depend on DNS)"
             .to_string()
     })?;
-    if let Some(what) = answers_locally(addr) {
-        return Err(format!(
+    check_remote(addr)?;
+    Ok(Target::Addr(addr))
+}
+
+fn check_remote(addr: IpAddr) -> Result<(), String> {
+    match answers_locally(addr) {
+        Some(what) => Err(format!(
             "refused: {what} address; the host itself answers it whatever the link does, so the watchdog would never see an outage: expected an address beyond IFACE, or 'gateway'"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// What follows `tcp:` or `dns:`: `ADDR:PORT`, `[V6ADDR]:PORT`, or, with a `default` port,
+/// `ADDR` alone (a bare IPv6 address too: `dns:2001:db8::53`). Addresses only, no zone.
+fn parse_stream_addr(s: &str, default: Option<u16>) -> Result<SocketAddr, String> {
+    let form = match default {
+        None => "ADDR:PORT or [IPV6]:PORT",
+        Some(_) => "ADDR, ADDR:PORT or [IPV6]:PORT",
+    };
+    let bracketed = s
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .and_then(|v| v.parse::<Ipv6Addr>().ok())
+        .map(IpAddr::V6);
+    let bare = s.parse::<IpAddr>().ok().or(bracketed);
+    let sa = if let (Some(ip), Some(port)) = (bare, default) {
+        SocketAddr::new(ip, port)
+    } else if let Ok(sa) = s.parse::<SocketAddr>() {
+        sa
+    } else if bare.is_some() {
+        return Err(format!("a port is needed: expected {form}"));
+    } else {
+        let host = match s.rsplit_once(':') {
+            Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => s,
+        };
+        let name_like = !host.is_empty()
+            && host.parse::<IpAddr>().is_err()
+            && !host.starts_with('[')
+            && host.bytes().any(|b| b.is_ascii_alphabetic())
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        return Err(if name_like {
+            format!("an address is needed, netheal does no DNS lookups: expected {form}")
+        } else {
+            format!("expected {form} with a port from 1 to 65535")
+        });
+    };
+    if sa.port() == 0 {
+        return Err(format!(
+            "port 0 is not a port: expected {form} with a port from 1 to 65535"
         ));
     }
-    Ok(Target::Addr(addr))
+    if let SocketAddr::V6(v6) = sa {
+        if v6.scope_id() != 0 || v6.flowinfo() != 0 {
+            return Err(format!(
+                "no zone or flow label: the interface is the zone; expected {form}"
+            ));
+        }
+    }
+    check_remote(sa.ip())?;
+    Ok(sa)
 }
 
 /// Addresses that the host answers itself, dead link or not: loopback (127.0.0.0/8, ::1,
@@ -465,6 +529,96 @@ mod tests {
             "é",
         ] {
             assert!(check_iface_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stream_targets() {
+        let sa = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        for (text, want, shown) in [
+            (
+                "tcp:198.51.100.1:80",
+                Target::Tcp(sa("198.51.100.1:80")),
+                None,
+            ),
+            (
+                "tcp:[2001:db8::1]:443",
+                Target::Tcp(sa("[2001:db8::1]:443")),
+                None,
+            ),
+            (
+                "dns:198.51.100.53",
+                Target::Dns(sa("198.51.100.53:53")),
+                None,
+            ),
+            (
+                "dns:198.51.100.53:53",
+                Target::Dns(sa("198.51.100.53:53")),
+                Some("dns:198.51.100.53"),
+            ),
+            (
+                "dns:203.0.113.5:5353",
+                Target::Dns(sa("203.0.113.5:5353")),
+                None,
+            ),
+            (
+                "dns:2001:db8::53",
+                Target::Dns(sa("[2001:db8::53]:53")),
+                None,
+            ),
+            (
+                "dns:[2001:db8::53]",
+                Target::Dns(sa("[2001:db8::53]:53")),
+                Some("dns:2001:db8::53"),
+            ),
+            (
+                "dns:[2001:db8::53]:5353",
+                Target::Dns(sa("[2001:db8::53]:5353")),
+                None,
+            ),
+        ] {
+            assert_eq!(parse_target(text), Ok(want), "{text}");
+            assert_eq!(want.to_string(), shown.unwrap_or(text), "{text}");
+            assert_eq!(
+                parse_target(&want.to_string()),
+                Ok(want),
+                "{text} round trip"
+            );
+            assert!(want.is_stream());
+        }
+        let refused = [
+            ("tcp:198.51.100.1", "a port is needed"),
+            ("tcp:2001:db8::1", "a port is needed"),
+            ("tcp:[2001:db8::1]", "a port is needed"),
+            ("tcp:198.51.100.1:0", "port 0"),
+            ("dns:198.51.100.1:0", "port 0"),
+            ("tcp:198.51.100.1:65536", "from 1 to 65535"),
+            ("tcp:198.51.100.1:", "from 1 to 65535"),
+            ("tcp:198.51.100.1:http", "from 1 to 65535"),
+            (
+                "tcp:example.com:80",
+                "an address is needed, netheal does no DNS lookups",
+            ),
+            (
+                "tcp:example.com",
+                "an address is needed, netheal does no DNS lookups",
+            ),
+            (
+                "dns:resolver.lan",
+                "an address is needed, netheal does no DNS lookups",
+            ),
+            ("tcp:127.0.0.1:80", "loopback"),
+            ("tcp:[::1]:80", "loopback"),
+            ("dns:0.0.0.0", "unspecified"),
+            ("dns:[::]:53", "unspecified"),
+            ("dns:::ffff:127.0.0.53", "loopback"),
+            ("tcp:[fe80::1%2]:80", "zone"),
+            ("tcp:", "expected"),
+            ("udp:198.51.100.1:53", "expected an IPv4"),
+        ];
+        for (text, why) in refused {
+            let e = parse_target(text).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
         }
     }
 

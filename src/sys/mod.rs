@@ -1,6 +1,6 @@
 //! The thin layer over the kernel: ICMP sockets, the ARP/NDP sockets of the layer-2 probe,
-//! host addresses, interface flags, rtnetlink,
-//! signals, child processes, lock files, and boot id, uptime and reboot(2). This is the only
+//! the TCP and UDP sockets of `tcp:` and `dns:` targets, host addresses, interface flags,
+//! rtnetlink, signals, child processes, lock files, and boot id, uptime and reboot(2). This is the only
 //! module allowed `unsafe`, and only where nix has no safe call; every block says why it is
 //! sound. Everything here returns `io::Error`s for the caller to name.
 pub mod addrs;
@@ -17,6 +17,7 @@ pub mod netlink;
 pub mod poll;
 pub mod process;
 pub mod signals;
+pub mod stream;
 
 use std::io;
 

@@ -106,5 +106,11 @@ mod tests {
         assert_eq!(set.fds.capacity(), cap, "the buffer is kept");
         set.wait(0).unwrap();
         assert!(!set.readable(0) && set.readable(1));
+        // Writable when asked for: c's send buffer has room, nothing waits to be read on it.
+        set.clear();
+        set.push(c.as_fd());
+        set.push_writable(c.as_fd());
+        set.wait(0).unwrap();
+        assert!(!set.readable(0) && set.readable(1));
     }
 }

@@ -38,8 +38,8 @@ pub struct Gate {
     /// While inhibited: until when (monotonic), and the wall time it was meant to end.
     pub(super) inhibit: Option<(Instant, i64)>,
     inhibit_stamp: Stamp,
-    /// When the inhibit file was last looked at.
-    inhibit_read: Option<Instant>,
+    /// When the inhibit file is looked at again while it is watched (None: at the next round).
+    inhibit_recheck: Option<Instant>,
     /// The daemon watches the inhibit file and calls `inhibit_changed` when it changes.
     pub(crate) inhibit_watched: bool,
     held: Option<Hold>,
@@ -232,10 +232,7 @@ impl Uplink {
     /// Called at the start of every round: looks at the inhibit file when nobody watches it
     /// for us, and otherwise only every `INHIBIT_RECHECK` (no system call in between).
     pub(super) fn check_inhibit(&mut self, now: Instant, log: &mut Log) {
-        let recent = self
-            .gate
-            .inhibit_read
-            .is_some_and(|t| now.saturating_duration_since(t) < INHIBIT_RECHECK);
+        let recent = self.gate.inhibit_recheck.is_some_and(|t| now < t);
         if self.gate.inhibit_watched && recent {
             return;
         }
@@ -259,7 +256,7 @@ impl Uplink {
         let Some(path) = self.cfg.machine.inhibit_file.clone() else {
             return;
         };
-        self.gate.inhibit_read = Some(now);
+        self.gate.inhibit_recheck = now.checked_add(INHIBIT_RECHECK);
         let meta = std::fs::symlink_metadata(&path).ok();
         let stamp = meta
             .as_ref()

@@ -120,7 +120,10 @@ pub(super) fn lane_targets_iter(
             Target::Gateway if gw_family == family => Some((i, gateway)),
             Target::Gateway => None,
             Target::Addr(a) if Family::of(*a) == family => Some((i, Some(*a))),
-            Target::Addr(_) => None,
+            Target::Tcp(s) | Target::Dns(s) if Family::of(s.ip()) == family => {
+                Some((i, Some(s.ip())))
+            }
+            Target::Addr(_) | Target::Tcp(_) | Target::Dns(_) => None,
         })
 }
 
@@ -157,10 +160,12 @@ pub(super) fn evidence(
 ) -> Evidence {
     let f = family as usize;
     let gateway = kv.gateway[f];
+    // Echo only: a `tcp:` or `dns:` target at the gateway's address says nothing about
+    // whether the gateway answers ICMP.
     let gateway_echo = gateway.and_then(|g| {
         slots
             .iter()
-            .find(|s| s.addr == Some(g))
+            .find(|s| s.addr == Some(g) && !s.is_stream())
             .map(|s| s.rtt.is_some())
     });
     Evidence {
@@ -171,16 +176,20 @@ pub(super) fn evidence(
         l2,
         answered: slots.iter().filter(|s| s.rtt.is_some()).count(),
         quorum,
+        targets: slots.len(),
     }
 }
 
-/// The layers judged from the targets' answers, where a target that never answered is no
-/// evidence (the kernel's own facts below them are evidence by themselves).
-pub(super) fn judged_by_targets(layer: Layer) -> bool {
-    matches!(
-        layer,
-        Layer::GatewayDead | Layer::GatewaySilent | Layer::Upstream
-    )
+/// Whether a failure at `layer` was judged from the targets' silence, where a target that
+/// never answered is no evidence. The kernel's own facts (absent .. no-route) and a gateway
+/// that did not answer our ARP / neighbour solicitation (`l2` dead) are evidence by
+/// themselves.
+pub(super) fn judged_by_targets(layer: Layer, l2: L2) -> bool {
+    match layer {
+        Layer::GatewayDead => l2 != L2::Dead,
+        Layer::GatewaySilent | Layer::Upstream => true,
+        _ => false,
+    }
 }
 
 /// Whether a failed round's failure rests on targets that are not armed (have never
@@ -311,6 +320,39 @@ mod tests {
     }
 
     #[test]
+    fn stream_targets_go_to_their_address_family_and_are_no_gateway_echo() {
+        let sa = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let t = vec![
+            Target::Tcp(sa("198.51.100.1:443")),
+            Target::Dns(sa("[2001:db8::53]:53")),
+            Target::Gateway,
+        ];
+        let gw4 = Some(ip("198.51.100.1"));
+        assert_eq!(
+            lane_targets(&t, Family::V4, gw4, Family::V4),
+            vec![(0, gw4), (2, gw4)]
+        );
+        assert_eq!(
+            lane_targets(&t, Family::V6, gw4, Family::V4),
+            vec![(1, Some(ip("2001:db8::53")))]
+        );
+        // A round where `tcp:` to the gateway's address answered and the echo did not: the
+        // gateway did not answer echo, whatever its TCP port said.
+        let now = Instant::now();
+        let mut l = lane(Family::V4, now);
+        l.prober.start_round(now, [gw4, gw4]);
+        l.prober.mark_stream(0);
+        assert!(l.prober.poll_stream(now).is_some());
+        l.prober.stream_answered(now, 0);
+        let kv = KernelView {
+            gateway: [gw4, None],
+            ..KernelView::default()
+        };
+        let ev = evidence(&kv, Family::V4, l.prober.slots(), 1, L2::Unknown);
+        assert_eq!((ev.gateway_echo, ev.answered), (Some(false), 1));
+    }
+
+    #[test]
     fn the_worst_judged_lane_speaks_for_the_interface() {
         let order = [
             State::Up,
@@ -329,6 +371,56 @@ mod tests {
         assert_eq!(worst([&a, &b]), State::Starting);
         a.active = false;
         assert_eq!(worst([&a, &b]), State::Starting, "nothing judged");
+    }
+
+    #[test]
+    fn only_a_failure_judged_from_silent_targets_needs_them_armed() {
+        for l in [
+            Layer::Absent,
+            Layer::AdminDown,
+            Layer::NoCarrier,
+            Layer::NoAddress,
+            Layer::NoRoute,
+        ] {
+            assert!(
+                !judged_by_targets(l, L2::Unknown),
+                "{l}: the kernel says so"
+            );
+        }
+        assert!(
+            !judged_by_targets(Layer::GatewayDead, L2::Dead),
+            "ARP said so"
+        );
+        assert!(
+            judged_by_targets(Layer::GatewayDead, L2::Unknown),
+            "only silence says so"
+        );
+        assert!(judged_by_targets(Layer::Upstream, L2::Alive));
+    }
+
+    #[test]
+    fn an_unarmed_failure_is_judged_by_the_armed_targets_alone() {
+        let t0 = Instant::now();
+        let mut p = Prober::new(1, Duration::from_secs(1), 2, 7, [0; KEY_LEN]);
+        p.start_round(t0, [Some(ip("198.51.100.1")), Some(ip("203.0.113.10"))]);
+        let slots = p.slots().to_vec();
+        // Neither answered; quorum 2.
+        let none = |_: usize| false;
+        let first = |t: usize| t == 0;
+        let both = |_: usize| true;
+        assert!(
+            unarmed_failure(&slots, &[0, 1], 2, none),
+            "nothing is evidence"
+        );
+        assert!(
+            !unarmed_failure(&slots, &[0, 1], 2, first),
+            "target 0 is, and failed"
+        );
+        assert!(!unarmed_failure(&slots, &[0, 1], 2, both));
+        assert!(
+            !unarmed_failure(&slots, &[0, 1], 1, first),
+            "quorum 1: 0 alone decides"
+        );
     }
 
     #[test]

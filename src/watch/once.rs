@@ -10,6 +10,15 @@ use crate::diagnose::{diagnose, Evidence, L2};
 use crate::explain::{self, Lane, Probe};
 
 impl Uplink {
+    /// `--once`: judges when every lane has its round's verdict and no layer-2 probe still
+    /// waits for its answer (the round sends one; its deadline is at most a timeout after the
+    /// round began, so an echo round that ended early waits that long at most).
+    pub(super) fn once_ready(&mut self) {
+        if self.lanes.iter().all(|l| l.once.is_some()) && self.l2.poll_timeout().is_none() {
+            self.once_judge(true);
+        }
+    }
+
     /// Judges every lane once each has ended its round (`ran`), or when no round could start;
     /// sets `once_result` (every lane good) and keeps the lanes for the table. A lane without
     /// targets this round (`gateway` resolved to the other family) is not judged.
@@ -68,19 +77,21 @@ impl Uplink {
             let quorum = (self.cfg.quorum as usize).min(probes.len());
             // What the lane's own judgement was made of, when its round ran (the same the
             // daemon acts on); else the kernel's view with nothing answered.
-            let (link, evidence) = lane.evidence.filter(|_| ran).unwrap_or((
+            let (link, mut evidence) = lane.evidence.filter(|_| ran).unwrap_or((
                 view.link,
                 Evidence {
                     address: fv.address.is_some(),
                     route: fv.route,
                     gateway: fv.gateway,
                     gateway_echo,
-                    // Until the layer-2 probe reports here, nothing is known at layer 2.
                     l2: L2::Unknown,
                     answered,
                     quorum,
+                    targets: probes.len(),
                 },
             ));
+            // Layer 2's final word: the answer may have come after the echo round ended.
+            evidence.l2 = self.l2_result(fam);
             let layer = diagnose(&link, &evidence);
             lanes.push(Lane {
                 family: fam,
@@ -89,7 +100,7 @@ impl Uplink {
                 act: self.cfg.layers.act(layer),
                 address: fv.address.map(|(a, len)| format!("{a}/{len}")),
                 table: fv.table.map(explain::table_name),
-                l2_rtt: None,
+                l2_rtt: self.l2_rtt(fam),
                 timeout: self.cfg.timeout,
                 targets: probes,
             });

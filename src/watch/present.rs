@@ -37,11 +37,17 @@ pub(super) fn round_line(round: u64, good: bool, slots: &[Slot], targets: &[Targ
         if i > 0 {
             line.push_str(", ");
         }
-        let _ = match (slot.addr, slot.rtt, slot.report) {
+        // A stream target is named in full (`tcp:198.51.100.1:443`): the port matters.
+        let a = slot.addr.map(|a| match target.is_stream() {
+            true => target.to_string(),
+            false => a.to_string(),
+        });
+        let _ = match (a, slot.rtt, slot.report) {
             (Some(a), Some(rtt), _) => write!(line, "{a} {:.3}ms", rtt.as_secs_f64() * 1e3),
             (Some(a), None, _) if slot.own => write!(line, "{a} own address (not counted)"),
             (Some(a), None, Some(r)) => write!(line, "{a} {r}"),
             (Some(a), None, None) if slot.send_failed() => write!(line, "{a} send failed"),
+            (Some(a), None, None) if slot.stream_failed() => write!(line, "{a} failed"),
             (Some(a), None, None) => write!(line, "{a} lost"),
             (None, _, _) => write!(line, "{target} unknown"),
         };

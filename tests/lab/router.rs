@@ -16,6 +16,7 @@ use super::{run, Lab, Netheal};
 use std::fs;
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 /// The gateway (router) on the host link, and the host.
@@ -103,7 +104,9 @@ impl Fam {
 /// The far side's servers: TCP accept-and-close on every port given, and a DNS responder that
 /// answers every well-formed query with a well-formed NOERROR response (the question echoed,
 /// no records). IPv4 and IPv6 (dual-stack sockets). Logs `tcp PEER` / `dns PEER` per event
-/// and `ready` once listening.
+/// and `ready` once listening. An IPv6 response leaves from the address the query was sent
+/// to (IPV6_PKTINFO, as real resolvers do): the far side has two IPv6 addresses, and a
+/// resolver's client (netheal's connected socket) takes answers from the one it asked only.
 const SERVE_PY: &str = r#"
 import selectors, socket, sys
 dns_port = int(sys.argv[1])
@@ -119,6 +122,7 @@ for p in sys.argv[2:]:
     t.listen(64)
     sel.register(t, selectors.EVENT_READ, "tcp")
 u = sock(socket.SOCK_DGRAM, dns_port)
+u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
 sel.register(u, selectors.EVENT_READ, "dns")
 def answer(q):
     if len(q) < 12 or q[2] & 0x80:
@@ -150,9 +154,12 @@ while True:
             c.close()
             print("tcp", peer[0], flush=True)
         else:
-            q, peer = key.fileobj.recvfrom(4096)
+            q, anc, _, peer = key.fileobj.recvmsg(4096, socket.CMSG_SPACE(20))
             r = answer(q)
-            if r is not None:
+            info = [d for l, t, d in anc if (l, t) == (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO)]
+            if r is not None and info and not peer[0].startswith("::ffff:"):
+                key.fileobj.sendmsg([r], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info[0])], 0, peer)
+            elif r is not None:
                 key.fileobj.sendto(r, peer)
             print("dns", peer[0], "answered" if r else "ignored", flush=True)
 "#;
@@ -536,11 +543,20 @@ impl Routed {
 
     /// netheal in the host namespace with a status file in the lab directory (after
     /// `quiet_args`' `--status-file none`: the later option wins).
+    /// The status file is rewritten every 100 ms (NETHEAL_TEST_STATUS_EVERY_MS; the default is
+    /// a minute, and on state changes), so a test can follow the lanes in it.
     pub fn netheal_status(&self, args: &[&str]) -> Netheal {
         let status = self.status_path();
-        let mut v: Vec<&str> = vec!["--status-file", &status];
-        v.extend_from_slice(args);
-        self.netheal(&self.host, &v)
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.host, super::bin(), "--log", "stderr"])
+            .args(super::quiet_args())
+            .args(["--status-file", &status])
+            .args(args)
+            .env("NETHEAL_TEST_STATUS_EVERY_MS", "100");
+        for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+            cmd.env_remove(var);
+        }
+        Netheal::spawn(cmd, args.join(" "))
     }
 
     pub fn status_path(&self) -> String {
