@@ -637,6 +637,7 @@ impl Uplink {
         self.reboot_due(now, log);
         self.update_hold(now, log);
         // The layer-2 probes' deadlines first: their results are final before a round ends.
+        self.l2_late(now, log);
         self.l2.handle_timeout(now, &self.cfg.iface, log);
         if once && self.once_result.is_none() {
             self.once_ready(); // a layer-2 answer --once waited for may have come
