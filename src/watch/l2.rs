@@ -175,7 +175,7 @@ impl Layer2 {
         for f in [Family::V4, Family::V6] {
             let gw = i.gateway(f);
             self.gateway[f as usize] = gw;
-            self.probes[f as usize].neighbour(gw, i.gateway_neighbour(f));
+            self.probes[f as usize].neighbour(gw, i.gateway_neighbour(f), i.gateway_lladdr(f));
         }
         let v4 = i.addresses().filter_map(|a| match a.addr {
             IpAddr::V4(ip) => Some((ip, a.prefix_len)),
@@ -480,6 +480,12 @@ impl Layer2 {
                     human(self.timeout)
                 ),
             ),
+            (L2::Stale { answer, entry }, _) => (
+                Level::Warning,
+                format!(
+                    "gateway {gw} answers {what} from {answer} but this host's neighbour entry says {entry} (stale): a local fault"
+                ),
+            ),
             (L2::Unknown, _) => return,
         };
         if self.verbose || self.logged[f] != result {
@@ -759,6 +765,51 @@ mod tests {
                 b
             }
         }
+    }
+
+    #[test]
+    fn a_stale_neighbour_entry_is_said_once_per_change() {
+        use crate::wire::netlink::NUD_PERMANENT;
+        let mut r = rig("stale");
+        let bogus = Mac([2, 0, 0, 0, 0, 1]);
+        let entry = |r: &mut Rig, mac| {
+            r.l2.probes[0].neighbour(Some(GW4.into()), Some(NUD_PERMANENT), Some(mac))
+        };
+        entry(&mut r, bogus);
+        r.round(Family::V4, false, true);
+        let stale = L2::Stale {
+            answer: GW_MAC,
+            entry: bogus,
+        };
+        for _ in 0..3 {
+            assert_eq!(r.round(Family::V4, true, true), stale);
+        }
+        let said = "nh0: gateway 198.51.100.1 answers ARP from 02:00:5e:10:00:01 but this host's neighbour entry says 02:00:00:00:00:01 (stale): a local fault";
+        let lines = r.lines();
+        assert_eq!(
+            lines.iter().filter(|l| l.ends_with(said)).count(),
+            1,
+            "{lines:?}"
+        );
+        // another bogus MAC is a change: said again
+        entry(&mut r, Mac([2, 0, 0, 0, 0, 3]));
+        r.round(Family::V4, true, true);
+        let lines = r.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("says 02:00:00:00:00:03 (stale)"),
+            "{lines:?}"
+        );
+        // the entry put right (a flush, the kernel's own resolution): alive again
+        entry(&mut r, GW_MAC);
+        assert_eq!(r.round(Family::V4, true, true), L2::Alive);
+        let lines = r.lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("gateway 198.51.100.1 answers ARP (")),
+            "{lines:?}"
+        );
     }
 
     #[test]
