@@ -449,6 +449,7 @@ impl Decider {
             Input::KernelChanged => self.confirm(now),
             Input::CarrierLost => {
                 self.carrier_lost.get_or_insert(now);
+                self.kernel_says(now, Layer::NoCarrier, "carrier lost");
             }
             Input::CarrierRegained => self.carrier_lost = None,
             Input::AdminDown => {
@@ -459,7 +460,22 @@ impl Decider {
                     self.heals = self.heals.saturating_add(1);
                     self.actions.push_back(Action::LinkUp { attempt: 0 });
                 }
+                // after the link-up: the fix first, then the news
+                self.kernel_says(now, Layer::AdminDown, "link set down");
             }
+        }
+    }
+
+    /// The kernel reported a fault of `layer` while up: suspect at once (the kernel is
+    /// certain and quick; the confirming round it triggers takes a timeout), the rounds decide
+    /// the rest as usual. Nothing is counted: a good confirming round is up again.
+    fn kernel_says(&mut self, now: Instant, layer: Layer, what: &str) {
+        if self.state == State::Up && self.policy.layers.act(layer).is_outage() {
+            let reason = format!(
+                "{}{layer}: the kernel reports {what}; confirming",
+                self.fam()
+            );
+            self.enter(now, State::Suspect, reason);
         }
     }
 
@@ -1570,6 +1586,51 @@ mod tests {
         assert!(sim.heals()[0].0 >= 80.0, "{:?}", sim.heals());
     }
 
+    /// Issue 9/10: the kernel's carrier loss or admin down is a state change at once (up ->
+    /// suspect, in the same turn), not a timeout later; a good confirming round is up again,
+    /// and no failed round was counted for it.
+    #[test]
+    fn a_carrier_loss_is_suspect_at_once_and_a_good_round_is_up_again() {
+        let t0 = Instant::now();
+        let mut wd = Decider::new(family(policy()), t0, 7);
+        let sim_round = |wd: &mut Decider, at: Instant, good: bool| {
+            while let Some(a) = wd.poll_action() {
+                if a == Action::StartRound {
+                    break;
+                }
+            }
+            wd.round_ended(
+                at,
+                Verdict {
+                    good,
+                    answered: usize::from(good),
+                    targets: 1,
+                },
+            );
+        };
+        sim_round(&mut wd, t0, true);
+        assert_eq!(wd.state(), State::Up);
+        while wd.poll_action().is_some() {}
+        let at = t0 + Duration::from_secs(3);
+        wd.handle_event(at, Input::CarrierLost);
+        assert_eq!(wd.state(), State::Suspect);
+        assert_eq!(wd.since(), at, "in the same turn");
+        let said: Vec<Action> = std::iter::from_fn(|| wd.poll_action()).collect();
+        assert!(
+            said.iter().any(
+                |a| matches!(a, Action::Transition { to: State::Suspect, reason, .. }
+                if reason == "ipv4 no-carrier: the kernel reports carrier lost; confirming")
+            ),
+            "{said:?}"
+        );
+        wd.handle_event(at, Input::CarrierRegained);
+        sim_round(&mut wd, at + Duration::from_millis(300), true);
+        assert_eq!(wd.state(), State::Up);
+        // admin down likewise, unless its layer is ignored
+        wd.handle_event(at + Duration::from_secs(1), Input::AdminDown);
+        assert_eq!(wd.state(), State::Suspect);
+    }
+
     /// A new failing layer during an outage: the ladder starts over (attempt 1, the first
     /// step, the backoff from its minimum), and says so.
     #[test]
@@ -1689,9 +1750,16 @@ mod tests {
         assert_eq!(wd.poll_action(), Some(Action::LinkUp { attempt: 0 }));
         assert_eq!(
             wd.state(),
-            State::Up,
-            "no state change before a round says so"
+            State::Suspect,
+            "the kernel's word is a state change at once (the fix went first)"
         );
+        assert!(matches!(
+            wd.poll_action(),
+            Some(Action::Transition {
+                to: State::Suspect,
+                ..
+            })
+        ));
         assert_eq!(wd.heals(), 1);
         wd.set_held(at, true);
         wd.handle_event(at, Input::AdminDown);

@@ -125,7 +125,11 @@ pub fn run() -> ExitCode {
     if let Some(d) = detached {
         d.ready();
     }
-    match daemon.run(log) {
+    let outcome = daemon.run(log);
+    // Everything else goes before the pidfile does: an init script that waits for the pidfile
+    // to disappear must find the process gone with it (the sockets, children, reports).
+    drop(daemon);
+    match outcome {
         Ok(daemon::Exit::Stopped) => ExitCode::from(exit::OK),
         Ok(daemon::Exit::Once(good, table)) => {
             print(&table);
