@@ -10,6 +10,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::wire::arp::Mac;
+
 /// A layer of the path from this host to its targets, in diagnosis order. `Ok` is the verdict
 /// when none fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,6 +108,11 @@ pub enum L2 {
     Alive,
     /// Asked, no answer within the round.
     Dead,
+    /// It answered ARP, but from another MAC (`answer`) than this host's neighbour entry
+    /// for it holds (`entry`): every packet of ours goes to `entry`, so for this host the
+    /// gateway is as dead as with no answer, and the fault is local (a stale or bogus
+    /// entry, which a link bounce or ifup flushes). Judged as `Dead`.
+    Stale { answer: Mac, entry: Mac },
 }
 
 /// What a failure of a layer is allowed to do.
@@ -362,6 +369,29 @@ mod tests {
         assert_eq!(diagnose(&UP, &e), Layer::GatewayDead);
         // No layer-2 check and no echo answer: nothing says it lives.
         assert_eq!(diagnose(&UP, &ev(0, 1)), Layer::GatewayDead);
+    }
+
+    #[test]
+    fn a_gateway_answering_arp_from_another_mac_than_our_entry_is_a_local_fault() {
+        let stale = L2::Stale {
+            answer: Mac([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]),
+            entry: Mac([2, 0, 0, 0, 0, 1]),
+        };
+        // gateway the only target (as Alive it would be gateway-silent, ignored), or far
+        // targets behind it (as Alive: upstream, report only): both a heal's business.
+        for e in [
+            Evidence {
+                l2: stale,
+                gateway_echo: Some(false),
+                ..ev(0, 1)
+            },
+            Evidence {
+                l2: stale,
+                ..ev(0, 2)
+            },
+        ] {
+            assert_eq!(diagnose(&UP, &e), Layer::GatewayDead, "{e:?}");
+        }
     }
 
     #[test]

@@ -148,6 +148,10 @@ pub fn reason(family: Family, layer: Layer, ev: &Evidence, far: usize) -> String
         Layer::NoRoute => "no default route through the interface".to_string(),
         Layer::GatewayDead => match ev.l2 {
             L2::Dead => format!("{gw} does not answer {}", l2_name(family)),
+            L2::Stale { answer, entry } => format!(
+                "{gw} answers {} from {answer} but this host's neighbour entry says {entry} (stale)",
+                l2_name(family)
+            ),
             _ => format!("{gw} does not answer (no layer-2 check possible)"),
         },
         Layer::GatewaySilent => format!("{gw} silent to ICMP, alive at layer 2"),
@@ -284,6 +288,9 @@ fn lane_rows(iface: &str, link: &Link, lane: &Lane) -> Vec<Row> {
             (None, _) => "-".into(),
             (Some(_), L2::Alive) => ok(lane.l2_rtt.map(ms)),
             (Some(_), L2::Dead) => fail(format!("no answer in {}", human(lane.timeout))),
+            (Some(_), L2::Stale { answer, entry }) => fail(format!(
+                "answers from {answer}, this host's neighbour entry says {entry} (stale)"
+            )),
             (Some(_), L2::Unknown) => na("not asked"),
         },
     ));
@@ -540,6 +547,34 @@ nh0    ipv4    ok              verdict               ok
             "nh0    ipv4    no-carrier      verdict               FAIL (no carrier; on-no-carrier = heal)"
         );
         assert!(!all_good([&lane]));
+    }
+
+    #[test]
+    fn a_stale_neighbour_entry_is_gateway_dead_with_both_macs() {
+        let stale = L2::Stale {
+            answer: crate::wire::arp::Mac([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]),
+            entry: crate::wire::arp::Mac([2, 0, 0, 0, 0, 1]),
+        };
+        let mut lane = v4(None, None, stale, 1);
+        lane.layer = crate::diagnose::diagnose(&UP, &lane.evidence);
+        assert_eq!(lane.layer, Layer::GatewayDead);
+        lane.act = Act::Heal;
+        let t = table(&UP, std::slice::from_ref(&lane));
+        let row = t
+            .lines()
+            .find(|l| l.contains("gateway answers ARP"))
+            .unwrap();
+        assert!(
+            row.ends_with(
+                "FAIL (answers from aa:bb:cc:dd:ee:ff, this host's neighbour entry says 02:00:00:00:00:01 (stale))"
+            ),
+            "{row}"
+        );
+        assert!(!all_good([&lane]));
+        assert_eq!(
+            reason(Family::V4, Layer::GatewayDead, &lane.evidence, 1),
+            "ipv4 gateway-dead: gateway 198.51.100.1 answers ARP from aa:bb:cc:dd:ee:ff but this host's neighbour entry says 02:00:00:00:00:01 (stale)"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::wire::arp::Mac;
 use crate::wire::netlink::{
     flag, Addr, Change, Dump, Link, Message, Neigh, NlMsg, Route, IFA_F_PERMANENT, NUD_FAILED,
     RTN_UNICAST,
@@ -195,6 +196,8 @@ pub struct Iface {
     default: [Option<DefaultRoute>; 2],
     /// The neighbour state (NUD_*) of each family's gateway, when the kernel reported one.
     neigh: [Option<u16>; 2],
+    /// That entry's link-layer address, when it has one.
+    neigh_mac: [Option<Mac>; 2],
     link_stale: bool,
 }
 
@@ -210,6 +213,7 @@ impl Iface {
             statics: Vec::new(),
             default: [None, None],
             neigh: [None, None],
+            neigh_mac: [None, None],
             link_stale: false,
         }
     }
@@ -239,6 +243,12 @@ impl Iface {
         self.neigh[family as usize]
     }
 
+    /// The link-layer address of the gateway's neighbour entry (the MAC this host sends
+    /// the family's traffic to), when the entry has one.
+    pub fn gateway_lladdr(&self, family: Family) -> Option<Mac> {
+        self.neigh_mac[family as usize]
+    }
+
     fn forget(&mut self) {
         self.index = None;
         self.admin_up = false;
@@ -246,6 +256,7 @@ impl Iface {
         self.addrs.clear();
         self.statics.clear();
         self.neigh = [None, None];
+        self.neigh_mac = [None, None];
     }
 }
 
@@ -879,6 +890,7 @@ impl Kernel {
             i.default[family as usize] = best;
             if old.map(|r| r.gateway) != best.map(|r| r.gateway) {
                 i.neigh[family as usize] = None;
+                i.neigh_mac[family as usize] = None;
             }
             if i.index.is_some() {
                 self.events.push_back((
@@ -902,6 +914,7 @@ impl Kernel {
             let f = n.family as usize;
             let before = i.neigh[f];
             i.neigh[f] = add.then_some(n.state);
+            i.neigh_mac[f] = n.lladdr.filter(|_| add).map(Mac);
             let failed = |st: Option<u16>| st.is_some_and(|st| st & NUD_FAILED != 0);
             if failed(i.neigh[f]) && !failed(before) {
                 self.events
@@ -914,7 +927,7 @@ impl Kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::netlink::{kind, IFF_LOWER_UP, IFF_UP, NUD_REACHABLE};
+    use crate::wire::netlink::{kind, IFF_LOWER_UP, IFF_UP, NUD_PERMANENT, NUD_REACHABLE};
 
     const UP: u32 = IFF_UP | IFF_LOWER_UP;
     const GW: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 1));
@@ -1335,6 +1348,36 @@ mod tests {
             [(0, Event::GatewayUnresolved { gateway: GW })]
         );
         assert_eq!(k.iface(0).gateway_neighbour(Family::V4), Some(NUD_FAILED));
+    }
+
+    #[test]
+    fn gateway_neighbour_lladdr_is_kept_with_its_state() {
+        let (mut k, _) = lab(None);
+        events(&mut k);
+        let with_mac = |ty, state, mac: [u8; 6]| {
+            let mut b = neigh(ty, 3, GW, state);
+            // one more attribute: NDA_LLADDR (type 2), 6 bytes, padded to 4
+            b.extend_from_slice(&[10, 0, 2, 0]);
+            b.extend_from_slice(&mac);
+            b.extend_from_slice(&[0, 0]);
+            let len = b.len() as u32;
+            b[..4].copy_from_slice(&len.to_ne_bytes());
+            b
+        };
+        let bogus = [2, 0, 0, 0, 0, 1];
+        feed(&mut k, &with_mac(kind::NEWNEIGH, NUD_PERMANENT, bogus));
+        assert_eq!(
+            k.iface(0).gateway_neighbour(Family::V4),
+            Some(NUD_PERMANENT)
+        );
+        assert_eq!(k.iface(0).gateway_lladdr(Family::V4), Some(Mac(bogus)));
+        assert_eq!(k.iface(0).gateway_lladdr(Family::V6), None);
+        // an entry without one (FAILED) has none
+        feed(&mut k, &neigh(kind::NEWNEIGH, 3, GW, NUD_FAILED));
+        assert_eq!(k.iface(0).gateway_lladdr(Family::V4), None);
+        feed(&mut k, &with_mac(kind::NEWNEIGH, NUD_REACHABLE, bogus));
+        feed(&mut k, &with_mac(kind::DELNEIGH, NUD_REACHABLE, bogus));
+        assert_eq!(k.iface(0).gateway_lladdr(Family::V4), None, "deleted");
     }
 
     /// Lost events: the resync waits for the running dump, then dumps everything again; what

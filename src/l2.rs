@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::wire::arp::{Arp, Mac};
 use crate::wire::ndp::{Advert, Solicit};
-use crate::wire::netlink::NUD_REACHABLE;
+use crate::wire::netlink::{NUD_FAILED, NUD_INCOMPLETE, NUD_REACHABLE};
 use crate::wire::Family;
 
 /// What layer 2 says about the gateway in one round: the diagnosis's own type (one name
@@ -38,6 +38,7 @@ pub fn name(l2: L2) -> &'static str {
         L2::Unknown => "unknown",
         L2::Alive => "alive",
         L2::Dead => "dead",
+        L2::Stale { .. } => "stale",
     }
 }
 
@@ -84,6 +85,9 @@ pub struct L2Probe {
     rtt: Option<Duration>,
     /// The gateway whose neighbour state we follow, and whether it was REACHABLE.
     neigh: Option<(IpAddr, bool)>,
+    /// The MAC this host's neighbour entry for that gateway holds (an entry that is not
+    /// INCOMPLETE or FAILED, with a link-layer address): where our traffic to it goes.
+    entry: Option<Mac>,
     /// Whether a round is running (kernel evidence counts only then).
     in_round: bool,
     pub stats: Stats,
@@ -96,6 +100,8 @@ pub struct Stats {
     pub answered: u64,
     pub dead: u64,
     pub kernel_confirmed: u64,
+    /// Answers from another MAC than the neighbour entry's (`L2::Stale`).
+    pub stale: u64,
 }
 
 impl L2Probe {
@@ -107,6 +113,7 @@ impl L2Probe {
             result: L2::Unknown,
             rtt: None,
             neigh: None,
+            entry: None,
             in_round: false,
             stats: Stats::default(),
         }
@@ -179,14 +186,33 @@ impl L2Probe {
     }
 
     /// A packet from the probe's socket (an ARP packet, or an ICMPv6 message that arrived
-    /// with hop limit 255). Returns whether it was the gateway's answer.
+    /// with hop limit 255). Returns whether it was the gateway's answer, or (the first
+    /// time in a round) an ARP answer from another MAC than the kernel's neighbour entry
+    /// for the gateway holds: `L2::Stale`, a local fault (our traffic goes to the entry's
+    /// MAC, which is not the gateway's). The request stays awaited then: an answer from the
+    /// entry's MAC before the deadline (a second box answering too, VRRP) is still Alive.
+    /// IPv6 needs no such check: the solicitation goes unicast through the kernel's entry,
+    /// so a wrong entry is no answer, Dead.
     pub fn handle_packet(&mut self, now: Instant, pkt: &[u8]) -> bool {
         let Some(p) = self.probe else { return false };
         let Some(sent_at) = p.sent_at else {
             return false;
         };
         let ours = match p.asker.gateway {
-            IpAddr::V4(gw) => Arp::parse_reply_from(pkt, gw, p.asker.our_ip).is_ok(),
+            IpAddr::V4(gw) => match Arp::parse_reply_from(pkt, gw, p.asker.our_ip) {
+                Ok(answer) => match self.entry {
+                    Some(entry) if entry != answer => {
+                        if self.result != L2::Unknown {
+                            return false;
+                        }
+                        self.result = L2::Stale { answer, entry };
+                        self.stats.stale = self.stats.stale.saturating_add(1);
+                        return true;
+                    }
+                    _ => true,
+                },
+                Err(_) => false,
+            },
             IpAddr::V6(gw) => Advert::parse_for(pkt, gw).is_ok(),
         };
         if !ours {
@@ -199,19 +225,36 @@ impl L2Probe {
         true
     }
 
-    /// The kernel's neighbour state (NUD_*) of this family's gateway, from the netlink cache,
-    /// whenever it may have changed. A change to REACHABLE during a round is the kernel's
-    /// own confirmation (RFC 4861 7.3.3; ARP likewise): Alive, whether or not we probed.
-    pub fn neighbour(&mut self, gateway: Option<IpAddr>, state: Option<u16>) {
+    /// The kernel's neighbour entry of this family's gateway (its NUD_* state and
+    /// link-layer address), from the netlink cache, whenever it may have changed. A change
+    /// to REACHABLE during a round is the kernel's own confirmation (RFC 4861 7.3.3; ARP
+    /// likewise): Alive, whether or not we probed. A Stale round turns Alive when the entry
+    /// now holds the MAC that answered (the kernel took our answer, or an admin fixed it).
+    pub fn neighbour(&mut self, gateway: Option<IpAddr>, state: Option<u16>, lladdr: Option<Mac>) {
         let reachable = state.is_some_and(|s| s & NUD_REACHABLE != 0);
         let before = match (self.neigh, gateway) {
             (Some((g, r)), Some(now_gw)) if g == now_gw => r,
             _ => false,
         };
         self.neigh = gateway.map(|g| (g, reachable));
+        let valid = state.is_some_and(|s| s != 0 && s & (NUD_INCOMPLETE | NUD_FAILED) == 0);
+        self.entry = lladdr.filter(|m| valid && gateway.is_some() && m.0 != [0; 6]);
+        let confirmed = match self.result {
+            // the kernel's REACHABLE counts only for the MAC that answered us
+            L2::Stale { answer, .. } => self.entry.is_none_or(|e| e == answer),
+            L2::Alive => false,
+            _ => true,
+        };
+        if let L2::Stale { answer, .. } = self.result {
+            if self.in_round && self.entry == Some(answer) {
+                self.result = L2::Alive;
+                self.stats.kernel_confirmed = self.stats.kernel_confirmed.saturating_add(1);
+                return;
+            }
+        }
         // A request of ours still in flight keeps waiting, for its round trip; its timeout
         // no longer makes the round Dead.
-        if reachable && !before && self.in_round && self.result != L2::Alive {
+        if reachable && !before && self.in_round && confirmed {
             self.result = L2::Alive;
             self.stats.kernel_confirmed = self.stats.kernel_confirmed.saturating_add(1);
         }
@@ -230,7 +273,7 @@ impl L2Probe {
             return;
         }
         self.probe = None;
-        if p.sent_at.is_some() && self.result != L2::Alive {
+        if p.sent_at.is_some() && self.result == L2::Unknown {
             self.result = L2::Dead;
             self.stats.dead = self.stats.dead.saturating_add(1);
         }
@@ -289,7 +332,7 @@ pub fn source_v4(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::netlink::{NUD_DELAY, NUD_FAILED, NUD_STALE};
+    use crate::wire::netlink::{NUD_DELAY, NUD_PERMANENT, NUD_STALE};
 
     const GW4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
     const OUR4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
@@ -443,22 +486,22 @@ mod tests {
         let gw = Some(IpAddr::V4(GW4));
         let mut p = L2Probe::new(Family::V4);
         // REACHABLE before any round is not evidence for a round
-        p.neighbour(gw, Some(NUD_REACHABLE));
+        p.neighbour(gw, Some(NUD_REACHABLE), None);
         p.start(t0, T, asker(GW4.into()));
         assert_eq!(p.result(), L2::Unknown);
         // still REACHABLE (the cache refreshes): no change, no evidence
-        p.neighbour(gw, Some(NUD_REACHABLE));
+        p.neighbour(gw, Some(NUD_REACHABLE), None);
         assert_eq!(p.result(), L2::Unknown);
-        p.neighbour(gw, Some(NUD_STALE));
-        p.neighbour(gw, Some(NUD_DELAY));
+        p.neighbour(gw, Some(NUD_STALE), None);
+        p.neighbour(gw, Some(NUD_DELAY), None);
         assert_eq!(p.result(), L2::Unknown);
-        p.neighbour(gw, Some(NUD_REACHABLE));
+        p.neighbour(gw, Some(NUD_REACHABLE), None);
         assert_eq!(p.result(), L2::Alive);
         assert_eq!(p.stats.kernel_confirmed, 1);
         p.round_ended();
         // between rounds it does not count
-        p.neighbour(gw, Some(NUD_FAILED));
-        p.neighbour(gw, Some(NUD_REACHABLE));
+        p.neighbour(gw, Some(NUD_FAILED), None);
+        p.neighbour(gw, Some(NUD_REACHABLE), None);
         p.start(t0 + T, T, None);
         assert_eq!(p.result(), L2::Unknown);
     }
@@ -468,10 +511,10 @@ mod tests {
         let t0 = Instant::now();
         let gw = Some(IpAddr::V4(GW4));
         let mut p = armed(Family::V4);
-        p.neighbour(gw, Some(NUD_FAILED));
+        p.neighbour(gw, Some(NUD_FAILED), None);
         p.start(t0, T, asker(GW4.into())).unwrap();
         p.sent(t0);
-        p.neighbour(gw, Some(NUD_REACHABLE));
+        p.neighbour(gw, Some(NUD_REACHABLE), None);
         assert_eq!(p.result(), L2::Alive);
         assert_eq!(p.rtt(), None);
         // our own answer still comes, for its round trip
@@ -483,16 +526,110 @@ mod tests {
         p.note_round(true);
         p.start(t0 + T, T, asker(GW4.into())).unwrap();
         p.sent(t0 + T);
-        p.neighbour(gw, Some(NUD_STALE));
-        p.neighbour(gw, Some(NUD_REACHABLE));
+        p.neighbour(gw, Some(NUD_STALE), None);
+        p.neighbour(gw, Some(NUD_REACHABLE), None);
         p.handle_timeout(t0 + 2 * T);
         assert_eq!(p.result(), L2::Alive);
         assert_eq!(p.poll_timeout(), None);
         // a new gateway's REACHABLE is a change too
         let mut p = L2Probe::new(Family::V4);
-        p.neighbour(gw, Some(NUD_REACHABLE));
+        p.neighbour(gw, Some(NUD_REACHABLE), None);
         p.start(t0, T, None);
-        p.neighbour(Some(IpAddr::V4(OUR4)), Some(NUD_REACHABLE));
+        p.neighbour(Some(IpAddr::V4(OUR4)), Some(NUD_REACHABLE), None);
+        assert_eq!(p.result(), L2::Alive);
+    }
+
+    #[test]
+    fn an_arp_answer_from_another_mac_than_the_neighbour_entry_is_stale() {
+        let t0 = Instant::now();
+        let gw = Some(IpAddr::V4(GW4));
+        let bogus = Mac([2, 0, 0, 0, 0, 1]);
+        let stale = L2::Stale {
+            answer: GW_MAC,
+            entry: bogus,
+        };
+        let mut p = armed(Family::V4);
+        p.neighbour(gw, Some(NUD_PERMANENT), Some(bogus));
+        p.start(t0, T, asker(GW4.into())).unwrap();
+        p.sent(t0);
+        assert!(p.handle_packet(t0 + Duration::from_millis(1), &arp_reply(GW4)));
+        assert_eq!(p.result(), stale);
+        assert_eq!(p.rtt(), None);
+        // the same answer again is no news; the request stays awaited (another box may
+        // answer from the entry's MAC), and the deadline keeps the verdict
+        assert!(!p.handle_packet(t0 + Duration::from_millis(2), &arp_reply(GW4)));
+        assert!(p.waiting());
+        p.handle_timeout(t0 + T);
+        assert_eq!(p.result(), stale, "not turned into a plain Dead");
+        assert_eq!(p.poll_timeout(), None);
+        assert_eq!((p.stats.stale, p.stats.dead, p.stats.answered), (1, 0, 0));
+        p.round_ended();
+
+        // an answer from the entry's MAC is Alive; so is one while the entry has no MAC
+        // (INCOMPLETE, FAILED: the kernel is resolving it) or none is known
+        for (state, mac) in [
+            (Some(NUD_PERMANENT), Some(GW_MAC)),
+            (Some(NUD_FAILED), Some(bogus)),
+            (Some(NUD_INCOMPLETE), Some(bogus)),
+            (None, None),
+        ] {
+            let mut p = armed(Family::V4);
+            p.neighbour(gw, state, mac);
+            p.start(t0, T, asker(GW4.into())).unwrap();
+            p.sent(t0);
+            assert!(p.handle_packet(t0, &arp_reply(GW4)));
+            assert_eq!(p.result(), L2::Alive, "{state:?} {mac:?}");
+        }
+
+        // the kernel takes our answer into a dynamic entry during the round: Alive
+        let mut p = armed(Family::V4);
+        p.neighbour(gw, Some(NUD_STALE), Some(bogus));
+        p.start(t0, T, asker(GW4.into())).unwrap();
+        p.sent(t0);
+        assert!(p.handle_packet(t0, &arp_reply(GW4)));
+        assert_eq!(p.result(), stale);
+        // REACHABLE for the wrong MAC still is not the gateway
+        p.neighbour(gw, Some(NUD_REACHABLE), Some(bogus));
+        assert_eq!(p.result(), stale);
+        p.neighbour(gw, Some(NUD_REACHABLE), Some(GW_MAC));
+        assert_eq!(p.result(), L2::Alive);
+        p.handle_timeout(t0 + T);
+        assert_eq!(p.result(), L2::Alive);
+
+        // and an answer from the entry's MAC after a stranger's, before the deadline
+        let mut p = armed(Family::V4);
+        p.neighbour(gw, Some(NUD_REACHABLE), Some(bogus));
+        p.start(t0, T, asker(GW4.into())).unwrap();
+        p.sent(t0);
+        assert!(p.handle_packet(t0, &arp_reply(GW4)));
+        let mut b = [0; 28];
+        Arp {
+            reply: true,
+            sender_mac: bogus,
+            sender_ip: GW4,
+            target_mac: MAC,
+            target_ip: OUR4,
+        }
+        .emit(&mut b)
+        .unwrap();
+        assert!(p.handle_packet(t0 + Duration::from_millis(3), &b));
+        assert_eq!(p.result(), L2::Alive);
+        assert_eq!(p.rtt(), Some(Duration::from_millis(3)));
+    }
+
+    #[test]
+    fn ndp_does_not_compare_macs() {
+        // the solicitation went through the kernel's entry: an advert is the gateway's
+        let t0 = Instant::now();
+        let mut p = armed(Family::V6);
+        p.neighbour(
+            Some(GW6.into()),
+            Some(NUD_PERMANENT),
+            Some(Mac([2, 0, 0, 0, 0, 1])),
+        );
+        p.start(t0, T, asker(GW6.into())).unwrap();
+        p.sent(t0);
+        assert!(p.handle_packet(t0, &na(GW6)));
         assert_eq!(p.result(), L2::Alive);
     }
 
@@ -519,8 +656,17 @@ mod tests {
     #[test]
     fn l2_names() {
         assert_eq!(
-            [L2::Unknown, L2::Alive, L2::Dead].map(name),
-            ["unknown", "alive", "dead"]
+            [
+                L2::Unknown,
+                L2::Alive,
+                L2::Dead,
+                L2::Stale {
+                    answer: GW_MAC,
+                    entry: MAC
+                }
+            ]
+            .map(name),
+            ["unknown", "alive", "dead", "stale"]
         );
     }
 }

@@ -396,7 +396,7 @@ impl Uplink {
 
     /// `auto`'s one line, when it changed.
     fn say_backend(&mut self, log: &mut Log, r: &backend::Resolved) {
-        if self.said.auto_changed(&r.line) {
+        if self.said.auto_changed(r) {
             let level = if r.warning {
                 Level::Warning
             } else {
@@ -640,6 +640,7 @@ impl Uplink {
         self.reboot_due(now, log);
         self.update_hold(now, log);
         // The layer-2 probes' deadlines first: their results are final before a round ends.
+        self.l2_late(now, log);
         self.l2.handle_timeout(now, &self.cfg.iface, log);
         if once && self.once_result.is_none() {
             self.once_ready(); // a layer-2 answer --once waited for may have come

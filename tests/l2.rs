@@ -337,3 +337,93 @@ fn each_family_is_probed_on_its_own() {
         .expect("IPv4 rounds go on");
     assert_eq!(nh.count_lines("ARP"), 0, "the IPv4 gateway is not asked");
 }
+
+/// The peer's MAC on its end of the pair.
+fn peer_mac(lab: &Lab) -> String {
+    let out = lab.ip(&lab.peer, &["-br", "link", "show", "dev", &lab.pifc]);
+    out.split_whitespace().nth(2).expect("a MAC").to_string()
+}
+
+/// This host's neighbour entry for the gateway is wrong (a bogus permanent lladdr, the
+/// issue's fault): the gateway answers our broadcast ARP request fine, but every packet of
+/// ours goes to the bogus MAC. That is a local fault (a link bounce or ifup flushes the
+/// entry): gateway-dead, with both MACs said, and --once exits 1. Before, the answer made
+/// the gateway "alive" and the gateway-only round gateway-silent (ignored): exit 0.
+#[test]
+fn bogus_permanent_neighbour_entry_is_gateway_dead() {
+    let Some(lab) = Lab::pair("l2i", 49, &[]) else {
+        return;
+    };
+    routes(&lab, true, None);
+    let bogus = "02:00:00:00:00:01";
+    lab.ip(
+        &lab.host,
+        &[
+            "neigh",
+            "replace",
+            PEER4,
+            "lladdr",
+            bogus,
+            "dev",
+            &lab.ifc,
+            "nud",
+            "permanent",
+        ],
+    );
+    let mac = peer_mac(&lab);
+    let (code, lines, nh) = once(&lab, "gateway");
+    let said = format!(
+        "gateway {PEER4} answers ARP from {mac} but this host's neighbour entry says {bogus} (stale): a local fault"
+    );
+    if code != 1 || find(&lines, &said).is_none() {
+        nh.dump();
+        panic!("exit {code}, no `{said}` line");
+    }
+    let row = find(&lines, "gateway answers ARP").expect("the table's layer-2 row");
+    assert!(row.contains("gateway-dead"), "{row}");
+    assert!(
+        row.contains(&format!(
+            "FAIL (answers from {mac}, this host's neighbour entry says {bogus} (stale))"
+        )),
+        "{row}"
+    );
+    assert!(
+        find(&lines, "ok (gateway filters ICMP)").is_none(),
+        "{lines:?}"
+    );
+    eprintln!("observed: {row}");
+}
+
+/// IPv6 needs no MAC comparison: the solicitation goes unicast through the kernel's entry,
+/// so a bogus permanent entry means no advert, Dead.
+#[test]
+fn bogus_permanent_ipv6_neighbour_entry_is_gateway_dead() {
+    let Some(lab) = Lab::pair("l2j", 50, &[]) else {
+        return;
+    };
+    let gw = lab.peer6();
+    routes(&lab, false, Some(&gw));
+    lab.ip(
+        &lab.host,
+        &[
+            "-6",
+            "neigh",
+            "replace",
+            &gw,
+            "lladdr",
+            "02:00:00:00:00:01",
+            "dev",
+            &lab.ifc,
+            "nud",
+            "permanent",
+        ],
+    );
+    let (code, lines, nh) = once(&lab, &gw);
+    let what = format!("gateway {gw} does not answer NDP (no reply in 2s)");
+    if code != 1 || find(&lines, &what).is_none() {
+        nh.dump();
+        panic!("exit {code}, no `{what}` line");
+    }
+    let row = find(&lines, "gateway answers NDP").expect("the table's layer-2 row");
+    assert!(row.contains("FAIL (no answer in 2s)"), "{row}");
+}

@@ -537,25 +537,8 @@ fn link_step_puts_back_routes_and_addresses() {
     let nh = lab.netheal_ladder(
         &host,
         &[
-            "-t",
-            PEER4,
-            "-i",
-            "300ms",
-            "-W",
-            "300ms",
-            "-n",
-            "2",
-            "-a",
-            "link",
-            "-b",
-            "2s:4s",
-            // The fault below is a bogus neighbour entry: the gateway itself still answers
-            // our ARP request, so it is judged gateway-silent (ignored by default); this
-            // test is about what the bounce puts back, so that layer heals here.
-            "--on-gateway-silent",
-            "heal",
-            "-v",
-            &ifc,
+            "-t", PEER4, "-i", "300ms", "-W", "300ms", "-n", "2", "-a", "link", "-b", "2s:4s",
+            "-v", &ifc,
         ],
     );
     nh.expect(nh.started, "-> up", s(10.0));

@@ -3,8 +3,9 @@
 //! sends, packets (raw bytes, or the gateway's genuine answer), kernel neighbour states, time
 //! passing, rounds ending. A shadow model checks that Alive comes only from a packet the codec
 //! reads as the gateway's answer or from the kernel turning REACHABLE during a round; Dead
-//! only after a request went out and its deadline passed unanswered; a healthy round never
-//! asks; poll_timeout is never in the past after handle_timeout.
+//! only after a request went out and its deadline passed unanswered; Stale only from an ARP
+//! answer whose MAC is not the one the neighbour entry holds; a healthy round never asks;
+//! poll_timeout is never in the past after handle_timeout.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -21,6 +22,8 @@ const OUR4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 const GW6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 const MAC: Mac = Mac([2, 0, 0x5e, 0x10, 0, 2]);
 const T: Duration = Duration::from_millis(200);
+const GW_MAC: Mac = Mac([2, 0, 0x5e, 0x10, 0, 1]);
+const BOGUS: Mac = Mac([2, 0, 0, 0, 0, 1]);
 
 fn answer(family: Family) -> Vec<u8> {
     match family {
@@ -28,7 +31,7 @@ fn answer(family: Family) -> Vec<u8> {
             let mut b = vec![0; 28];
             Arp {
                 reply: true,
-                sender_mac: Mac([2, 0, 0x5e, 0x10, 0, 1]),
+                sender_mac: GW_MAC,
                 sender_ip: GW4,
                 target_mac: MAC,
                 target_ip: OUR4,
@@ -49,7 +52,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&first, mut rest)) = data.split_first() else {
         return;
     };
-    let family = if first & 1 == 0 { Family::V4 } else { Family::V6 };
+    let family = if first & 1 == 0 {
+        Family::V4
+    } else {
+        Family::V6
+    };
     let gw: IpAddr = match family {
         Family::V4 => GW4.into(),
         Family::V6 => GW6.into(),
@@ -68,6 +75,8 @@ fuzz_target!(|data: &[u8]| {
     let mut answered = false;
     let mut kernel_ok = false;
     let mut reachable = false;
+    let mut entry: Option<Mac> = None; // the neighbour entry's MAC, as the probe should see it
+    let mut stale = false; // an ARP answer came from another MAC than the entry's
     let mut expired = false; // a request went out and its deadline passed unanswered
     let mut steps = 0;
     while let Some((&op, tail)) = rest.split_first() {
@@ -88,7 +97,12 @@ fuzz_target!(|data: &[u8]| {
                 answered = false;
                 kernel_ok = false;
                 expired = false;
-                assert_eq!(req.is_some(), wanted && with, "asks only after a failed round");
+                stale = false;
+                assert_eq!(
+                    req.is_some(),
+                    wanted && with,
+                    "asks only after a failed round"
+                );
                 probing = req.map(|_| (false, now + T));
             }
             2 => {
@@ -106,25 +120,49 @@ fuzz_target!(|data: &[u8]| {
                     rest = tail;
                     pkt.to_vec()
                 };
-                let ours = match family {
-                    Family::V4 => Arp::parse_reply_from(&pkt, GW4, OUR4).is_ok(),
-                    Family::V6 => Advert::parse_for(&pkt, GW6).is_ok(),
+                let (ours, mismatch) = match family {
+                    Family::V4 => match Arp::parse_reply_from(&pkt, GW4, OUR4) {
+                        Ok(m) => (true, entry.is_some_and(|e| e != m)),
+                        Err(_) => (false, false),
+                    },
+                    Family::V6 => (Advert::parse_for(&pkt, GW6).is_ok(), false),
                 };
                 let waiting = probing.is_some_and(|(sent, _)| sent);
                 assert_eq!(p.waiting(), waiting);
+                let fresh = matches!(p.result(), L2::Unknown);
                 let took = p.handle_packet(now, &pkt);
-                assert_eq!(took, ours && waiting, "an answer counts only while awaited");
-                if took {
-                    answered = true;
-                    probing = None;
+                if mismatch {
+                    assert_eq!(took, waiting && fresh, "a stale answer is news once");
+                    if took {
+                        stale = true;
+                    }
+                } else {
+                    assert_eq!(took, ours && waiting, "an answer counts only while awaited");
+                    if took {
+                        answered = true;
+                        probing = None;
+                    }
                 }
             }
             4 => {
                 let state = u16::from(rest.first().copied().unwrap_or(0));
                 rest = rest.get(1..).unwrap_or(&[]);
+                let mac = match rest.first().copied().unwrap_or(0) % 3 {
+                    0 => None,
+                    1 => Some(GW_MAC),
+                    _ => Some(BOGUS),
+                };
+                rest = rest.get(1..).unwrap_or(&[]);
                 let r = state & 0x02 != 0;
-                p.neighbour(Some(gw), Some(state));
-                if r && !reachable && in_round {
+                p.neighbour(Some(gw), Some(state), mac);
+                entry = mac.filter(|_| state != 0 && state & 0x21 == 0);
+                if let (L2::Stale { answer, .. }, true) = (p.result(), in_round) {
+                    assert!(
+                        entry != Some(answer),
+                        "the entry holds the answer: not stale"
+                    );
+                }
+                if in_round && (stale && entry == Some(GW_MAC) || r && !reachable) {
                     kernel_ok = true;
                 }
                 reachable = r;
@@ -138,7 +176,10 @@ fuzz_target!(|data: &[u8]| {
                         expired = sent;
                     }
                 }
-                assert!(p.poll_timeout().is_none_or(|t| t > now), "timer in the past");
+                assert!(
+                    p.poll_timeout().is_none_or(|t| t > now),
+                    "timer in the past"
+                );
             }
             _ => {
                 p.round_ended();
@@ -148,10 +189,18 @@ fuzz_target!(|data: &[u8]| {
         match p.result() {
             L2::Alive => assert!(answered || kernel_ok, "alive without evidence"),
             L2::Dead => {
-                assert!(!answered && !kernel_ok, "dead despite an answer");
+                assert!(!answered && !kernel_ok && !stale, "dead despite an answer");
                 assert!(expired, "dead without an unanswered request");
             }
-            L2::Unknown => assert!(!answered && !kernel_ok),
+            L2::Stale { answer, entry: e } => {
+                assert!(
+                    stale && family == Family::V4,
+                    "stale without a stranger's answer"
+                );
+                assert_eq!(answer, GW_MAC);
+                assert_ne!(Some(answer), Some(e));
+            }
+            L2::Unknown => assert!(!answered && !kernel_ok && !stale),
         }
         assert_eq!(p.poll_timeout(), probing.map(|(_, d)| d));
     }

@@ -36,7 +36,14 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(Family::of(a.addr), a.family)
             }
             Ok(Message::NewNeigh(n) | Message::DelNeigh(n)) => {
-                assert_eq!(Family::of(n.dst), n.family)
+                assert_eq!(Family::of(n.dst), n.family);
+                // the lladdr is the first NDA_LLADDR attribute, read only when it is 6 bytes
+                let ll = p
+                    .get(12..)
+                    .and_then(|a| Attrs::new(a).find(|(ty, _)| *ty == 2))
+                    .map(|(_, v)| v)
+                    .filter(|v| v.len() == 6);
+                assert_eq!(n.lladdr.as_ref().map(|m| &m[..]), ll);
             }
             Ok(Message::NewLink(l) | Message::DelLink(l)) => {
                 if let Some(name) = l.name {

@@ -478,21 +478,95 @@ pub fn resolve_now(root: &Path, iface: &str) -> Resolved {
     resolve_auto(&gather(root, iface), &|t| find_tool(root, t))
 }
 
+/// How long `--check` waits for `ubus call network.interface dump`.
+pub const UBUS_WAIT: Duration = Duration::from_secs(2);
+
+/// For `--check` only (a one-shot run, never the daemon's loop): netifd's own view of the
+/// interface, from `ubus call network.interface dump` (bounded by UBUS_WAIT), when netifd
+/// runs and its state files named no logical interface, or named another one. A line to
+/// print, or None.
+pub fn ubus_hint(root: &Path, iface: &str) -> Option<String> {
+    let f = gather(root, iface);
+    if !f.netifd_running {
+        return None;
+    }
+    let ubus = find_tool(root, "ubus")?;
+    let text = run_bounded(&ubus, &["call", "network.interface", "dump"], UBUS_WAIT)?;
+    let list = netifd::parse_dump(&text).ok()?;
+    let logical = netifd::logical_for_device(&list, iface)?;
+    match &f.netifd_logical {
+        Some((l, _)) if *l == logical => None,
+        Some((l, file)) => Some(format!(
+            "{iface}: netifd (ubus call network.interface dump) puts {iface} in {logical}, {file} in {l}: set heal = netifd:{logical} if that is the one"
+        )),
+        None => Some(format!(
+            "{iface}: netifd (ubus call network.interface dump) puts {iface} in {logical}, which no state file says: set heal = netifd:{logical}"
+        )),
+    }
+}
+
+/// `prog args` with stdin from /dev/null, its stdout if it exits 0 within `wait`; killed
+/// otherwise. For --check only: it blocks the caller up to `wait`.
+fn run_bounded(prog: &Path, args: &[&str], wait: Duration) -> Option<String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut out = child.stdout.take()?;
+    // A reader thread, so that a big reply never blocks the child on a full pipe; it is
+    // never joined (something the child left behind may hold the pipe open).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        // not fatal: a short read is an unparsable dump, which gives no hint
+        let _ = (&mut out)
+            .take(netifd::MAX_JSON as u64)
+            .read_to_end(&mut buf);
+        let _ = tx.send(buf); // not fatal: nobody waits any more
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if start.elapsed() < wait => std::thread::sleep(Duration::from_millis(10)),
+            _ => break None,
+        }
+    };
+    let Some(status) = status.filter(|s| s.success()) else {
+        // not fatal: a hung or failed ubus only means no hint
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
+    let _ = status;
+    let buf = rx.recv_timeout(wait).ok()?;
+    String::from_utf8(buf).ok()
+}
+
 /// What a watch has said about its back-ends, so that each line is logged once, and again
 /// only when it changes (not at every heal).
 #[derive(Debug, Default)]
 pub struct Said {
-    auto: Option<String>,
+    /// `auto`'s last pick: its step and whether it was a warning.
+    auto: Option<(String, bool)>,
     others: Vec<String>,
 }
 
 impl Said {
-    /// `auto`'s line: true when it differs from the last one (and is now the last one).
-    pub fn auto_changed(&mut self, line: &str) -> bool {
-        if self.auto.as_deref() == Some(line) {
+    /// Whether `auto`'s pick differs from the last one said (and is now the last one). The
+    /// pick, not the line: the reason it gives changes on its own (networkd's link file
+    /// says `configuring` for a moment after a link down), the choice does not.
+    pub fn auto_changed(&mut self, r: &Resolved) -> bool {
+        let pick = (r.step.to_string(), r.warning);
+        if self.auto.as_ref() == Some(&pick) {
             return false;
         }
-        self.auto = Some(line.to_string());
+        self.auto = Some(pick);
         true
     }
 
@@ -810,10 +884,19 @@ mod tests {
     #[test]
     fn each_line_is_said_once_and_again_on_change() {
         let mut said = Said::default();
-        assert!(said.auto_changed("heal back-end networkd (a)"));
-        assert!(!said.auto_changed("heal back-end networkd (a)"));
-        assert!(said.auto_changed("heal back-end ifupdown (b)"));
-        assert!(said.auto_changed("heal back-end networkd (a)"));
+        let pick = |step: HealStep, why: &str| Resolved {
+            step,
+            line: format!("heal back-end ({why})"),
+            warning: false,
+        };
+        assert!(said.auto_changed(&pick(HealStep::Networkd, "configured")));
+        assert!(!said.auto_changed(&pick(HealStep::Networkd, "configured")));
+        assert!(
+            !said.auto_changed(&pick(HealStep::Networkd, "configuring")),
+            "the same pick for another reason is not said again"
+        );
+        assert!(said.auto_changed(&pick(HealStep::IfUpDown, "b")));
+        assert!(said.auto_changed(&pick(HealStep::Networkd, "a")));
         assert_eq!(said.fresh(vec!["x".into(), "y".into()]), ["x", "y"]);
         assert_eq!(
             said.fresh(vec!["x".into(), "y".into()]),

@@ -135,6 +135,9 @@ pub struct Layer2 {
     timeout: Duration,
     /// "not possible" was said for this family since the last bind.
     refused: [bool; 2],
+    /// A round that asked nothing at its start asks at this instant if an echo of it is
+    /// still unanswered, with what is left of its timeout (see `ask_late`).
+    late: [Option<(Instant, Duration)>; 2],
 }
 
 impl Layer2 {
@@ -156,6 +159,7 @@ impl Layer2 {
             verbose,
             timeout: Duration::ZERO,
             refused: [false; 2],
+            late: [None, None],
         }
     }
 
@@ -171,7 +175,7 @@ impl Layer2 {
         for f in [Family::V4, Family::V6] {
             let gw = i.gateway(f);
             self.gateway[f as usize] = gw;
-            self.probes[f as usize].neighbour(gw, i.gateway_neighbour(f));
+            self.probes[f as usize].neighbour(gw, i.gateway_neighbour(f), i.gateway_lladdr(f));
         }
         let v4 = i.addresses().filter_map(|a| match a.addr {
             IpAddr::V4(ip) => Some((ip, a.prefix_len)),
@@ -210,8 +214,11 @@ impl Layer2 {
         if self.always {
             self.probes[f].note_round(true);
         }
+        self.late[f] = None;
         if !self.probes[f].wanted() {
             self.probes[f].start(now, timeout, None);
+            let half = timeout / 2;
+            self.late[f] = now.checked_add(half).map(|at| (at, timeout - half));
             // Healthy: close what an outage opened; the next outage reads the hardware
             // address again (it may have changed: a bond's, a MAC set by hand).
             self.socks[f] = None;
@@ -368,7 +375,46 @@ impl Layer2 {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.probes.iter().filter_map(L2Probe::poll_timeout).min()
+        let late = self.late.iter().flatten().map(|l| l.0);
+        self.probes
+            .iter()
+            .filter_map(L2Probe::poll_timeout)
+            .chain(late)
+            .min()
+    }
+
+    /// Half a timeout into a round of `family` that asked nothing at its start (the round
+    /// before it was good): if one of its echoes is still unanswered (`pending`), asks now,
+    /// the answer awaited until the round's own deadline. So the round that fails first has
+    /// the gateway's liveness too, not only the rounds after it; a healthy round, answered
+    /// before then, asks nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ask_late(
+        &mut self,
+        now: Instant,
+        family: Family,
+        pending: bool,
+        index: Option<u32>,
+        iface: &str,
+        log: &mut Log,
+        clock: impl Fn() -> Instant,
+    ) {
+        let f = family as usize;
+        let Some((at, left)) = self.late[f] else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        self.late[f] = None; // disarmed before acting on it
+        if !pending || self.probes[f].result() != L2::Unknown {
+            return; // answered, or the kernel has confirmed the gateway meanwhile
+        }
+        let timeout = self.timeout;
+        self.probes[f].note_round(true);
+        self.start_round(now, left, family, index, iface, log, clock);
+        self.late[f] = None;
+        self.timeout = timeout; // the log line names the round's timeout
     }
 
     /// Ends the probes whose deadline has come (Dead when a request went unanswered).
@@ -386,6 +432,7 @@ impl Layer2 {
     /// A round of `family` has ended; `failed`: it failed, or its gateway did not answer
     /// (the next round then probes). Call after `handle_timeout`.
     pub fn end_round(&mut self, family: Family, failed: bool, iface: &str, log: &mut Log) {
+        self.late[family as usize] = None;
         let p = &mut self.probes[family as usize];
         let before = p.result();
         p.round_ended();
@@ -433,6 +480,12 @@ impl Layer2 {
                     human(self.timeout)
                 ),
             ),
+            (L2::Stale { answer, entry }, _) => (
+                Level::Warning,
+                format!(
+                    "gateway {gw} answers {what} from {answer} but this host's neighbour entry says {entry} (stale): a local fault"
+                ),
+            ),
             (L2::Unknown, _) => return,
         };
         if self.verbose || self.logged[f] != result {
@@ -470,6 +523,31 @@ impl Uplink {
             log,
             || sys.now(),
         );
+    }
+
+    /// Every turn, before the probes' timeouts: a lane's round whose echo is late asks
+    /// layer 2 (`Layer2::ask_late`).
+    pub(super) fn l2_late(&mut self, now: Instant, log: &mut Log) {
+        let sys = &self.sys;
+        for lane in &self.lanes {
+            let pending = lane.prober.round_running()
+                && lane.prober.slots().iter().any(|s| {
+                    s.addr.is_some()
+                        && s.rtt.is_none()
+                        && s.report.is_none()
+                        && !s.own
+                        && !s.send_failed()
+                });
+            self.l2.ask_late(
+                now,
+                lane.family,
+                pending,
+                self.bound,
+                &self.cfg.iface,
+                log,
+                || sys.now(),
+            );
+        }
     }
 
     /// At the end of lane `k`'s round (before its verdict is acted on; the turn ran the
@@ -690,6 +768,51 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_neighbour_entry_is_said_once_per_change() {
+        use crate::wire::netlink::NUD_PERMANENT;
+        let mut r = rig("stale");
+        let bogus = Mac([2, 0, 0, 0, 0, 1]);
+        let entry = |r: &mut Rig, mac| {
+            r.l2.probes[0].neighbour(Some(GW4.into()), Some(NUD_PERMANENT), Some(mac))
+        };
+        entry(&mut r, bogus);
+        r.round(Family::V4, false, true);
+        let stale = L2::Stale {
+            answer: GW_MAC,
+            entry: bogus,
+        };
+        for _ in 0..3 {
+            assert_eq!(r.round(Family::V4, true, true), stale);
+        }
+        let said = "nh0: gateway 198.51.100.1 answers ARP from 02:00:5e:10:00:01 but this host's neighbour entry says 02:00:00:00:00:01 (stale): a local fault";
+        let lines = r.lines();
+        assert_eq!(
+            lines.iter().filter(|l| l.ends_with(said)).count(),
+            1,
+            "{lines:?}"
+        );
+        // another bogus MAC is a change: said again
+        entry(&mut r, Mac([2, 0, 0, 0, 0, 3]));
+        r.round(Family::V4, true, true);
+        let lines = r.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("says 02:00:00:00:00:03 (stale)"),
+            "{lines:?}"
+        );
+        // the entry put right (a flush, the kernel's own resolution): alive again
+        entry(&mut r, GW_MAC);
+        assert_eq!(r.round(Family::V4, true, true), L2::Alive);
+        let lines = r.lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("gateway 198.51.100.1 answers ARP (")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
     fn sockets_live_only_while_a_family_is_probing() {
         let mut r = rig("live");
         for _ in 0..3 {
@@ -726,6 +849,84 @@ mod tests {
             said("nh0: gateway 198.51.100.1 does not answer ARP (no reply in 2s)"),
             1
         );
+    }
+
+    /// The first failing round of an outage asks too, half a timeout in, when its echo is
+    /// late; a round whose echoes were all answered by then asks nothing.
+    #[test]
+    fn a_late_echo_asks_within_the_same_round() {
+        let mut r = rig("late");
+        let start = r.now;
+        r.l2.start_round(
+            start,
+            T,
+            Family::V4,
+            Some(r.index),
+            "nh0",
+            &mut r.log,
+            || start,
+        );
+        assert_eq!(
+            r.l2.poll_timeout(),
+            Some(start + T / 2),
+            "the late ask is armed"
+        );
+        let early = start + T / 4;
+        r.l2.ask_late(
+            early,
+            Family::V4,
+            true,
+            Some(r.index),
+            "nh0",
+            &mut r.log,
+            || early,
+        );
+        assert_eq!(r.link.borrow().sent.len(), 0, "not yet");
+        let half = start + T / 2;
+        // answered by then: nothing asked, and the ask is disarmed
+        r.l2.ask_late(
+            half,
+            Family::V4,
+            false,
+            Some(r.index),
+            "nh0",
+            &mut r.log,
+            || half,
+        );
+        assert_eq!(r.link.borrow().sent.len(), 0);
+        assert_eq!(r.l2.poll_timeout(), None);
+        r.l2.end_round(Family::V4, false, "nh0", &mut r.log);
+        // the next round's echo is still out half a timeout in: ARP now, answer in the round
+        let start = start + T;
+        r.l2.start_round(
+            start,
+            T,
+            Family::V4,
+            Some(r.index),
+            "nh0",
+            &mut r.log,
+            || start,
+        );
+        let half = start + T / 2;
+        r.l2.ask_late(
+            half,
+            Family::V4,
+            true,
+            Some(r.index),
+            "nh0",
+            &mut r.log,
+            || half,
+        );
+        assert_eq!(r.link.borrow().sent.len(), 1, "asked in the same round");
+        assert_eq!(
+            r.l2.poll_timeout(),
+            Some(start + T),
+            "awaited until the round's end"
+        );
+        r.link.borrow_mut().inbox[0].push_back(reply(Family::V4));
+        r.l2.receive(half + Duration::from_millis(1), "nh0", &mut r.log);
+        r.l2.handle_timeout(start + T, "nh0", &mut r.log);
+        assert_eq!(r.l2.result(Family::V4), L2::Alive);
     }
 
     #[test]

@@ -182,11 +182,11 @@ pub(super) fn evidence(
 
 /// Whether a failure at `layer` was judged from the targets' silence, where a target that
 /// never answered is no evidence. The kernel's own facts (absent .. no-route) and a gateway
-/// that did not answer our ARP / neighbour solicitation (`l2` dead) are evidence by
-/// themselves.
+/// that did not answer our ARP / neighbour solicitation (`l2` dead), or answered it from
+/// another MAC than our neighbour entry's (`l2` stale), are evidence by themselves.
 pub(super) fn judged_by_targets(layer: Layer, l2: L2) -> bool {
     match layer {
-        Layer::GatewayDead => l2 != L2::Dead,
+        Layer::GatewayDead => !matches!(l2, L2::Dead | L2::Stale { .. }),
         Layer::GatewaySilent | Layer::Upstream => true,
         _ => false,
     }
@@ -390,6 +390,14 @@ mod tests {
         assert!(
             !judged_by_targets(Layer::GatewayDead, L2::Dead),
             "ARP said so"
+        );
+        let stale = L2::Stale {
+            answer: crate::wire::arp::Mac([0xaa; 6]),
+            entry: crate::wire::arp::Mac([2, 0, 0, 0, 0, 1]),
+        };
+        assert!(
+            !judged_by_targets(Layer::GatewayDead, stale),
+            "ARP and the neighbour entry said so"
         );
         assert!(
             judged_by_targets(Layer::GatewayDead, L2::Unknown),

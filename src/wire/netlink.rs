@@ -481,8 +481,9 @@ impl<'a> Route<'a> {
     }
 }
 
-/// NDA_DST (neighbour.h)
+/// NDA_DST, NDA_LLADDR (neighbour.h)
 const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
 /// Neighbour states (NUD_*, neighbour.h).
 pub const NUD_INCOMPLETE: u16 = 0x01;
 pub const NUD_REACHABLE: u16 = 0x02;
@@ -500,6 +501,9 @@ pub struct Neigh {
     pub index: u32,
     pub state: u16,
     pub dst: IpAddr,
+    /// The entry's link-layer address (NDA_LLADDR), when it has an Ethernet-sized one
+    /// (INCOMPLETE and FAILED entries have none; other link types' are not read).
+    pub lladdr: Option<[u8; 6]>,
 }
 
 impl Neigh {
@@ -512,14 +516,19 @@ impl Neigh {
         let Some(family) = family_of(payload[field::NDM_FAMILY]) else {
             return Ok(None);
         };
-        let dst = Attrs::new(&payload[field::NDMSG_LEN..])
+        let attrs = || Attrs::new(&payload[field::NDMSG_LEN..]);
+        let dst = attrs()
             .find(|(ty, _)| *ty == NDA_DST)
             .and_then(|(_, v)| addr(family, v));
+        let lladdr = attrs()
+            .find(|(ty, _)| *ty == NDA_LLADDR)
+            .and_then(|(_, v)| <[u8; 6]>::try_from(v).ok());
         Ok(dst.map(|dst| Neigh {
             family,
             index: u32_at(payload, field::NDM_INDEX.start).unwrap_or(0),
             state: u16_at(payload, field::NDM_STATE.start).unwrap_or(0),
             dst,
+            lladdr,
         }))
     }
 }
@@ -878,6 +887,7 @@ mod tests {
                 (n.family, n.index, n.state, n.dst),
                 (Family::V4, 3, NUD_REACHABLE, v4([198, 51, 100, 1]))
             );
+            assert_eq!(n.lladdr, Some([2, 0, 0, 0, 0, 1]), "NDA_LLADDR");
         }
 
         #[test]
