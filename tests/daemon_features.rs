@@ -2521,7 +2521,7 @@ fn one_healer_per_interface() {
     }
     let (_, line) = [&one, &two]
         .iter()
-        .find_map(|nh| nh.wait_for_line("deferred", s(0.1)))
+        .find_map(|nh| nh.wait_for_line("deferred", s(2.0)))
         .expect("one of them said it deferred its step");
     assert!(
         line.contains(&format!("/run/netheal/heal/{ifc}.lock")),
