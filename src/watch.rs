@@ -45,6 +45,9 @@ const HOOK_QUEUE: usize = 16;
 /// level-triggered: what is left makes the socket readable again at once, and the next turn
 /// reads on.
 const RECV_BATCH: usize = 64;
+/// Neighbour states (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT) in
+/// which the kernel holds a link-layer address for the entry (rtnetlink(7), ndm_state).
+const NUD_VALID: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x80;
 /// The host's own addresses are read again at most this often, on every re-bind, and on the
 /// next round after netlink reports an address change on the watched interface (addresses
 /// on other interfaces are seen within this time).
@@ -773,7 +776,27 @@ impl Uplink {
             }
         }
         let family = self.lanes[k].family;
-        let l2 = self.l2_result(family);
+        let mut l2 = self.l2_result(family);
+        // Our layer-2 probe asks only in the round after a failed one: the first failed
+        // round of an outage has no answer of ours yet. Until it has, a gateway that was not
+        // an echo target is taken alive on the kernel's word (its neighbour entry still
+        // holds an address: reachable, stale, delay, probe, permanent), so a first failed
+        // round behind a live gateway is not called gateway-dead; the next round asks.
+        let first = matches!(self.lanes[k].decider.state(), State::Up | State::Starting);
+        let f = family as usize;
+        let vouched = self.kernel.neigh[f].is_some_and(|s| s & NUD_VALID != 0);
+        if !v.good && l2 == L2::Unknown && first && vouched {
+            let gw_silent = kv.gateway[f].is_some_and(|g| {
+                self.lanes[k]
+                    .prober
+                    .slots()
+                    .iter()
+                    .any(|s| s.addr == Some(g) && s.rtt.is_none())
+            });
+            if !gw_silent {
+                l2 = L2::Alive;
+            }
+        }
         let quorum = (self.cfg.quorum as usize).min(v.targets);
         let lane = &self.lanes[k];
         let ev = lane::evidence(&kv, family, lane.prober.slots(), quorum, l2);
@@ -2578,5 +2601,28 @@ mod tests {
         assert!(r.logged("(ipv4 no-carrier for"), "{:#?}", r.lines);
         assert!(!r.logged("gateway-dead"), "{:#?}", r.lines);
         assert!(!r.spawned, "within carrier-wait");
+    }
+
+    /// The first failed round has no layer-2 answer of ours yet (we ask in the round after a
+    /// failed one): a gateway the kernel holds a neighbour address for is not called dead
+    /// on it; a later round without an answer is.
+    #[test]
+    fn the_first_failed_round_does_not_call_a_vouched_gateway_dead() {
+        let mut cfg = config("nhj8");
+        cfg.targets = vec![Target::Addr(FAR.parse().unwrap())];
+        let mut r = rig(cfg, false);
+        r.kernel(&healthy("nhj8"));
+        r.up.kernel.neigh[0] = Some(0x02); // NUD_REACHABLE
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.state(), State::Up);
+        r.w.borrow_mut().silent = vec![FAR.parse().unwrap()];
+        r.run(Duration::from_secs(5));
+        let suspect = r.lines.iter().find(|l| l.contains("-> suspect")).unwrap();
+        assert!(
+            suspect.contains("ipv4 upstream: 0/1 targets answered, gateway 198.51.100.1 alive"),
+            "{suspect}"
+        );
+        // No answer of ours since (the fake has no layer 2): nothing vouches any more.
+        assert!(r.logged("(ipv4 gateway-dead"), "{:#?}", r.lines);
     }
 }

@@ -28,6 +28,8 @@ pub(super) struct Facts {
     /// Per family: an address (IPv6: other than link-local), a default route through it.
     pub address: [bool; 2],
     pub route: [bool; 2],
+    /// The kernel's neighbour state (NUD_*) of each family's gateway, when it reported one.
+    pub neigh: [Option<u16>; 2],
     /// The sockets were bound once: binding again means opening new ones first.
     pub used: bool,
     /// A `link` step is bouncing the interface: keep the snapshot from before.
@@ -73,6 +75,7 @@ impl Uplink {
                     && !matches!(a.addr, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
             });
             self.kernel.route[f as usize] = i.default_route(f).is_some();
+            self.kernel.neigh[f as usize] = i.gateway_neighbour(f);
         }
         self.l2.kernel_facts(i);
     }
