@@ -383,6 +383,59 @@ fn gateway_deaf_heals(fam: Fam, tag: &str) {
     );
 }
 
+/// The host's neighbour entry for the gateway is wrong (a permanent bogus MAC): the gateway
+/// answers netheal's ARP/NDP request, yet nothing the host sends reaches it. That is a local
+/// fault a bounce fixes, not a gateway that filters echo: it is healed.
+fn wrong_neighbour_heals(fam: Fam, tag: &str) {
+    let Some(lab) = Routed::new(tag, &[]) else {
+        return;
+    };
+    let flag = if fam == Fam::V4 { "-6" } else { "-4" };
+    lab.ip(&lab.host, &[flag, "route", "del", "default"]);
+    let (step, record) = lab.recorder("heal");
+    let ifc = lab.ifc.clone();
+    let mut args = base(&step, &["-t", "gateway", "-i", "200ms", "-W", "300ms"]);
+    args.push(&ifc);
+    let nh = lab.netheal_status(&args);
+    settle(&nh);
+    let t0 = Instant::now();
+    lab.bogus_gateway_neigh(fam);
+    let healed = nh.wait_for_line_after(t0, "heal attempt 1: running", s(20.0));
+    let said: Vec<String> = nh.lines()[nh.index_at(t0)..]
+        .iter()
+        .map(|l| l.1.clone())
+        .filter(|l| l.contains(" -> ") || l.contains("silent") || l.contains("answers"))
+        .take(6)
+        .collect();
+    assert!(
+        healed.is_some(),
+        "{}: no heal with a wrong neighbour entry for the gateway; netheal said {said:?}",
+        fam.name()
+    );
+    assert!(
+        wait_until(s(5.0), || !records(&record).is_empty()),
+        "the step did not run"
+    );
+    lab.clear_gateway_neigh(fam);
+    let (t_heal, _) = healed.unwrap();
+    nh.expect(t_heal, "-> up", s(20.0));
+    eprintln!(
+        "{}: wrong neighbour entry: heal {:.2}s after; netheal said {said:?}",
+        fam.name(),
+        secs(t0, t_heal)
+    );
+}
+
+#[test]
+fn wrong_neighbour_entry_for_gateway_heals_v4() {
+    wrong_neighbour_heals(Fam::V4, "wn4");
+}
+
+#[test]
+fn wrong_neighbour_entry_for_gateway_heals_v6() {
+    wrong_neighbour_heals(Fam::V6, "wn6");
+}
+
 #[test]
 fn gateway_stops_answering_arp_heals() {
     gateway_deaf_heals(Fam::V4, "ga4");

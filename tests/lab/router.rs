@@ -370,6 +370,39 @@ impl Routed {
         self.nft_quiet(&self.router, &["delete", "table", "inet", "nhndp"]);
     }
 
+    /// The host's neighbour entry for `fam`'s gateway points at a MAC nobody has (permanent):
+    /// the gateway itself is alive and answers ARP/NDP, but the host's frames go nowhere (a
+    /// stale or poisoned entry; a link bounce flushes it).
+    pub fn bogus_gateway_neigh(&self, fam: Fam) {
+        self.ip(
+            &self.host,
+            &[
+                "neigh",
+                "replace",
+                fam.gw(),
+                "lladdr",
+                "02:00:00:00:00:01",
+                "dev",
+                &self.ifc,
+                "nud",
+                "permanent",
+            ],
+        );
+    }
+
+    pub fn clear_gateway_neigh(&self, fam: Fam) {
+        let _ = run(&[
+            "ip",
+            "-n",
+            &self.host,
+            "neigh",
+            "del",
+            fam.gw(),
+            "dev",
+            &self.ifc,
+        ]); // not fatal: a heal may have flushed it already
+    }
+
     /// The gateway is deaf at layer 2 for `fam` (ARP or NDP), the host's cache flushed.
     pub fn gateway_stops_l2(&self, fam: Fam) {
         match fam {
