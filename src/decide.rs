@@ -192,6 +192,9 @@ pub struct Decider {
     last_layer: Layer,
     /// The layer the current outage's ladder is for.
     outage_layer: Option<Layer>,
+    /// The layers whose ladder has started in the current outage (a bit per layer): each
+    /// starts over once, so a diagnosis that flaps between layers still escalates.
+    started: u16,
     /// Whether the current outage may run heal steps (its layer heals and its evidence is
     /// armed); while not, it is reported only and `next_heal` waits.
     healable: bool,
@@ -232,6 +235,7 @@ impl Decider {
             heal_pending: false,
             last_layer: Layer::Ok,
             outage_layer: None,
+            started: 0,
             healable: true,
             carrier_lost: None,
             restart: false,
@@ -355,7 +359,10 @@ impl Decider {
         if let Some(a) = act {
             let in_outage = matches!(self.state, State::Down | State::Healing | State::Recovering);
             match (in_outage, self.outage_layer, r.layer) {
-                (true, Some(old), Some(new)) if old != new => self.start_over(now, old, new, &r),
+                (true, Some(old), Some(new)) if old != new && self.started & bit(new) == 0 => {
+                    self.start_over(now, old, new, &r)
+                }
+                (true, Some(old), Some(new)) if old != new => self.back_to(old, new),
                 _ => self.layer_fails = self.layer_fails.saturating_add(1),
             }
             // A new layer heals once it has failed fail-after rounds in a row itself, like
@@ -498,6 +505,7 @@ impl Decider {
             "{fam}failing layer now {new} (was {old}): ladder starts over"
         )));
         self.outage_layer = Some(new);
+        self.started |= bit(new);
         self.outage_reason = format!("failing layer now {}", self.why(now, r));
         self.attempts = 0;
         self.layer_fails = 1;
@@ -506,6 +514,17 @@ impl Decider {
         } else {
             self.next_heal = Some(self.restart_at(now));
         }
+    }
+
+    /// The failing layer changed to one whose ladder already started in this outage: the
+    /// ladder goes on where it is (a diagnosis flapping between two layers must not hold the
+    /// outage at attempt 1 for ever: the last rung, a reboot, would never come).
+    fn back_to(&mut self, old: Layer, new: Layer) {
+        let fam = self.fam();
+        self.actions.push_back(Action::Announce(format!(
+            "{fam}failing layer now {new} (was {old}) again: the ladder goes on"
+        )));
+        self.outage_layer = Some(new);
     }
 
     fn restart_at(&self, now: Instant) -> Instant {
@@ -582,6 +601,7 @@ impl Decider {
         );
         self.outage_start = self.streak_start.or(Some(now));
         self.outage_layer = r.layer;
+        self.started = r.layer.map_or(0, bit);
         self.layer_fails = self.fails;
         self.attempts = 0;
         self.restart = false;
@@ -653,6 +673,7 @@ impl Decider {
         self.heal_pending = false;
         self.outage_start = None;
         self.outage_layer = None;
+        self.started = 0;
         self.healable = true;
         self.restart = false;
     }
@@ -718,6 +739,11 @@ fn good_why(r: &Round) -> String {
 
 /// xorshift's state must never be 0 (it would stay 0, and every backoff would get the same
 /// -10 %): the seed is mixed with a constant, and the one seed that mixes to 0 is moved.
+/// `layer`'s bit in `Decider::started`.
+fn bit(layer: Layer) -> u16 {
+    1 << layer as u16
+}
+
 fn jitter_state(seed: u64) -> u64 {
     match seed ^ 0x9e37_79b9_7f4a_7c15 {
         0 => 0x9e37_79b9_7f4a_7c15,
@@ -1714,12 +1740,14 @@ mod tests {
     }
 
     /// A diagnosis that flaps between two healing layers every round starts the ladder over
-    /// each time, but never runs a step sooner than the minimum backoff after the last one
-    /// ended.
+    /// once for the second layer, and from then on escalates (each layer starts over once
+    /// per outage: otherwise the outage would stay at attempt 1 for ever and the last rung
+    /// never come); steps never run back to back.
     #[test]
-    fn a_flapping_layer_cannot_run_steps_back_to_back() {
+    fn a_flapping_layer_still_escalates_and_never_runs_steps_back_to_back() {
         let mut p = policy();
         p.fail_after = 1;
+        p.steps = 3;
         let flap = |t: f64| {
             if (t as u64 / 2) % 2 == 0 {
                 (Layer::NoRoute, false)
@@ -1731,17 +1759,31 @@ mod tests {
         sim.run(600.0);
         let heals = sim.heals();
         assert!(heals.len() >= 5, "{heals:?}");
+        let said = sim.announced();
+        let over = said
+            .iter()
+            .filter(|a| a.ends_with("ladder starts over"))
+            .count();
+        assert_eq!(over, 1, "one start-over, for the second layer: {said:?}");
         assert!(
-            sim.announced().len() > 20,
-            "it did start over, again and again"
+            said.iter()
+                .skip(1)
+                .all(|a| a.ends_with("again: the ladder goes on")),
+            "{said:?}"
         );
+        // Steps take 1 s; the gap is at least the minimum backoff less its 10% jitter.
         for w in heals.windows(2) {
-            let gap = w[1].0 - (w[0].0 + 1.0); // steps take 1 s
-            assert!(gap >= 30.0 - 1e-6, "steps {gap}s apart: {heals:?}");
+            let gap = w[1].0 - (w[0].0 + 1.0);
+            assert!(gap >= 27.0 - 1e-6, "steps {gap}s apart: {heals:?}");
         }
+        let attempts: Vec<u32> = heals.iter().map(|h| h.1).collect();
         assert!(
-            heals.iter().all(|h| h.1 == 1),
-            "always attempt 1: {heals:?}"
+            attempts.windows(2).skip(1).all(|w| w[1] == w[0] + 1),
+            "escalating after the one start-over: {attempts:?}"
+        );
+        assert!(
+            heals.iter().any(|h| h.2 == 2),
+            "the last rung came: {heals:?}"
         );
     }
 }

@@ -208,6 +208,16 @@ fn check(cfg: &config::Config, findings: &[backend::Finding]) -> ExitCode {
                 }
             }
         }
+        if w.heal.iter().any(|s| {
+            matches!(
+                s,
+                config::HealStep::Auto | config::HealStep::Netifd(None) | config::HealStep::Dhcp
+            )
+        }) {
+            if let Some(hint) = backend::ubus_hint(&backend::root(), &w.iface) {
+                let _ = writeln!(out, "# {hint}");
+            }
+        }
         for f in findings.iter().filter(|f| finding_of(f, &w.iface)) {
             match f {
                 backend::Finding::Note(n) => {

@@ -637,6 +637,7 @@ impl Uplink {
         self.reboot_due(now, log);
         self.update_hold(now, log);
         // The layer-2 probes' deadlines first: their results are final before a round ends.
+        self.l2_late(now, log);
         self.l2.handle_timeout(now, &self.cfg.iface, log);
         if once && self.once_result.is_none() {
             self.once_ready(); // a layer-2 answer --once waited for may have come
@@ -761,7 +762,16 @@ impl Uplink {
     /// Lane `k`'s round in the light of the kernel's facts: the failing layer, and whether its
     /// failure rests on targets that never answered (said once per target).
     fn judge(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict) -> decide::Round {
-        let kv = self.kernel_view();
+        let mut kv = self.kernel_view();
+        // The kernel reports a carrier loss over netlink only with its link-watch batch (up
+        // to a second later); a round can fail before that. A failed round asks the device
+        // itself (one read, never on a good round), so the loss is not taken for a dead
+        // gateway and healed before carrier-wait.
+        if !v.good && kv.link.present && kv.link.carrier {
+            if let Some(false) = self.sys.carrier(&self.cfg.iface) {
+                kv.link.carrier = false;
+            }
+        }
         let family = self.lanes[k].family;
         let l2 = self.l2_result(family);
         let quorum = (self.cfg.quorum as usize).min(v.targets);
@@ -1414,6 +1424,8 @@ trait System {
     fn now(&self) -> Instant;
     /// Sets the interface administratively up (IFF_UP).
     fn link_up(&self, iface: &str) -> io::Result<()>;
+    /// Whether the interface has carrier right now (None: cannot say), for a failed round.
+    fn carrier(&self, iface: &str) -> Option<bool>;
 }
 
 /// This host.
@@ -1436,6 +1448,9 @@ impl System for Host {
     }
     fn link_up(&self, iface: &str) -> io::Result<()> {
         self.control.set_up(iface)
+    }
+    fn carrier(&self, iface: &str) -> Option<bool> {
+        iface::carrier(iface)
     }
 }
 
@@ -1643,6 +1658,8 @@ mod tests {
         silent: Vec<IpAddr>,
         /// When `link_up` was called.
         link_ups: Vec<Instant>,
+        /// What the device says of its carrier (before netlink does).
+        carrier: Option<bool>,
         send_fails: bool,
         own: Vec<IpAddr>,
         sent: usize,
@@ -1683,6 +1700,9 @@ mod tests {
             let now = w.now;
             w.link_ups.push(now);
             Ok(())
+        }
+        fn carrier(&self, _: &str) -> Option<bool> {
+            self.0.borrow().carrier
         }
     }
 
@@ -1805,6 +1825,7 @@ mod tests {
             answer: true,
             silent: Vec::new(),
             link_ups: Vec::new(),
+            carrier: None,
             send_fails: false,
             own: Vec::new(),
             sent: 0,
@@ -2535,5 +2556,27 @@ mod tests {
                 "allocations in {done} steady rounds of {lanes} lane(s)"
             );
         }
+    }
+
+    /// The device has lost its carrier but netlink has not said so yet (the kernel's
+    /// link-watch batch): a failed round asks the device, so the loss is judged no-carrier,
+    /// not a dead gateway healed before carrier-wait.
+    #[test]
+    fn a_carrier_loss_netlink_has_not_reported_yet_is_judged_no_carrier() {
+        let mut r = rig(config("nhj7"), false);
+        r.kernel(&healthy("nhj7"));
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.state(), State::Up);
+        {
+            let mut w = r.w.borrow_mut();
+            w.answer = false;
+            w.carrier = Some(false);
+        }
+        r.run(Duration::from_secs(20));
+        assert_eq!(r.up.state(), State::Down, "{:#?}", r.lines);
+        assert_eq!(r.up.lane(Family::V4).unwrap().layer(), Layer::NoCarrier);
+        assert!(r.logged("(ipv4 no-carrier for"), "{:#?}", r.lines);
+        assert!(!r.logged("gateway-dead"), "{:#?}", r.lines);
+        assert!(!r.spawned, "within carrier-wait");
     }
 }

@@ -506,3 +506,61 @@ fn sighup_reviews_the_back_ends_and_refuses_a_step_without_its_tool() {
     assert!(err.contains(&want), "{err}\nwant {want}");
     assert_eq!(nh.count_lines("heal back-end networkd"), 1);
 }
+
+/// OpenWrt: `--check` asks netifd itself (`ubus call network.interface dump`, at most 2 s)
+/// when no state file names the interface's logical network, and says which to set; a ubus
+/// that hangs costs the check its bound, not more, and gives no hint.
+#[test]
+fn check_asks_ubus_for_the_logical_interface() {
+    let root = Tree::new("ubus");
+    root.put("/proc/1200/comm", "netifd\n").tool(
+        "/bin/ubus",
+        r#"[ "$*" = "call network.interface dump" ] || exit 4
+cat <<'EOF'
+{ "interface": [ { "interface": "wan", "up": true, "l3_device": "pppoe-wan", "proto": "pppoe", "device": "eth1" },
+                 { "interface": "lan", "up": true, "l3_device": "br-lan", "device": "br-lan" } ] }
+EOF"#,
+    );
+    let out = netheal(&root, &["--check", "--heal", "auto", "pppoe-wan"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains(
+            "# pppoe-wan: netifd (ubus call network.interface dump) puts pppoe-wan in wan, which no state file says: set heal = netifd:wan"
+        ),
+        "{stdout}"
+    );
+    // The same name in /etc/config/network: nothing more to say (auto picks it already).
+    root.put(
+        "/etc/config/network",
+        "config interface 'wan'\n\toption device 'eth1'\n\toption proto 'pppoe'\n",
+    );
+    let stdout = text(&netheal(&root, &["--check", "pppoe-wan"]).stdout);
+    assert!(
+        stdout.contains("heal back-end netifd:wan (/etc/config/network maps pppoe-wan to wan)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("ubus call network.interface dump"),
+        "{stdout}"
+    );
+    // A ubus that hangs.
+    root.tool("/bin/ubus", "exec sleep 30");
+    let t0 = Instant::now();
+    let out = netheal(&root, &["--check", "eth1"]);
+    let took = t0.elapsed();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        !text(&out.stdout).contains("ubus call"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "--check took {took:?} with a hung ubus"
+    );
+    eprintln!(
+        "ubus hint: --check with a hung ubus took {:.2}s (bound 2 s)",
+        took.as_secs_f64()
+    );
+}

@@ -201,3 +201,25 @@ fn once_tells_a_filtering_gateway_from_a_dead_one() {
         assert!(has(&rows, &want), "{want:?} missing from {rows:#?}");
     }
 }
+
+/// A `tcp:` target is named as configured in the table (a closed port's RST answers).
+#[test]
+fn once_names_a_tcp_target_as_configured() {
+    let Some(lab) = Lab::pair("tc", 65, &[]) else {
+        return;
+    };
+    let target = format!("tcp:{PEER4}:9");
+    let (code, rows, nh) = once(&lab, &lab.ifc, &["-t", &target]);
+    for r in &rows {
+        eprintln!("{r}");
+    }
+    assert_eq!(code, 0, "{:?}", nh.lines());
+    let i = &lab.ifc;
+    assert!(
+        has(
+            &rows,
+            &format!("{i} ipv4 upstream targets (quorum 1) ok (1/1: {target} ")
+        ),
+        "{rows:#?}"
+    );
+}

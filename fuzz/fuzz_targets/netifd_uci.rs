@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netheal::backend::netifd::{logical_for, parse_config, parse_state, Logical};
+use netheal::backend::netifd::{logical_for, logical_for_device, parse_config, parse_state, Logical};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
@@ -32,6 +32,12 @@ fuzz_target!(|data: &[u8]| {
                 .iter()
                 .any(|x| x.name == name && x.devices.contains(d)));
         }
+    }
+    // A PPP handler's device name (`pppoe-NAME`) leads to a logical interface of that name.
+    for l in &list {
+        let ppp = format!("pppoe-{}", l.name);
+        let got = logical_for_device(&list, &ppp).expect("pppoe-NAME maps");
+        assert!(list.iter().any(|x| x.name == got), "{ppp} -> {got}");
     }
     let twice = parse(&format!("{text}\n{text}"));
     for l in &list {

@@ -606,7 +606,7 @@ fn netifd_logical(root: &Path, iface: &str) -> Option<(String, &'static str)> {
         [(STATE, netifd::parse_state), (CONFIG, netifd::parse_config)];
     sources.iter().find_map(|(file, parse)| {
         let list = parse(&read(root, file)?);
-        netifd::logical_for(&list, iface).map(|l| (l, *file))
+        netifd::logical_for_device(&list, iface).map(|l| (l, *file))
     })
 }
 

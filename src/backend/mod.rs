@@ -478,6 +478,76 @@ pub fn resolve_now(root: &Path, iface: &str) -> Resolved {
     resolve_auto(&gather(root, iface), &|t| find_tool(root, t))
 }
 
+/// How long `--check` waits for `ubus call network.interface dump`.
+pub const UBUS_WAIT: Duration = Duration::from_secs(2);
+
+/// For `--check` only (a one-shot run, never the daemon's loop): netifd's own view of the
+/// interface, from `ubus call network.interface dump` (bounded by UBUS_WAIT), when netifd
+/// runs and its state files named no logical interface, or named another one. A line to
+/// print, or None.
+pub fn ubus_hint(root: &Path, iface: &str) -> Option<String> {
+    let f = gather(root, iface);
+    if !f.netifd_running {
+        return None;
+    }
+    let ubus = find_tool(root, "ubus")?;
+    let text = run_bounded(&ubus, &["call", "network.interface", "dump"], UBUS_WAIT)?;
+    let list = netifd::parse_dump(&text).ok()?;
+    let logical = netifd::logical_for_device(&list, iface)?;
+    match &f.netifd_logical {
+        Some((l, _)) if *l == logical => None,
+        Some((l, file)) => Some(format!(
+            "{iface}: netifd (ubus call network.interface dump) puts {iface} in {logical}, {file} in {l}: set heal = netifd:{logical} if that is the one"
+        )),
+        None => Some(format!(
+            "{iface}: netifd (ubus call network.interface dump) puts {iface} in {logical}, which no state file says: set heal = netifd:{logical}"
+        )),
+    }
+}
+
+/// `prog args` with stdin from /dev/null, its stdout if it exits 0 within `wait`; killed
+/// otherwise. For --check only: it blocks the caller up to `wait`.
+fn run_bounded(prog: &Path, args: &[&str], wait: Duration) -> Option<String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut out = child.stdout.take()?;
+    // A reader thread, so that a big reply never blocks the child on a full pipe; it is
+    // never joined (something the child left behind may hold the pipe open).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        // not fatal: a short read is an unparsable dump, which gives no hint
+        let _ = (&mut out)
+            .take(netifd::MAX_JSON as u64)
+            .read_to_end(&mut buf);
+        let _ = tx.send(buf); // not fatal: nobody waits any more
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if start.elapsed() < wait => std::thread::sleep(Duration::from_millis(10)),
+            _ => break None,
+        }
+    };
+    let Some(status) = status.filter(|s| s.success()) else {
+        // not fatal: a hung or failed ubus only means no hint
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
+    let _ = status;
+    let buf = rx.recv_timeout(wait).ok()?;
+    String::from_utf8(buf).ok()
+}
+
 /// What a watch has said about its back-ends, so that each line is logged once, and again
 /// only when it changes (not at every heal).
 #[derive(Debug, Default)]

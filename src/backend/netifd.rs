@@ -39,6 +39,22 @@ pub fn logical_for(list: &[Logical], device: &str) -> Option<String> {
     Some(up.name.clone())
 }
 
+/// Prefixes of the layer-3 devices netifd's protocol handlers name after their logical
+/// interface (ppp.sh: `pppoe-wan`, `pppoa-wan`, `3g-wan`, `pptp-vpn`, `l2tp-vpn`), which the
+/// UCI files never list.
+const PPP_PREFIXES: [&str; 5] = ["pppoe-", "pppoa-", "3g-", "pptp-", "l2tp-"];
+
+/// `logical_for`, and for a device named like a PPP handler's (`pppoe-wan`) the logical
+/// interface of that name when `list` has it.
+pub fn logical_for_device(list: &[Logical], device: &str) -> Option<String> {
+    logical_for(list, device).or_else(|| {
+        PPP_PREFIXES.iter().find_map(|p| {
+            let name = device.strip_prefix(p)?;
+            list.iter().find(|l| l.name == name).map(|l| l.name.clone())
+        })
+    })
+}
+
 // ---------------------------------------------------------------- ubus dump (JSON)
 
 /// A JSON value, as far as the dump needs one.

@@ -109,6 +109,23 @@ pub(super) fn bounce_in_child(ifr: &libc::ifreq) -> libc::c_int {
     0
 }
 
+/// Whether `name` has carrier now, from /sys/class/net/NAME/carrier (netif_carrier_ok(),
+/// which the kernel sets at once, while its netlink report waits for the link-watch batch of
+/// up to a second); None when it cannot be read (an interface that is down says EINVAL).
+pub fn carrier(name: &str) -> Option<bool> {
+    if name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    let mut buf = [0u8; 4];
+    let mut f = std::fs::File::open(format!("/sys/class/net/{name}/carrier")).ok()?;
+    let n = std::io::Read::read(&mut f, &mut buf).ok()?;
+    match buf[..n].first() {
+        Some(b'0') => Some(false),
+        Some(b'1') => Some(true),
+        _ => None,
+    }
+}
+
 /// Reads a whole /proc file into `buf` (cleared first) with plain reads into its spare room:
 /// no stat, no doubling reads, no allocation once `buf` has grown to fit.
 pub fn read_proc(path: &str, buf: &mut Vec<u8>) -> io::Result<()> {

@@ -135,6 +135,9 @@ pub struct Layer2 {
     timeout: Duration,
     /// "not possible" was said for this family since the last bind.
     refused: [bool; 2],
+    /// A round that asked nothing at its start asks at this instant if an echo of it is
+    /// still unanswered, with what is left of its timeout (see `ask_late`).
+    late: [Option<(Instant, Duration)>; 2],
 }
 
 impl Layer2 {
@@ -156,6 +159,7 @@ impl Layer2 {
             verbose,
             timeout: Duration::ZERO,
             refused: [false; 2],
+            late: [None, None],
         }
     }
 
@@ -210,8 +214,11 @@ impl Layer2 {
         if self.always {
             self.probes[f].note_round(true);
         }
+        self.late[f] = None;
         if !self.probes[f].wanted() {
             self.probes[f].start(now, timeout, None);
+            let half = timeout / 2;
+            self.late[f] = now.checked_add(half).map(|at| (at, timeout - half));
             // Healthy: close what an outage opened; the next outage reads the hardware
             // address again (it may have changed: a bond's, a MAC set by hand).
             self.socks[f] = None;
@@ -368,7 +375,46 @@ impl Layer2 {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.probes.iter().filter_map(L2Probe::poll_timeout).min()
+        let late = self.late.iter().flatten().map(|l| l.0);
+        self.probes
+            .iter()
+            .filter_map(L2Probe::poll_timeout)
+            .chain(late)
+            .min()
+    }
+
+    /// Half a timeout into a round of `family` that asked nothing at its start (the round
+    /// before it was good): if one of its echoes is still unanswered (`pending`), asks now,
+    /// the answer awaited until the round's own deadline. So the round that fails first has
+    /// the gateway's liveness too, not only the rounds after it; a healthy round, answered
+    /// before then, asks nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ask_late(
+        &mut self,
+        now: Instant,
+        family: Family,
+        pending: bool,
+        index: Option<u32>,
+        iface: &str,
+        log: &mut Log,
+        clock: impl Fn() -> Instant,
+    ) {
+        let f = family as usize;
+        let Some((at, left)) = self.late[f] else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        self.late[f] = None; // disarmed before acting on it
+        if !pending || self.probes[f].result() != L2::Unknown {
+            return; // answered, or the kernel has confirmed the gateway meanwhile
+        }
+        let timeout = self.timeout;
+        self.probes[f].note_round(true);
+        self.start_round(now, left, family, index, iface, log, clock);
+        self.late[f] = None;
+        self.timeout = timeout; // the log line names the round's timeout
     }
 
     /// Ends the probes whose deadline has come (Dead when a request went unanswered).
@@ -386,6 +432,7 @@ impl Layer2 {
     /// A round of `family` has ended; `failed`: it failed, or its gateway did not answer
     /// (the next round then probes). Call after `handle_timeout`.
     pub fn end_round(&mut self, family: Family, failed: bool, iface: &str, log: &mut Log) {
+        self.late[family as usize] = None;
         let p = &mut self.probes[family as usize];
         let before = p.result();
         p.round_ended();
@@ -470,6 +517,31 @@ impl Uplink {
             log,
             || sys.now(),
         );
+    }
+
+    /// Every turn, before the probes' timeouts: a lane's round whose echo is late asks
+    /// layer 2 (`Layer2::ask_late`).
+    pub(super) fn l2_late(&mut self, now: Instant, log: &mut Log) {
+        let sys = &self.sys;
+        for lane in &self.lanes {
+            let pending = lane.prober.round_running()
+                && lane.prober.slots().iter().any(|s| {
+                    s.addr.is_some()
+                        && s.rtt.is_none()
+                        && s.report.is_none()
+                        && !s.own
+                        && !s.send_failed()
+                });
+            self.l2.ask_late(
+                now,
+                lane.family,
+                pending,
+                self.bound,
+                &self.cfg.iface,
+                log,
+                || sys.now(),
+            );
+        }
     }
 
     /// At the end of lane `k`'s round (before its verdict is acted on; the turn ran the
@@ -726,6 +798,84 @@ mod tests {
             said("nh0: gateway 198.51.100.1 does not answer ARP (no reply in 2s)"),
             1
         );
+    }
+
+    /// The first failing round of an outage asks too, half a timeout in, when its echo is
+    /// late; a round whose echoes were all answered by then asks nothing.
+    #[test]
+    fn a_late_echo_asks_within_the_same_round() {
+        let mut r = rig("late");
+        let start = r.now;
+        r.l2.start_round(
+            start,
+            T,
+            Family::V4,
+            Some(r.index),
+            "nh0",
+            &mut r.log,
+            || start,
+        );
+        assert_eq!(
+            r.l2.poll_timeout(),
+            Some(start + T / 2),
+            "the late ask is armed"
+        );
+        let early = start + T / 4;
+        r.l2.ask_late(
+            early,
+            Family::V4,
+            true,
+            Some(r.index),
+            "nh0",
+            &mut r.log,
+            || early,
+        );
+        assert_eq!(r.link.borrow().sent.len(), 0, "not yet");
+        let half = start + T / 2;
+        // answered by then: nothing asked, and the ask is disarmed
+        r.l2.ask_late(
+            half,
+            Family::V4,
+            false,
+            Some(r.index),
+            "nh0",
+            &mut r.log,
+            || half,
+        );
+        assert_eq!(r.link.borrow().sent.len(), 0);
+        assert_eq!(r.l2.poll_timeout(), None);
+        r.l2.end_round(Family::V4, false, "nh0", &mut r.log);
+        // the next round's echo is still out half a timeout in: ARP now, answer in the round
+        let start = start + T;
+        r.l2.start_round(
+            start,
+            T,
+            Family::V4,
+            Some(r.index),
+            "nh0",
+            &mut r.log,
+            || start,
+        );
+        let half = start + T / 2;
+        r.l2.ask_late(
+            half,
+            Family::V4,
+            true,
+            Some(r.index),
+            "nh0",
+            &mut r.log,
+            || half,
+        );
+        assert_eq!(r.link.borrow().sent.len(), 1, "asked in the same round");
+        assert_eq!(
+            r.l2.poll_timeout(),
+            Some(start + T),
+            "awaited until the round's end"
+        );
+        r.link.borrow_mut().inbox[0].push_back(reply(Family::V4));
+        r.l2.receive(half + Duration::from_millis(1), "nh0", &mut r.log);
+        r.l2.handle_timeout(start + T, "nh0", &mut r.log);
+        assert_eq!(r.l2.result(Family::V4), L2::Alive);
     }
 
     #[test]

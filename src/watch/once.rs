@@ -48,9 +48,7 @@ impl Uplink {
                         _ => None,
                     };
                     probes.push(Probe {
-                        target: slot
-                            .addr
-                            .map_or_else(|| target.to_string(), |a| a.to_string()),
+                        target: shown(&target, slot.addr),
                         rtt,
                         why,
                     });
@@ -61,11 +59,9 @@ impl Uplink {
             } else {
                 // No round: every target of the family, as configured, not probed.
                 let home = self.lanes[0].family;
-                for (_, addr) in super::lane::lane_targets_iter(&self.cfg.targets, fam, None, home)
-                {
-                    let name = addr.map_or_else(|| "gateway".to_string(), |a| a.to_string());
+                for (t, _) in super::lane::lane_targets_iter(&self.cfg.targets, fam, None, home) {
                     probes.push(Probe {
-                        target: name,
+                        target: shown(&self.cfg.targets[t], None),
                         rtt: None,
                         why: Some("not probed".into()),
                     });
@@ -113,5 +109,14 @@ impl Uplink {
     pub fn once_rows(&self) -> Vec<[String; 5]> {
         let v = &self.kernel.view;
         explain::rows(&self.cfg.iface, v.index, &v.link, &self.once_lanes)
+    }
+}
+
+/// A target as the table names it: as configured (`203.0.113.10`, `tcp:203.0.113.10:443`,
+/// `dns:[2001:db8::53]`), except `gateway`, which shows the address it resolved to.
+fn shown(target: &Target, addr: Option<std::net::IpAddr>) -> String {
+    match (target, addr) {
+        (Target::Gateway, Some(a)) => a.to_string(),
+        _ => target.to_string(),
     }
 }
