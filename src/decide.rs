@@ -53,6 +53,21 @@ pub enum State {
     Recovering,
 }
 
+impl State {
+    /// How bad it is, for an interface whose lanes differ (its state and layer are the worst
+    /// lane's): healing > down > recovering > suspect > starting > up.
+    pub fn badness(self) -> u8 {
+        match self {
+            State::Up => 0,
+            State::Starting => 1,
+            State::Suspect => 2,
+            State::Recovering => 3,
+            State::Down => 4,
+            State::Healing => 5,
+        }
+    }
+}
+
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -37,6 +37,19 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// Every layer, in diagnosis order, `Ok` last.
+    pub const ALL: [Layer; 9] = [
+        Layer::Absent,
+        Layer::AdminDown,
+        Layer::NoCarrier,
+        Layer::NoAddress,
+        Layer::NoRoute,
+        Layer::GatewayDead,
+        Layer::GatewaySilent,
+        Layer::Upstream,
+        Layer::Ok,
+    ];
+
     /// Every layer that can fail, in diagnosis order.
     pub const FAILING: [Layer; 8] = [
         Layer::Absent,
@@ -65,10 +78,7 @@ impl Layer {
     }
 
     pub fn from_name(s: &str) -> Option<Layer> {
-        Layer::FAILING
-            .into_iter()
-            .chain([Layer::Ok])
-            .find(|l| l.name() == s)
+        Layer::ALL.into_iter().find(|l| l.name() == s)
     }
 
     /// The layers below the address family: a failure there fails every family.
@@ -519,7 +529,8 @@ mod tests {
 
     #[test]
     fn names_and_keys_round_trip() {
-        for l in Layer::FAILING.into_iter().chain([Layer::Ok]) {
+        assert_eq!(Layer::ALL[..8], Layer::FAILING);
+        for l in Layer::ALL {
             assert_eq!(Layer::from_name(l.name()), Some(l));
             assert_eq!(l.key().is_none(), l == Layer::Ok);
             if let Some(k) = l.key() {

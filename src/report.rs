@@ -15,19 +15,6 @@ use crate::diagnose::Layer;
 use crate::probe::Stats;
 use crate::wire::Family;
 
-/// Every layer, in diagnosis order: the values of `netheal_layer{layer="..."}`.
-const LAYERS: [Layer; 9] = [
-    Layer::Absent,
-    Layer::AdminDown,
-    Layer::NoCarrier,
-    Layer::NoAddress,
-    Layer::NoRoute,
-    Layer::GatewayDead,
-    Layer::GatewaySilent,
-    Layer::Upstream,
-    Layer::Ok,
-];
-
 /// `ipv4` / `ipv6`: the family's name in status keys, labels and NETHEAL_FAMILY.
 pub fn family_name(f: Family) -> &'static str {
     match f {
@@ -93,25 +80,16 @@ pub struct TargetStatus {
     pub rtt: Option<Duration>,
 }
 
-/// How bad a lane's state is, for the interface's `state` and `layer`: healing > down >
-/// recovering > suspect > starting > up (CONTRACT10).
-fn badness(s: State) -> u8 {
-    match s {
-        State::Up => 0,
-        State::Starting => 1,
-        State::Suspect => 2,
-        State::Recovering => 3,
-        State::Down => 4,
-        State::Healing => 5,
-    }
-}
-
 /// The lane that speaks for the interface: the worst state, then the earlier failing layer in
 /// diagnosis order (a lane that is `ok` loses to one that is not), then IPv4 before IPv6.
 pub fn worst_lane(lanes: &[LaneStatus]) -> Option<&LaneStatus> {
-    lanes
-        .iter()
-        .min_by_key(|l| (std::cmp::Reverse(badness(l.state)), l.layer, l.family as u8))
+    lanes.iter().min_by_key(|l| {
+        (
+            std::cmp::Reverse(l.state.badness()),
+            l.layer,
+            l.family as u8,
+        )
+    })
 }
 
 /// Holds, inhibit and the reboot budget, as one watch sees them.
@@ -429,7 +407,7 @@ pub fn metrics_text(snaps: &[Snapshot]) -> String {
         "The layer the last diagnosis of each family found: 1 for the current one (ok when nothing fails).",
         &mut snaps.iter().flat_map(|x| {
             x.lanes.iter().flat_map(move |l| {
-                LAYERS.iter().map(move |layer| {
+                Layer::ALL.iter().map(move |layer| {
                     (
                         format!(
                             "{},family=\"{}\",layer=\"{layer}\"",

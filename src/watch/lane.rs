@@ -211,25 +211,13 @@ pub(super) fn unarmed_failure(
     answered >= quorum.min(counted)
 }
 
-/// How bad a state is: healing > down > recovering > suspect > starting > up (CONTRACT10).
-pub(super) fn badness(s: State) -> u8 {
-    match s {
-        State::Up => 0,
-        State::Starting => 1,
-        State::Suspect => 2,
-        State::Recovering => 3,
-        State::Down => 4,
-        State::Healing => 5,
-    }
-}
-
 /// The interface's state: the worst of its judged lanes (`starting` while none is judged).
 pub(super) fn worst<'a>(lanes: impl IntoIterator<Item = &'a Lane>) -> State {
     lanes
         .into_iter()
         .filter(|l| l.active)
         .map(|l| l.decider.state())
-        .max_by_key(|s| badness(*s))
+        .max_by_key(|s| s.badness())
         .unwrap_or(State::Starting)
 }
 
@@ -362,7 +350,7 @@ mod tests {
             State::Down,
             State::Healing,
         ];
-        assert!(order.windows(2).all(|w| badness(w[0]) < badness(w[1])));
+        assert!(order.windows(2).all(|w| w[0].badness() < w[1].badness()));
         let now = Instant::now();
         let mut a = lane(Family::V4, now);
         let mut b = lane(Family::V6, now);
