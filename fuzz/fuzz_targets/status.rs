@@ -9,10 +9,13 @@ use std::time::Duration;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use netheal::probe::Stats;
-use netheal::report::{
-    parse_status, pretty_status, status_pid, status_text, LastHeal, MachineStatus, Snapshot,
-};
 use netheal::decide::State;
+use netheal::diagnose::Layer;
+use netheal::report::{
+    parse_status, pretty_status, status_pid, status_text, LaneStatus, LastHeal, MachineStatus,
+    Snapshot, TargetStatus,
+};
+use netheal::wire::Family;
 
 #[derive(Arbitrary, Debug)]
 struct Snap {
@@ -29,6 +32,10 @@ struct Snap {
     last_heal: Option<(bool, i64)>,
     icmp_errors: u64,
     own: Vec<(bool, u8)>,
+    /// (IPv6?, layer, state) per lane; a family at most once.
+    lanes: Vec<(bool, u8, u8)>,
+    /// (kind, last address byte, answered, lost, RTT in µs) per target.
+    targets: Vec<(u8, u8, u64, u64, Option<u32>)>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -85,7 +92,52 @@ fn snapshot(s: &Snap) -> Snapshot {
                 false => IpAddr::from([198, 51, 100, i]),
             })
             .collect(),
+        lanes: {
+            let mut lanes: Vec<LaneStatus> = Vec::new();
+            for &(v6, layer, state) in &s.lanes {
+                let family = if v6 { Family::V6 } else { Family::V4 };
+                if lanes.iter().all(|l| l.family != family) {
+                    lanes.push(LaneStatus {
+                        family,
+                        layer: Layer::ALL[usize::from(layer) % Layer::ALL.len()],
+                        state: STATES[usize::from(state) % STATES.len()],
+                    });
+                }
+            }
+            lanes
+        },
+        targets: s
+            .targets
+            .iter()
+            .take(4)
+            .map(|&(kind, b, answered, lost, rtt)| TargetStatus {
+                target: match kind % 4 {
+                    0 => "gateway".to_string(),
+                    1 => format!("198.51.100.{b}"),
+                    2 => format!("tcp:203.0.113.{b}:443"),
+                    _ => format!("dns:[2001:db8::{b:x}]"),
+                },
+                answered,
+                lost,
+                rtt: rtt.map(us),
+            })
+            .collect(),
     }
+}
+
+/// The lines of `--status`'s output for these rows: a title, a header and a line per
+/// interface; then, when any interface lists targets (`target.0`, `target.1`, ... in a row), a
+/// blank line, a header and a line per target.
+fn table_lines(rows: &[Vec<(String, String)>]) -> usize {
+    let targets: usize = rows
+        .iter()
+        .map(|r| {
+            (0..)
+                .take_while(|i| r.iter().any(|(k, _)| *k == format!("target.{i}")))
+                .count()
+        })
+        .sum();
+    2 + rows.len() + if targets > 0 { 2 + targets } else { 0 }
 }
 
 fuzz_target!(|i: Input| {
@@ -102,7 +154,7 @@ fuzz_target!(|i: Input| {
         assert!(!v.contains(char::is_whitespace));
     }
     let table = pretty_status(&i.text, now);
-    assert_eq!(table.lines().count(), 2 + rows.len(), "{table}");
+    assert_eq!(table.lines().count(), table_lines(&rows), "{table}");
     let _ = status_pid(&i.text);
 
     let snaps: Vec<Snapshot> = i.snaps.iter().take(4).map(snapshot).collect();
@@ -129,6 +181,18 @@ fuzz_target!(|i: Input| {
         let own: Vec<String> = s.own_targets.iter().map(ToString::to_string).collect();
         let own = (!own.is_empty()).then(|| own.join(","));
         assert_eq!(get("own_address_targets"), own.as_deref());
+        for l in &s.lanes {
+            let f = if l.family == Family::V6 { "ipv6" } else { "ipv4" };
+            assert_eq!(get(&format!("layer_{f}")), Some(l.layer.name()));
+            let state = l.state.to_string();
+            assert_eq!(get(&format!("state_{f}")), Some(state.as_str()));
+        }
+        assert_eq!(get("layer").is_some(), !s.lanes.is_empty());
+        for (k, t) in s.targets.iter().enumerate() {
+            assert_eq!(get(&format!("target.{k}")), Some(t.target.as_str()));
+            let answered = t.answered.to_string();
+            assert_eq!(get(&format!("target.{k}.answered")), Some(answered.as_str()));
+        }
         match s.last_heal {
             None => assert_eq!(get("last_heal"), Some("none")),
             Some(h) => {
@@ -138,5 +202,5 @@ fuzz_target!(|i: Input| {
         }
     }
     let table = pretty_status(&text, now);
-    assert_eq!(table.lines().count(), 2 + snaps.len(), "{table}");
+    assert_eq!(table.lines().count(), table_lines(&rows), "{table}");
 });
