@@ -171,7 +171,7 @@ impl Slot {
     }
 
     /// Still owes an answer this round.
-    fn pending(&self) -> bool {
+    pub fn pending(&self) -> bool {
         self.addr.is_some()
             && self.rtt.is_none()
             && !self.send_failed

@@ -33,6 +33,7 @@ use crate::config::human;
 use crate::kernel::Iface;
 use crate::l2::{source_v4, Asker, L2Probe, Request, L2};
 use crate::log::{Level, Log};
+use crate::probe::Slot;
 use crate::sys::l2::{is_ethernet, ArpSocket, NdpSocket};
 use crate::wire::arp::Mac;
 use crate::wire::Family;
@@ -530,14 +531,8 @@ impl Uplink {
     pub(super) fn l2_late(&mut self, now: Instant, log: &mut Log) {
         let sys = &self.sys;
         for lane in &self.lanes {
-            let pending = lane.prober.round_running()
-                && lane.prober.slots().iter().any(|s| {
-                    s.addr.is_some()
-                        && s.rtt.is_none()
-                        && s.report.is_none()
-                        && !s.own
-                        && !s.send_failed()
-                });
+            let pending =
+                lane.prober.round_running() && lane.prober.slots().iter().any(Slot::pending);
             self.l2.ask_late(
                 now,
                 lane.family,
