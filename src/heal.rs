@@ -502,6 +502,11 @@ impl Supervisor {
         self.job.is_some()
     }
 
+    /// Whether `poll_event` has something.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty() || !self.left.events.is_empty()
+    }
+
     pub fn poll_event(&mut self) -> Option<HealEvent> {
         if self.events.is_empty() && self.left.events.is_empty() {
             return None; // every turn of every watch asks, twice: keep the answer cheap
@@ -642,6 +647,11 @@ impl Supervisor {
 
     /// The pipes to watch for output: the running step's, and those of what ended steps
     /// left running.
+    /// Whether `output_fds` may have one (a step runs, or a pipe lingers).
+    pub fn has_outputs(&self) -> bool {
+        self.job.is_some() || !self.left.outputs.is_empty()
+    }
+
     pub fn output_fds(&self) -> impl Iterator<Item = &OwnedFd> {
         let job = self
             .job

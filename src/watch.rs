@@ -107,6 +107,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// The earlier of two optional deadlines (None: no deadline).
+#[inline]
 pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -220,6 +221,26 @@ pub struct Uplink {
     backend_root: std::path::PathBuf,
     /// `--once`: each judged family's evidence and layer, for the table.
     once_lanes: Vec<crate::explain::Lane>,
+    /// When the turn's chores next have work, and whether they must run anyway.
+    chores: Chores,
+    /// The holds (gate, heal owner) last handed to the deciders (`sync_holds`).
+    holds_synced: Option<(bool, Option<Family>)>,
+}
+
+/// The turn's chores: the heal and hook supervisors' deadlines, the gate's timers (boot
+/// grace, inhibit expiry, the reboot fallback, the hold they make) and layer 2's probes.
+/// A turn runs them when one of their deadlines is due, when an input of theirs is ready,
+/// or when the uplink was stirred since (a child ended, a kernel event, the inhibit file, a
+/// state change the gate follows); the two turns of a healthy round (the round's timer, the
+/// reply) skip them, and `poll_timeout` uses the deadline computed at the end of the last
+/// turn instead of asking each again (issue 9).
+#[derive(Debug, Clone, Copy)]
+struct Chores {
+    /// The earliest of their deadlines as of the end of the last turn.
+    due: Option<Instant>,
+    /// Something outside a turn may have changed them: the next turn runs them, and
+    /// `poll_timeout` asks them.
+    stirred: bool,
 }
 
 impl Uplink {
@@ -308,7 +329,24 @@ impl Uplink {
             said: backend::Said::default(),
             backend_root: backend::root(),
             once_lanes: Vec::new(),
+            chores: Chores {
+                due: None,
+                stirred: true,
+            },
+            holds_synced: None,
         }
+    }
+
+    /// Something outside a turn changed the uplink (see `Chores`).
+    pub(crate) fn stir(&mut self) {
+        self.chores.stirred = true;
+    }
+
+    /// The earliest deadline of the chores, asked of each.
+    fn chores_due(&self) -> Option<Instant> {
+        let mut t = earliest(self.heal.poll_timeout(), self.hooks.poll_timeout());
+        t = earliest(t, self.gate.poll_timeout());
+        earliest(t, self.l2.poll_timeout())
     }
 
     fn say(&self, log: &mut Log, level: Level, msg: impl AsRef<str>) {
@@ -321,6 +359,7 @@ impl Uplink {
 
     /// Binds the sockets if the interface is there, and logs the start line.
     pub fn start(&mut self, now: Instant, log: &mut Log, once: bool) {
+        self.stir();
         self.check_interface(now, log, once);
         let c = &self.cfg;
         let list = |v: Vec<String>| v.join(",");
@@ -511,16 +550,9 @@ impl Uplink {
         (family, gateway, home)
     }
 
-    /// The targets of this round that are this host's own addresses. Such a target answers
-    /// from the host itself whatever the link does, so it is not probed and not counted:
-    /// say so loudly when one appears, and when it stops being one.
-    fn check_own_targets(
-        &mut self,
-        now: Instant,
-        log: &mut Log,
-        family: Family,
-        addrs: &[Option<IpAddr>],
-    ) -> Vec<usize> {
+    /// Reads this host's addresses again when the copy is a minute old (or was dropped: an
+    /// address came or went).
+    fn refresh_host_addrs(&mut self, now: Instant, log: &mut Log) {
         let stale = self
             .host_addrs_at
             .is_none_or(|t| now.saturating_duration_since(t) >= OWN_ADDRS_EVERY);
@@ -532,6 +564,17 @@ impl Uplink {
             }
             self.host_addrs_at = Some(now);
         }
+    }
+
+    /// The targets of this round that are this host's own addresses. Such a target answers
+    /// from the host itself whatever the link does, so it is not probed and not counted:
+    /// say so loudly when one appears, and when it stops being one.
+    fn check_own_targets(
+        &mut self,
+        log: &mut Log,
+        family: Family,
+        addrs: &[Option<IpAddr>],
+    ) -> Vec<usize> {
         // The usual round: no target is ours now and none of this family was. Said without
         // the three (empty) lists below, which cost ~300 instructions a round (issue 9).
         let none_now = !addrs
@@ -587,17 +630,26 @@ impl Uplink {
                 add(Input::Sock(i), s.fd());
             }
         }
-        for (target, write, fd) in self.streams.poll_inputs() {
-            add(Input::Stream { target, write }, fd);
+        // Each asked only when it may have one: most turns none has (issue 9).
+        if self.streams.any_open() {
+            for (target, write, fd) in self.streams.poll_inputs() {
+                add(Input::Stream { target, write }, fd);
+            }
         }
-        for fd in self.heal.output_fds() {
-            add(Input::HealOutput, fd.as_fd());
+        if self.heal.has_outputs() {
+            for fd in self.heal.output_fds() {
+                add(Input::HealOutput, fd.as_fd());
+            }
         }
-        for fd in self.hooks.output_fds() {
-            add(Input::HookOutput, fd.as_fd());
+        if self.hooks.has_outputs() {
+            for fd in self.hooks.output_fds() {
+                add(Input::HookOutput, fd.as_fd());
+            }
         }
-        for fd in self.l2.poll_fds() {
-            add(Input::L2, fd);
+        if self.l2.any_waiting() {
+            for fd in self.l2.poll_fds() {
+                add(Input::L2, fd);
+            }
         }
     }
 
@@ -605,9 +657,11 @@ impl Uplink {
     pub fn poll_timeout(&self) -> Option<Instant> {
         // A plain fold: the loop asks every turn, and the iterator chain it replaces cost
         // ~800 instructions a call in the size-optimised build (issue 9).
-        let mut t = earliest(self.heal.poll_timeout(), self.hooks.poll_timeout());
-        t = earliest(t, self.gate.poll_timeout());
-        t = earliest(t, self.l2.poll_timeout());
+        let mut t = if self.chores.stirred {
+            self.chores_due()
+        } else {
+            self.chores.due
+        };
         for l in &self.lanes {
             t = earliest(t, l.prober.poll_timeout());
             t = earliest(t, l.decider.poll_timeout());
@@ -626,42 +680,58 @@ impl Uplink {
             self.streams
                 .complete(now, &mut self.lanes, ready.streams, buf, log);
         }
-        if ready.heal_output {
-            self.heal.read_output();
+        let chores = once
+            || self.chores.stirred
+            || ready.heal_output
+            || ready.hook_output
+            || ready.l2
+            || self.chores.due.is_some_and(|t| t <= now);
+        if chores {
+            self.chores.stirred = false;
+            if ready.heal_output {
+                self.heal.read_output();
+            }
+            if ready.hook_output {
+                self.hooks.read_output();
+            }
+            if ready.l2 {
+                self.l2.receive(now, &self.cfg.iface, log);
+            }
+            self.heal.handle_timeout(now);
+            self.hooks.handle_timeout(now);
+            self.reboot_due(now, log);
+            self.update_hold(now, log);
+            // The layer-2 probes' deadlines first: their results are final before a round
+            // ends.
+            self.l2_late(now, log);
+            self.l2.handle_timeout(now, &self.cfg.iface, log);
         }
-        if ready.hook_output {
-            self.hooks.read_output();
-        }
-        if ready.l2 {
-            self.l2.receive(now, &self.cfg.iface, log);
-        }
-        self.heal.handle_timeout(now);
-        self.hooks.handle_timeout(now);
-        self.reboot_due(now, log);
-        self.update_hold(now, log);
-        // The layer-2 probes' deadlines first: their results are final before a round ends.
-        self.l2_late(now, log);
-        self.l2.handle_timeout(now, &self.cfg.iface, log);
         if once && self.once_result.is_none() {
             self.once_ready(); // a layer-2 answer --once waited for may have come
         }
         // Lane by lane, each acted on before the next runs: a heal step one lane starts holds
         // the other's attempt back (`sync_holds`).
+        let mut busy = chores;
+        let mut acted = false;
         for k in 0..self.lanes.len() {
             self.sync_holds(now);
             if let Some(v) = self.lanes[k].prober.poll_round_end(now) {
+                acted = true;
                 self.lane_round_ended(now, log, k, v, once);
                 if self.once_result.is_some() {
                     return;
                 }
             }
             self.lanes[k].decider.handle_timeout(now);
-            self.lane_actions(now, log, k, once);
+            acted |= self.lane_actions(now, log, k, once);
             if self.once_result.is_some() {
                 return;
             }
         }
-        loop {
+        busy |= acted;
+        // Until nothing more happens: one lane's actions, a step's end or a hook's can move
+        // another lane. A turn that has seen none of them has nothing to settle.
+        while busy || self.heal.has_events() || self.hooks.has_events() {
             self.sync_holds(now);
             let mut progress = false;
             for k in 0..self.lanes.len() {
@@ -692,12 +762,16 @@ impl Uplink {
                     }
                 }
             }
-            if !progress {
-                break;
-            }
+            acted |= progress;
+            busy = progress;
         }
         self.report_hold(now, log);
         self.transmit(now, log, buf);
+        // What the lanes did (a round started or ended, a step, a hook) may have moved the
+        // chores' deadlines.
+        if chores || acted {
+            self.chores.due = self.chores_due();
+        }
     }
 
     /// The judged lane in the worst state (the first of equals), which speaks for the
@@ -730,8 +804,12 @@ impl Uplink {
     /// Holds each lane's heals back while the gate holds them, or while another lane's step
     /// runs (one step at a time per interface).
     fn sync_holds(&mut self, now: Instant) {
-        let gate = self.gate_holds();
-        let owner = self.heal_owner;
+        let holds = (self.gate_holds(), self.heal_owner);
+        if self.holds_synced == Some(holds) {
+            return; // every turn asks, several times: the deciders have these already
+        }
+        self.holds_synced = Some(holds);
+        let (gate, owner) = holds;
         for l in &mut self.lanes {
             let busy = owner.is_some_and(|o| o != l.family);
             l.decider.set_held(now, gate || busy);
@@ -885,31 +963,41 @@ impl Uplink {
             return;
         }
         let (family, gateway, home) = self.resolve_targets(now, log, k);
-        let targets = || lane::lane_targets_iter(&self.cfg.targets, family, gateway, home);
-        if targets().next().is_none() {
+        self.refresh_host_addrs(now, log);
+        // The round's targets follow from the gateway and this host's addresses: planned
+        // again only when one of them changed, not every round (issue 9).
+        let from = (gateway, self.host_addrs_at);
+        if self.lanes[k].plan.from != Some(from) {
+            let mut addrs = [None; MAX_TARGETS];
+            let lane = &mut self.lanes[k];
+            lane.slot_targets.clear();
+            let targets = lane::lane_targets_iter(&self.cfg.targets, family, gateway, home);
+            for ((i, a), slot) in targets.zip(addrs.iter_mut()) {
+                lane.slot_targets.push(i);
+                *slot = a;
+            }
+            let n = lane.slot_targets.len();
+            let own = self.check_own_targets(log, family, &addrs[..n]);
+            let plan = &mut self.lanes[k].plan;
+            (plan.from, plan.addrs, plan.own) = (Some(from), addrs, own);
+        }
+        let lane = &mut self.lanes[k];
+        let n = lane.slot_targets.len();
+        if n == 0 {
             // Nothing of this family to judge this round (`gateway` resolved to the other).
-            self.lanes[k].idle(now);
+            lane.idle(now);
             if once {
-                self.lanes[k].once = Some(true);
+                lane.once = Some(true);
                 self.once_decided();
             }
             self.refresh_shown(now);
             return;
         }
-        let mut addrs = [None; MAX_TARGETS];
-        let lane = &mut self.lanes[k];
-        lane.slot_targets.clear();
-        for ((i, a), slot) in targets().zip(addrs.iter_mut()) {
-            lane.slot_targets.push(i);
-            *slot = a;
-        }
-        let addrs = &addrs[..lane.slot_targets.len()];
-        let own = self.check_own_targets(now, log, family, addrs);
-        let lane = &mut self.lanes[k];
-        let quorum = (self.cfg.quorum as usize).min(addrs.len());
+        let quorum = (self.cfg.quorum as usize).min(n);
         lane.prober.set_quorum(quorum);
-        lane.prober.start_round(now, addrs.iter().copied());
-        for target in own {
+        lane.prober
+            .start_round(now, lane.plan.addrs[..n].iter().copied());
+        for &target in &lane.plan.own {
             lane.prober.exclude_own(target);
         }
         for (slot, &t) in lane.slot_targets.iter().enumerate() {
@@ -949,8 +1037,9 @@ impl Uplink {
                 let (level, hook_state) = present::transition(from, to);
                 self.say(log, level, format!("state {from} -> {to}: {reason}"));
                 self.changed = true;
-                if to == State::Up {
+                if to == State::Up && !self.gate.seen_up {
                     self.gate.seen_up = true;
+                    self.stir(); // the gate's hold follows it
                 }
                 self.refresh_shown(now);
                 self.queue_hook(log, hook_state, from.to_string(), reason, attempt);
@@ -1260,14 +1349,19 @@ impl Uplink {
 
     /// On SIGCHLD: reaps (without blocking) whichever of this watch's children ended.
     pub fn reap(&mut self, now: Instant) {
+        self.stir();
         self.heal.reap(now);
         self.hooks.reap(now);
     }
 
     /// Child `pid` ended (reaped by the daemon's reaper): true if it was one of ours.
     pub fn child_exited(&mut self, now: Instant, pid: Pid, status: ExitStatus) -> bool {
-        self.heal.child_exited(now, pid, Ok(status))
-            || self.hooks.child_exited(now, pid, Ok(status))
+        let ours = self.heal.child_exited(now, pid, Ok(status))
+            || self.hooks.child_exited(now, pid, Ok(status));
+        if ours {
+            self.stir();
+        }
+        ours
     }
 
     /// Stops running steps and hooks without waiting: SIGTERM to each process and its group
@@ -1275,6 +1369,7 @@ impl Uplink {
     /// The graceful reboot command is left to finish: an init that stops netheal while
     /// shutting down must not lose the command that asked it to.
     pub fn stop(&mut self, now: Instant, reaper: &mut Reaper) {
+        self.stir();
         self.hook_queue.clear();
         if !self.rebooting() {
             reaper.adopt(&self.cfg.iface, self.heal.hand_off(now, STOP_GRACE));

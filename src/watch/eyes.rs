@@ -62,6 +62,7 @@ impl Uplink {
 
     /// Takes the cache's facts about this interface (after a sync or a change).
     pub fn kernel_facts(&mut self, i: &Iface, synced: bool) {
+        self.stir(); // layer 2 follows the gateway's neighbour entry
         self.kernel.synced = synced;
         self.kernel.index = i.index;
         self.kernel.gateway = [i.gateway(Family::V4), i.gateway(Family::V6)];

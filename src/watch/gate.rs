@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::Uplink;
+use super::{earliest, Uplink};
 use crate::budget::{self, Assessment, Record, Verdict};
 use crate::civil::{timestamp, unix_now};
 use crate::config::{human, HealStep};
@@ -88,10 +88,10 @@ impl Gate {
             .rebooting
             .filter(|r| r.command_done)
             .map(|r| r.deadline);
-        [self.grace_end, self.inhibit.map(|i| i.0), fallback]
-            .into_iter()
-            .flatten()
-            .min()
+        earliest(
+            earliest(self.grace_end, self.inhibit.map(|i| i.0)),
+            fallback,
+        )
     }
 }
 
@@ -247,11 +247,13 @@ impl Uplink {
     /// The daemon saw the inhibit file change (or may have: lost events): read it at once,
     /// not at the next round, so a heal about to start is held.
     pub fn inhibit_changed(&mut self, now: Instant, log: &mut Log) {
+        self.stir();
         self.read_inhibit(now, log);
     }
 
     /// Reads the inhibit file again if it changed.
     fn read_inhibit(&mut self, now: Instant, log: &mut Log) {
+        self.stir(); // the hold follows the file
         use std::os::unix::fs::MetadataExt;
         let Some(path) = self.cfg.machine.inhibit_file.clone() else {
             return;

@@ -28,7 +28,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use super::Uplink;
+use super::{earliest, Uplink};
 use crate::config::human;
 use crate::kernel::Iface;
 use crate::l2::{source_v4, Asker, L2Probe, Request, L2};
@@ -334,6 +334,11 @@ impl Layer2 {
     }
 
     /// The probe sockets to poll: only those awaiting an answer.
+    /// Whether a probe waits for its answer (`poll_fds` has its socket).
+    pub fn any_waiting(&self) -> bool {
+        self.probes[0].waiting() || self.probes[1].waiting()
+    }
+
     pub fn poll_fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
         self.socks
             .iter()
@@ -376,12 +381,13 @@ impl Layer2 {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let late = self.late.iter().flatten().map(|l| l.0);
-        self.probes
-            .iter()
-            .filter_map(L2Probe::poll_timeout)
-            .chain(late)
-            .min()
+        // A plain fold: asked at the end of every turn that did something (issue 9).
+        let mut t = None;
+        for (p, late) in self.probes.iter().zip(&self.late) {
+            t = earliest(t, p.poll_timeout());
+            t = earliest(t, late.map(|l| l.0));
+        }
+        t
     }
 
     /// Half a timeout into a round of `family` that asked nothing at its start (the round

@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::{IfaceConfig, Target};
+use crate::config::{IfaceConfig, Target, MAX_TARGETS};
 use crate::decide::{Decider, Policy, State};
 use crate::diagnose::{Evidence, Layer, Link, L2};
 use crate::probe::{Prober, Slot, Stats};
@@ -42,6 +42,18 @@ pub(super) struct Lane {
     pub evidence: Option<(Link, Evidence)>,
     /// The gateway-silent warning was given (once per lane until the layer changes).
     pub silent_warned: bool,
+    /// The round's targets as last planned (`slot_targets` beside them).
+    pub plan: Plan,
+}
+
+/// A lane's round as last planned: its addresses in slot order, the slots that are this
+/// host's own addresses, and what it was planned from (the gateway the `gateway` target
+/// resolved to, when this host's addresses were read).
+#[derive(Debug, Default)]
+pub(super) struct Plan {
+    pub from: Option<(Option<IpAddr>, Option<Instant>)>,
+    pub addrs: [Option<IpAddr>; MAX_TARGETS],
+    pub own: Vec<usize>,
 }
 
 impl Lane {
@@ -57,6 +69,7 @@ impl Lane {
             once: None,
             evidence: None,
             silent_warned: false,
+            plan: Plan::default(),
         }
     }
 

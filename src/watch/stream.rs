@@ -148,6 +148,11 @@ impl Streams {
 
     /// The open sockets: target index, whether to wait for POLLOUT (a connect) rather than
     /// POLLIN (a response), and the fd.
+    /// Whether an attempt's socket is open.
+    pub(super) fn any_open(&self) -> bool {
+        self.open.iter().any(Option::is_some)
+    }
+
     pub(super) fn poll_inputs(&self) -> impl Iterator<Item = (usize, bool, BorrowedFd<'_>)> {
         self.open
             .iter()
