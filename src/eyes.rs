@@ -118,6 +118,11 @@ impl Eyes {
     /// before it and is missing now, then check it is there.
     fn restore(&mut self, now: Instant, log: &mut Log, watches: &mut [Uplink]) {
         self.restore.resize_with(watches.len(), Restore::default);
+        // Every turn asks: nearly always no watch bounces and none restores (issue 9).
+        let idle = |r: &Restore| matches!(r, Restore::Idle);
+        if self.restore.iter().all(idle) && !watches.iter().any(Uplink::bounce_news) {
+            return;
+        }
         for (slot, w) in watches.iter_mut().enumerate().take(self.kernel.slots()) {
             let (bouncing, bounced) = w.take_bounce();
             let state = std::mem::take(&mut self.restore[slot]);
@@ -179,11 +184,13 @@ impl Eyes {
 
     /// When a dump must be asked for again, or a restore is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let restore = self.restore.iter().filter_map(|r| match r {
-            Restore::Due(t, _) | Restore::Verify(t, _) => Some(*t),
-            _ => None,
-        });
-        self.kernel.poll_timeout().into_iter().chain(restore).min()
+        let mut t = self.kernel.poll_timeout();
+        for r in &self.restore {
+            if let Restore::Due(at, _) | Restore::Verify(at, _) = r {
+                t = crate::watch::earliest(t, Some(*at));
+            }
+        }
+        t
     }
 
     /// Reads what is waiting (a bounded amount; returns whether more may be waiting) and

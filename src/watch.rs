@@ -107,7 +107,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// The earlier of two optional deadlines (None: no deadline).
-#[inline]
+#[inline(always)]
 pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -2248,6 +2248,37 @@ mod tests {
         assert!(r.logged("own address (not counted)"), "{:#?}", r.lines);
         assert_eq!(r.w.borrow().sent, 0);
         assert!(!r.spawned);
+    }
+
+    #[test]
+    fn a_target_that_becomes_an_own_address_is_planned_out_and_back_in() {
+        let mut r = rig(config("nhg11"), false);
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.state(), State::Up, "{:#?}", r.lines);
+        // Without news the host's addresses are read again a minute on: the round plan
+        // follows them then.
+        r.w.borrow_mut().own = vec![PEER.parse().unwrap()];
+        r.run(Duration::from_secs(62));
+        assert!(
+            r.logged(&format!("target {PEER} is one of this host's own addresses")),
+            "{:#?}",
+            r.lines
+        );
+        let sent = r.w.borrow().sent;
+        r.run(Duration::from_secs(5));
+        assert_eq!(r.w.borrow().sent, sent, "not probed while it is ours");
+        // An address event drops the copy (watch/eyes.rs): the next round plans again.
+        r.w.borrow_mut().own.clear();
+        r.up.host_addrs_at = None;
+        r.run(Duration::from_secs(2));
+        assert!(
+            r.logged(&format!(
+                "target {PEER} is no longer one of this host's addresses"
+            )),
+            "{:#?}",
+            r.lines
+        );
+        assert!(r.w.borrow().sent > sent, "probed again");
     }
 
     const PEER6: &str = "2001:db8::1";

@@ -20,18 +20,18 @@ impl PollSet {
     }
 
     /// Adds `fd` (waited for until readable); returns its index for `readable`.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, fd: BorrowedFd<'_>) -> usize {
         self.add(fd, libc::POLLIN)
     }
 
     /// Adds `fd` waited for until writable (a connecting TCP socket: connect(2)).
-    #[inline]
+    #[inline(always)]
     pub fn push_writable(&mut self, fd: BorrowedFd<'_>) -> usize {
         self.add(fd, libc::POLLOUT)
     }
 
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, fd: BorrowedFd<'_>, events: libc::c_short) -> usize {
         self.fds.push(libc::pollfd {
             fd: fd.as_raw_fd(),

@@ -41,6 +41,11 @@ pub(super) struct Facts {
 }
 
 impl Uplink {
+    /// Whether `take_bounce` has news: a `link` step bounces, or has bounced.
+    pub fn bounce_news(&self) -> bool {
+        self.kernel.bouncing || self.kernel.bounced
+    }
+
     /// For the daemon's restore after a `link` step: (bouncing, bounced), cleared by reading.
     pub fn take_bounce(&mut self) -> (bool, bool) {
         let b = (self.kernel.bouncing, self.kernel.bounced);
