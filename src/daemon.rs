@@ -271,7 +271,9 @@ impl Daemon {
         let mut woke = Woke::default();
         loop {
             let now = Instant::now();
-            self.reaper.turn(now, &mut log);
+            if !self.reaper.is_empty() {
+                self.reaper.turn(now, &mut log);
+            }
             log.tick(now);
             let more = self
                 .eyes
@@ -524,8 +526,7 @@ impl Daemon {
         self.poll
             .wait(timeout)
             .map_err(|err| Error::Io { what: "poll", err })?;
-        self.ready.clear();
-        self.ready.resize(self.watches.len(), Ready::default());
+        self.ready.fill(Ready::default()); // as many as watches (run keeps them so)
         let mut woke = Woke::default();
         for (k, owner) in self.owners.iter().enumerate() {
             if !self.poll.readable(k) {

@@ -2260,7 +2260,9 @@ mod tests {
         r.w.borrow_mut().own = vec![PEER.parse().unwrap()];
         r.run(Duration::from_secs(62));
         assert!(
-            r.logged(&format!("target {PEER} is one of this host's own addresses")),
+            r.logged(&format!(
+                "target {PEER} is one of this host's own addresses"
+            )),
             "{:#?}",
             r.lines
         );
