@@ -12,12 +12,13 @@
 
 use std::io;
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{self, Args, Config};
 use crate::eyes::{self, Eyes};
 use crate::heal::{Reaper, STOP_GRACE};
 use crate::log::{Level, Log};
+use crate::mono::Instant;
 use crate::notify::{monotonic_usec, Notifier};
 use crate::report;
 use crate::sys::filewatch::FileWatch;

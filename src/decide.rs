@@ -13,10 +13,11 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::human;
 use crate::diagnose::{self, Act, Layer};
+use crate::mono::Instant;
 
 /// What the state machine needs from the configuration.
 #[derive(Debug, Clone)]

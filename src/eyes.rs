@@ -6,12 +6,13 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::kernel::{Kernel, Snapshot};
 use crate::log::{Level, Log};
+use crate::mono::Instant;
 use crate::sys::netlink::{Netlink, RCVBUF};
 use crate::watch::Uplink;
 use crate::wire::netlink::Change;

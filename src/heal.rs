@@ -22,7 +22,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -30,6 +30,7 @@ use nix::unistd::Pid;
 use crate::backend::{self, Plan};
 use crate::config::{human, HealStep};
 use crate::log::{Level, Log};
+use crate::mono::Instant;
 use crate::sys::process;
 
 /// Where the back-end steps look for their tools (ifdown, nmcli, ...), in order.

@@ -15,8 +15,9 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::mono::Instant;
 use crate::wire::arp::Mac;
 use crate::wire::netlink::{
     flag, Addr, Change, Dump, Link, Message, Neigh, NlMsg, Route, IFA_F_PERMANENT, NUD_FAILED,

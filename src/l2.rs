@@ -21,8 +21,9 @@
 #![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::mono::Instant;
 use crate::wire::arp::{Arp, Mac};
 use crate::wire::ndp::{Advert, Solicit};
 use crate::wire::netlink::{NUD_FAILED, NUD_INCOMPLETE, NUD_REACHABLE};

@@ -21,6 +21,7 @@ pub mod inhibit;
 pub mod kernel;
 pub mod l2;
 pub mod log;
+pub mod mono;
 pub mod notify;
 pub mod probe;
 pub mod report;

@@ -19,9 +19,10 @@ use std::collections::VecDeque;
 use std::io::{self, IsTerminal, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::LogDest;
+use crate::mono::Instant;
 
 /// The local syslog daemon's socket (rsyslog, syslog-ng, busybox syslogd, journald).
 pub const SYSLOG_PATH: &str = "/dev/log";

@@ -39,9 +39,10 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::decide::Verdict;
+use crate::mono::Instant;
 use crate::wire::{siphash24, Echo, EchoKind, ErrorKind, Family, QuotedEcho, ECHO_HEADER_LEN};
 
 /// The MAC carried as every echo's data.

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::process::ExitStatus;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use nix::unistd::Pid;
 
@@ -29,6 +29,7 @@ use crate::decide::{self, Action, State, Verdict};
 use crate::diagnose::{diagnose, Act, Layer, L2};
 use crate::heal::{describe, HealEvent, Reaper, Supervisor, STOP_GRACE};
 use crate::log::{Level, Log};
+use crate::mono::Instant;
 use crate::probe::{own_address, Prober, Stats, KEY_LEN};
 use crate::report::{LastHeal, Snapshot};
 use crate::sys::addrs;

@@ -9,10 +9,11 @@
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use netheal::l2::{Asker, L2Probe, L2};
+use netheal::mono::Instant;
 use netheal::wire::arp::{Arp, Mac};
 use netheal::wire::ndp::Advert;
 use netheal::wire::Family;

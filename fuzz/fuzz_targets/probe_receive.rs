@@ -16,10 +16,11 @@
 #![no_main]
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use netheal::mono::Instant;
 use netheal::probe::{Prober, Received, REQUEST_LEN};
 use netheal::wire::{
     checksum, strip_ipv4_header, Echo, EchoKind, ErrorKind, Family, QuotedEcho, WireError,

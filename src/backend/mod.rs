@@ -529,7 +529,7 @@ fn run_bounded(prog: &Path, args: &[&str], wait: Duration) -> Option<String> {
             .read_to_end(&mut buf);
         let _ = tx.send(buf); // not fatal: nobody waits any more
     });
-    let start = std::time::Instant::now();
+    let start = crate::mono::Instant::now();
     let status = loop {
         match child.try_wait() {
             Ok(Some(st)) => break Some(st),

@@ -422,7 +422,7 @@ mod more_tests {
         for i in 0..n {
             text += &format!("[e{i}]\ncount = 2\n");
         }
-        let t = std::time::Instant::now();
+        let t = crate::mono::Instant::now();
         let d = p(&text).unwrap();
         let c = crate::config::build(&crate::config::Args::default(), Some(&d)).unwrap();
         eprintln!("{n} sections parsed and built in {:?}", t.elapsed());

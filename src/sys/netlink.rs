@@ -8,7 +8,6 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -16,6 +15,7 @@ use nix::sys::socket::{
 };
 
 use crate::kernel::Kernel;
+use crate::mono::Instant;
 use crate::wire::netlink::{Change, Dump, Messages};
 
 /// RTMGRP_* (rtnetlink.h): the multicast groups of the facts the cache keeps.

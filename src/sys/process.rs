@@ -181,8 +181,8 @@ pub fn reap(pids: &[Pid], any: bool) -> Vec<(Pid, io::Result<ExitStatus>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mono::Instant;
     use std::os::unix::process::ExitStatusExt;
-    use std::time::Instant;
 
     fn wait_for(pid: Pid) -> ExitStatus {
         let until = Instant::now() + Duration::from_secs(5);

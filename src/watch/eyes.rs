@@ -6,7 +6,6 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::time::Instant;
 
 use super::lane::KernelView;
 use super::Uplink;
@@ -14,6 +13,7 @@ use crate::decide::Input;
 use crate::diagnose::Link;
 use crate::kernel::{Event, Iface};
 use crate::log::{Level, Log};
+use crate::mono::Instant;
 use crate::wire::Family;
 
 /// What the watch knows from the kernel.

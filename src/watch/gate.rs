@@ -4,7 +4,7 @@
 //! (pure); this file reads the files and clocks they need and acts.
 #![forbid(unsafe_code)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{earliest, Uplink};
 use crate::budget::{self, Assessment, Record, Verdict};
@@ -12,6 +12,7 @@ use crate::civil::{timestamp, unix_now};
 use crate::config::{human, HealStep};
 use crate::inhibit::{self, Hold};
 use crate::log::{Level, Log};
+use crate::mono::Instant;
 use crate::report::{LastHeal, MachineStatus};
 use crate::sys::boot;
 

@@ -26,13 +26,14 @@ use std::fmt::Debug;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{earliest, Uplink};
 use crate::config::human;
 use crate::kernel::Iface;
 use crate::l2::{source_v4, Asker, L2Probe, Request, L2};
 use crate::log::{Level, Log};
+use crate::mono::Instant;
 use crate::probe::Slot;
 use crate::sys::l2::{is_ethernet, ArpSocket, NdpSocket};
 use crate::wire::arp::Mac;

@@ -6,11 +6,12 @@
 #![forbid(unsafe_code)]
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{IfaceConfig, Target, MAX_TARGETS};
 use crate::decide::{Decider, Policy, State};
 use crate::diagnose::{Evidence, Layer, Link, L2};
+use crate::mono::Instant;
 use crate::probe::{Prober, Slot, Stats};
 use crate::wire::Family;
 

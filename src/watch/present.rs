@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn an_unknown_target_is_named_by_its_configuration() {
         let mut p = crate::probe::Prober::new(1, std::time::Duration::from_secs(1), 1, 7, [0; 16]);
-        p.start_round(std::time::Instant::now(), [None]);
+        p.start_round(crate::mono::Instant::now(), [None]);
         assert_eq!(
             round_line(7, false, p.slots(), &[Target::Gateway]),
             "round 7 failed: gateway unknown"

@@ -14,11 +14,11 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Instant;
 
 use super::lane::Lane;
 use crate::config::Target;
 use crate::log::{Level, Log};
+use crate::mono::Instant;
 use crate::probe::Prober;
 use crate::sys::stream::{Connected, Device, Start, TcpProbe, UdpProbe};
 use crate::wire::dns::{Query, Response, QUERY_LEN};
