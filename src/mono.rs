@@ -34,7 +34,7 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 const ZERO: u64 = 1 << 63;
 
 /// `d` in nanoseconds, None above u64::MAX (584 years).
-#[inline]
+#[inline(always)]
 fn nanos(d: Duration) -> Option<u64> {
     d.as_secs()
         .checked_mul(NANOS_PER_SEC)?
@@ -42,56 +42,56 @@ fn nanos(d: Duration) -> Option<u64> {
 }
 
 /// `d` in nanoseconds, u64::MAX above that (which saturates any sum with it).
-#[inline]
+#[inline(always)]
 fn nanos_saturating(d: Duration) -> u64 {
     nanos(d).unwrap_or(u64::MAX)
 }
 
 impl Instant {
     /// Now, by CLOCK_MONOTONIC (the clock std's `Instant` reads on Linux).
-    #[inline]
+    #[inline(always)]
     pub fn now() -> Instant {
         Instant::from_monotonic_nanos(crate::sys::clock::monotonic_nanos())
     }
 
     /// The instant at `ns` nanoseconds of CLOCK_MONOTONIC.
-    #[inline]
+    #[inline(always)]
     const fn from_monotonic_nanos(ns: i64) -> Instant {
         Instant((ns as u64).wrapping_add(ZERO))
     }
 
     /// `self + d`, None if that is out of range.
-    #[inline]
+    #[inline(always)]
     pub fn checked_add(self, d: Duration) -> Option<Instant> {
         self.0.checked_add(nanos(d)?).map(Instant)
     }
 
     /// `self - d`, None if that is out of range.
-    #[inline]
+    #[inline(always)]
     pub fn checked_sub(self, d: Duration) -> Option<Instant> {
         self.0.checked_sub(nanos(d)?).map(Instant)
     }
 
     /// The time from `earlier` to `self`; None if `earlier` is later.
-    #[inline]
+    #[inline(always)]
     pub fn checked_duration_since(self, earlier: Instant) -> Option<Duration> {
         self.0.checked_sub(earlier.0).map(Duration::from_nanos)
     }
 
     /// The time from `earlier` to `self`, zero if `earlier` is later.
-    #[inline]
+    #[inline(always)]
     pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 
     /// The same as `saturating_duration_since`, as std's is since Rust 1.60.
-    #[inline]
+    #[inline(always)]
     pub fn duration_since(self, earlier: Instant) -> Duration {
         self.saturating_duration_since(earlier)
     }
 
     /// The time since `self`, zero if `self` is in the future.
-    #[inline]
+    #[inline(always)]
     pub fn elapsed(self) -> Duration {
         Instant::now().saturating_duration_since(self)
     }
@@ -100,14 +100,14 @@ impl Instant {
 /// Saturates at the end of the range where std panics (see the module comment).
 impl Add<Duration> for Instant {
     type Output = Instant;
-    #[inline]
+    #[inline(always)]
     fn add(self, d: Duration) -> Instant {
         Instant(self.0.saturating_add(nanos_saturating(d)))
     }
 }
 
 impl AddAssign<Duration> for Instant {
-    #[inline]
+    #[inline(always)]
     fn add_assign(&mut self, d: Duration) {
         *self = *self + d;
     }
@@ -116,14 +116,14 @@ impl AddAssign<Duration> for Instant {
 /// Saturates at the start of the range where std panics (see the module comment).
 impl Sub<Duration> for Instant {
     type Output = Instant;
-    #[inline]
+    #[inline(always)]
     fn sub(self, d: Duration) -> Instant {
         Instant(self.0.saturating_sub(nanos_saturating(d)))
     }
 }
 
 impl SubAssign<Duration> for Instant {
-    #[inline]
+    #[inline(always)]
     fn sub_assign(&mut self, d: Duration) {
         *self = *self - d;
     }
@@ -132,7 +132,7 @@ impl SubAssign<Duration> for Instant {
 /// Zero if `earlier` is later, as std's.
 impl Sub<Instant> for Instant {
     type Output = Duration;
-    #[inline]
+    #[inline(always)]
     fn sub(self, earlier: Instant) -> Duration {
         self.saturating_duration_since(earlier)
     }
