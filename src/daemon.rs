@@ -489,13 +489,7 @@ impl Daemon {
         let timeout: i32 = match deadline {
             _ if more => 0,
             None => -1,
-            Some(t) => {
-                let d = t.saturating_duration_since(Instant::now());
-                // Round up: waking a fraction of a millisecond early would find nothing due
-                // and spin until it is.
-                let ms = d.as_nanos().div_ceil(1_000_000);
-                ms.min(i32::MAX as u128) as i32
-            }
+            Some(t) => poll_ms(t.saturating_duration_since(Instant::now())),
         };
         self.poll.clear();
         self.owners.clear();
@@ -722,6 +716,17 @@ impl Daemon {
 /// Whether the reports are rewritten this turn: at once after a change (`now_wanted`: a state
 /// change, a reload) and the first time, and otherwise once `due` (the last rewrite plus
 /// `STATUS_EVERY`) has come. A steady round does not rewrite them: that was 96–136 k
+/// poll(2)'s timeout for `d`, in milliseconds rounded up: waking a fraction of a millisecond
+/// early would find nothing due and spin until it is. In u64: a u128 division costs a
+/// call a turn (issue 9).
+fn poll_ms(d: Duration) -> i32 {
+    let ms = d
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_nanos()).div_ceil(1_000_000));
+    ms.min(i32::MAX as u64) as i32
+}
+
 /// instructions every 6 rounds.
 fn rewrite_due(now_wanted: bool, due: Option<Instant>, now: Instant) -> bool {
     now_wanted || due.is_none_or(|t| now >= t)
@@ -730,6 +735,19 @@ fn rewrite_due(now_wanted: bool, due: Option<Instant>, now: Instant) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_poll_timeout_is_rounded_up_to_the_millisecond_and_capped() {
+        let ns = Duration::from_nanos;
+        assert_eq!(poll_ms(Duration::ZERO), 0);
+        assert_eq!(poll_ms(ns(1)), 1, "never early: 1 ns waits 1 ms");
+        assert_eq!(poll_ms(ns(999_999)), 1);
+        assert_eq!(poll_ms(ns(1_000_000)), 1);
+        assert_eq!(poll_ms(ns(1_000_001)), 2);
+        assert_eq!(poll_ms(Duration::new(2, 1)), 2001);
+        assert_eq!(poll_ms(Duration::new(86_400, 0)), 86_400_000);
+        assert_eq!(poll_ms(Duration::MAX), i32::MAX);
+    }
 
     #[test]
     fn reports_are_rewritten_on_a_change_and_otherwise_once_a_minute() {

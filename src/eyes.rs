@@ -118,12 +118,15 @@ impl Eyes {
     /// addresses, and brings back only the connected route: put back what was configured
     /// before it and is missing now, then check it is there.
     fn restore(&mut self, now: Instant, log: &mut Log, watches: &mut [Uplink]) {
-        self.restore.resize_with(watches.len(), Restore::default);
         // Every turn asks: nearly always no watch bounces and none restores (issue 9).
         let idle = |r: &Restore| matches!(r, Restore::Idle);
-        if self.restore.iter().all(idle) && !watches.iter().any(Uplink::bounce_news) {
+        if self.restore.len() == watches.len()
+            && self.restore.iter().all(idle)
+            && !watches.iter().any(Uplink::bounce_news)
+        {
             return;
         }
+        self.restore.resize_with(watches.len(), Restore::default);
         for (slot, w) in watches.iter_mut().enumerate().take(self.kernel.slots()) {
             let (bouncing, bounced) = w.take_bounce();
             let state = std::mem::take(&mut self.restore[slot]);
