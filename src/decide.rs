@@ -309,6 +309,11 @@ impl Decider {
         self.heal_pending
     }
 
+    /// Whether `poll_action` has one.
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

@@ -712,7 +712,6 @@ impl Uplink {
         }
         // Lane by lane, each acted on before the next runs: a heal step one lane starts holds
         // the other's attempt back (`sync_holds`).
-        let mut busy = chores;
         let mut acted = false;
         for k in 0..self.lanes.len() {
             self.sync_holds(now);
@@ -729,10 +728,9 @@ impl Uplink {
                 return;
             }
         }
-        busy |= acted;
         // Until nothing more happens: one lane's actions, a step's end or a hook's can move
-        // another lane. A turn that has seen none of them has nothing to settle.
-        while busy || self.heal.has_events() || self.hooks.has_events() {
+        // another lane.
+        while self.unsettled() {
             self.sync_holds(now);
             let mut progress = false;
             for k in 0..self.lanes.len() {
@@ -764,7 +762,6 @@ impl Uplink {
                 }
             }
             acted |= progress;
-            busy = progress;
         }
         self.report_hold(now, log);
         self.transmit(now, log, buf);
@@ -785,6 +782,16 @@ impl Uplink {
     /// The lane of `family`, if the interface has one.
     fn lane(&self, family: Family) -> Option<&Lane> {
         self.lanes.iter().find(|l| l.family == family)
+    }
+
+    /// Whether something waits to be acted on: a decider's action, holds the deciders have
+    /// not been told, a step's or a hook's event, a queued hook that can start.
+    fn unsettled(&self) -> bool {
+        self.lanes.iter().any(|l| l.decider.has_actions())
+            || self.holds_synced != Some((self.gate_holds(), self.heal_owner))
+            || self.heal.has_events()
+            || self.hooks.has_events()
+            || (!self.hook_queue.is_empty() && !self.hooks.is_running())
     }
 
     /// Acts on what lane `k`'s decider asks for; whether it asked for anything.
