@@ -182,6 +182,7 @@ impl L2Probe {
     }
 
     /// Whether the glue should read the probe's socket.
+    #[inline(always)]
     pub fn waiting(&self) -> bool {
         self.probe.is_some_and(|p| p.sent_at.is_some())
     }
@@ -262,8 +263,9 @@ impl L2Probe {
     }
 
     /// When `handle_timeout` has work: the deadline of a request awaiting its answer.
+    #[inline(always)]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.probe.map(|p| p.deadline)
+        self.probe.as_ref().map(|p| p.deadline)
     }
 
     /// At (or after) the deadline: no answer, the gateway is dead at layer 2. The timer is
@@ -298,7 +300,7 @@ impl L2Probe {
 
     /// The gateway asked this round, while its answer is awaited.
     pub fn asking(&self) -> Option<IpAddr> {
-        self.probe.map(|p| p.asker.gateway)
+        self.probe.as_ref().map(|p| p.asker.gateway)
     }
 }
 

@@ -534,7 +534,12 @@ impl Uplink {
         // The `gateway` target's lane while it resolves to none: the first family's.
         let home = self.lanes[0].family;
         let mut gateway = None;
-        if self.cfg.targets.contains(&Target::Gateway) {
+        if self
+            .cfg
+            .targets
+            .iter()
+            .any(|t| matches!(t, Target::Gateway))
+        {
             // From the kernel's cache: no table is read. Without a default route through the
             // interface the target is unknown, and the round fails: the host's traffic does
             // not leave through it.
@@ -986,8 +991,12 @@ impl Uplink {
             }
             let n = lane.slot_targets.len();
             let own = self.check_own_targets(log, family, &addrs[..n]);
-            let plan = &mut self.lanes[k].plan;
-            (plan.from, plan.addrs, plan.own) = (Some(from), addrs, own);
+            let lane = &mut self.lanes[k];
+            let streams = (0..n)
+                .filter(|&slot| self.cfg.targets[lane.slot_targets[slot]].is_stream())
+                .collect();
+            let plan = &mut lane.plan;
+            (plan.from, plan.addrs, plan.own, plan.streams) = (Some(from), addrs, own, streams);
         }
         let lane = &mut self.lanes[k];
         let n = lane.slot_targets.len();
@@ -1005,13 +1014,11 @@ impl Uplink {
         lane.prober.set_quorum(quorum);
         lane.prober
             .start_round(now, lane.plan.addrs[..n].iter().copied());
-        for &target in &lane.plan.own {
-            lane.prober.exclude_own(target);
+        for &slot in &lane.plan.own {
+            lane.prober.exclude_own(slot);
         }
-        for (slot, &t) in lane.slot_targets.iter().enumerate() {
-            if self.cfg.targets[t].is_stream() {
-                lane.prober.mark_stream(slot);
-            }
+        for &slot in &lane.plan.streams {
+            lane.prober.mark_stream(slot);
         }
         if !lane.active {
             lane.active = true;

@@ -98,7 +98,7 @@ impl Gate {
 
 impl Uplink {
     fn has_reboot_step(&self) -> bool {
-        self.cfg.heal.contains(&HealStep::Reboot)
+        self.cfg.heal.iter().any(|s| matches!(s, HealStep::Reboot))
     }
 
     /// At start: the boot grace left, the inhibit file, the budget and where it is kept.

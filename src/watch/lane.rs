@@ -48,13 +48,14 @@ pub(super) struct Lane {
 }
 
 /// A lane's round as last planned: its addresses in slot order, the slots that are this
-/// host's own addresses, and what it was planned from (the gateway the `gateway` target
+/// host's own addresses and those probed as `tcp:`/`dns:`, and what it was planned from (the gateway the `gateway` target
 /// resolved to, when this host's addresses were read).
 #[derive(Debug, Default)]
 pub(super) struct Plan {
     pub from: Option<(Option<IpAddr>, Option<Instant>)>,
     pub addrs: [Option<IpAddr>; MAX_TARGETS],
     pub own: Vec<usize>,
+    pub streams: Vec<usize>,
 }
 
 impl Lane {
