@@ -429,6 +429,9 @@ impl Layer2 {
     pub fn handle_timeout(&mut self, now: Instant, iface: &str, log: &mut Log) {
         for family in [Family::V4, Family::V6] {
             let f = family as usize;
+            if self.probes[f].poll_timeout().is_none_or(|t| now < t) {
+                continue; // nothing due (every turn that runs the chores asks)
+            }
             let before = self.probes[f].result();
             self.probes[f].handle_timeout(now);
             if before != self.probes[f].result() {
