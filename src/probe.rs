@@ -37,12 +37,13 @@
 //! `send_errors`; a DNS response that is not for our query in `foreign`.
 #![forbid(unsafe_code)]
 
-use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use crate::decide::Verdict;
-use crate::wire::{siphash24, Echo, EchoKind, ErrorKind, Family, QuotedEcho, ECHO_HEADER_LEN};
+use crate::wire::{
+    echo_request, siphash24, Echo, EchoKind, ErrorKind, Family, QuotedEcho, ECHO_HEADER_LEN,
+};
 
 /// The MAC carried as every echo's data.
 pub const MAC_LEN: usize = 8;
@@ -126,6 +127,20 @@ impl Stats {
     }
 }
 
+/// The index of the first of `list` that `f` picks: `iter().position`, as a plain loop (the
+/// size-optimised build keeps the iterator's closure calls).
+#[inline(always)]
+fn position<T>(list: &[T], f: impl Fn(&T) -> bool) -> Option<usize> {
+    let mut i = 0;
+    while let Some(x) = list.get(i) {
+        if f(x) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 fn bump(counter: &mut u64) {
     *counter = counter.saturating_add(1);
 }
@@ -171,6 +186,7 @@ impl Slot {
     }
 
     /// Still owes an answer this round.
+    #[inline(always)]
     pub fn pending(&self) -> bool {
         self.addr.is_some()
             && self.rtt.is_none()
@@ -181,6 +197,7 @@ impl Slot {
     }
 
     /// Attempts it gets per round.
+    #[inline(always)]
     fn budget(&self, count: u32) -> u32 {
         if self.stream {
             1
@@ -203,9 +220,13 @@ enum Fate {
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     seq: u16,
-    target: usize,
+    /// The slot's index (u32, so that the record stays 64 bytes: copied with four moves).
+    target: u32,
     dest: IpAddr,
     sent_at: Instant,
+    /// A timeout after `sent_at` (None: past the clock's range, so at once): when an
+    /// unanswered echo counts as lost. Kept so that `retire` only compares.
+    expires: Option<Instant>,
     mac: [u8; MAC_LEN],
     fate: Fate,
 }
@@ -228,11 +249,21 @@ pub struct Prober {
     quorum: usize,
     next_seq: u16,
     slots: Vec<Slot>,
+    /// How many slots are `pending`, how many have an RTT, how many have no address, and
+    /// whether any is a stream slot: kept as the slots change, so that the questions every
+    /// turn asks (is the round decided, has every target answered) are not a walk over the
+    /// slots (issue 9).
+    open: usize,
+    answered: usize,
+    unaddressed: usize,
+    streams: bool,
     /// This round's echoes.
     sent: Vec<Sent>,
-    /// Earlier rounds' echoes, oldest first (in the order they were sent), at most
-    /// RETIRED_MAX.
-    retired: VecDeque<Sent>,
+    /// Earlier rounds' echoes, at most RETIRED_MAX, in the order they were sent: a ring
+    /// whose oldest is at `oldest` (0 until it is full). A plain vector indexed by hand: the
+    /// size-optimised build makes every VecDeque access a call (issue 9).
+    retired: Vec<Sent>,
+    oldest: usize,
     /// How many of the oldest retired echoes are known to be a timeout old (and, if they
     /// were unanswered, counted lost): `retire` looks only at those after them.
     expired: usize,
@@ -278,9 +309,14 @@ impl Prober {
             quorum,
             next_seq: 0,
             slots: Vec::new(),
+            open: 0,
+            answered: 0,
+            unaddressed: 0,
+            streams: false,
             sent: Vec::new(),
             // Full after 64 echoes anyway: allocated once, not grown during the first rounds.
-            retired: VecDeque::with_capacity(RETIRED_MAX),
+            retired: Vec::with_capacity(RETIRED_MAX),
+            oldest: 0,
             expired: 0,
             round: None,
             stats: Stats::default(),
@@ -322,18 +358,29 @@ impl Prober {
         self.epoch.get_or_insert(now);
         self.retire(now);
         self.slots.clear();
-        self.slots.extend(addrs.into_iter().map(|addr| Slot {
-            addr,
-            rtt: None,
-            report: None,
-            own: false,
-            send_failed: false,
-            stream: false,
-            stream_failed: false,
-            started: None,
-            sent: 0,
-            next_send: now,
-        }));
+        self.open = 0;
+        self.answered = 0;
+        self.unaddressed = 0;
+        self.streams = false;
+        for addr in addrs {
+            if addr.is_some() {
+                self.open += 1;
+            } else {
+                self.unaddressed += 1;
+            }
+            self.slots.push(Slot {
+                addr,
+                rtt: None,
+                report: None,
+                own: false,
+                send_failed: false,
+                stream: false,
+                stream_failed: false,
+                started: None,
+                sent: 0,
+                next_send: now,
+            });
+        }
         let deadline = now.checked_add(self.timeout).unwrap_or(now);
         self.round = Some(Round {
             start: now,
@@ -344,9 +391,7 @@ impl Prober {
     /// Marks `target` of the round just started as one of this host's own addresses (see
     /// `own_address`): it is not probed this round and does not count toward the quorum.
     pub fn exclude_own(&mut self, target: usize) {
-        if let Some(slot) = self.slots.get_mut(target) {
-            slot.own = true;
-        }
+        self.update_slot(target, |slot| slot.own = true);
     }
 
     /// Marks `target` of the round just started as a stream target: `poll_stream`, not
@@ -354,7 +399,26 @@ impl Prober {
     pub fn mark_stream(&mut self, target: usize) {
         if let Some(slot) = self.slots.get_mut(target) {
             slot.stream = true;
+            self.streams = true;
         }
+    }
+
+    /// Runs `f` on slot `target` (if there is one), keeping the slot counts right. A slot only
+    /// ever stops being pending and gains an RTT within a round, never the reverse.
+    #[inline]
+    fn update_slot<R>(&mut self, target: usize, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+        let slot = self.slots.get_mut(target)?;
+        let (was_pending, had_rtt) = (slot.pending(), slot.rtt.is_some());
+        let r = f(slot);
+        debug_assert!(was_pending || !slot.pending());
+        debug_assert!(!had_rtt || slot.rtt.is_some());
+        if was_pending && !slot.pending() {
+            self.open -= 1;
+        }
+        if !had_rtt && slot.rtt.is_some() {
+            self.answered += 1;
+        }
+        Some(r)
     }
 
     /// The next stream attempt that is due; `now` is taken right before the caller's
@@ -378,17 +442,16 @@ impl Prober {
     /// to our query) at `now`.
     pub fn stream_answered(&mut self, now: Instant, target: usize) -> Received {
         let running = self.round.is_some();
-        let r = match self.slots.get_mut(target) {
-            Some(slot) if running && slot.stream && slot.pending() => match slot.started {
-                Some(at) => {
-                    let rtt = now.saturating_duration_since(at);
-                    slot.rtt = Some(rtt);
-                    Received::Reply { target, rtt }
-                }
-                None => Received::Foreign,
-            },
+        let r = self.update_slot(target, |slot| match slot.started {
+            Some(at) if running && slot.stream && slot.pending() => {
+                let rtt = now.saturating_duration_since(at);
+                slot.rtt = Some(rtt);
+                Received::Reply { target, rtt }
+            }
+            None if running && slot.stream && slot.pending() => Received::Foreign,
             _ => Received::Late,
-        };
+        });
+        let r = r.unwrap_or(Received::Late);
         self.count(r);
         r
     }
@@ -396,11 +459,11 @@ impl Prober {
     /// The stream attempt of `target` failed after it started: the target has failed
     /// this round (its attempt is counted lost at the round's end).
     pub fn stream_failed(&mut self, target: usize) {
-        if let Some(slot) = self.slots.get_mut(target) {
+        self.update_slot(target, |slot| {
             if slot.stream && slot.started.is_some() {
                 slot.stream_failed = true;
             }
-        }
+        });
     }
 
     /// Something came on a stream target's socket that is not the answer (a DNS response
@@ -409,52 +472,69 @@ impl Prober {
         self.count(Received::Foreign);
     }
 
+    /// SipHash-2-4 over ident, sequence number, destination (IPv4 as IPv4-mapped IPv6) and
+    /// the send time in nanoseconds since `epoch`, all big-endian: 28 bytes, laid out as one
+    /// array (no slice copies: the size-optimised build makes each a call).
     fn mac(&self, ident: u16, seq: u16, dest: IpAddr, at: Instant) -> [u8; MAC_LEN] {
-        let mut msg = [0u8; 28];
-        msg[0..2].copy_from_slice(&ident.to_be_bytes());
-        msg[2..4].copy_from_slice(&seq.to_be_bytes());
+        let [i0, i1] = ident.to_be_bytes();
+        let [s0, s1] = seq.to_be_bytes();
         let d = match dest {
             IpAddr::V4(a) => a.to_ipv6_mapped(),
             IpAddr::V6(a) => a,
         };
-        msg[4..20].copy_from_slice(&Ipv6Addr::octets(&d));
-        let t = self
-            .epoch
-            .map_or(0, |e| at.saturating_duration_since(e).as_nanos() as u64);
-        msg[20..28].copy_from_slice(&t.to_be_bytes());
+        let [d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14, d15] =
+            Ipv6Addr::octets(&d);
+        // `as_nanos() as u64`, without the 128-bit product: the same low 64 bits.
+        let t = match self.epoch {
+            Some(e) => {
+                let since = at.saturating_duration_since(e);
+                since
+                    .as_secs()
+                    .wrapping_mul(1_000_000_000)
+                    .wrapping_add(u64::from(since.subsec_nanos()))
+            }
+            None => 0,
+        };
+        let [t0, t1, t2, t3, t4, t5, t6, t7] = t.to_be_bytes();
+        let msg = [
+            i0, i1, s0, s1, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14, d15,
+            t0, t1, t2, t3, t4, t5, t6, t7,
+        ];
         siphash24(&self.key, &msg).to_be_bytes()
     }
 
     /// Whether an echo of this round may still fall due (some target owes an answer and has
     /// echoes left): when not, `poll_transmit` has nothing whatever the time.
     pub fn may_transmit(&self) -> bool {
-        self.round.is_some()
-            && self
-                .slots
-                .iter()
-                .any(|s| s.pending() && s.sent < self.count)
+        if self.round.is_none() || self.open == 0 {
+            return false;
+        }
+        for s in &self.slots {
+            if s.pending() && s.sent < self.count {
+                return true;
+            }
+        }
+        false
     }
 
     /// Builds the next echo that is due into `buf` (at least `REQUEST_LEN` bytes). `now` is
     /// taken right before the caller's `sendto`: it is the echo's send time for its RTT.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         let round = self.round?;
+        if self.open == 0 {
+            return None;
+        }
         let count = self.count;
-        let target = self
-            .slots
-            .iter()
-            .position(|s| !s.stream && s.pending() && s.sent < count && s.next_send <= now)?;
-        let dest = self.slots[target].addr?;
+        let due = |s: &Slot| !s.stream && s.pending() && s.sent < count && s.next_send <= now;
+        let target = position(&self.slots, due)?;
+        let dest = self.slots.get(target)?.addr?;
+        let out = buf.first_chunk_mut::<REQUEST_LEN>()?;
         let seq = self.next_seq;
-        let ident = self.idents[Family::of(dest) as usize];
+        let family = Family::of(dest);
+        let ident = self.idents[family as usize];
         let mac = self.mac(ident, seq, dest, now);
-        let echo = Echo {
-            kind: EchoKind::Request,
-            ident,
-            seq,
-            payload: &mac,
-        };
-        let len = echo.emit(Family::of(dest), buf)?;
+        *out = echo_request(family, ident, seq, mac);
+        let len = REQUEST_LEN;
         self.next_seq = seq.wrapping_add(1);
         let slot = &mut self.slots[target];
         slot.sent = slot.sent.saturating_add(1);
@@ -464,9 +544,10 @@ impl Prober {
             .unwrap_or(round.deadline);
         self.sent.push(Sent {
             seq,
-            target,
+            target: target as u32,
             dest,
             sent_at: now,
+            expires: now.checked_add(self.timeout),
             mac,
             fate: Fate::Outstanding,
         });
@@ -478,9 +559,7 @@ impl Prober {
     /// target counts as not answering this round, and the echo as lost at the round's end.
     pub fn send_failed(&mut self, target: usize) {
         bump(&mut self.stats.send_errors);
-        if let Some(slot) = self.slots.get_mut(target) {
-            slot.send_failed = true;
-        }
+        self.update_slot(target, |slot| slot.send_failed = true);
     }
 
     /// Classifies one received ICMP message (`icmp` starts at the ICMP header) from `src`.
@@ -535,27 +614,74 @@ impl Prober {
         if echo.kind != EchoKind::Reply || echo.ident != self.idents[family as usize] {
             return Received::Foreign;
         }
-        let genuine = |s: &Sent| s.seq == echo.seq && s.dest == src && s.mac[..] == *echo.payload;
-        if let Some(s) = self.sent.iter_mut().find(|s| genuine(s)) {
-            let slot = &mut self.slots[s.target];
-            let first = s.fate != Fate::Answered && slot.rtt.is_none();
-            s.fate = Fate::Answered;
-            if !first {
-                return Received::Late;
-            }
-            let rtt = now.saturating_duration_since(s.sent_at);
-            slot.rtt = Some(rtt);
-            return Received::Reply {
-                target: s.target,
-                rtt,
+        // Only exactly MAC_LEN bytes of data can be one of our MACs.
+        let Ok(&mac) = <&[u8; MAC_LEN]>::try_from(echo.payload) else {
+            return Received::Foreign;
+        };
+        let genuine = |s: &Sent| s.seq == echo.seq && s.dest == src && s.mac == mac;
+        let Some(i) = position(&self.sent, genuine) else {
+            return match self.find_retired(genuine) {
+                Some(s) => {
+                    s.fate = Fate::Answered;
+                    Received::Late
+                }
+                None => Received::Foreign,
             };
+        };
+        let Some(s) = self.sent.get_mut(i) else {
+            return Received::Foreign;
+        };
+        let was = s.fate;
+        s.fate = Fate::Answered;
+        let (target, sent_at) = (s.target as usize, s.sent_at);
+        let first = was != Fate::Answered && self.slots[target].rtt.is_none();
+        if !first {
+            return Received::Late;
         }
-        match self.retired.iter_mut().find(|s| genuine(s)) {
-            Some(s) => {
-                s.fate = Fate::Answered;
-                Received::Late
-            }
-            None => Received::Foreign,
+        let rtt = now.saturating_duration_since(sent_at);
+        self.update_slot(target, |slot| slot.rtt = Some(rtt));
+        Received::Reply { target, rtt }
+    }
+
+    /// The oldest retired echo that `ours` picks.
+    fn find_retired(&mut self, ours: impl Fn(&Sent) -> bool) -> Option<&mut Sent> {
+        let (newer, older) = self.retired.split_at_mut(self.oldest);
+        let i = position(older, &ours);
+        match i {
+            Some(i) => older.get_mut(i),
+            None => position(newer, ours).and_then(|i| newer.get_mut(i)),
+        }
+    }
+
+    /// The retired echo `k` places after the oldest.
+    #[inline]
+    fn retired_mut(&mut self, k: usize) -> Option<&mut Sent> {
+        let n = self.retired.len();
+        if k >= n {
+            return None;
+        }
+        let i = self.oldest + k;
+        self.retired.get_mut(if i >= n { i - n } else { i })
+    }
+
+    /// Keeps `s` as the newest retired echo; when the ring is full it takes the oldest's
+    /// place, which is forgotten (counted lost if it never had an answer).
+    fn push_retired(&mut self, s: Sent) {
+        if self.retired.len() < RETIRED_MAX {
+            self.retired.push(s);
+            return;
+        }
+        let Some(old) = self.retired.get_mut(self.oldest) else {
+            return;
+        };
+        let old = std::mem::replace(old, s);
+        self.oldest += 1;
+        if self.oldest == self.retired.len() {
+            self.oldest = 0;
+        }
+        self.expired = self.expired.saturating_sub(1);
+        if old.fate == Fate::Outstanding {
+            bump(&mut self.stats.lost);
         }
     }
 
@@ -567,26 +693,22 @@ impl Prober {
             return Received::Foreign;
         }
         let ours = |s: &Sent| s.seq == q.seq && s.dest == q.dest && s.mac.starts_with(q.payload);
-        if let Some(s) = self.sent.iter().find(|s| ours(s)) {
-            let slot = &mut self.slots[s.target];
-            if slot.rtt.is_some() || slot.report.is_some() {
-                return Received::Late;
-            }
-            let report = Report {
-                from: src,
-                kind: q.kind,
+        let Some(target) = position(&self.sent, ours).map(|i| self.sent[i].target as usize) else {
+            return match self.find_retired(ours) {
+                Some(_) => Received::Late,
+                None => Received::Foreign,
             };
-            slot.report = Some(report);
-            return Received::Unreachable {
-                target: s.target,
-                report,
-            };
+        };
+        let slot = &self.slots[target];
+        if slot.rtt.is_some() || slot.report.is_some() {
+            return Received::Late;
         }
-        if self.retired.iter().any(ours) {
-            Received::Late
-        } else {
-            Received::Foreign
-        }
+        let report = Report {
+            from: src,
+            kind: q.kind,
+        };
+        self.update_slot(target, |slot| slot.report = Some(report));
+        Received::Unreachable { target, report }
     }
 
     /// When the round needs attention next: an echo falls due, or the timeout; at once when
@@ -596,20 +718,37 @@ impl Prober {
         if self.decided() {
             return Some(round.start);
         }
-        let next_send = self
-            .slots
-            .iter()
-            .filter(|s| s.pending() && s.sent < s.budget(self.count))
-            .map(|s| s.next_send)
-            .min();
-        Some(next_send.map_or(round.deadline, |t| t.min(round.deadline)))
+        let mut next = round.deadline;
+        for s in &self.slots {
+            if s.pending() && s.sent < s.budget(self.count) && s.next_send < next {
+                next = s.next_send;
+            }
+        }
+        Some(next)
     }
 
     /// Over early once every target with an address has been decided. A round with no
     /// address at all waits for the timeout, like a silent one. Either way the watchdog
     /// spaces rounds, so an early failed round does not make the loop spin.
     fn decided(&self) -> bool {
-        self.slots.iter().any(|s| s.addr.is_some()) && !self.slots.iter().any(Slot::pending)
+        debug_assert_eq!(self.open, self.slots.iter().filter(|s| s.pending()).count());
+        debug_assert_eq!(
+            self.unaddressed,
+            self.slots.iter().filter(|s| s.addr.is_none()).count()
+        );
+        self.unaddressed < self.slots.len() && self.open == 0
+    }
+
+    /// A round runs and every target with an address has answered it: nothing still queued
+    /// on the socket can decide anything this round.
+    pub fn all_answered(&self) -> bool {
+        debug_assert_eq!(
+            self.answered,
+            self.slots.iter().filter(|s| s.rtt.is_some()).count()
+        );
+        self.round.is_some()
+            && !self.slots.is_empty()
+            && self.answered + self.unaddressed == self.slots.len()
     }
 
     /// Ends the round if it is over, and returns its verdict.
@@ -621,28 +760,30 @@ impl Prober {
         self.round = None;
         // Echoes to a target that gave no answer are lost now; those to a target that did
         // (sent before or after the echo that answered) get their full timeout: `retire`.
-        for mut s in self.sent.drain(..) {
-            if s.fate == Fate::Outstanding && self.slots[s.target].rtt.is_none() {
+        let mut i = 0;
+        while let Some(&s) = self.sent.get(i) {
+            let mut s = s;
+            if s.fate == Fate::Outstanding && self.slots[s.target as usize].rtt.is_none() {
                 s.fate = Fate::Lost;
                 bump(&mut self.stats.lost);
             }
-            if self.retired.len() == RETIRED_MAX {
-                if let Some(old) = self.retired.pop_front() {
-                    self.expired = self.expired.saturating_sub(1);
-                    if old.fate == Fate::Outstanding {
-                        bump(&mut self.stats.lost);
-                    }
+            self.push_retired(s);
+            i += 1;
+        }
+        self.sent.clear();
+        self.retire(now);
+        if self.streams {
+            for s in &self.slots {
+                if s.stream && s.started.is_some() && s.rtt.is_none() {
+                    bump(&mut self.stats.lost);
                 }
             }
-            self.retired.push_back(s);
         }
-        self.retire(now);
-        for s in &self.slots {
-            if s.stream && s.started.is_some() && s.rtt.is_none() {
-                bump(&mut self.stats.lost);
-            }
-        }
-        let answered = self.slots.iter().filter(|s| s.rtt.is_some()).count();
+        debug_assert_eq!(
+            self.answered,
+            self.slots.iter().filter(|s| s.rtt.is_some()).count()
+        );
+        let answered = self.answered;
         let good = answered >= self.quorum;
         bump(&mut self.stats.rounds);
         if good {
@@ -660,9 +801,8 @@ impl Prober {
     /// expired are looked at, and the walk stops at the first that is not (in a steady
     /// round: one comparison, where it used to be a deadline computed for all 64).
     fn retire(&mut self, now: Instant) {
-        while let Some(s) = self.retired.get_mut(self.expired) {
-            let expired = s.sent_at.checked_add(self.timeout).is_none_or(|t| t <= now);
-            if !expired {
+        while let Some(s) = self.retired_mut(self.expired) {
+            if s.expires.is_some_and(|t| t > now) {
                 break;
             }
             if s.fate == Fate::Outstanding {

@@ -1546,11 +1546,7 @@ fn drain<R: RecvSocket + ?Sized>(
         // Every target has answered: anything still queued (a duplicate, a stray) is read at
         // the next wake-up; this saves the read that would only say EAGAIN, one system call
         // of every healthy round.
-        let slots = prober.slots();
-        if prober.round_running()
-            && !slots.is_empty()
-            && slots.iter().all(|s| s.rtt.is_some() || s.addr.is_none())
-        {
+        if prober.all_answered() {
             return Ok(n + 1);
         }
     }

@@ -23,7 +23,7 @@ mod siphash;
 pub use checksum::checksum;
 use checksum::checksum_ok;
 pub use error::{ErrorKind, QuotedEcho};
-pub use icmp::{Echo, EchoKind, Family, ECHO_HEADER_LEN};
+pub use icmp::{echo_request, Echo, EchoKind, Family, ECHO_HEADER_LEN};
 pub use ipv4::strip_ipv4_header;
 pub use siphash::siphash24;
 

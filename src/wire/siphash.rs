@@ -5,44 +5,62 @@
 //! from std's deprecated `SipHasher`, whose output is not promised to stay SipHash-2-4.
 
 /// A 128-bit key, as two little-endian halves (k0 = bytes 0..8, k1 = bytes 8..16).
+///
+/// Inlined, so that a caller with a fixed-size message (the echo MAC: 28 bytes) gets the
+/// word loop with a constant bound and no call; the size-optimised build would otherwise
+/// keep `round` and the byte-slice iterator as calls, most of a round's hashing (issue 9).
+#[inline(always)]
 pub fn siphash24(key: &[u8; 16], msg: &[u8]) -> u64 {
-    let k0 = u64::from_le_bytes([
-        key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
-    ]);
-    let k1 = u64::from_le_bytes([
-        key[8], key[9], key[10], key[11], key[12], key[13], key[14], key[15],
-    ]);
+    let (k0, k1) = key.split_at(8);
+    let k0 = u64::from_le_bytes([k0[0], k0[1], k0[2], k0[3], k0[4], k0[5], k0[6], k0[7]]);
+    let k1 = u64::from_le_bytes([k1[0], k1[1], k1[2], k1[3], k1[4], k1[5], k1[6], k1[7]]);
     let mut v = [
         k0 ^ 0x736f_6d65_7073_6575,
         k1 ^ 0x646f_7261_6e64_6f6d,
         k0 ^ 0x6c79_6765_6e65_7261,
         k1 ^ 0x7465_6462_7974_6573,
     ];
-    let mut words = msg.chunks_exact(8);
-    for w in &mut words {
-        let m = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        v[3] ^= m;
-        round(&mut v);
-        round(&mut v);
-        v[0] ^= m;
+    let mut rest = msg;
+    while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+        compress(&mut v, u64::from_le_bytes(*w));
+        rest = tail;
     }
-    // The last word: the remaining bytes, and the message length mod 256 in the top byte.
-    let mut last = [0u8; 8];
-    let rest = words.remainder();
-    last[..rest.len()].copy_from_slice(rest);
-    last[7] = msg.len() as u8;
-    let m = u64::from_le_bytes(last);
-    v[3] ^= m;
-    round(&mut v);
-    round(&mut v);
-    v[0] ^= m;
+    // The last word: the remaining bytes (at most 7: read as 4, 2 and 1), and the message
+    // length mod 256 in the top byte.
+    let mut m = (msg.len() as u64) << 56;
+    let mut shift = 0;
+    if let Some((w, tail)) = rest.split_first_chunk::<4>() {
+        m |= u64::from(u32::from_le_bytes(*w));
+        shift = 32;
+        rest = tail;
+    }
+    if let Some((w, tail)) = rest.split_first_chunk::<2>() {
+        m |= u64::from(u16::from_le_bytes(*w)) << shift;
+        shift += 16;
+        rest = tail;
+    }
+    if let [b] = rest {
+        m |= u64::from(*b) << shift;
+    }
+    compress(&mut v, m);
     v[2] ^= 0xff;
-    for _ in 0..4 {
-        round(&mut v);
-    }
+    round(&mut v);
+    round(&mut v);
+    round(&mut v);
+    round(&mut v);
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
+/// One message word, with SipHash-2's two compression rounds.
+#[inline(always)]
+fn compress(v: &mut [u64; 4], m: u64) {
+    v[3] ^= m;
+    round(v);
+    round(v);
+    v[0] ^= m;
+}
+
+#[inline(always)]
 fn round(v: &mut [u64; 4]) {
     v[0] = v[0].wrapping_add(v[1]);
     v[1] = v[1].rotate_left(13) ^ v[0];
