@@ -6,7 +6,7 @@
 //! it on send and verifies it on receive for ICMPv6 sockets (RFC 3542 section 3.1), so we
 //! leave it zero on emit and do not check it on parse.
 
-use super::{checksum, checksum_ok, WireError};
+use super::{checksum, checksum_16, checksum_ok, WireError};
 
 /// Type + code + checksum + identifier + sequence.
 pub const ECHO_HEADER_LEN: usize = 8;
@@ -117,7 +117,7 @@ pub fn echo_request(family: Family, ident: u16, seq: u16, data: [u8; 8]) -> [u8;
     let t = family.echo_type(EchoKind::Request);
     let mut m = [t, 0, 0, 0, i0, i1, s0, s1, d0, d1, d2, d3, d4, d5, d6, d7];
     if family == Family::V4 {
-        let [c0, c1] = checksum(&m).to_be_bytes();
+        let [c0, c1] = checksum_16(&m).to_be_bytes();
         m[2] = c0;
         m[3] = c1;
     }
