@@ -452,6 +452,21 @@ impl Prober {
         Some(r)
     }
 
+    /// Whether a stream attempt of this round may still fall due: when not, `poll_stream`
+    /// has nothing whatever the time (and the caller need not read the clock for it).
+    #[inline(always)]
+    pub fn may_stream(&self) -> bool {
+        if self.round.is_none() || !self.streams {
+            return false;
+        }
+        for s in &self.slots {
+            if s.stream && s.pending() && s.sent == 0 {
+                return true;
+            }
+        }
+        false
+    }
+
     /// The next stream attempt that is due; `now` is taken right before the caller's
     /// connect or send, and the RTT runs from it. The caller reports `send_failed` if it
     /// could not start it at all.
@@ -650,8 +665,16 @@ impl Prober {
             Received::Reply { rtt, .. } => {
                 bump(&mut st.replies);
                 st.rtt_sum = st.rtt_sum.saturating_add(rtt);
-                st.rtt_min = Some(st.rtt_min.map_or(rtt, |m| m.min(rtt)));
-                st.rtt_max = Some(st.rtt_max.map_or(rtt, |m| m.max(rtt)));
+                // Compared as plain branches: the Option combinators and Ord::min/max are
+                // calls in the size-optimised build.
+                match st.rtt_min {
+                    Some(m) if m <= rtt => {}
+                    _ => st.rtt_min = Some(rtt),
+                }
+                match st.rtt_max {
+                    Some(m) if m >= rtt => {}
+                    _ => st.rtt_max = Some(rtt),
+                }
             }
             Received::Unreachable { .. } => bump(&mut st.icmp_errors),
             Received::Foreign => bump(&mut st.foreign),
@@ -1640,6 +1663,28 @@ mod tests {
         let st = p.stats();
         assert_eq!((st.sent, st.replies, st.lost, st.good_rounds), (1, 1, 0, 1));
         assert_eq!(st.rtt_avg(), Some(ms(7)));
+    }
+
+    #[test]
+    fn may_stream_says_whether_poll_stream_can_start_anything() {
+        let t0 = Instant::now();
+        let mut p = prober(2, 1);
+        assert!(!p.may_stream(), "no round");
+        p.start_round(t0, [Some(ip(T1))]);
+        assert!(!p.may_stream(), "an echo target only");
+        assert_eq!(p.poll_stream(t0 + ms(5000)), None);
+        stream_round(&mut p, t0, &[T1, T2], &[1]);
+        assert!(p.may_stream());
+        assert_eq!(p.poll_stream(t0).map(|s| s.target), Some(1));
+        assert!(!p.may_stream(), "its one attempt started");
+        assert_eq!(p.poll_stream(t0 + ms(5000)), None);
+        stream_round(&mut p, t0, &["198.51.100.2"], &[0]);
+        p.exclude_own(0);
+        assert!(!p.may_stream(), "an own address is not started");
+        stream_round(&mut p, t0, &[T1], &[0]);
+        p.send_failed(0);
+        assert!(!p.may_stream(), "failed before it started");
+        assert_eq!(p.poll_stream(t0), None);
     }
 
     #[test]

@@ -1233,6 +1233,11 @@ impl Uplink {
     fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
         let sys = &self.sys;
         for lane in &mut self.lanes {
+            // Most rounds have no tcp:/dns: target: then start_due would only read the
+            // clock (a system call's worth of instructions, twice a round) to learn so.
+            if !lane.prober.may_stream() {
+                continue;
+            }
             let (fam, targets) = (lane.family, &lane.slot_targets);
             self.streams
                 .start_due(fam, &mut lane.prober, targets, self.bound, log, || {
