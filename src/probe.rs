@@ -37,13 +37,14 @@
 //! `send_errors`; a DNS response that is not for our query in `foreign`.
 #![forbid(unsafe_code)]
 
-use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::decide::Verdict;
 use crate::mono::Instant;
-use crate::wire::{siphash24, Echo, EchoKind, ErrorKind, Family, QuotedEcho, ECHO_HEADER_LEN};
+use crate::wire::{
+    echo_request, siphash24_words, Echo, EchoKind, ErrorKind, Family, QuotedEcho, ECHO_HEADER_LEN,
+};
 
 /// The MAC carried as every echo's data.
 pub const MAC_LEN: usize = 8;
@@ -127,6 +128,28 @@ impl Stats {
     }
 }
 
+/// The address as the MAC has it: IPv6, an IPv4 one in its IPv4-mapped form.
+fn mapped(dest: IpAddr) -> Ipv6Addr {
+    match dest {
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
+    }
+}
+
+/// The index of the first of `list` that `f` picks: `iter().position`, as a plain loop (the
+/// size-optimised build keeps the iterator's closure calls).
+#[inline(always)]
+fn position<T>(list: &[T], f: impl Fn(&T) -> bool) -> Option<usize> {
+    let mut i = 0;
+    while let Some(x) = list.get(i) {
+        if f(x) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 fn bump(counter: &mut u64) {
     *counter = counter.saturating_add(1);
 }
@@ -172,6 +195,7 @@ impl Slot {
     }
 
     /// Still owes an answer this round.
+    #[inline(always)]
     pub fn pending(&self) -> bool {
         self.addr.is_some()
             && self.rtt.is_none()
@@ -182,6 +206,7 @@ impl Slot {
     }
 
     /// Attempts it gets per round.
+    #[inline(always)]
     fn budget(&self, count: u32) -> u32 {
         if self.stream {
             1
@@ -204,9 +229,13 @@ enum Fate {
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     seq: u16,
-    target: usize,
+    /// The slot's index (u32, so that the record stays 64 bytes: copied with four moves).
+    target: u32,
     dest: IpAddr,
     sent_at: Instant,
+    /// A timeout after `sent_at` (None: past the clock's range, so at once): when an
+    /// unanswered echo counts as lost. Kept so that `retire` only compares.
+    expires: Option<Instant>,
     mac: [u8; MAC_LEN],
     fate: Fate,
 }
@@ -229,14 +258,26 @@ pub struct Prober {
     quorum: usize,
     next_seq: u16,
     slots: Vec<Slot>,
+    /// How many slots are `pending`, how many have an RTT, how many have no address, and
+    /// whether any is a stream slot: kept as the slots change, so that the questions every
+    /// turn asks (is the round decided, has every target answered) are not a walk over the
+    /// slots (issue 9).
+    open: usize,
+    answered: usize,
+    unaddressed: usize,
+    streams: bool,
     /// This round's echoes.
     sent: Vec<Sent>,
-    /// Earlier rounds' echoes, oldest first (in the order they were sent), at most
-    /// RETIRED_MAX.
-    retired: VecDeque<Sent>,
+    /// Earlier rounds' echoes, at most RETIRED_MAX, in the order they were sent: a ring
+    /// whose oldest is at `oldest` (0 until it is full). A plain vector indexed by hand: the
+    /// size-optimised build makes every VecDeque access a call (issue 9).
+    retired: Vec<Sent>,
+    oldest: usize,
     /// How many of the oldest retired echoes are known to be a timeout old (and, if they
     /// were unanswered, counted lost): `retire` looks only at those after them.
     expired: usize,
+    /// When the first retired echo after those expires (None: not known, or none).
+    quiet_until: Option<Instant>,
     round: Option<Round>,
     stats: Stats,
 }
@@ -244,13 +285,33 @@ pub struct Prober {
 /// Is `target` one of `own` (this host's addresses)? Such a target answers from the host
 /// itself whatever state the link is in, so it proves nothing about the network. An IPv4
 /// target also matches its IPv4-mapped IPv6 form, and the reverse.
+///
+/// Asked for every target every round, over all of the host's addresses: the target is
+/// put in one form first, and each address compared as plain numbers (the iterator and
+/// `to_ipv4_mapped` calls it replaces cost ~150 instructions a round, issue 9).
 pub fn own_address(target: IpAddr, own: &[IpAddr]) -> bool {
-    let canon = |a: IpAddr| match a {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
-        v4 => v4,
+    // An IPv4-mapped address (::ffff:a.b.c.d) has these 96 bits above its IPv4 address.
+    const MAPPED: u128 = 0xffff << 32;
+    let (v4, bits) = match target {
+        IpAddr::V4(a) => (true, u128::from(a.to_bits())),
+        IpAddr::V6(a) => {
+            let b = a.to_bits();
+            (b >> 32 == MAPPED >> 32, b)
+        }
     };
-    let t = canon(target);
-    own.iter().any(|&a| canon(a) == t)
+    let mut i = 0;
+    while let Some(a) = own.get(i) {
+        let same = match *a {
+            IpAddr::V4(a) => v4 && u128::from(a.to_bits()) == bits & 0xffff_ffff,
+            IpAddr::V6(a) if v4 => a.to_bits() == MAPPED | bits & 0xffff_ffff,
+            IpAddr::V6(a) => a.to_bits() == bits,
+        };
+        if same {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 impl Prober {
@@ -279,10 +340,16 @@ impl Prober {
             quorum,
             next_seq: 0,
             slots: Vec::new(),
+            open: 0,
+            answered: 0,
+            unaddressed: 0,
+            streams: false,
             sent: Vec::new(),
             // Full after 64 echoes anyway: allocated once, not grown during the first rounds.
-            retired: VecDeque::with_capacity(RETIRED_MAX),
+            retired: Vec::with_capacity(RETIRED_MAX),
+            oldest: 0,
             expired: 0,
+            quiet_until: None,
             round: None,
             stats: Stats::default(),
         }
@@ -323,18 +390,29 @@ impl Prober {
         self.epoch.get_or_insert(now);
         self.retire(now);
         self.slots.clear();
-        self.slots.extend(addrs.into_iter().map(|addr| Slot {
-            addr,
-            rtt: None,
-            report: None,
-            own: false,
-            send_failed: false,
-            stream: false,
-            stream_failed: false,
-            started: None,
-            sent: 0,
-            next_send: now,
-        }));
+        self.open = 0;
+        self.answered = 0;
+        self.unaddressed = 0;
+        self.streams = false;
+        for addr in addrs {
+            if addr.is_some() {
+                self.open += 1;
+            } else {
+                self.unaddressed += 1;
+            }
+            self.slots.push(Slot {
+                addr,
+                rtt: None,
+                report: None,
+                own: false,
+                send_failed: false,
+                stream: false,
+                stream_failed: false,
+                started: None,
+                sent: 0,
+                next_send: now,
+            });
+        }
         let deadline = now.checked_add(self.timeout).unwrap_or(now);
         self.round = Some(Round {
             start: now,
@@ -345,9 +423,7 @@ impl Prober {
     /// Marks `target` of the round just started as one of this host's own addresses (see
     /// `own_address`): it is not probed this round and does not count toward the quorum.
     pub fn exclude_own(&mut self, target: usize) {
-        if let Some(slot) = self.slots.get_mut(target) {
-            slot.own = true;
-        }
+        self.update_slot(target, |slot| slot.own = true);
     }
 
     /// Marks `target` of the round just started as a stream target: `poll_stream`, not
@@ -355,7 +431,41 @@ impl Prober {
     pub fn mark_stream(&mut self, target: usize) {
         if let Some(slot) = self.slots.get_mut(target) {
             slot.stream = true;
+            self.streams = true;
         }
+    }
+
+    /// Runs `f` on slot `target` (if there is one), keeping the slot counts right. A slot only
+    /// ever stops being pending and gains an RTT within a round, never the reverse.
+    #[inline]
+    fn update_slot<R>(&mut self, target: usize, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+        let slot = self.slots.get_mut(target)?;
+        let (was_pending, had_rtt) = (slot.pending(), slot.rtt.is_some());
+        let r = f(slot);
+        debug_assert!(was_pending || !slot.pending());
+        debug_assert!(!had_rtt || slot.rtt.is_some());
+        if was_pending && !slot.pending() {
+            self.open -= 1;
+        }
+        if !had_rtt && slot.rtt.is_some() {
+            self.answered += 1;
+        }
+        Some(r)
+    }
+
+    /// Whether a stream attempt of this round may still fall due: when not, `poll_stream`
+    /// has nothing whatever the time (and the caller need not read the clock for it).
+    #[inline(always)]
+    pub fn may_stream(&self) -> bool {
+        if self.round.is_none() || !self.streams {
+            return false;
+        }
+        for s in &self.slots {
+            if s.stream && s.pending() && s.sent == 0 {
+                return true;
+            }
+        }
+        false
     }
 
     /// The next stream attempt that is due; `now` is taken right before the caller's
@@ -379,17 +489,16 @@ impl Prober {
     /// to our query) at `now`.
     pub fn stream_answered(&mut self, now: Instant, target: usize) -> Received {
         let running = self.round.is_some();
-        let r = match self.slots.get_mut(target) {
-            Some(slot) if running && slot.stream && slot.pending() => match slot.started {
-                Some(at) => {
-                    let rtt = now.saturating_duration_since(at);
-                    slot.rtt = Some(rtt);
-                    Received::Reply { target, rtt }
-                }
-                None => Received::Foreign,
-            },
+        let r = self.update_slot(target, |slot| match slot.started {
+            Some(at) if running && slot.stream && slot.pending() => {
+                let rtt = now.saturating_duration_since(at);
+                slot.rtt = Some(rtt);
+                Received::Reply { target, rtt }
+            }
+            None if running && slot.stream && slot.pending() => Received::Foreign,
             _ => Received::Late,
-        };
+        });
+        let r = r.unwrap_or(Received::Late);
         self.count(r);
         r
     }
@@ -397,11 +506,11 @@ impl Prober {
     /// The stream attempt of `target` failed after it started: the target has failed
     /// this round (its attempt is counted lost at the round's end).
     pub fn stream_failed(&mut self, target: usize) {
-        if let Some(slot) = self.slots.get_mut(target) {
+        self.update_slot(target, |slot| {
             if slot.stream && slot.started.is_some() {
                 slot.stream_failed = true;
             }
-        }
+        });
     }
 
     /// Something came on a stream target's socket that is not the answer (a DNS response
@@ -410,64 +519,106 @@ impl Prober {
         self.count(Received::Foreign);
     }
 
+    /// SipHash-2-4 over ident, sequence number, destination (IPv4 as IPv4-mapped IPv6) and
+    /// the send time in nanoseconds since `epoch`, all big-endian: 28 bytes (`mac_message`),
+    /// handed to SipHash as the four words it reads them as, put together from the fields
+    /// (no bytes laid out, no slice copies: the size-optimised build makes each a call).
     fn mac(&self, ident: u16, seq: u16, dest: IpAddr, at: Instant) -> [u8; MAC_LEN] {
+        let t = self.mac_time(at);
+        // The bytes read as little-endian words: a big-endian field read so is its value
+        // with the bytes swapped.
+        let d = mapped(dest).to_bits().swap_bytes();
+        let t = t.swap_bytes();
+        let words = [
+            u64::from(ident.swap_bytes())
+                | u64::from(seq.swap_bytes()) << 16
+                | u64::from(d as u32) << 32,
+            (d >> 32) as u64,
+            u64::from((d >> 96) as u32) | t << 32,
+        ];
+        let last = t >> 32 | 28 << 56;
+        siphash24_words(&self.key, &words, last).to_be_bytes()
+    }
+
+    /// The send time as it enters the MAC: nanoseconds since `epoch`, modulo 2^64.
+    fn mac_time(&self, at: Instant) -> u64 {
+        // `as_nanos() as u64`, without the 128-bit product: the same low 64 bits.
+        match self.epoch {
+            Some(e) => {
+                let since = at.saturating_duration_since(e);
+                since
+                    .as_secs()
+                    .wrapping_mul(1_000_000_000)
+                    .wrapping_add(u64::from(since.subsec_nanos()))
+            }
+            None => 0,
+        }
+    }
+
+    /// The 28 bytes the MAC is over, as `mac` reads them (for the tests).
+    #[cfg(test)]
+    fn mac_message(&self, ident: u16, seq: u16, dest: IpAddr, at: Instant) -> [u8; 28] {
         let mut msg = [0u8; 28];
         msg[0..2].copy_from_slice(&ident.to_be_bytes());
         msg[2..4].copy_from_slice(&seq.to_be_bytes());
-        let d = match dest {
-            IpAddr::V4(a) => a.to_ipv6_mapped(),
-            IpAddr::V6(a) => a,
-        };
-        msg[4..20].copy_from_slice(&Ipv6Addr::octets(&d));
-        let t = self
-            .epoch
-            .map_or(0, |e| at.saturating_duration_since(e).as_nanos() as u64);
-        msg[20..28].copy_from_slice(&t.to_be_bytes());
-        siphash24(&self.key, &msg).to_be_bytes()
+        msg[4..20].copy_from_slice(&mapped(dest).octets());
+        msg[20..28].copy_from_slice(&self.mac_time(at).to_be_bytes());
+        msg
     }
 
     /// Whether an echo of this round may still fall due (some target owes an answer and has
     /// echoes left): when not, `poll_transmit` has nothing whatever the time.
+    #[inline(always)]
     pub fn may_transmit(&self) -> bool {
-        self.round.is_some()
-            && self
-                .slots
-                .iter()
-                .any(|s| s.pending() && s.sent < self.count)
+        if self.round.is_none() || self.open == 0 {
+            return false;
+        }
+        for s in &self.slots {
+            if s.pending() && s.sent < self.count {
+                return true;
+            }
+        }
+        false
     }
 
     /// Builds the next echo that is due into `buf` (at least `REQUEST_LEN` bytes). `now` is
     /// taken right before the caller's `sendto`: it is the echo's send time for its RTT.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         let round = self.round?;
+        if self.open == 0 {
+            return None;
+        }
         let count = self.count;
-        let target = self
-            .slots
-            .iter()
-            .position(|s| !s.stream && s.pending() && s.sent < count && s.next_send <= now)?;
-        let dest = self.slots[target].addr?;
-        let seq = self.next_seq;
-        let ident = self.idents[Family::of(dest) as usize];
-        let mac = self.mac(ident, seq, dest, now);
-        let echo = Echo {
-            kind: EchoKind::Request,
-            ident,
-            seq,
-            payload: &mac,
+        let mut target = 0;
+        let dest = loop {
+            let s = self.slots.get(target)?;
+            if !s.stream && s.pending() && s.sent < count && s.next_send <= now {
+                break s.addr?;
+            }
+            target += 1;
         };
-        let len = echo.emit(Family::of(dest), buf)?;
+        let out = buf.first_chunk_mut::<REQUEST_LEN>()?;
+        let seq = self.next_seq;
+        let family = Family::of(dest);
+        let ident = self.idents[family as usize];
+        let mac = self.mac(ident, seq, dest, now);
+        *out = echo_request(family, ident, seq, mac);
+        let len = REQUEST_LEN;
         self.next_seq = seq.wrapping_add(1);
         let slot = &mut self.slots[target];
         slot.sent = slot.sent.saturating_add(1);
-        slot.next_send = round
-            .start
-            .checked_add(self.gap.saturating_mul(slot.sent))
+        // start + sent * gap, one gap at a time (a Duration product is dear in the z build):
+        // next_send began at the round's start, and never comes near the clock's end.
+        slot.next_send = slot
+            .next_send
+            .checked_add(self.gap)
             .unwrap_or(round.deadline);
         self.sent.push(Sent {
             seq,
-            target,
+            target: target as u32,
             dest,
             sent_at: now,
+            expires: now.checked_add(self.timeout),
             mac,
             fate: Fate::Outstanding,
         });
@@ -479,9 +630,7 @@ impl Prober {
     /// target counts as not answering this round, and the echo as lost at the round's end.
     pub fn send_failed(&mut self, target: usize) {
         bump(&mut self.stats.send_errors);
-        if let Some(slot) = self.slots.get_mut(target) {
-            slot.send_failed = true;
-        }
+        self.update_slot(target, |slot| slot.send_failed = true);
     }
 
     /// Classifies one received ICMP message (`icmp` starts at the ICMP header) from `src`.
@@ -517,8 +666,16 @@ impl Prober {
             Received::Reply { rtt, .. } => {
                 bump(&mut st.replies);
                 st.rtt_sum = st.rtt_sum.saturating_add(rtt);
-                st.rtt_min = Some(st.rtt_min.map_or(rtt, |m| m.min(rtt)));
-                st.rtt_max = Some(st.rtt_max.map_or(rtt, |m| m.max(rtt)));
+                // Compared as plain branches: the Option combinators and Ord::min/max are
+                // calls in the size-optimised build.
+                match st.rtt_min {
+                    Some(m) if m <= rtt => {}
+                    _ => st.rtt_min = Some(rtt),
+                }
+                match st.rtt_max {
+                    Some(m) if m >= rtt => {}
+                    _ => st.rtt_max = Some(rtt),
+                }
             }
             Received::Unreachable { .. } => bump(&mut st.icmp_errors),
             Received::Foreign => bump(&mut st.foreign),
@@ -536,27 +693,78 @@ impl Prober {
         if echo.kind != EchoKind::Reply || echo.ident != self.idents[family as usize] {
             return Received::Foreign;
         }
-        let genuine = |s: &Sent| s.seq == echo.seq && s.dest == src && s.mac[..] == *echo.payload;
-        if let Some(s) = self.sent.iter_mut().find(|s| genuine(s)) {
-            let slot = &mut self.slots[s.target];
-            let first = s.fate != Fate::Answered && slot.rtt.is_none();
-            s.fate = Fate::Answered;
-            if !first {
-                return Received::Late;
-            }
-            let rtt = now.saturating_duration_since(s.sent_at);
-            slot.rtt = Some(rtt);
-            return Received::Reply {
-                target: s.target,
-                rtt,
+        // Only exactly MAC_LEN bytes of data can be one of our MACs.
+        let Ok(&mac) = <&[u8; MAC_LEN]>::try_from(echo.payload) else {
+            return Received::Foreign;
+        };
+        let genuine = |s: &Sent| s.seq == echo.seq && s.dest == src && s.mac == mac;
+        let Some(i) = position(&self.sent, genuine) else {
+            return match self.find_retired(genuine) {
+                Some(s) => {
+                    s.fate = Fate::Answered;
+                    Received::Late
+                }
+                None => Received::Foreign,
             };
+        };
+        let Some(s) = self.sent.get_mut(i) else {
+            return Received::Foreign;
+        };
+        let was = s.fate;
+        s.fate = Fate::Answered;
+        let (target, sent_at) = (s.target as usize, s.sent_at);
+        let first = was != Fate::Answered && self.slots[target].rtt.is_none();
+        if !first {
+            return Received::Late;
         }
-        match self.retired.iter_mut().find(|s| genuine(s)) {
-            Some(s) => {
-                s.fate = Fate::Answered;
-                Received::Late
-            }
-            None => Received::Foreign,
+        let rtt = now.saturating_duration_since(sent_at);
+        self.update_slot(target, |slot| slot.rtt = Some(rtt));
+        Received::Reply { target, rtt }
+    }
+
+    /// The oldest retired echo that `ours` picks.
+    fn find_retired(&mut self, ours: impl Fn(&Sent) -> bool) -> Option<&mut Sent> {
+        let (newer, older) = self.retired.split_at_mut(self.oldest);
+        let i = position(older, &ours);
+        match i {
+            Some(i) => older.get_mut(i),
+            None => position(newer, ours).and_then(|i| newer.get_mut(i)),
+        }
+    }
+
+    /// The retired echo `k` places after the oldest.
+    #[inline]
+    fn retired_mut(&mut self, k: usize) -> Option<&mut Sent> {
+        let n = self.retired.len();
+        if k >= n {
+            return None;
+        }
+        let i = self.oldest + k;
+        self.retired.get_mut(if i >= n { i - n } else { i })
+    }
+
+    /// Keeps `s` as the newest retired echo; when the ring is full it takes the oldest's
+    /// place, which is forgotten (counted lost if it never had an answer).
+    fn push_retired(&mut self, s: Sent) {
+        if self.retired.len() < RETIRED_MAX {
+            self.retired.push(s);
+            return;
+        }
+        let Some(old) = self.retired.get_mut(self.oldest) else {
+            return;
+        };
+        let old = std::mem::replace(old, s);
+        self.oldest += 1;
+        if self.oldest == self.retired.len() {
+            self.oldest = 0;
+        }
+        if self.expired == 0 {
+            // The echo `retire` would look at first is gone: it has to look again.
+            self.quiet_until = None;
+        }
+        self.expired = self.expired.saturating_sub(1);
+        if old.fate == Fate::Outstanding {
+            bump(&mut self.stats.lost);
         }
     }
 
@@ -568,103 +776,142 @@ impl Prober {
             return Received::Foreign;
         }
         let ours = |s: &Sent| s.seq == q.seq && s.dest == q.dest && s.mac.starts_with(q.payload);
-        if let Some(s) = self.sent.iter().find(|s| ours(s)) {
-            let slot = &mut self.slots[s.target];
-            if slot.rtt.is_some() || slot.report.is_some() {
-                return Received::Late;
-            }
-            let report = Report {
-                from: src,
-                kind: q.kind,
+        let Some(target) = position(&self.sent, ours).map(|i| self.sent[i].target as usize) else {
+            return match self.find_retired(ours) {
+                Some(_) => Received::Late,
+                None => Received::Foreign,
             };
-            slot.report = Some(report);
-            return Received::Unreachable {
-                target: s.target,
-                report,
-            };
+        };
+        let slot = &self.slots[target];
+        if slot.rtt.is_some() || slot.report.is_some() {
+            return Received::Late;
         }
-        if self.retired.iter().any(ours) {
-            Received::Late
-        } else {
-            Received::Foreign
-        }
+        let report = Report {
+            from: src,
+            kind: q.kind,
+        };
+        self.update_slot(target, |slot| slot.report = Some(report));
+        Received::Unreachable { target, report }
     }
 
     /// When the round needs attention next: an echo falls due, or the timeout; at once when
     /// every target has been decided (answered, failed to send, reported unreachable).
+    #[inline(always)]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let round = self.round?;
         if self.decided() {
             return Some(round.start);
         }
-        let next_send = self
-            .slots
-            .iter()
-            .filter(|s| s.pending() && s.sent < s.budget(self.count))
-            .map(|s| s.next_send)
-            .min();
-        Some(next_send.map_or(round.deadline, |t| t.min(round.deadline)))
+        let mut next = round.deadline;
+        for s in &self.slots {
+            if s.pending() && s.sent < s.budget(self.count) && s.next_send < next {
+                next = s.next_send;
+            }
+        }
+        Some(next)
     }
 
     /// Over early once every target with an address has been decided. A round with no
     /// address at all waits for the timeout, like a silent one. Either way the watchdog
     /// spaces rounds, so an early failed round does not make the loop spin.
     fn decided(&self) -> bool {
-        self.slots.iter().any(|s| s.addr.is_some()) && !self.slots.iter().any(Slot::pending)
+        debug_assert_eq!(self.open, self.slots.iter().filter(|s| s.pending()).count());
+        debug_assert_eq!(
+            self.unaddressed,
+            self.slots.iter().filter(|s| s.addr.is_none()).count()
+        );
+        self.unaddressed < self.slots.len() && self.open == 0
     }
 
-    /// Ends the round if it is over, and returns its verdict.
+    /// A round runs and every target with an address has answered it: nothing still queued
+    /// on the socket can decide anything this round.
+    pub fn all_answered(&self) -> bool {
+        debug_assert_eq!(
+            self.answered,
+            self.slots.iter().filter(|s| s.rtt.is_some()).count()
+        );
+        self.round.is_some()
+            && !self.slots.is_empty()
+            && self.answered + self.unaddressed == self.slots.len()
+    }
+
+    /// Ends the round if it is over, and returns its verdict. The loop asks every turn: the
+    /// answer "not yet" is inlined into it, the end of a round is not.
+    #[inline(always)]
     pub fn poll_round_end(&mut self, now: Instant) -> Option<Verdict> {
         let round = self.round?;
         if now < round.deadline && !self.decided() {
             return None;
         }
+        Some(self.end_round(now))
+    }
+
+    #[inline(never)]
+    fn end_round(&mut self, now: Instant) -> Verdict {
         self.round = None;
         // Echoes to a target that gave no answer are lost now; those to a target that did
         // (sent before or after the echo that answered) get their full timeout: `retire`.
-        for mut s in self.sent.drain(..) {
-            if s.fate == Fate::Outstanding && self.slots[s.target].rtt.is_none() {
+        let mut i = 0;
+        while let Some(&s) = self.sent.get(i) {
+            let mut s = s;
+            if s.fate == Fate::Outstanding && self.slots[s.target as usize].rtt.is_none() {
                 s.fate = Fate::Lost;
                 bump(&mut self.stats.lost);
             }
-            if self.retired.len() == RETIRED_MAX {
-                if let Some(old) = self.retired.pop_front() {
-                    self.expired = self.expired.saturating_sub(1);
-                    if old.fate == Fate::Outstanding {
-                        bump(&mut self.stats.lost);
-                    }
+            self.push_retired(s);
+            i += 1;
+        }
+        self.sent.clear();
+        self.retire(now);
+        if self.streams {
+            for s in &self.slots {
+                if s.stream && s.started.is_some() && s.rtt.is_none() {
+                    bump(&mut self.stats.lost);
                 }
             }
-            self.retired.push_back(s);
         }
-        self.retire(now);
-        for s in &self.slots {
-            if s.stream && s.started.is_some() && s.rtt.is_none() {
-                bump(&mut self.stats.lost);
-            }
-        }
-        let answered = self.slots.iter().filter(|s| s.rtt.is_some()).count();
+        debug_assert_eq!(
+            self.answered,
+            self.slots.iter().filter(|s| s.rtt.is_some()).count()
+        );
+        let answered = self.answered;
         let good = answered >= self.quorum;
         bump(&mut self.stats.rounds);
         if good {
             bump(&mut self.stats.good_rounds);
         }
-        Some(Verdict {
+        Verdict {
             good,
             answered,
             targets: self.slots.len(),
-        })
+        }
     }
 
     /// Counts as lost the retired echoes still unanswered a timeout after they were sent.
     /// They were sent in order, so they expire in order: only those not yet known to be
     /// expired are looked at, and the walk stops at the first that is not (in a steady
     /// round: one comparison, where it used to be a deadline computed for all 64).
+    ///
+    /// The walk also remembers when the first echo it stopped at expires (`quiet_until`),
+    /// so that the next call before then returns at once, inlined: two calls a round, and
+    /// most find nothing to do.
+    #[inline(always)]
     fn retire(&mut self, now: Instant) {
-        while let Some(s) = self.retired.get_mut(self.expired) {
-            let expired = s.sent_at.checked_add(self.timeout).is_none_or(|t| t <= now);
-            if !expired {
-                break;
+        if self.quiet_until.is_some_and(|t| now < t) {
+            return;
+        }
+        self.retire_walk(now);
+    }
+
+    #[inline(never)]
+    fn retire_walk(&mut self, now: Instant) {
+        self.quiet_until = None;
+        while let Some(s) = self.retired_mut(self.expired) {
+            if let Some(t) = s.expires {
+                if t > now {
+                    self.quiet_until = Some(t);
+                    break;
+                }
             }
             if s.fate == Fate::Outstanding {
                 s.fate = Fate::Lost;
@@ -977,6 +1224,39 @@ mod tests {
     }
 
     #[test]
+    fn the_mac_is_siphash_of_the_fields_in_network_order() {
+        let t0 = Instant::now();
+        let mut p = prober(1, 1);
+        p.epoch = Some(t0);
+        for (ident, seq, dest, at) in [
+            (0x1a2b, 7, ip(T1), t0 + ms(5)),
+            (0, 0, ip(T2), t0),
+            (
+                0xffff,
+                0xfffe,
+                ip("fe80::1:2:3:4"),
+                t0 + Duration::new(86_400 * 400, 999),
+            ),
+            (
+                1,
+                65535,
+                ip("255.255.255.255"),
+                t0 + Duration::from_nanos(1),
+            ),
+        ] {
+            let msg = p.mac_message(ident, seq, dest, at);
+            // The layout, written out: ident, seq, the address as IPv6, the nanoseconds.
+            assert_eq!(msg[..2], ident.to_be_bytes());
+            assert_eq!(msg[2..4], seq.to_be_bytes());
+            assert_eq!(msg[4..20], mapped(dest).octets());
+            let nanos = at.saturating_duration_since(t0).as_nanos() as u64;
+            assert_eq!(msg[20..], nanos.to_be_bytes());
+            let want = crate::wire::siphash24(&KEY, &msg).to_be_bytes();
+            assert_eq!(p.mac(ident, seq, dest, at), want, "{ident} {seq} {dest}");
+        }
+    }
+
+    #[test]
     fn the_mac_covers_ident_seq_dest_time_and_key() {
         let t0 = Instant::now();
         let p = prober(1, 1);
@@ -1261,6 +1541,42 @@ mod tests {
     }
 
     #[test]
+    fn own_address_agrees_with_comparing_canonical_forms() {
+        // The definition: both sides as IPv4 when they are IPv4-mapped, then equal.
+        let canon = |a: IpAddr| match a {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+            v4 => v4,
+        };
+        let all: Vec<IpAddr> = [
+            "198.51.100.2",
+            "::ffff:198.51.100.2",
+            "198.51.100.3",
+            "::ffff:198.51.100.3",
+            "0.0.0.0",
+            "::",
+            "::ffff:0.0.0.0",
+            "::198.51.100.2",
+            "::fffe:198.51.100.2",
+            "1::ffff:198.51.100.2",
+            "2001:db8::2",
+            "2001:db8::c633:6402",
+            "255.255.255.255",
+            "::ffff:255.255.255.255",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ]
+        .iter()
+        .map(|a| ip(a))
+        .collect();
+        for &t in &all {
+            for &a in &all {
+                let want = canon(t) == canon(a);
+                assert_eq!(own_address(t, &[a]), want, "{t} against {a}");
+                assert_eq!(own_address(t, &[ip("fe80::1"), a]), want, "{t} against {a}");
+            }
+        }
+    }
+
+    #[test]
     fn an_own_address_target_is_not_probed_and_never_answers() {
         let t0 = Instant::now();
         let mut p = prober(3, 1);
@@ -1348,6 +1664,28 @@ mod tests {
         let st = p.stats();
         assert_eq!((st.sent, st.replies, st.lost, st.good_rounds), (1, 1, 0, 1));
         assert_eq!(st.rtt_avg(), Some(ms(7)));
+    }
+
+    #[test]
+    fn may_stream_says_whether_poll_stream_can_start_anything() {
+        let t0 = Instant::now();
+        let mut p = prober(2, 1);
+        assert!(!p.may_stream(), "no round");
+        p.start_round(t0, [Some(ip(T1))]);
+        assert!(!p.may_stream(), "an echo target only");
+        assert_eq!(p.poll_stream(t0 + ms(5000)), None);
+        stream_round(&mut p, t0, &[T1, T2], &[1]);
+        assert!(p.may_stream());
+        assert_eq!(p.poll_stream(t0).map(|s| s.target), Some(1));
+        assert!(!p.may_stream(), "its one attempt started");
+        assert_eq!(p.poll_stream(t0 + ms(5000)), None);
+        stream_round(&mut p, t0, &["198.51.100.2"], &[0]);
+        p.exclude_own(0);
+        assert!(!p.may_stream(), "an own address is not started");
+        stream_round(&mut p, t0, &[T1], &[0]);
+        p.send_failed(0);
+        assert!(!p.may_stream(), "failed before it started");
+        assert_eq!(p.poll_stream(t0), None);
     }
 
     #[test]

@@ -1337,6 +1337,11 @@ impl Uplink {
     fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
         let sys = &self.sys;
         for lane in &mut self.lanes {
+            // Most rounds have no tcp:/dns: target: then start_due would only read the
+            // clock (a system call's worth of instructions, twice a round) to learn so.
+            if !lane.prober.may_stream() {
+                continue;
+            }
             let (fam, targets) = (lane.family, &lane.slot_targets);
             self.streams
                 .start_due(fam, &mut lane.prober, targets, self.bound, log, || {
@@ -1656,11 +1661,7 @@ fn drain<R: RecvSocket + ?Sized>(
         // Every target has answered: anything still queued (a duplicate, a stray) is read at
         // the next wake-up; this saves the read that would only say EAGAIN, one system call
         // of every healthy round.
-        let slots = prober.slots();
-        if prober.round_running()
-            && !slots.is_empty()
-            && slots.iter().all(|s| s.rtt.is_some() || s.addr.is_none())
-        {
+        if prober.all_answered() {
             return Ok(n + 1);
         }
     }

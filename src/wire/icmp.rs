@@ -6,7 +6,7 @@
 //! it on send and verifies it on receive for ICMPv6 sockets (RFC 3542 section 3.1), so we
 //! leave it zero on emit and do not check it on parse.
 
-use super::{checksum, checksum_ok, WireError};
+use super::{checksum, checksum_16, checksum_ok, WireError};
 
 /// Type + code + checksum + identifier + sequence.
 pub const ECHO_HEADER_LEN: usize = 8;
@@ -42,9 +42,11 @@ impl Family {
     }
 
     fn echo_kind(self, icmp_type: u8) -> Option<EchoKind> {
-        [EchoKind::Request, EchoKind::Reply]
-            .into_iter()
-            .find(|&k| self.echo_type(k) == icmp_type)
+        match (self, icmp_type) {
+            (Family::V4, 8) | (Family::V6, 128) => Some(EchoKind::Request),
+            (Family::V4, 0) | (Family::V6, 129) => Some(EchoKind::Reply),
+            _ => None,
+        }
     }
 }
 
@@ -60,6 +62,7 @@ pub struct Echo<'a> {
 impl<'a> Echo<'a> {
     /// Reads an echo message from `msg` (the ICMP part only). Anything else that is well
     /// formed — errors, neighbour discovery, router adverts — is `NotEchoReply`.
+    #[inline]
     pub fn parse(family: Family, msg: &'a [u8]) -> Result<Self, WireError> {
         if msg.len() < ECHO_HEADER_LEN {
             return Err(WireError::Truncated);
@@ -71,11 +74,12 @@ impl<'a> Echo<'a> {
         if msg[1] != 0 {
             return Err(WireError::NotEchoReply);
         }
+        let (header, payload) = msg.split_at(ECHO_HEADER_LEN);
         Ok(Echo {
             kind,
-            ident: u16::from_be_bytes([msg[4], msg[5]]),
-            seq: u16::from_be_bytes([msg[6], msg[7]]),
-            payload: &msg[ECHO_HEADER_LEN..],
+            ident: u16::from_be_bytes([header[4], header[5]]),
+            seq: u16::from_be_bytes([header[6], header[7]]),
+            payload,
         })
     }
 
@@ -100,6 +104,24 @@ impl<'a> Echo<'a> {
         }
         Some(len)
     }
+}
+
+/// An echo request carrying exactly `data` (the prober's MAC), as `Echo::emit` writes it but
+/// built as one fixed-size array: no length checks to make and no byte-slice copies, which
+/// the size-optimised build keeps as calls (issue 9). The ICMPv4 checksum is filled in.
+#[inline]
+pub fn echo_request(family: Family, ident: u16, seq: u16, data: [u8; 8]) -> [u8; 16] {
+    let [i0, i1] = ident.to_be_bytes();
+    let [s0, s1] = seq.to_be_bytes();
+    let [d0, d1, d2, d3, d4, d5, d6, d7] = data;
+    let t = family.echo_type(EchoKind::Request);
+    let mut m = [t, 0, 0, 0, i0, i1, s0, s1, d0, d1, d2, d3, d4, d5, d6, d7];
+    if family == Family::V4 {
+        let [c0, c1] = checksum_16(&m).to_be_bytes();
+        m[2] = c0;
+        m[3] = c1;
+    }
+    m
 }
 
 #[cfg(test)]
@@ -144,6 +166,28 @@ mod tests {
         };
         assert_eq!(echo.emit(Family::V6, &mut buf), Some(10));
         assert_eq!(buf, [0x80, 0, 0, 0, 0xbe, 0xef, 0xff, 0xfe, 0xca, 0xfe]);
+    }
+
+    #[test]
+    fn the_fixed_request_is_what_emit_writes() {
+        assert_eq!(
+            echo_request(Family::V4, 0x1a2b, 7, [1, 2, 3, 4, 5, 6, 7, 8]),
+            V4_REQUEST
+        );
+        for family in [Family::V4, Family::V6] {
+            for (ident, seq) in [(0, 0), (0xbeef, 0xfffe), (0xffff, 0xffff), (1, 256)] {
+                let data = *b"\x00\xffmac\x80!\x01";
+                let mut buf = [0u8; 16];
+                let echo = Echo {
+                    kind: EchoKind::Request,
+                    ident,
+                    seq,
+                    payload: &data,
+                };
+                assert_eq!(echo.emit(family, &mut buf), Some(16));
+                assert_eq!(echo_request(family, ident, seq, data), buf);
+            }
+        }
     }
 
     #[test]

@@ -5,44 +5,89 @@
 //! from std's deprecated `SipHasher`, whose output is not promised to stay SipHash-2-4.
 
 /// A 128-bit key, as two little-endian halves (k0 = bytes 0..8, k1 = bytes 8..16).
+///
+/// Inlined, so that a caller with a fixed-size message (the echo MAC: 28 bytes) gets the
+/// word loop with a constant bound and no call; the size-optimised build would otherwise
+/// keep `round` and the byte-slice iterator as calls, most of a round's hashing (issue 9).
+#[inline(always)]
 pub fn siphash24(key: &[u8; 16], msg: &[u8]) -> u64 {
-    let k0 = u64::from_le_bytes([
-        key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
-    ]);
-    let k1 = u64::from_le_bytes([
-        key[8], key[9], key[10], key[11], key[12], key[13], key[14], key[15],
-    ]);
-    let mut v = [
+    let mut v = init(key);
+    let mut rest = msg;
+    while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+        compress(&mut v, u64::from_le_bytes(*w));
+        rest = tail;
+    }
+    // The last word: the remaining bytes (at most 7: read as 4, 2 and 1), and the message
+    // length mod 256 in the top byte.
+    let mut m = (msg.len() as u64) << 56;
+    let mut shift = 0;
+    if let Some((w, tail)) = rest.split_first_chunk::<4>() {
+        m |= u64::from(u32::from_le_bytes(*w));
+        shift = 32;
+        rest = tail;
+    }
+    if let Some((w, tail)) = rest.split_first_chunk::<2>() {
+        m |= u64::from(u16::from_le_bytes(*w)) << shift;
+        shift += 16;
+        rest = tail;
+    }
+    if let [b] = rest {
+        m |= u64::from(*b) << shift;
+    }
+    finish(v, m)
+}
+
+/// SipHash-2-4 of a message handed over as its 64-bit words, as `siphash24` reads them:
+/// `words` the whole little-endian words, `last` the final one (the remaining bytes, the
+/// message length mod 256 in the top byte). For a message of fixed fields (the echo MAC),
+/// whose words the caller can put together without laying the bytes out first.
+#[inline(always)]
+pub fn siphash24_words(key: &[u8; 16], words: &[u64], last: u64) -> u64 {
+    let mut v = init(key);
+    let mut i = 0;
+    while let Some(&m) = words.get(i) {
+        compress(&mut v, m);
+        i += 1;
+    }
+    finish(v, last)
+}
+
+/// The state after the key (the paper's initialisation, section 2).
+#[inline(always)]
+fn init(key: &[u8; 16]) -> [u64; 4] {
+    let (k0, k1) = key.split_at(8);
+    let k0 = u64::from_le_bytes([k0[0], k0[1], k0[2], k0[3], k0[4], k0[5], k0[6], k0[7]]);
+    let k1 = u64::from_le_bytes([k1[0], k1[1], k1[2], k1[3], k1[4], k1[5], k1[6], k1[7]]);
+    [
         k0 ^ 0x736f_6d65_7073_6575,
         k1 ^ 0x646f_7261_6e64_6f6d,
         k0 ^ 0x6c79_6765_6e65_7261,
         k1 ^ 0x7465_6462_7974_6573,
-    ];
-    let mut words = msg.chunks_exact(8);
-    for w in &mut words {
-        let m = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        v[3] ^= m;
-        round(&mut v);
-        round(&mut v);
-        v[0] ^= m;
-    }
-    // The last word: the remaining bytes, and the message length mod 256 in the top byte.
-    let mut last = [0u8; 8];
-    let rest = words.remainder();
-    last[..rest.len()].copy_from_slice(rest);
-    last[7] = msg.len() as u8;
-    let m = u64::from_le_bytes(last);
-    v[3] ^= m;
-    round(&mut v);
-    round(&mut v);
-    v[0] ^= m;
+    ]
+}
+
+/// The last word, then finalisation: four rounds.
+#[inline(always)]
+fn finish(mut v: [u64; 4], last: u64) -> u64 {
+    compress(&mut v, last);
     v[2] ^= 0xff;
-    for _ in 0..4 {
-        round(&mut v);
-    }
+    round(&mut v);
+    round(&mut v);
+    round(&mut v);
+    round(&mut v);
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
+/// One message word, with SipHash-2's two compression rounds.
+#[inline(always)]
+fn compress(v: &mut [u64; 4], m: u64) {
+    v[3] ^= m;
+    round(v);
+    round(v);
+    v[0] ^= m;
+}
+
+#[inline(always)]
 fn round(v: &mut [u64; 4]) {
     v[0] = v[0].wrapping_add(v[1]);
     v[1] = v[1].rotate_left(13) ^ v[0];
@@ -58,7 +103,7 @@ fn round(v: &mut [u64; 4]) {
 
 #[cfg(test)]
 mod tests {
-    use super::siphash24;
+    use super::{siphash24, siphash24_words};
 
     /// Key 00 01 .. 0f, as in the paper's appendix A and the reference `vectors.h`.
     const KEY: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
@@ -116,6 +161,29 @@ mod tests {
             assert_eq!(
                 siphash24(&key, &msg[..len]),
                 std_sip(&key, &msg[..len]),
+                "length {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn words_are_the_bytes_read_little_endian() {
+        let key: [u8; 16] = *b"netheal test key";
+        let msg: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(91) ^ 0x5a).collect();
+        for len in 0..=40 {
+            let m = &msg[..len];
+            let whole = len / 8;
+            let words: Vec<u64> = m
+                .chunks_exact(8)
+                .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
+                .collect();
+            let mut tail = [0u8; 8];
+            tail[..len % 8].copy_from_slice(&m[whole * 8..]);
+            tail[7] = len as u8;
+            let last = u64::from_le_bytes(tail);
+            assert_eq!(
+                siphash24_words(&key, &words, last),
+                siphash24(&key, m),
                 "length {len}"
             );
         }
