@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
 use crate::config::{self, Args, Config};
@@ -43,7 +43,7 @@ const OVERDUE: Duration = Duration::from_secs(1);
 const STALL_ENV: &str = "NETHEAL_TEST_STALL_AFTER";
 
 /// What an entry of the poll set belongs to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Owner {
     Signals,
     Kernel,
@@ -162,6 +162,9 @@ pub struct Daemon {
     /// allocates nothing.
     poll: PollSet,
     owners: Vec<Owner>,
+    /// What the poll set was built from (`poll_kept`): whether it may be kept at all (no
+    /// child output, every watch plain), the inhibit watch's fd, every watch's echo sockets.
+    poll_key: (bool, Option<RawFd>, Vec<[RawFd; 2]>),
     ready: Vec<Ready>,
 }
 
@@ -224,6 +227,7 @@ impl Daemon {
             files: None,
             poll: PollSet::default(),
             owners: Vec::new(),
+            poll_key: (false, None, Vec::new()),
             ready: Vec::new(),
         })
     }
@@ -491,6 +495,67 @@ impl Daemon {
             None => -1,
             Some(t) => poll_ms(t.saturating_duration_since(Instant::now())),
         };
+        if !self.poll_kept() {
+            self.build_poll_set();
+        } else if cfg!(debug_assertions) {
+            // The tests run this build: a kept set must be what a new one would be.
+            let kept = self.poll_entries();
+            self.build_poll_set();
+            assert_eq!(kept, self.poll_entries(), "a kept poll set went stale");
+        }
+        self.poll
+            .wait(timeout)
+            .map_err(|err| Error::Io { what: "poll", err })?;
+        self.ready.fill(Ready::default()); // as many as watches (run keeps them so)
+        let mut woke = Woke::default();
+        for (k, owner) in self.owners.iter().enumerate() {
+            if !self.poll.readable(k) {
+                continue;
+            }
+            match *owner {
+                Owner::Signals => woke.signals = true,
+                Owner::Kernel => woke.kernel = true,
+                Owner::Files => woke.files = true,
+                Owner::Reaper => {}
+                Owner::Watch(i, Input::Sock(s)) => self.ready[i].socks[s] = true,
+                Owner::Watch(i, Input::Stream { target, .. }) => {
+                    self.ready[i].streams |= 1u32.checked_shl(target as u32).unwrap_or(0)
+                }
+                Owner::Watch(i, Input::HealOutput) => self.ready[i].heal_output = true,
+                Owner::Watch(i, Input::HookOutput) => self.ready[i].hook_output = true,
+                Owner::Watch(i, Input::L2) => self.ready[i].l2 = true,
+            }
+        }
+        Ok(woke)
+    }
+
+    /// Whether the poll set built last holds what it would hold now: every watch has only
+    /// its echo sockets, the same as then, and the daemon's own inputs are the same (no
+    /// child output). The steady state: a turn then builds nothing (issue 9).
+    fn poll_kept(&self) -> bool {
+        let files = self.files.as_ref().map(|f| f.fd().as_raw_fd());
+        let (kept, f, plain) = &self.poll_key;
+        *kept
+            && *f == files
+            && self.reaper.is_empty()
+            && plain.len() == self.watches.len()
+            && self
+                .watches
+                .iter()
+                .zip(plain)
+                .all(|(w, p)| w.plain_inputs() == Some(*p))
+    }
+
+    /// The poll set's fds and what each is (the debug build's check of `poll_kept`).
+    fn poll_entries(&self) -> Vec<((RawFd, i16), Owner)> {
+        (0..self.owners.len())
+            .map(|k| (self.poll.entry(k), self.owners[k]))
+            .collect()
+    }
+
+    /// Builds the poll set: the signals, the kernel's socket, the inhibit files' watch,
+    /// every watch's inputs, the reaper's pipes; and remembers whether it may be kept.
+    fn build_poll_set(&mut self) {
         self.poll.clear();
         self.owners.clear();
         self.poll.push(self.signals.as_fd());
@@ -518,30 +583,16 @@ impl Daemon {
                 self.owners.push(Owner::Reaper);
             }
         }
-        self.poll
-            .wait(timeout)
-            .map_err(|err| Error::Io { what: "poll", err })?;
-        self.ready.fill(Ready::default()); // as many as watches (run keeps them so)
-        let mut woke = Woke::default();
-        for (k, owner) in self.owners.iter().enumerate() {
-            if !self.poll.readable(k) {
-                continue;
-            }
-            match *owner {
-                Owner::Signals => woke.signals = true,
-                Owner::Kernel => woke.kernel = true,
-                Owner::Files => woke.files = true,
-                Owner::Reaper => {}
-                Owner::Watch(i, Input::Sock(s)) => self.ready[i].socks[s] = true,
-                Owner::Watch(i, Input::Stream { target, .. }) => {
-                    self.ready[i].streams |= 1u32.checked_shl(target as u32).unwrap_or(0)
-                }
-                Owner::Watch(i, Input::HealOutput) => self.ready[i].heal_output = true,
-                Owner::Watch(i, Input::HookOutput) => self.ready[i].hook_output = true,
-                Owner::Watch(i, Input::L2) => self.ready[i].l2 = true,
+        let (kept, files, plain) = &mut self.poll_key;
+        *files = self.files.as_ref().map(|f| f.fd().as_raw_fd());
+        plain.clear();
+        *kept = self.reaper.is_empty();
+        for w in &self.watches {
+            match w.plain_inputs() {
+                Some(p) => plain.push(p),
+                None => *kept = false,
             }
         }
-        Ok(woke)
     }
 
     fn handle_signals(&mut self, log: &mut Log) -> Result<Option<Exit>, Error> {

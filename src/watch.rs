@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::process::ExitStatus;
 
 use std::time::{Duration, SystemTime};
@@ -73,7 +73,7 @@ pub struct Ready {
 }
 
 /// A pollable input of a watch.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Input {
     Sock(usize),
     /// Configured target `target`'s stream socket; `write`: poll for POLLOUT (a TCP
@@ -657,6 +657,20 @@ impl Uplink {
                 add(Input::L2, fd);
             }
         }
+    }
+
+    /// When this watch's only inputs are its echo sockets: their fds (-1 for none). The
+    /// daemon keeps its poll set while this stays the same (daemon.rs `poll_kept`).
+    pub fn plain_inputs(&self) -> Option<[RawFd; 2]> {
+        if self.streams.any_open()
+            || self.heal.has_outputs()
+            || self.hooks.has_outputs()
+            || self.l2.any_waiting()
+        {
+            return None;
+        }
+        let fd = |s: &Option<Box<dyn Sock>>| s.as_ref().map_or(-1, |s| s.fd().as_raw_fd());
+        Some([fd(&self.socks[0]), fd(&self.socks[1])])
     }
 
     /// The earliest instant at which `turn` has work.

@@ -67,6 +67,11 @@ impl PollSet {
 
     /// Whether poll(2) reported anything (readable or writable as asked, hung up, an error)
     /// for entry `k`.
+    /// Entry `k`'s fd and the events it waits for ((-1, 0) for none).
+    pub fn entry(&self, k: usize) -> (i32, i16) {
+        self.fds.get(k).map_or((-1, 0), |p| (p.fd, p.events))
+    }
+
     pub fn readable(&self, k: usize) -> bool {
         self.fds.get(k).is_some_and(|p| p.revents != 0)
     }
