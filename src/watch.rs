@@ -242,6 +242,9 @@ struct Chores {
     /// Something outside a turn may have changed them: the next turn runs them, and
     /// `poll_timeout` asks them.
     stirred: bool,
+    /// This turn may have moved their deadlines (a step, a hook, a layer-2 request): the
+    /// turn's end asks them again. A healthy round's turns move none.
+    moved: bool,
 }
 
 impl Uplink {
@@ -333,6 +336,7 @@ impl Uplink {
             chores: Chores {
                 due: None,
                 stirred: true,
+                moved: false,
             },
             holds_synced: None,
         }
@@ -347,7 +351,7 @@ impl Uplink {
     fn chores_due(&self) -> Option<Instant> {
         let mut t = earliest(self.heal.poll_timeout(), self.hooks.poll_timeout());
         t = earliest(t, self.gate.poll_timeout());
-        earliest(t, self.l2.poll_timeout())
+        earliest(t, self.l2.probes_due())
     }
 
     fn say(&self, log: &mut Log, level: Level, msg: impl AsRef<str>) {
@@ -682,6 +686,7 @@ impl Uplink {
         } else {
             self.chores.due
         };
+        t = earliest(t, self.l2.late_due());
         for l in &self.lanes {
             t = earliest(t, l.prober.poll_timeout());
             t = earliest(t, l.decider.poll_timeout());
@@ -705,7 +710,8 @@ impl Uplink {
             || ready.heal_output
             || ready.hook_output
             || ready.l2
-            || self.chores.due.is_some_and(|t| t <= now);
+            || self.chores.due.is_some_and(|t| t <= now)
+            || self.l2.late_due().is_some_and(|t| t <= now);
         if chores {
             self.chores.stirred = false;
             if ready.heal_output {
@@ -731,18 +737,16 @@ impl Uplink {
         }
         // Lane by lane, each acted on before the next runs: a heal step one lane starts holds
         // the other's attempt back (`sync_holds`).
-        let mut acted = false;
         for k in 0..self.lanes.len() {
             self.sync_holds(now);
             if let Some(v) = self.lanes[k].prober.poll_round_end(now) {
-                acted = true;
                 self.lane_round_ended(now, log, k, v, once);
                 if self.once_result.is_some() {
                     return;
                 }
             }
             self.lanes[k].decider.handle_timeout(now);
-            acted |= self.lane_actions(now, log, k, once);
+            self.lane_actions(now, log, k, once);
             if self.once_result.is_some() {
                 return;
             }
@@ -751,24 +755,23 @@ impl Uplink {
         // another lane.
         while self.unsettled() {
             self.sync_holds(now);
-            let mut progress = false;
             for k in 0..self.lanes.len() {
-                progress |= self.lane_actions(now, log, k, once);
+                self.lane_actions(now, log, k, once);
                 if self.once_result.is_some() {
                     return;
                 }
             }
             while let Some(e) = self.heal.poll_event() {
-                progress = true;
+                self.chores.moved = true;
                 self.heal_event(now, log, e);
             }
             while let Some(e) = self.hooks.poll_event() {
-                progress = true;
+                self.chores.moved = true;
                 self.hook_event(log, e);
             }
             if !self.hooks.is_running() {
                 if let Some(env) = self.hook_queue.pop_front() {
-                    progress = true;
+                    self.chores.moved = true;
                     if let Some(path) = self.cfg.on_change.clone() {
                         self.hooks.start_hook(
                             now,
@@ -780,14 +783,21 @@ impl Uplink {
                     }
                 }
             }
-            acted |= progress;
         }
         self.report_hold(now, log);
         self.transmit(now, log, buf);
-        // What the lanes did (a round started or ended, a step, a hook) may have moved the
-        // chores' deadlines.
-        if chores || acted {
+        if chores || self.chores.moved {
+            self.chores.moved = false;
             self.chores.due = self.chores_due();
+        } else if cfg!(debug_assertions) && !self.chores.stirred {
+            // The tests run this build: the deadline kept must not be later than theirs.
+            let fresh = self.chores_due();
+            assert!(
+                fresh.is_none_or(|f| self.chores.due.is_some_and(|c| c <= f)),
+                "{}: the chores' deadline went stale: kept {:?}, now {fresh:?}",
+                self.cfg.iface,
+                self.chores.due
+            );
         }
     }
 
@@ -813,19 +823,19 @@ impl Uplink {
             || (!self.hook_queue.is_empty() && !self.hooks.is_running())
     }
 
-    /// Acts on what lane `k`'s decider asks for; whether it asked for anything.
-    fn lane_actions(&mut self, now: Instant, log: &mut Log, k: usize, once: bool) -> bool {
-        let mut progress = false;
+    /// Acts on what lane `k`'s decider asks for.
+    fn lane_actions(&mut self, now: Instant, log: &mut Log, k: usize, once: bool) {
+        if !self.lanes[k].decider.has_actions() {
+            return;
+        }
         self.speaking = Some(self.lanes[k].family);
         while let Some(a) = self.lanes[k].decider.poll_action() {
-            progress = true;
             self.act(now, log, k, a, once);
             if self.once_result.is_some() {
                 break;
             }
         }
         self.speaking = None;
-        progress
     }
 
     /// Holds each lane's heals back while the gate holds them, or while another lane's step
@@ -1053,6 +1063,9 @@ impl Uplink {
     }
 
     fn act(&mut self, now: Instant, log: &mut Log, k: usize, action: Action, once: bool) {
+        if !matches!(action, Action::StartRound) {
+            self.chores.moved = true; // a step, a hook, the link set up: new deadlines
+        }
         match action {
             Action::StartRound => self.start_round(now, log, k, once),
             Action::LinkUp { attempt } => self.link_up(now, log, k, attempt),

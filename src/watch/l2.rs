@@ -382,13 +382,19 @@ impl Layer2 {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        // A plain fold: asked at the end of every turn that did something (issue 9).
-        let mut t = None;
-        for (p, late) in self.probes.iter().zip(&self.late) {
-            t = earliest(t, p.poll_timeout());
-            t = earliest(t, late.map(|l| l.0));
-        }
-        t
+        earliest(self.probes_due(), self.late_due())
+    }
+
+    /// The probes' deadlines (a request awaiting its answer): one of the turn's chores.
+    pub fn probes_due(&self) -> Option<Instant> {
+        earliest(self.probes[0].poll_timeout(), self.probes[1].poll_timeout())
+    }
+
+    /// When a round's late ask is due (`ask_late`): armed by every round's start, disarmed
+    /// by its end, so asked apart from the chores.
+    #[inline(always)]
+    pub fn late_due(&self) -> Option<Instant> {
+        earliest(self.late[0].map(|l| l.0), self.late[1].map(|l| l.0))
     }
 
     /// Half a timeout into a round of `family` that asked nothing at its start (the round
@@ -534,6 +540,9 @@ impl Uplink {
             log,
             || sys.now(),
         );
+        if self.l2.probes_due().is_some() {
+            self.chores.moved = true; // a request went out: its deadline is a chore
+        }
     }
 
     /// Every turn, before the probes' timeouts: a lane's round whose echo is late asks
