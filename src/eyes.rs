@@ -182,6 +182,16 @@ impl Eyes {
         }
     }
 
+    /// Nothing to do without a message: no dump to ask for or due again, no restore under
+    /// way, no watch bouncing.
+    fn quiet(&self, now: Instant, watches: &[Uplink]) -> bool {
+        !self.kernel.wants_request()
+            && self.kernel.poll_timeout().is_none_or(|t| now < t)
+            && self.restore.len() == watches.len()
+            && self.restore.iter().all(|r| matches!(r, Restore::Idle))
+            && !watches.iter().any(Uplink::bounce_news)
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.nl.as_fd()
     }
@@ -206,6 +216,9 @@ impl Eyes {
         watches: &mut [Uplink],
         readable: bool,
     ) -> bool {
+        if !readable && self.quiet(now, watches) {
+            return false; // every turn asks; nearly always there is nothing (issue 9)
+        }
         self.kernel.handle_timeout(now);
         self.restore(now, log, watches);
         if !readable && !self.kernel.wants_request() {
