@@ -79,6 +79,16 @@ impl FileWatch {
     /// (Re)places file `i`'s watch on its directory, or on the nearest ancestor that exists.
     /// Only running out of watches (ENOSPC, fs.inotify.max_user_watches) or memory is an error.
     fn arm(&mut self, i: usize) -> io::Result<()> {
+        self.arm_with(i, |_| {})
+    }
+
+    /// `arm`, calling `missed(d)` for each directory `d` found missing (the tests make one
+    /// there, as a `mkdir -p` racing us would). A directory made below an ancestor after it
+    /// was found missing and before the ancestor is watched sends no event: the watch would
+    /// stay on the ancestor while the file changes below it. So once an ancestor is watched,
+    /// the directory below it is looked at again, and the watch moved down if it exists.
+    fn arm_with(&mut self, i: usize, mut missed: impl FnMut(&Path)) -> io::Result<()> {
+        const TRIES: usize = 8; // directories that keep appearing: the next event moves it
         let w = &mut self.files[i];
         let dir = w
             .path
@@ -86,23 +96,29 @@ impl FileWatch {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let mut at = Some(dir.as_path());
-        let mut direct = true;
-        while let Some(d) = at {
-            match self.ino.add_watch(d, mask()) {
-                Ok(wd) => {
-                    w.wd = Some(wd);
-                    w.direct = direct;
-                    return Ok(());
+        'again: for attempt in 1..=TRIES {
+            let mut at = Some(dir.as_path());
+            let mut below: Option<&Path> = None;
+            while let Some(d) = at {
+                match self.ino.add_watch(d, mask()) {
+                    Ok(wd) => {
+                        w.wd = Some(wd);
+                        w.direct = below.is_none();
+                        if attempt < TRIES && below.is_some_and(Path::exists) {
+                            continue 'again;
+                        }
+                        return Ok(());
+                    }
+                    Err(Errno::ENOENT | Errno::ENOTDIR | Errno::EACCES) => missed(d),
+                    Err(e) => {
+                        w.wd = None;
+                        return Err(e.into());
+                    }
                 }
-                Err(Errno::ENOENT | Errno::ENOTDIR | Errno::EACCES) => {}
-                Err(e) => {
-                    w.wd = None;
-                    return Err(e.into());
-                }
+                below = Some(d);
+                at = d.parent().filter(|p| !p.as_os_str().is_empty());
             }
-            at = d.parent().filter(|p| !p.as_os_str().is_empty());
-            direct = false;
+            break;
         }
         w.wd = None; // not even / can be watched: `changed` never fires; the caller re-checks
         Ok(())
@@ -194,6 +210,38 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         assert!(fw.changed().unwrap(), "removed");
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_directory_made_while_its_ancestor_is_being_watched_is_not_missed() {
+        // A watch on another directory, so that nothing of this one is watched yet.
+        let elsewhere = scratch("c2").join("x");
+        let mut fw = FileWatch::open([elsewhere.as_path()]).unwrap();
+        let d = scratch("c");
+        let file = d.join("run/netheal/inhibit");
+        fw.files.push(Watched {
+            path: file.clone(),
+            name: "inhibit".into(),
+            wd: None,
+            direct: false,
+        });
+        // `run` found missing, then made (with netheal in it) before `d` is watched: no
+        // event will ever tell.
+        let run = d.join("run");
+        fw.arm_with(1, |missing| {
+            if missing == run {
+                std::fs::create_dir_all(run.join("netheal")).unwrap();
+            }
+        })
+        .unwrap();
+        assert!(fw.files[1].direct, "{fw:?}");
+        std::fs::write(&file, "x").unwrap();
+        assert!(
+            fw.changed().unwrap(),
+            "the file in the directory made meanwhile"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(elsewhere.parent().unwrap());
     }
 
     #[test]
