@@ -868,7 +868,11 @@ impl Uplink {
                 st.lost = st.lost.saturating_add(1);
             }
         }
-        let round = self.judge(now, log, k, v);
+        let round = if v.good && !once {
+            self.judge_good(k, v)
+        } else {
+            self.judge(now, log, k, v)
+        };
         if once {
             self.lanes[k].once = Some(v.good);
             self.once_decided();
@@ -879,6 +883,42 @@ impl Uplink {
 
     /// Lane `k`'s round in the light of the kernel's facts: the failing layer, and whether its
     /// failure rests on targets that never answered (said once per target).
+    /// `judge` for a good round outside `--once`: the quorum answered, so the layer is `ok`
+    /// whatever the kernel says, and nothing is warned about; what is left is the gateway
+    /// the round went through, and whether it answered echo (which ends a gateway-silent
+    /// warning); and, as in every round, a gateway that answered at layer 2 has answered.
+    /// `--once` takes `judge`, which keeps the evidence for its table.
+    fn judge_good(&mut self, k: usize, v: Verdict) -> decide::Round {
+        let family = self.lanes[k].family;
+        let gateway = self.kernel.gateway[family as usize];
+        if gateway.is_some() && self.l2_result(family) == L2::Alive {
+            let lane = &self.lanes[k];
+            for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
+                if slot.addr == gateway {
+                    self.proven[t] = true;
+                }
+            }
+        }
+        let lane = &mut self.lanes[k];
+        if let Some(g) = gateway {
+            let echoed = lane
+                .prober
+                .slots()
+                .iter()
+                .find(|s| s.addr == Some(g) && !s.is_stream())
+                .is_some_and(|s| s.rtt.is_some());
+            if echoed {
+                lane.silent_warned = false;
+            }
+        }
+        decide::Round {
+            verdict: v,
+            layer: Some(Layer::Ok),
+            unarmed: false,
+            gateway,
+        }
+    }
+
     fn judge(&mut self, now: Instant, log: &mut Log, k: usize, v: Verdict) -> decide::Round {
         let mut kv = self.kernel_view();
         // The kernel reports a carrier loss over netlink only with its link-watch batch (up
@@ -2437,6 +2477,36 @@ mod tests {
 
     /// `gateway` belongs to the lane of the family it resolves to: a lane left without targets
     /// is not judged, and starts afresh when it has one again.
+    #[test]
+    fn a_good_round_is_judged_the_same_by_the_short_way() {
+        let mut cfg = config("nhl5");
+        cfg.targets = vec![Target::Gateway, Target::Addr(PEER6.parse().unwrap())];
+        let mut r = rig(cfg, false);
+        r.up.kernel.synced = true;
+        r.up.kernel.index = Some(3);
+        r.up.kernel.gateway[0] = Some(PEER.parse().unwrap());
+        r.run(Duration::from_secs(3));
+        assert_eq!(r.up.state(), State::Up, "{:#?}", r.lines);
+        let mut log = Log::with_syslog(None, r.now);
+        for k in 0..r.up.lanes.len() {
+            let slots = r.up.lanes[k].prober.slots();
+            let v = crate::decide::Verdict {
+                good: true,
+                answered: slots.iter().filter(|s| s.rtt.is_some()).count(),
+                targets: slots.len(),
+            };
+            assert!(v.answered > 0, "lane {k} answered");
+            r.up.lanes[k].silent_warned = true;
+            let short = r.up.judge_good(k, v);
+            let (proven, warned) = (r.up.proven.clone(), r.up.lanes[k].silent_warned);
+            r.up.lanes[k].silent_warned = true;
+            let long = r.up.judge(r.now, &mut log, k, v);
+            assert_eq!(short, long, "lane {k}");
+            assert_eq!(proven, r.up.proven);
+            assert_eq!(warned, r.up.lanes[k].silent_warned, "lane {k}");
+        }
+    }
+
     #[test]
     fn the_gateway_target_moves_to_the_family_it_resolves_to() {
         let mut cfg = config("nhl3");
