@@ -219,12 +219,19 @@ impl Layer2 {
         self.late[f] = None;
         if !self.probes[f].wanted() {
             self.probes[f].start(now, timeout, None);
-            let half = timeout / 2;
-            self.late[f] = now.checked_add(half).map(|at| (at, timeout - half));
+            let half = Duration::from_nanos(timeout.as_nanos() as u64 / 2);
+            self.late[f] = now
+                .checked_add(half)
+                .map(|at| (at, timeout.saturating_sub(half)));
             // Healthy: close what an outage opened; the next outage reads the hardware
             // address again (it may have changed: a bond's, a MAC set by hand).
-            self.socks[f] = None;
-            if self.socks.iter().all(Option::is_none) && matches!(self.hw, Hw::Ethernet(_)) {
+            if self.socks[f].is_some() {
+                self.socks[f] = None;
+            }
+            if matches!(self.hw, Hw::Ethernet(_))
+                && self.socks[0].is_none()
+                && self.socks[1].is_none()
+            {
                 self.hw = Hw::Unread;
             }
             return;
