@@ -128,6 +128,42 @@ impl Stats {
     }
 }
 
+/// Where the oldest retired echo is, how many of the oldest have expired, and when the
+/// first after those expires: what `push_retired` keeps right as it fills the ring.
+#[derive(Debug)]
+struct RingState {
+    oldest: usize,
+    expired: usize,
+    quiet_until: Option<Instant>,
+}
+
+/// Keeps a copy of `s` as the newest retired echo; when the ring is full it takes the
+/// oldest's place, which is forgotten (counted lost if it never had an answer). A free
+/// function over the fields, so that `s` can stay where it is in `Prober::sent`.
+#[inline(always)]
+fn push_retired(retired: &mut Vec<Sent>, ring: &mut RingState, s: &Sent, lost: &mut u64) {
+    if retired.len() < RETIRED_MAX {
+        retired.push(*s);
+        return;
+    }
+    let Some(old) = retired.get_mut(ring.oldest) else {
+        return;
+    };
+    if old.fate == Fate::Outstanding {
+        bump(lost);
+    }
+    *old = *s;
+    ring.oldest += 1;
+    if ring.oldest == retired.len() {
+        ring.oldest = 0;
+    }
+    if ring.expired == 0 {
+        // The echo `retire` would look at first is gone: it has to look again.
+        ring.quiet_until = None;
+    }
+    ring.expired = ring.expired.saturating_sub(1);
+}
+
 /// The address as the MAC has it: IPv6, an IPv4 one in its IPv4-mapped form.
 fn mapped(dest: IpAddr) -> Ipv6Addr {
     match dest {
@@ -269,15 +305,14 @@ pub struct Prober {
     /// This round's echoes.
     sent: Vec<Sent>,
     /// Earlier rounds' echoes, at most RETIRED_MAX, in the order they were sent: a ring
-    /// whose oldest is at `oldest` (0 until it is full). A plain vector indexed by hand: the
-    /// size-optimised build makes every VecDeque access a call (issue 9).
+    /// whose oldest is at `ring.oldest` (0 until it is full). A plain vector indexed by hand:
+    /// the size-optimised build makes every VecDeque access a call (issue 9).
     retired: Vec<Sent>,
-    oldest: usize,
-    /// How many of the oldest retired echoes are known to be a timeout old (and, if they
-    /// were unanswered, counted lost): `retire` looks only at those after them.
-    expired: usize,
-    /// When the first retired echo after those expires (None: not known, or none).
-    quiet_until: Option<Instant>,
+    /// `ring.expired`: how many of the oldest retired echoes are known to be a timeout old
+    /// (and, if they were unanswered, counted lost): `retire` looks only at those after
+    /// them. `ring.quiet_until`: when the first retired echo after those expires (None: not
+    /// known, or none).
+    ring: RingState,
     round: Option<Round>,
     stats: Stats,
 }
@@ -347,9 +382,11 @@ impl Prober {
             sent: Vec::new(),
             // Full after 64 echoes anyway: allocated once, not grown during the first rounds.
             retired: Vec::with_capacity(RETIRED_MAX),
-            oldest: 0,
-            expired: 0,
-            quiet_until: None,
+            ring: RingState {
+                oldest: 0,
+                expired: 0,
+                quiet_until: None,
+            },
             round: None,
             stats: Stats::default(),
         }
@@ -724,7 +761,7 @@ impl Prober {
 
     /// The oldest retired echo that `ours` picks.
     fn find_retired(&mut self, ours: impl Fn(&Sent) -> bool) -> Option<&mut Sent> {
-        let (newer, older) = self.retired.split_at_mut(self.oldest);
+        let (newer, older) = self.retired.split_at_mut(self.ring.oldest);
         let i = position(older, &ours);
         match i {
             Some(i) => older.get_mut(i),
@@ -739,33 +776,8 @@ impl Prober {
         if k >= n {
             return None;
         }
-        let i = self.oldest + k;
+        let i = self.ring.oldest + k;
         self.retired.get_mut(if i >= n { i - n } else { i })
-    }
-
-    /// Keeps `s` as the newest retired echo; when the ring is full it takes the oldest's
-    /// place, which is forgotten (counted lost if it never had an answer).
-    fn push_retired(&mut self, s: Sent) {
-        if self.retired.len() < RETIRED_MAX {
-            self.retired.push(s);
-            return;
-        }
-        let Some(old) = self.retired.get_mut(self.oldest) else {
-            return;
-        };
-        let old = std::mem::replace(old, s);
-        self.oldest += 1;
-        if self.oldest == self.retired.len() {
-            self.oldest = 0;
-        }
-        if self.expired == 0 {
-            // The echo `retire` would look at first is gone: it has to look again.
-            self.quiet_until = None;
-        }
-        self.expired = self.expired.saturating_sub(1);
-        if old.fate == Fate::Outstanding {
-            bump(&mut self.stats.lost);
-        }
     }
 
     /// An ICMP error quoting one of our echoes. Reporters usually quote all of it (Linux
@@ -851,14 +863,15 @@ impl Prober {
         self.round = None;
         // Echoes to a target that gave no answer are lost now; those to a target that did
         // (sent before or after the echo that answered) get their full timeout: `retire`.
-        let mut i = 0;
-        while let Some(&s) = self.sent.get(i) {
-            let mut s = s;
+        for s in &mut self.sent {
             if s.fate == Fate::Outstanding && self.slots[s.target as usize].rtt.is_none() {
                 s.fate = Fate::Lost;
                 bump(&mut self.stats.lost);
             }
-            self.push_retired(s);
+        }
+        let mut i = 0;
+        while let Some(s) = self.sent.get(i) {
+            push_retired(&mut self.retired, &mut self.ring, s, &mut self.stats.lost);
             i += 1;
         }
         self.sent.clear();
@@ -897,7 +910,7 @@ impl Prober {
     /// most find nothing to do.
     #[inline(always)]
     fn retire(&mut self, now: Instant) {
-        if self.quiet_until.is_some_and(|t| now < t) {
+        if self.ring.quiet_until.is_some_and(|t| now < t) {
             return;
         }
         self.retire_walk(now);
@@ -905,11 +918,11 @@ impl Prober {
 
     #[inline(never)]
     fn retire_walk(&mut self, now: Instant) {
-        self.quiet_until = None;
-        while let Some(s) = self.retired_mut(self.expired) {
+        self.ring.quiet_until = None;
+        while let Some(s) = self.retired_mut(self.ring.expired) {
             if let Some(t) = s.expires {
                 if t > now {
-                    self.quiet_until = Some(t);
+                    self.ring.quiet_until = Some(t);
                     break;
                 }
             }
@@ -917,7 +930,7 @@ impl Prober {
                 s.fate = Fate::Lost;
                 bump(&mut self.stats.lost);
             }
-            self.expired += 1;
+            self.ring.expired += 1;
         }
     }
 }

@@ -1,7 +1,7 @@
 //! SipHash-2-4 (Aumasson and Bernstein, "SipHash: a fast short-input PRF", 2012): the keyed
 //! MAC in every echo request's payload, as OpenBSD ping(8) uses it since 6.5. With a secret
 //! random key, one echo's MAC says nothing about the next one's, so seeing a request does not
-//! let anyone answer later ones. Written out here (30 lines) rather than taken from a crate or
+//! let anyone answer later ones. Written out here (a page) rather than taken from a crate or
 //! from std's deprecated `SipHasher`, whose output is not promised to stay SipHash-2-4.
 
 /// A 128-bit key, as two little-endian halves (k0 = bytes 0..8, k1 = bytes 8..16).
