@@ -605,17 +605,17 @@ impl Prober {
 
     /// Whether an echo of this round may still fall due (some target owes an answer and has
     /// echoes left): when not, `poll_transmit` has nothing whatever the time.
+    /// Whether `poll_transmit(now)` has an echo to send: the caller reads the clock for its
+    /// stamp only then.
     #[inline(always)]
-    pub fn may_transmit(&self) -> bool {
+    pub fn transmit_due(&self, now: Instant) -> bool {
         if self.round.is_none() || self.open == 0 {
             return false;
         }
-        for s in &self.slots {
-            if s.pending() && s.sent < self.count {
-                return true;
-            }
-        }
-        false
+        let count = self.count;
+        self.slots.iter().any(|s| {
+            !s.stream && s.pending() && s.sent < count && s.next_send <= now && s.addr.is_some()
+        })
     }
 
     /// Builds the next echo that is due into `buf` (at least `REQUEST_LEN` bytes). `now` is

@@ -1417,13 +1417,16 @@ impl Uplink {
         }
         let mut failed = Vec::new();
         for lane in &mut self.lanes {
-            failed.extend(send_due(
-                &mut lane.prober,
+            let p = &mut lane.prober;
+            send_due(
+                p,
                 &self.socks,
                 self.bound,
                 buf,
+                now,
                 || sys.now(),
-            ));
+                &mut failed,
+            );
         }
         for (dest, e) in failed {
             // Expected while the link is broken (ENETUNREACH on a downed interface, EPERM
@@ -1662,17 +1665,21 @@ impl System for Host {
 /// Sends every echo that is due, each stamped by `clock` right before its sendto (as
 /// OpenBSD ping does), not with the turn's `now`, which was read before the routing tables
 /// and the other watches' work. Returns the sends that failed (the prober knows already).
+/// Sends every echo due at `now` (the turn's instant), each stamped by `clock` right before
+/// its sendto; what could not be sent goes to `failed`.
 fn send_due<S: SendSocket>(
     prober: &mut Prober,
     socks: &[Option<S>; 2],
     bound: Option<u32>,
     buf: &mut [u8],
+    now: Instant,
     mut clock: impl FnMut() -> Instant,
-) -> Vec<(IpAddr, io::Error)> {
-    let mut failed = Vec::new();
-    // The clock is read only while an echo can still be due this round: most turns (the
-    // round decided, or none running) read none (issue 9).
-    while prober.may_transmit() {
+    failed: &mut Vec<(IpAddr, io::Error)>,
+) {
+    // The clock is read only for an echo that is due: most turns (the round decided, none
+    // running, the next echo of the round later) read none (issue 9). One that comes due
+    // during the turn goes at the next, which poll_timeout makes at once.
+    while prober.transmit_due(now) {
         let Some(tx) = prober.poll_transmit(clock(), buf) else {
             break;
         };
@@ -1688,7 +1695,6 @@ fn send_due<S: SendSocket>(
             failed.push((tx.dest, e));
         }
     }
-    failed
 }
 
 /// Feeds at most RECV_BATCH datagrams from `sock` to the prober; returns how many it read.
@@ -1792,7 +1798,17 @@ mod tests {
             None,
         ];
         // The turn began at t0; the routing read and other work took 40 ms before the send.
-        let failed = send_due(&mut p, &socks, Some(3), &mut [0u8; 64], || t0 + ms(40));
+        let mut failed = Vec::new();
+        let buf = &mut [0u8; 64];
+        send_due(
+            &mut p,
+            &socks,
+            Some(3),
+            buf,
+            t0,
+            || t0 + ms(40),
+            &mut failed,
+        );
         assert!(failed.is_empty());
         let req = socks[0].as_ref().unwrap().sent.borrow()[0].clone();
         let e = crate::wire::Echo::parse(Family::V4, &req).unwrap();
@@ -1813,9 +1829,62 @@ mod tests {
         );
         // Unbound: no send at all, and the failure is reported for the log.
         p.start_round(t0 + ms(100), [Some(target)]);
-        let failed = send_due(&mut p, &socks, None, &mut [0u8; 64], || t0 + ms(100));
+        let t1 = t0 + ms(100);
+        send_due(&mut p, &socks, None, buf, t1, || t1, &mut failed);
         assert_eq!(failed.len(), 1);
         assert_eq!(p.stats().send_errors, 1);
+    }
+
+    #[test]
+    fn an_echo_not_due_at_the_turn_reads_no_clock_and_goes_when_due() {
+        let t0 = Instant::now();
+        let target: IpAddr = "198.51.100.1".parse().unwrap();
+        // Two echoes a round, the second half the send window (a quarter timeout) later.
+        let mut p = Prober::new(2, Duration::from_secs(2), 1, 7, [0; KEY_LEN]);
+        p.start_round(t0, [Some(target)]);
+        let socks = [
+            Some(Wire {
+                sent: Default::default(),
+            }),
+            None,
+        ];
+        let reads = Cell::new(0);
+        let clock = |t: Instant| {
+            let reads = &reads;
+            move || {
+                reads.set(reads.get() + 1);
+                t
+            }
+        };
+        let (mut failed, buf) = (Vec::new(), &mut [0u8; 64]);
+        send_due(&mut p, &socks, Some(3), buf, t0, clock(t0), &mut failed);
+        assert_eq!(
+            (reads.get(), socks[0].as_ref().unwrap().sent.borrow().len()),
+            (1, 1)
+        );
+        // The same turn, or any before the second is due: no clock read, nothing sent.
+        let later = t0 + Duration::from_millis(100);
+        send_due(
+            &mut p,
+            &socks,
+            Some(3),
+            buf,
+            later,
+            clock(later),
+            &mut failed,
+        );
+        assert_eq!(
+            (reads.get(), socks[0].as_ref().unwrap().sent.borrow().len()),
+            (1, 1)
+        );
+        let due = p.poll_timeout().unwrap();
+        assert!(due > later);
+        send_due(&mut p, &socks, Some(3), buf, due, clock(due), &mut failed);
+        assert_eq!(
+            (reads.get(), socks[0].as_ref().unwrap().sent.borrow().len()),
+            (2, 2)
+        );
+        assert!(failed.is_empty());
     }
 
     /// Defect 7: `receive` drained until EAGAIN, so a flood kept the loop in it.
