@@ -46,6 +46,8 @@ pub struct Eyes {
     /// change, and the restore after a bounce.
     snapshots: Vec<Option<Snapshot>>,
     restore: Vec<Restore>,
+    /// Some restore is not idle (as of the end of the last `restore`).
+    restoring: bool,
     seq: u32,
 }
 
@@ -65,6 +67,7 @@ impl Eyes {
             lost_seen: 0,
             snapshots: Vec::new(),
             restore: Vec::new(),
+            restoring: false,
             seq: 0,
         })
     }
@@ -119,9 +122,8 @@ impl Eyes {
     /// before it and is missing now, then check it is there.
     fn restore(&mut self, now: Instant, log: &mut Log, watches: &mut [Uplink]) {
         // Every turn asks: nearly always no watch bounces and none restores (issue 9).
-        let idle = |r: &Restore| matches!(r, Restore::Idle);
-        if self.restore.len() == watches.len()
-            && self.restore.iter().all(idle)
+        if !self.restoring
+            && self.restore.len() == watches.len()
             && !watches.iter().any(Uplink::bounce_news)
         {
             return;
@@ -180,15 +182,16 @@ impl Eyes {
                 other => other,
             };
         }
+        self.restoring = self.restore.iter().any(|r| !matches!(r, Restore::Idle));
     }
 
     /// Nothing to do without a message: no dump to ask for or due again, no restore under
     /// way, no watch bouncing.
     fn quiet(&self, now: Instant, watches: &[Uplink]) -> bool {
-        !self.kernel.wants_request()
+        !self.restoring
+            && !self.kernel.wants_request()
             && self.kernel.poll_timeout().is_none_or(|t| now < t)
             && self.restore.len() == watches.len()
-            && self.restore.iter().all(|r| matches!(r, Restore::Idle))
             && !watches.iter().any(Uplink::bounce_news)
     }
 
