@@ -1782,21 +1782,25 @@ mod tests {
         }
     }
 
+    /// A round of `count` echoes to one IPv4 target started now, and an IPv4 socket that
+    /// keeps what is sent.
+    fn one_target_round(count: u32) -> (Instant, IpAddr, Prober, [Option<Wire>; 2]) {
+        let t0 = Instant::now();
+        let target: IpAddr = "198.51.100.1".parse().unwrap();
+        let mut p = Prober::new(count, Duration::from_secs(2), 1, 7, [0; KEY_LEN]);
+        p.start_round(t0, [Some(target)]);
+        let wire = Wire {
+            sent: Default::default(),
+        };
+        (t0, target, p, [Some(wire), None])
+    }
+
     /// Defect 20: the send time was the turn's `now`, taken before the routing read and the
     /// other watches' work, so that work counted into the RTT.
     #[test]
     fn the_rtt_runs_from_the_stamp_taken_right_before_sendto() {
-        let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let target: IpAddr = "198.51.100.1".parse().unwrap();
-        let mut p = Prober::new(1, Duration::from_secs(2), 1, 7, [0; KEY_LEN]);
-        p.start_round(t0, [Some(target)]);
-        let socks = [
-            Some(Wire {
-                sent: Default::default(),
-            }),
-            None,
-        ];
+        let (t0, target, mut p, socks) = one_target_round(1);
         // The turn began at t0; the routing read and other work took 40 ms before the send.
         let mut failed = Vec::new();
         let buf = &mut [0u8; 64];
@@ -1837,17 +1841,8 @@ mod tests {
 
     #[test]
     fn an_echo_not_due_at_the_turn_reads_no_clock_and_goes_when_due() {
-        let t0 = Instant::now();
-        let target: IpAddr = "198.51.100.1".parse().unwrap();
         // Two echoes a round, the second half the send window (a quarter timeout) later.
-        let mut p = Prober::new(2, Duration::from_secs(2), 1, 7, [0; KEY_LEN]);
-        p.start_round(t0, [Some(target)]);
-        let socks = [
-            Some(Wire {
-                sent: Default::default(),
-            }),
-            None,
-        ];
+        let (t0, _, mut p, socks) = one_target_round(2);
         let reads = Cell::new(0);
         let clock = |t: Instant| {
             let reads = &reads;
