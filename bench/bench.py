@@ -323,7 +323,9 @@ class Lab:
         """argv run in HOST with the lab's /etc/network and a private /run/network (ip netns
         exec gives a private mount namespace), after `ifup IFACE` configured the address."""
         script = (f"mount --bind {shlex.quote(str(self.netdir))} /etc/network && "
-                  f"mount -t tmpfs tmpfs /run/network && ifup {self.iface} && "
+                  # the mount point: a machine whose ifupdown never ran has none
+                  f"mkdir -p /run/network && mount -t tmpfs tmpfs /run/network && "
+                  f"ifup {self.iface} && "
                   'exec "$0" "$@"')
         return ns_exec(self.host, "sh", "-c", script, *argv)
 
