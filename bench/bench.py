@@ -722,7 +722,9 @@ def inject(lab, fault):
 
 def measure_latency_netheal(b, lab, n):
     """netheal -i 1s -W 500ms, heal ladder `ifupdown`. Per injection: the time to the log line
-    `heal attempt K: running` and to `state ... -> up`, stamped on arrival."""
+    that starts the heal (`heal attempt K: running`, or for link down `setting it up at once`:
+    on-admin-down = link-up, the default since issue 10) and to `state ... -> up`, stamped on
+    arrival."""
     nh = b.netheal(lab, "-i", "1s", "-W", "500ms", "-a", "ifupdown", name="latency-netheal")
     res = {f: {"detect": [], "recover": [], "heals": [], "failed": 0} for f in FAULTS}
     for fault in FAULTS:
@@ -731,7 +733,7 @@ def measure_latency_netheal(b, lab, n):
             mark = nh.mark()
             t = inject(lab, fault)
             try:
-                ih, th, _ = nh.wait_for(r"heal attempt \d+: running", mark, 60)
+                ih, th, _ = nh.wait_for(HEAL_STARTS, mark, 60)
                 iu, tu, _ = nh.wait_for(r"state \S+ -> up", ih, 60)
             except BenchError as e:
                 res[fault]["failed"] += 1
@@ -741,7 +743,7 @@ def measure_latency_netheal(b, lab, n):
             res[fault]["detect"].append(th - t)
             res[fault]["recover"].append(tu - t)
             res[fault]["heals"].append(sum(1 for l in nh.lines_between(mark, iu)
-                                           if re.search(r"heal attempt \d+: running", l)))
+                                           if re.search(HEAL_STARTS, l)))
     nh.stop()
     return res
 
