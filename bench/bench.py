@@ -716,8 +716,11 @@ def check_silent_drop(b, lab):
 
 
 def inject(lab, fault):
+    """Injects `fault`; the time just before it (so a watcher that acts while the command is
+    still returning, as netheal's link-up on the kernel's event does, is not early)."""
+    t = time.time()
     run(lab.fmt(FAULTS[fault]))
-    return time.time()
+    return t
 
 
 def measure_latency_netheal(b, lab, n):
