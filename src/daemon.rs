@@ -533,7 +533,7 @@ impl Daemon {
     /// its echo sockets, the same as then, and the daemon's own inputs are the same (no
     /// child output). The steady state: a turn then builds nothing (issue 9).
     fn poll_kept(&self) -> bool {
-        let files = self.files.as_ref().map(|f| f.fd().as_raw_fd());
+        let files = self.files_fd();
         let (kept, f, plain) = &self.poll_key;
         *kept
             && *f == files
@@ -544,6 +544,11 @@ impl Daemon {
                 .iter()
                 .zip(plain)
                 .all(|(w, p)| w.plain_inputs() == Some(*p))
+    }
+
+    /// The inhibit files' watch's fd, if there is one.
+    fn files_fd(&self) -> Option<RawFd> {
+        self.files.as_ref().map(|f| f.fd().as_raw_fd())
     }
 
     /// The poll set's fds and what each is (the debug build's check of `poll_kept`).
@@ -583,8 +588,9 @@ impl Daemon {
                 self.owners.push(Owner::Reaper);
             }
         }
+        let files_fd = self.files_fd();
         let (kept, files, plain) = &mut self.poll_key;
-        *files = self.files.as_ref().map(|f| f.fd().as_raw_fd());
+        *files = files_fd;
         plain.clear();
         *kept = self.reaper.is_empty();
         for w in &self.watches {

@@ -122,10 +122,7 @@ impl Eyes {
     /// before it and is missing now, then check it is there.
     fn restore(&mut self, now: Instant, log: &mut Log, watches: &mut [Uplink]) {
         // Every turn asks: nearly always no watch bounces and none restores (issue 9).
-        if !self.restoring
-            && self.restore.len() == watches.len()
-            && !watches.iter().any(Uplink::bounce_news)
-        {
+        if self.restore_idle(watches) {
             return;
         }
         self.restore.resize_with(watches.len(), Restore::default);
@@ -188,9 +185,14 @@ impl Eyes {
     /// Nothing to do without a message: no dump to ask for or due again, no restore under
     /// way, no watch bouncing.
     fn quiet(&self, now: Instant, watches: &[Uplink]) -> bool {
-        !self.restoring
-            && !self.kernel.wants_request()
+        !self.kernel.wants_request()
             && self.kernel.poll_timeout().is_none_or(|t| now < t)
+            && self.restore_idle(watches)
+    }
+
+    /// No restore under way and no watch bouncing: `restore` has nothing to do.
+    fn restore_idle(&self, watches: &[Uplink]) -> bool {
+        !self.restoring
             && self.restore.len() == watches.len()
             && !watches.iter().any(Uplink::bounce_news)
     }

@@ -509,7 +509,7 @@ impl Supervisor {
     }
 
     pub fn poll_event(&mut self) -> Option<HealEvent> {
-        if self.events.is_empty() && self.left.events.is_empty() {
+        if !self.has_events() {
             return None; // every turn of every watch asks, twice: keep the answer cheap
         }
         self.events

@@ -641,6 +641,9 @@ impl Uplink {
             }
         }
         // Each asked only when it may have one: most turns none has (issue 9).
+        if self.only_sockets() {
+            return;
+        }
         if self.streams.any_open() {
             for (target, write, fd) in self.streams.poll_inputs() {
                 add(Input::Stream { target, write }, fd);
@@ -663,14 +666,19 @@ impl Uplink {
         }
     }
 
+    /// Whether the echo sockets are this watch's only inputs: no stream attempt, step or hook
+    /// output, layer-2 probe waiting.
+    fn only_sockets(&self) -> bool {
+        !(self.streams.any_open()
+            || self.heal.has_outputs()
+            || self.hooks.has_outputs()
+            || self.l2.any_waiting())
+    }
+
     /// When this watch's only inputs are its echo sockets: their fds (-1 for none). The
     /// daemon keeps its poll set while this stays the same (daemon.rs `poll_kept`).
     pub fn plain_inputs(&self) -> Option<[RawFd; 2]> {
-        if self.streams.any_open()
-            || self.heal.has_outputs()
-            || self.hooks.has_outputs()
-            || self.l2.any_waiting()
-        {
+        if !self.only_sockets() {
             return None;
         }
         let fd = |s: &Option<Box<dyn Sock>>| s.as_ref().map_or(-1, |s| s.fd().as_raw_fd());
@@ -891,31 +899,32 @@ impl Uplink {
     fn judge_good(&mut self, k: usize, v: Verdict) -> decide::Round {
         let family = self.lanes[k].family;
         let gateway = self.kernel.gateway[family as usize];
-        if gateway.is_some() && self.l2_result(family) == L2::Alive {
-            let lane = &self.lanes[k];
-            for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
-                if slot.addr == gateway {
-                    self.proven[t] = true;
-                }
-            }
+        if self.l2_result(family) == L2::Alive {
+            self.prove_gateway(k, gateway);
         }
         let lane = &mut self.lanes[k];
-        if let Some(g) = gateway {
-            let echoed = lane
-                .prober
-                .slots()
-                .iter()
-                .find(|s| s.addr == Some(g) && !s.is_stream())
-                .is_some_and(|s| s.rtt.is_some());
-            if echoed {
-                lane.silent_warned = false;
-            }
+        if lane::gateway_echo(lane.prober.slots(), gateway) == Some(true) {
+            lane.silent_warned = false;
         }
         decide::Round {
             verdict: v,
             layer: Some(Layer::Ok),
             unarmed: false,
             gateway,
+        }
+    }
+
+    /// A gateway that answered at layer 2 has answered: lane `k`'s targets at its address
+    /// are evidence from then on.
+    fn prove_gateway(&mut self, k: usize, gateway: Option<IpAddr>) {
+        if gateway.is_none() {
+            return;
+        }
+        let lane = &self.lanes[k];
+        for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
+            if slot.addr == gateway {
+                self.proven[t] = true;
+            }
         }
     }
 
@@ -960,14 +969,8 @@ impl Uplink {
         } else {
             diagnose(&kv.link, &ev)
         };
-        // A gateway that answered at layer 2 has answered: it is evidence from then on.
         if l2 == L2::Alive {
-            let lane = &self.lanes[k];
-            for (slot, &t) in lane.prober.slots().iter().zip(&lane.slot_targets) {
-                if slot.addr.is_some() && slot.addr == ev.gateway {
-                    self.proven[t] = true;
-                }
-            }
+            self.prove_gateway(k, ev.gateway);
         }
         let lane = &self.lanes[k];
         let armed_all = self.armed_from.is_some_and(|t| now >= t);

@@ -164,6 +164,16 @@ pub(super) struct KernelView {
     pub gateway: [Option<IpAddr>; 2],
 }
 
+/// Whether `gateway` answered echo this round; None when it was not an echo target (a
+/// `tcp:` or `dns:` target at its address says nothing about whether it answers ICMP).
+pub(super) fn gateway_echo(slots: &[Slot], gateway: Option<IpAddr>) -> Option<bool> {
+    let g = gateway?;
+    slots
+        .iter()
+        .find(|s| s.addr == Some(g) && !s.is_stream())
+        .map(|s| s.rtt.is_some())
+}
+
 /// The facts of `family`'s round for `diagnose`: the kernel's view, and from the round's
 /// slots how many answered and whether the gateway (when it was a target) did.
 pub(super) fn evidence(
@@ -175,14 +185,7 @@ pub(super) fn evidence(
 ) -> Evidence {
     let f = family as usize;
     let gateway = kv.gateway[f];
-    // Echo only: a `tcp:` or `dns:` target at the gateway's address says nothing about
-    // whether the gateway answers ICMP.
-    let gateway_echo = gateway.and_then(|g| {
-        slots
-            .iter()
-            .find(|s| s.addr == Some(g) && !s.is_stream())
-            .map(|s| s.rtt.is_some())
-    });
+    let gateway_echo = gateway_echo(slots, gateway);
     Evidence {
         address: kv.address[f],
         route: kv.route[f],
