@@ -713,8 +713,9 @@ impl Uplink {
             self.streams
                 .complete(now, &mut self.lanes, ready.streams, buf, log);
         }
+        let stirred = self.chores.stirred;
         let chores = once
-            || self.chores.stirred
+            || stirred
             || ready.heal_output
             || ready.hook_output
             || ready.l2
@@ -722,6 +723,13 @@ impl Uplink {
             || self.l2.late_due().is_some_and(|t| t <= now);
         if chores {
             self.chores.stirred = false;
+            if stirred {
+                // The kernel's facts may have changed: a parked lane (`Lane::idle`) looks
+                // again whether it has a target now.
+                for l in &mut self.lanes {
+                    l.decider.wake(now);
+                }
+            }
             if ready.heal_output {
                 self.heal.read_output();
             }
@@ -2586,7 +2594,9 @@ mod tests {
         assert_eq!(lane_state(&r, Family::V4), State::Up);
         assert!(!r.up.lane(Family::V6).unwrap().active, "no IPv6 target");
         assert_eq!(r.up.state(), State::Up);
-        r.up.kernel.gateway = [None, Some(PEER6.parse().unwrap())];
+        // As the kernel reports it (a lane without targets waits for such news).
+        let i = Iface::up_for_tests("nhl3", 3, [None, Some(PEER6.parse().unwrap())]);
+        r.kernel(&i);
         r.run(Duration::from_secs(30));
         assert!(!r.up.lane(Family::V4).unwrap().active);
         assert_eq!(lane_state(&r, Family::V6), State::Up, "{:#?}", r.lines);
@@ -2595,6 +2605,25 @@ mod tests {
             !r.spawned,
             "no outage: the gateway answered in its new family"
         );
+    }
+
+    /// A lane without targets has no timer of its own (a healthy round does no work for it),
+    /// and looks again when the kernel's facts come, finding none again here.
+    #[test]
+    fn a_lane_without_targets_is_parked_until_the_kernel_says_more() {
+        let mut cfg = config("nhl6");
+        cfg.targets = vec![Target::Gateway];
+        let mut r = rig(cfg, false);
+        r.kernel(&healthy("nhl6"));
+        r.run(Duration::from_secs(3));
+        let v6 = r.up.lane(Family::V6).unwrap();
+        assert!(!v6.active && v6.decider.parked(), "{v6:#?}");
+        assert_eq!(v6.decider.poll_timeout(), None);
+        r.kernel(&healthy("nhl6"));
+        r.run(Duration::from_secs(3));
+        let v6 = r.up.lane(Family::V6).unwrap();
+        assert!(!v6.active && v6.decider.parked(), "looked again, still no target");
+        assert_eq!(lane_state(&r, Family::V4), State::Up);
     }
 
     #[test]

@@ -174,17 +174,18 @@ impl Uplink {
 
     /// After the watchdog ran: say once why a due attempt waits.
     pub(super) fn report_hold(&mut self, now: Instant, log: &mut Log) {
+        // Every turn asks: the usual answer without collecting the names (issue 9).
+        if !self.lanes.iter().any(|l| l.decider.heal_held()) {
+            self.gate.held_logged = None;
+            self.wait_logged = false;
+            return;
+        }
         let waiting: Vec<&'static str> = self
             .lanes
             .iter()
             .filter(|l| l.decider.heal_held())
             .map(|l| l.name())
             .collect();
-        if waiting.is_empty() {
-            self.gate.held_logged = None;
-            self.wait_logged = false;
-            return;
-        }
         if self.gate.held.is_none() {
             // Not the gate: another lane's step runs, and this lane's attempt waits for it.
             if !self.wait_logged {

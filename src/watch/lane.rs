@@ -105,14 +105,15 @@ impl Lane {
     }
 
     /// The lane has no target this round: it is not judged. A lane that was judged starts
-    /// afresh (`starting`), so an outage it was in cannot heal on its backoff meanwhile; the
-    /// next round comes an interval on.
+    /// afresh (`starting`), so an outage it was in cannot heal on its backoff meanwhile. It
+    /// is parked: its next round comes when the kernel's facts change (`Uplink::turn` wakes
+    /// it), which is the only way it can get a target.
     pub fn idle(&mut self, now: Instant) {
         if self.active || self.decider.state() != State::Starting {
             self.decider = Decider::new(self.policy.clone(), now, self.seed);
         }
         self.active = false;
-        self.decider.round_skipped(now);
+        self.decider.park();
     }
 }
 
