@@ -1439,6 +1439,9 @@ impl Uplink {
                 &mut failed,
             );
         }
+        if failed.is_empty() {
+            return; // the usual turn: without the loop's iterator (issue 9)
+        }
         for (dest, e) in failed {
             // Expected while the link is broken (ENETUNREACH on a downed interface, EPERM
             // from a firewall): the echo counts as lost; say so once a minute. An off-link
