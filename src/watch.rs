@@ -754,6 +754,9 @@ impl Uplink {
         // Lane by lane, each acted on before the next runs: a heal step one lane starts holds
         // the other's attempt back (`sync_holds`).
         for k in 0..self.lanes.len() {
+            if self.lanes[k].resting() {
+                continue; // parked with nothing asked of it: nothing to run (issue 9)
+            }
             self.sync_holds(now);
             if let Some(v) = self.lanes[k].prober.poll_round_end(now) {
                 self.lane_round_ended(now, log, k, v, once);
@@ -839,11 +842,16 @@ impl Uplink {
             || (!self.hook_queue.is_empty() && !self.hooks.is_running())
     }
 
-    /// Acts on what lane `k`'s decider asks for.
+    /// Acts on what lane `k`'s decider asks for. Asked every turn, most often of a decider
+    /// that asks nothing: that answer is inlined at the caller (issue 9).
+    #[inline]
     fn lane_actions(&mut self, now: Instant, log: &mut Log, k: usize, once: bool) {
-        if !self.lanes[k].decider.has_actions() {
-            return;
+        if self.lanes[k].decider.has_actions() {
+            self.act_on_lane(now, log, k, once);
         }
+    }
+
+    fn act_on_lane(&mut self, now: Instant, log: &mut Log, k: usize, once: bool) {
         self.speaking = Some(self.lanes[k].family);
         while let Some(a) = self.lanes[k].decider.poll_action() {
             self.act(now, log, k, a, once);
@@ -856,11 +864,16 @@ impl Uplink {
 
     /// Holds each lane's heals back while the gate holds them, or while another lane's step
     /// runs (one step at a time per interface).
+    #[inline]
     fn sync_holds(&mut self, now: Instant) {
         let holds = (self.gate_holds(), self.heal_owner);
-        if self.holds_synced == Some(holds) {
-            return; // every turn asks, several times: the deciders have these already
+        if self.holds_synced != Some(holds) {
+            // every turn asks, several times: most often the deciders have these already
+            self.set_holds(now, holds);
         }
+    }
+
+    fn set_holds(&mut self, now: Instant, holds: (bool, Option<Family>)) {
         self.holds_synced = Some(holds);
         let (gate, owner) = holds;
         for l in &mut self.lanes {
@@ -2625,7 +2638,10 @@ mod tests {
         r.kernel(&healthy("nhl6"));
         r.run(Duration::from_secs(3));
         let v6 = r.up.lane(Family::V6).unwrap();
-        assert!(!v6.active && v6.decider.parked(), "looked again, still no target");
+        assert!(
+            !v6.active && v6.decider.parked(),
+            "looked again, still no target"
+        );
         assert_eq!(lane_state(&r, Family::V4), State::Up);
     }
 

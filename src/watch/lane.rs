@@ -100,6 +100,11 @@ impl Lane {
         }
     }
 
+    /// Parked (`idle`), and nothing asked of it since: a turn has nothing to run for it.
+    pub fn resting(&self) -> bool {
+        !self.active && self.decider.parked() && !self.decider.has_actions()
+    }
+
     pub fn name(&self) -> &'static str {
         family_name(self.family)
     }
