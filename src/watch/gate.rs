@@ -255,7 +255,6 @@ impl Uplink {
 
     /// Reads the inhibit file again if it changed.
     fn read_inhibit(&mut self, now: Instant, log: &mut Log) {
-        self.stir(); // the hold follows the file
         use std::os::unix::fs::MetadataExt;
         let Some(path) = self.cfg.machine.inhibit_file.clone() else {
             return;
@@ -266,8 +265,9 @@ impl Uplink {
             .as_ref()
             .map(|m| (m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size()));
         if stamp == self.gate.inhibit_stamp {
-            return;
+            return; // unchanged: so is the hold (a round's start reads it when unwatched)
         }
+        self.stir(); // the hold follows the file
         self.gate.inhibit_stamp = stamp;
         let entries = match meta.filter(|m| m.file_type().is_file()) {
             // not fatal: unreadable means no inhibit; heals are never held by a broken file
