@@ -219,7 +219,7 @@ impl Layer2 {
         self.late[f] = None;
         if !self.probes[f].wanted() {
             self.probes[f].start(now, timeout, None);
-            let half = Duration::from_nanos(timeout.as_nanos() as u64 / 2);
+            let half = timeout / 2; // the same floor of nanoseconds, without u128 arithmetic
             self.late[f] = now
                 .checked_add(half)
                 .map(|at| (at, timeout.saturating_sub(half)));
