@@ -162,7 +162,7 @@ pub struct Daemon {
     /// allocates nothing.
     poll: PollSet,
     owners: Vec<Owner>,
-    /// What the poll set was built from (`poll_kept`).
+    /// What the poll set was built from (`survey`).
     poll_key: PollKey,
     /// Per watch, what poll() found ready for it; `ready_set`: some entry may be set (the
     /// next wait clears them).
@@ -501,19 +501,28 @@ impl Daemon {
         self.next_keepalive = Some(now + period / 2);
     }
 
-    /// The earliest deadline of the keepalive, the kernel's cache, the reaper and (unless
-    /// stalled) every watch.
-    fn deadline(&self) -> Option<Instant> {
+    /// What a wait needs to know, in one pass over the watches (every turn, issue 9): the
+    /// earliest deadline of the keepalive, the kernel's cache, the reaper and (unless
+    /// stalled) every watch; and whether the poll set built last holds what it would hold
+    /// now: every watch has only its echo sockets, the same as then, and the daemon's own
+    /// inputs are the same (no child output, the same inhibit files' watch). The steady
+    /// state: a turn then builds nothing.
+    fn survey(&self) -> (Option<Instant>, bool) {
         let mut t = earliest(self.next_keepalive, self.eyes.poll_timeout());
+        let key = &self.poll_key;
+        let mut kept = key.kept && key.plain.len() == self.watches.len();
         if !self.reaper.is_empty() {
-            t = earliest(t, self.reaper.poll_timeout()); // nearly always it is (issue 9)
+            t = earliest(t, self.reaper.poll_timeout()); // nearly always it is empty
+            kept = false;
         }
-        if !self.stalled() {
-            for w in &self.watches {
+        let stalled = self.stalled();
+        for (k, w) in self.watches.iter().enumerate() {
+            if !stalled {
                 t = earliest(t, w.poll_timeout());
             }
+            kept = kept && w.plain_inputs() == Some(key.plain[k]);
         }
-        t
+        (t, kept)
     }
 
     /// Sleeps in poll() until an input is ready or the earliest deadline (not at all when
@@ -521,16 +530,14 @@ impl Daemon {
     /// and (in `self.ready`) each watch's. `now` is the turn's: a deadline not after it is
     /// due without another look at the clock.
     fn wait(&mut self, now: Instant, more: bool) -> Result<Woke, Error> {
-        let timeout: i32 = if more {
-            0
-        } else {
-            match self.deadline() {
-                None => -1,
-                Some(t) if t <= now => 0,
-                Some(t) => poll_ms(t.saturating_nanos_since(Instant::now())),
-            }
+        let (deadline, kept) = self.survey();
+        let timeout: i32 = match deadline {
+            _ if more => 0,
+            None => -1,
+            Some(t) if t <= now => 0,
+            Some(t) => poll_ms(t.saturating_nanos_since(Instant::now())),
         };
-        if !self.poll_kept() {
+        if !kept {
             self.build_poll_set();
         } else if cfg!(debug_assertions) {
             // The tests run this build: a kept set must be what a new one would be.
@@ -583,29 +590,13 @@ impl Daemon {
         Ok(woke)
     }
 
-    /// Whether the poll set built last holds what it would hold now: every watch has only
-    /// its echo sockets, the same as then, and the daemon's own inputs are the same (no
-    /// child output, the same inhibit files' watch). The steady state: a turn then builds
-    /// nothing (issue 9).
-    fn poll_kept(&self) -> bool {
-        let key = &self.poll_key;
-        key.kept
-            && self.reaper.is_empty()
-            && key.plain.len() == self.watches.len()
-            && self
-                .watches
-                .iter()
-                .zip(&key.plain)
-                .all(|(w, p)| w.plain_inputs() == Some(*p))
-    }
-
     /// The inhibit files' watch is replaced or dropped: the next wait builds its poll set
     /// anew.
     fn files_moved(&mut self) {
         self.poll_key.kept = false;
     }
 
-    /// The poll set's fds and what each is (the debug build's check of `poll_kept`).
+    /// The poll set's fds and what each is (the debug build's check of `survey`).
     fn poll_entries(&self) -> Vec<((RawFd, i16), Owner)> {
         (0..self.owners.len())
             .map(|k| (self.poll.entry(k), self.owners[k]))

@@ -677,7 +677,7 @@ impl Uplink {
     }
 
     /// When this watch's only inputs are its echo sockets: their fds (-1 for none). The
-    /// daemon keeps its poll set while this stays the same (daemon.rs `poll_kept`).
+    /// daemon keeps its poll set while this stays the same (daemon.rs `survey`).
     #[inline]
     pub fn plain_inputs(&self) -> Option<[RawFd; 2]> {
         if !self.only_sockets() {
