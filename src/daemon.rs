@@ -545,7 +545,7 @@ impl Daemon {
             self.build_poll_set();
             assert_eq!(kept, self.poll_entries(), "a kept poll set went stale");
         }
-        let mut left = self
+        let left = self
             .poll
             .wait(timeout)
             .map_err(|err| Error::Io { what: "poll", err })?;
@@ -554,38 +554,15 @@ impl Daemon {
             self.ready_set = false;
         }
         let mut woke = Woke::default();
-        if left == 0 {
-            return Ok(woke); // the deadline (half of a healthy round's turns), or EINTR
-        }
-        // From the end: the watches' inputs, what nearly every wake is for, come last.
-        for (&owner, ready) in self.owners.iter().zip(self.poll.events()).rev() {
-            if !ready {
-                continue;
-            }
-            match owner {
-                Owner::Signals => woke.signals = true,
-                Owner::Kernel => woke.kernel = true,
-                Owner::Files => woke.files = true,
-                Owner::Reaper => {}
-                Owner::Watch(i, input) => {
-                    let r = &mut self.ready[i];
-                    match input {
-                        Input::Sock(s) => r.socks[s] = true,
-                        Input::Stream { target, .. } => {
-                            r.streams |= 1u32.checked_shl(target as u32).unwrap_or(0)
-                        }
-                        Input::HealOutput => r.heal_output = true,
-                        Input::HookOutput => r.hook_output = true,
-                        Input::L2 => r.l2 = true,
-                    }
-                    self.ready_set = true;
-                }
-            }
-            // poll(2) counted the entries with something to report: the rest have none.
-            left -= 1;
-            if left == 0 {
-                break;
-            }
+        if left > 0 {
+            // else the deadline (half of a healthy round's turns), or EINTR
+            self.ready_set = dispatch(
+                &self.owners,
+                self.poll.events(),
+                left,
+                &mut self.ready,
+                &mut woke,
+            );
         }
         Ok(woke)
     }
@@ -813,6 +790,50 @@ impl Daemon {
     }
 }
 
+/// Hands what poll(2) found ready (`events`, entry by entry) to the owners of the entries:
+/// the daemon's own inputs to `woke`, each watch's to `ready` (cleared before). `left` is
+/// poll(2)'s count of the entries with something to report: the look ends at the last of
+/// them. Returns whether some watch's input was ready.
+fn dispatch(
+    owners: &[Owner],
+    events: impl DoubleEndedIterator<Item = bool> + ExactSizeIterator,
+    mut left: usize,
+    ready: &mut [Ready],
+    woke: &mut Woke,
+) -> bool {
+    let mut set = false;
+    // From the end: the watches' inputs, what nearly every wake is for, come last.
+    for (&owner, readable) in owners.iter().zip(events).rev() {
+        if !readable {
+            continue;
+        }
+        match owner {
+            Owner::Signals => woke.signals = true,
+            Owner::Kernel => woke.kernel = true,
+            Owner::Files => woke.files = true,
+            Owner::Reaper => {}
+            Owner::Watch(i, input) => {
+                let r = &mut ready[i];
+                match input {
+                    Input::Sock(s) => r.socks[s] = true,
+                    Input::Stream { target, .. } => {
+                        r.streams |= 1u32.checked_shl(target as u32).unwrap_or(0)
+                    }
+                    Input::HealOutput => r.heal_output = true,
+                    Input::HookOutput => r.hook_output = true,
+                    Input::L2 => r.l2 = true,
+                }
+                set = true;
+            }
+        }
+        left -= 1;
+        if left == 0 {
+            break;
+        }
+    }
+    set
+}
+
 /// Whether the reports are rewritten this turn: at once after a change (`now_wanted`: a state
 /// change, a reload) and the first time, and otherwise once `due` (the last rewrite plus
 /// `STATUS_EVERY`) has come. A steady round does not rewrite them: that was 96–136 k
@@ -886,6 +907,75 @@ mod tests {
             );
             // A deadline passed: zero either way, never negative.
             assert_eq!(poll_ms(now.saturating_nanos_since(t)), 0, "{n} ns ago");
+        }
+    }
+
+    #[test]
+    fn every_ready_entry_reaches_its_owner_whatever_the_count_stops_the_look_at() {
+        // What the loop did before it counted: every entry looked at, in order.
+        fn every_entry(owners: &[Owner], events: &[bool], ready: &mut [Ready], woke: &mut Woke) {
+            for (owner, _) in owners.iter().zip(events).filter(|(_, &e)| e) {
+                match *owner {
+                    Owner::Signals => woke.signals = true,
+                    Owner::Kernel => woke.kernel = true,
+                    Owner::Files => woke.files = true,
+                    Owner::Reaper => {}
+                    Owner::Watch(i, Input::Sock(s)) => ready[i].socks[s] = true,
+                    Owner::Watch(i, Input::Stream { target, .. }) => {
+                        ready[i].streams |= 1u32.checked_shl(target as u32).unwrap_or(0)
+                    }
+                    Owner::Watch(i, Input::HealOutput) => ready[i].heal_output = true,
+                    Owner::Watch(i, Input::HookOutput) => ready[i].hook_output = true,
+                    Owner::Watch(i, Input::L2) => ready[i].l2 = true,
+                }
+            }
+        }
+        let owners = [
+            Owner::Signals,
+            Owner::Kernel,
+            Owner::Files,
+            Owner::Watch(0, Input::Sock(0)),
+            Owner::Watch(0, Input::Sock(1)),
+            Owner::Watch(1, Input::Sock(1)),
+            Owner::Watch(
+                1,
+                Input::Stream {
+                    target: 3,
+                    write: true,
+                },
+            ),
+            Owner::Watch(
+                1,
+                Input::Stream {
+                    target: 40,
+                    write: false,
+                },
+            ),
+            Owner::Watch(1, Input::HealOutput),
+            Owner::Watch(0, Input::HookOutput),
+            Owner::Watch(1, Input::L2),
+            Owner::Reaper,
+        ];
+        let show = |r: &[Ready], w: &Woke| format!("{r:?} {w:?}");
+        for bits in 0u32..1 << owners.len() {
+            let events: Vec<bool> = (0..owners.len()).map(|k| bits >> k & 1 == 1).collect();
+            let (mut want, mut want_woke) = ([Ready::default(); 2], Woke::default());
+            every_entry(&owners, &events, &mut want, &mut want_woke);
+            let left = events.iter().filter(|&&e| e).count();
+            if left == 0 {
+                continue; // the loop does not look then
+            }
+            let (mut got, mut got_woke) = ([Ready::default(); 2], Woke::default());
+            let set = dispatch(
+                &owners,
+                events.iter().copied(),
+                left,
+                &mut got,
+                &mut got_woke,
+            );
+            assert_eq!(show(&got, &got_woke), show(&want, &want_woke), "{bits:#b}");
+            let watch_entry = events[3..11].iter().any(|&e| e);
+            assert_eq!(set, watch_entry, "{bits:#b}");
         }
     }
 
