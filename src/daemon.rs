@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, RawFd};
 use std::time::Duration;
 
 use crate::config::{self, Args, Config};
@@ -162,10 +162,21 @@ pub struct Daemon {
     /// allocates nothing.
     poll: PollSet,
     owners: Vec<Owner>,
-    /// What the poll set was built from (`poll_kept`): whether it may be kept at all (no
-    /// child output, every watch plain), the inhibit watch's fd, every watch's echo sockets.
-    poll_key: (bool, Option<RawFd>, Vec<[RawFd; 2]>),
+    /// What the poll set was built from (`survey`).
+    poll_key: PollKey,
+    /// Per watch, what poll() found ready for it; `ready_set`: some entry may be set (the
+    /// next wait clears them).
     ready: Vec<Ready>,
+    ready_set: bool,
+}
+
+/// What the poll set was built from: whether it may be kept at all (no child output, every
+/// watch plain, and nothing since that replaced the inhibit files' watch: `files_moved`),
+/// and every watch's echo sockets.
+#[derive(Default)]
+struct PollKey {
+    kept: bool,
+    plain: Vec<[RawFd; 2]>,
 }
 
 fn open_watches(cfg: &Config, now: Instant) -> Result<Vec<Uplink>, Error> {
@@ -227,8 +238,9 @@ impl Daemon {
             files: None,
             poll: PollSet::default(),
             owners: Vec::new(),
-            poll_key: (false, None, Vec::new()),
+            poll_key: PollKey::default(),
             ready: Vec::new(),
+            ready_set: false,
         })
     }
 
@@ -303,16 +315,16 @@ impl Daemon {
                 self.report(now, &mut log);
                 self.keepalive(now, &mut log);
             }
-            woke = self.wait(more)?;
+            woke = self.wait(now, more)?;
             if woke.signals {
                 if let Some(exit) = self.handle_signals(&mut log)? {
                     return Ok(exit);
                 }
-            }
-            if self.ready.len() != self.watches.len() {
-                // a reload changed the set: what was ready belonged to the old one
-                self.ready.clear();
-                self.ready.resize(self.watches.len(), Ready::default());
+                if self.ready.len() != self.watches.len() {
+                    // a reload changed the set: what was ready belonged to the old one
+                    self.ready.clear();
+                    self.ready.resize(self.watches.len(), Ready::default());
+                }
             }
         }
     }
@@ -320,6 +332,7 @@ impl Daemon {
     /// Watches the inhibit files of every watch (inotify), so that no round has to look at
     /// them; without the watch (inotify refused), every round does, as it did before.
     fn watch_files(&mut self, log: &mut Log) {
+        self.files_moved();
         self.files = None;
         let paths: Vec<&std::path::Path> = self
             .watches
@@ -363,6 +376,7 @@ impl Daemon {
                     Level::Warning,
                     &format!("inhibit file: inotify: {e}; every round looks at it instead"),
                 );
+                self.files_moved();
                 self.files = None;
                 for w in &mut self.watches {
                     w.set_inhibit_watched(false);
@@ -425,11 +439,16 @@ impl Daemon {
 
     /// Rewrites the status and metrics files (and systemd's STATUS=) after a state change or a
     /// reload, and otherwise at the first turn `status_every` after the last rewrite.
+    #[inline(always)]
     fn report(&mut self, now: Instant, log: &mut Log) {
         let changed = self.watches.iter().any(|w| w.changed);
-        if !rewrite_due(changed || self.report_now, self.status_due, now) {
-            return;
+        if rewrite_due(changed || self.report_now, self.status_due, now) {
+            self.rewrite(now, changed, log); // nearly every turn has nothing (issue 9)
         }
+    }
+
+    #[cold]
+    fn rewrite(&mut self, now: Instant, changed: bool, log: &mut Log) {
         self.status_due = now.checked_add(self.status_every);
         self.report_now = false;
         for w in &mut self.watches {
@@ -457,17 +476,20 @@ impl Daemon {
     }
 
     /// WATCHDOG=1 every half period, but only while no timer is overdue: a loop that is not
-    /// making progress must let systemd restart it.
+    /// making progress must let systemd restart it. (`next_keepalive` is set only when
+    /// systemd asked for the watchdog: without it, the one check is that it is None.)
+    #[inline(always)]
     fn keepalive(&mut self, now: Instant, log: &mut Log) {
-        let (Some(due), Some(period)) = (
-            self.next_keepalive,
-            self.notify.as_ref().and_then(|n| n.watchdog),
-        ) else {
+        if self.next_keepalive.is_some_and(|due| now >= due) {
+            self.keep_alive(now, log);
+        }
+    }
+
+    #[cold]
+    fn keep_alive(&mut self, now: Instant, log: &mut Log) {
+        let Some(period) = self.notify.as_ref().and_then(|n| n.watchdog) else {
             return;
         };
-        if now < due {
-            return;
-        }
         let overdue = self
             .watches
             .iter()
@@ -479,23 +501,43 @@ impl Daemon {
         self.next_keepalive = Some(now + period / 2);
     }
 
+    /// What a wait needs to know, in one pass over the watches (every turn, issue 9): the
+    /// earliest deadline of the keepalive, the kernel's cache, the reaper and (unless
+    /// stalled) every watch; and whether the poll set built last holds what it would hold
+    /// now: every watch has only its echo sockets, the same as then, and the daemon's own
+    /// inputs are the same (no child output, the same inhibit files' watch). The steady
+    /// state: a turn then builds nothing.
+    fn survey(&self) -> (Option<Instant>, bool) {
+        let mut t = earliest(self.next_keepalive, self.eyes.poll_timeout());
+        let key = &self.poll_key;
+        let mut kept = key.kept && key.plain.len() == self.watches.len();
+        if !self.reaper.is_empty() {
+            t = earliest(t, self.reaper.poll_timeout()); // nearly always it is empty
+            kept = false;
+        }
+        let stalled = self.stalled();
+        for (k, w) in self.watches.iter().enumerate() {
+            if !stalled {
+                t = earliest(t, w.poll_timeout());
+            }
+            kept = kept && w.plain_inputs() == Some(key.plain[k]);
+        }
+        (t, kept)
+    }
+
     /// Sleeps in poll() until an input is ready or the earliest deadline (not at all when
     /// `more` netlink input waits); says which inputs: signals, netlink, the inhibit files,
-    /// and (in `self.ready`) each watch's.
-    fn wait(&mut self, more: bool) -> Result<Woke, Error> {
-        let mut deadline = earliest(self.next_keepalive, self.eyes.poll_timeout());
-        deadline = earliest(deadline, self.reaper.poll_timeout());
-        if !self.stalled() {
-            for w in &self.watches {
-                deadline = earliest(deadline, w.poll_timeout());
-            }
-        }
+    /// and (in `self.ready`) each watch's. `now` is the turn's: a deadline not after it is
+    /// due without another look at the clock.
+    fn wait(&mut self, now: Instant, more: bool) -> Result<Woke, Error> {
+        let (deadline, kept) = self.survey();
         let timeout: i32 = match deadline {
             _ if more => 0,
             None => -1,
-            Some(t) => poll_ms(t.saturating_duration_since(Instant::now())),
+            Some(t) if t <= now => 0,
+            Some(t) => poll_ms(t.saturating_nanos_since(Instant::now())),
         };
-        if !self.poll_kept() {
+        if !kept {
             self.build_poll_set();
         } else if cfg!(debug_assertions) {
             // The tests run this build: a kept set must be what a new one would be.
@@ -503,55 +545,35 @@ impl Daemon {
             self.build_poll_set();
             assert_eq!(kept, self.poll_entries(), "a kept poll set went stale");
         }
-        self.poll
+        let left = self
+            .poll
             .wait(timeout)
             .map_err(|err| Error::Io { what: "poll", err })?;
-        self.ready.fill(Ready::default()); // as many as watches (run keeps them so)
+        if self.ready_set {
+            self.ready.fill(Ready::default()); // as many as watches (run keeps them so)
+            self.ready_set = false;
+        }
         let mut woke = Woke::default();
-        for (k, owner) in self.owners.iter().enumerate() {
-            if !self.poll.readable(k) {
-                continue;
-            }
-            match *owner {
-                Owner::Signals => woke.signals = true,
-                Owner::Kernel => woke.kernel = true,
-                Owner::Files => woke.files = true,
-                Owner::Reaper => {}
-                Owner::Watch(i, Input::Sock(s)) => self.ready[i].socks[s] = true,
-                Owner::Watch(i, Input::Stream { target, .. }) => {
-                    self.ready[i].streams |= 1u32.checked_shl(target as u32).unwrap_or(0)
-                }
-                Owner::Watch(i, Input::HealOutput) => self.ready[i].heal_output = true,
-                Owner::Watch(i, Input::HookOutput) => self.ready[i].hook_output = true,
-                Owner::Watch(i, Input::L2) => self.ready[i].l2 = true,
-            }
+        if left > 0 {
+            // else the deadline (half of a healthy round's turns), or EINTR
+            self.ready_set = dispatch(
+                &self.owners,
+                self.poll.events(),
+                left,
+                &mut self.ready,
+                &mut woke,
+            );
         }
         Ok(woke)
     }
 
-    /// Whether the poll set built last holds what it would hold now: every watch has only
-    /// its echo sockets, the same as then, and the daemon's own inputs are the same (no
-    /// child output). The steady state: a turn then builds nothing (issue 9).
-    fn poll_kept(&self) -> bool {
-        let files = self.files_fd();
-        let (kept, f, plain) = &self.poll_key;
-        *kept
-            && *f == files
-            && self.reaper.is_empty()
-            && plain.len() == self.watches.len()
-            && self
-                .watches
-                .iter()
-                .zip(plain)
-                .all(|(w, p)| w.plain_inputs() == Some(*p))
+    /// The inhibit files' watch is replaced or dropped: the next wait builds its poll set
+    /// anew.
+    fn files_moved(&mut self) {
+        self.poll_key.kept = false;
     }
 
-    /// The inhibit files' watch's fd, if there is one.
-    fn files_fd(&self) -> Option<RawFd> {
-        self.files.as_ref().map(|f| f.fd().as_raw_fd())
-    }
-
-    /// The poll set's fds and what each is (the debug build's check of `poll_kept`).
+    /// The poll set's fds and what each is (the debug build's check of `survey`).
     fn poll_entries(&self) -> Vec<((RawFd, i16), Owner)> {
         (0..self.owners.len())
             .map(|k| (self.poll.entry(k), self.owners[k]))
@@ -588,15 +610,13 @@ impl Daemon {
                 self.owners.push(Owner::Reaper);
             }
         }
-        let files_fd = self.files_fd();
-        let (kept, files, plain) = &mut self.poll_key;
-        *files = files_fd;
-        plain.clear();
-        *kept = self.reaper.is_empty();
+        let key = &mut self.poll_key;
+        key.plain.clear();
+        key.kept = self.reaper.is_empty();
         for w in &self.watches {
             match w.plain_inputs() {
-                Some(p) => plain.push(p),
-                None => *kept = false,
+                Some(p) => key.plain.push(p),
+                None => key.kept = false,
             }
         }
     }
@@ -770,23 +790,65 @@ impl Daemon {
     }
 }
 
+/// Hands what poll(2) found ready (`events`, entry by entry) to the owners of the entries:
+/// the daemon's own inputs to `woke`, each watch's to `ready` (cleared before). `left` is
+/// poll(2)'s count of the entries with something to report: the look ends at the last of
+/// them. Returns whether some watch's input was ready.
+fn dispatch(
+    owners: &[Owner],
+    events: impl DoubleEndedIterator<Item = bool> + ExactSizeIterator,
+    mut left: usize,
+    ready: &mut [Ready],
+    woke: &mut Woke,
+) -> bool {
+    let mut set = false;
+    // From the end: the watches' inputs, what nearly every wake is for, come last.
+    for (&owner, readable) in owners.iter().zip(events).rev() {
+        if !readable {
+            continue;
+        }
+        match owner {
+            Owner::Signals => woke.signals = true,
+            Owner::Kernel => woke.kernel = true,
+            Owner::Files => woke.files = true,
+            Owner::Reaper => {}
+            Owner::Watch(i, input) => {
+                let r = &mut ready[i];
+                match input {
+                    Input::Sock(s) => r.socks[s] = true,
+                    Input::Stream { target, .. } => {
+                        r.streams |= 1u32.checked_shl(target as u32).unwrap_or(0)
+                    }
+                    Input::HealOutput => r.heal_output = true,
+                    Input::HookOutput => r.hook_output = true,
+                    Input::L2 => r.l2 = true,
+                }
+                set = true;
+            }
+        }
+        left -= 1;
+        if left == 0 {
+            break;
+        }
+    }
+    set
+}
+
 /// Whether the reports are rewritten this turn: at once after a change (`now_wanted`: a state
 /// change, a reload) and the first time, and otherwise once `due` (the last rewrite plus
 /// `STATUS_EVERY`) has come. A steady round does not rewrite them: that was 96–136 k
-/// poll(2)'s timeout for `d`, in milliseconds rounded up: waking a fraction of a millisecond
-/// early would find nothing due and spin until it is. In u64: a u128 division costs a
-/// call a turn (issue 9).
-fn poll_ms(d: Duration) -> i32 {
-    let ms = d
-        .as_secs()
-        .saturating_mul(1000)
-        .saturating_add(u64::from(d.subsec_nanos()).div_ceil(1_000_000));
-    ms.min(i32::MAX as u64) as i32
-}
-
 /// instructions every 6 rounds.
 fn rewrite_due(now_wanted: bool, due: Option<Instant>, now: Instant) -> bool {
     now_wanted || due.is_none_or(|t| now >= t)
+}
+
+/// poll(2)'s timeout for `ns` nanoseconds, in milliseconds rounded up: waking a fraction of a
+/// millisecond early would find nothing due and spin until it is. From the nanoseconds
+/// themselves: making a `Duration` of them and taking it apart costs more every turn, and a
+/// u128 division a call (issue 9).
+fn poll_ms(ns: u64) -> i32 {
+    // Saturating: within 999_999 of u64::MAX, it is i32::MAX either way.
+    (ns.saturating_add(999_999) / 1_000_000).min(i32::MAX as u64) as i32
 }
 
 #[cfg(test)]
@@ -795,15 +857,126 @@ mod tests {
 
     #[test]
     fn the_poll_timeout_is_rounded_up_to_the_millisecond_and_capped() {
-        let ns = Duration::from_nanos;
-        assert_eq!(poll_ms(Duration::ZERO), 0);
-        assert_eq!(poll_ms(ns(1)), 1, "never early: 1 ns waits 1 ms");
-        assert_eq!(poll_ms(ns(999_999)), 1);
-        assert_eq!(poll_ms(ns(1_000_000)), 1);
-        assert_eq!(poll_ms(ns(1_000_001)), 2);
-        assert_eq!(poll_ms(Duration::new(2, 1)), 2001);
-        assert_eq!(poll_ms(Duration::new(86_400, 0)), 86_400_000);
-        assert_eq!(poll_ms(Duration::MAX), i32::MAX);
+        assert_eq!(poll_ms(0), 0);
+        assert_eq!(poll_ms(1), 1, "never early: 1 ns waits 1 ms");
+        assert_eq!(poll_ms(999_999), 1);
+        assert_eq!(poll_ms(1_000_000), 1);
+        assert_eq!(poll_ms(1_000_001), 2);
+        assert_eq!(poll_ms(2_000_000_001), 2001);
+        assert_eq!(poll_ms(86_400_000_000_000), 86_400_000);
+        assert_eq!(poll_ms(u64::MAX), i32::MAX);
+        assert_eq!(poll_ms(i32::MAX as u64 * 1_000_000), i32::MAX);
+        assert_eq!(poll_ms(i32::MAX as u64 * 1_000_000 + 1), i32::MAX);
+    }
+
+    #[test]
+    fn the_poll_timeout_from_nanoseconds_is_the_one_from_the_duration() {
+        // What the loop computed before it took the nanoseconds: from the Duration between
+        // the deadline and now, whole seconds and the rest rounded up apart.
+        let by_duration = |d: Duration| -> i32 {
+            let ms = d
+                .as_secs()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(d.subsec_nanos()).div_ceil(1_000_000));
+            ms.min(i32::MAX as u64) as i32
+        };
+        let now = Instant::now();
+        let ns = [
+            0,
+            1,
+            999_999,
+            1_000_000,
+            1_000_001,
+            999_999_999,
+            1_000_000_000,
+            1_000_000_001,
+            1_999_000_001,
+            20_000_000,
+            19_999_999,
+            86_400_000_000_000,
+            i32::MAX as u64 * 1_000_000,
+            i32::MAX as u64 * 1_000_000 + 1,
+            u64::MAX / 2,
+        ];
+        for n in ns {
+            let t = now + Duration::from_nanos(n);
+            assert_eq!(
+                poll_ms(t.saturating_nanos_since(now)),
+                by_duration(t.saturating_duration_since(now)),
+                "{n} ns"
+            );
+            // A deadline passed: zero either way, never negative.
+            assert_eq!(poll_ms(now.saturating_nanos_since(t)), 0, "{n} ns ago");
+        }
+    }
+
+    #[test]
+    fn every_ready_entry_reaches_its_owner_whatever_the_count_stops_the_look_at() {
+        // What the loop did before it counted: every entry looked at, in order.
+        fn every_entry(owners: &[Owner], events: &[bool], ready: &mut [Ready], woke: &mut Woke) {
+            for (owner, _) in owners.iter().zip(events).filter(|(_, &e)| e) {
+                match *owner {
+                    Owner::Signals => woke.signals = true,
+                    Owner::Kernel => woke.kernel = true,
+                    Owner::Files => woke.files = true,
+                    Owner::Reaper => {}
+                    Owner::Watch(i, Input::Sock(s)) => ready[i].socks[s] = true,
+                    Owner::Watch(i, Input::Stream { target, .. }) => {
+                        ready[i].streams |= 1u32.checked_shl(target as u32).unwrap_or(0)
+                    }
+                    Owner::Watch(i, Input::HealOutput) => ready[i].heal_output = true,
+                    Owner::Watch(i, Input::HookOutput) => ready[i].hook_output = true,
+                    Owner::Watch(i, Input::L2) => ready[i].l2 = true,
+                }
+            }
+        }
+        let owners = [
+            Owner::Signals,
+            Owner::Kernel,
+            Owner::Files,
+            Owner::Watch(0, Input::Sock(0)),
+            Owner::Watch(0, Input::Sock(1)),
+            Owner::Watch(1, Input::Sock(1)),
+            Owner::Watch(
+                1,
+                Input::Stream {
+                    target: 3,
+                    write: true,
+                },
+            ),
+            Owner::Watch(
+                1,
+                Input::Stream {
+                    target: 40,
+                    write: false,
+                },
+            ),
+            Owner::Watch(1, Input::HealOutput),
+            Owner::Watch(0, Input::HookOutput),
+            Owner::Watch(1, Input::L2),
+            Owner::Reaper,
+        ];
+        let show = |r: &[Ready], w: &Woke| format!("{r:?} {w:?}");
+        for bits in 0u32..1 << owners.len() {
+            let events: Vec<bool> = (0..owners.len()).map(|k| bits >> k & 1 == 1).collect();
+            let (mut want, mut want_woke) = ([Ready::default(); 2], Woke::default());
+            every_entry(&owners, &events, &mut want, &mut want_woke);
+            let left = events.iter().filter(|&&e| e).count();
+            if left == 0 {
+                continue; // the loop does not look then
+            }
+            let (mut got, mut got_woke) = ([Ready::default(); 2], Woke::default());
+            let set = dispatch(
+                &owners,
+                events.iter().copied(),
+                left,
+                &mut got,
+                &mut got_woke,
+            );
+            assert_eq!(show(&got, &got_woke), show(&want, &want_woke), "{bits:#b}");
+            let watch_entry = events[3..11].iter().any(|&e| e);
+            assert_eq!(set, watch_entry, "{bits:#b}");
+        }
     }
 
     #[test]

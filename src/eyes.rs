@@ -204,6 +204,15 @@ impl Eyes {
     /// When a dump must be asked for again, or a restore is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.kernel.poll_timeout();
+        // Every turn asks; nearly always no restore is under way (issue 9). `restoring` is
+        // what `restore` found at its end, and nothing else makes a restore due.
+        debug_assert!(
+            self.restoring || self.restore.iter().all(|r| matches!(r, Restore::Idle)),
+            "a restore is under way unannounced"
+        );
+        if !self.restoring {
+            return t;
+        }
         for r in &self.restore {
             if let Restore::Due(at, _) | Restore::Verify(at, _) = r {
                 t = crate::watch::earliest(t, Some(*at));

@@ -84,6 +84,14 @@ impl Instant {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 
+    /// `saturating_duration_since` in nanoseconds, without making a `Duration` of it (the
+    /// loop's poll timeout, every turn: a `Duration` costs a division to make and a
+    /// multiplication to take apart again).
+    #[inline(always)]
+    pub fn saturating_nanos_since(self, earlier: Instant) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
     /// The same as `saturating_duration_since`, as std's is since Rust 1.60.
     #[inline(always)]
     pub fn duration_since(self, earlier: Instant) -> Duration {
@@ -197,6 +205,9 @@ mod tests {
         assert_eq!(a - b, Duration::ZERO);
         assert_eq!(a.checked_duration_since(b), None);
         assert_eq!(a - a, Duration::ZERO);
+        assert_eq!(b.saturating_nanos_since(a), 3_500_000_007);
+        assert_eq!(a.saturating_nanos_since(b), 0);
+        assert_eq!(MAX.saturating_nanos_since(MIN), u64::MAX);
         // The whole range: u64::MAX nanoseconds, beyond i64.
         assert_eq!(MAX - MIN, Duration::from_nanos(u64::MAX));
     }

@@ -668,6 +668,7 @@ impl Uplink {
 
     /// Whether the echo sockets are this watch's only inputs: no stream attempt, step or hook
     /// output, layer-2 probe waiting.
+    #[inline(always)]
     fn only_sockets(&self) -> bool {
         !(self.streams.any_open()
             || self.heal.has_outputs()
@@ -676,7 +677,8 @@ impl Uplink {
     }
 
     /// When this watch's only inputs are its echo sockets: their fds (-1 for none). The
-    /// daemon keeps its poll set while this stays the same (daemon.rs `poll_kept`).
+    /// daemon keeps its poll set while this stays the same (daemon.rs `survey`).
+    #[inline]
     pub fn plain_inputs(&self) -> Option<[RawFd; 2]> {
         if !self.only_sockets() {
             return None;

@@ -1,5 +1,5 @@
-//! poll(2) over a set of descriptors that the loop rebuilds every turn, in a buffer kept from
-//! one turn to the next: once the set has stopped growing, a turn allocates nothing (nix's
+//! poll(2) over a set of descriptors that the loop keeps from one turn to the next (rebuilt,
+//! in the same buffer, only when what it holds changed): a turn allocates nothing (nix's
 //! `poll` wants a fresh `Vec<PollFd>` borrowed from the owners every time).
 #![allow(unsafe_code)]
 
@@ -42,11 +42,14 @@ impl PollSet {
     }
 
     /// Waits until one of the descriptors is ready or `timeout_ms` has passed (-1: no
-    /// timeout). EINTR is not an error: the caller's turn looks at what is ready (nothing).
-    pub fn wait(&mut self, timeout_ms: i32) -> io::Result<()> {
-        for p in &mut self.fds {
-            p.revents = 0;
-        }
+    /// timeout); returns how many entries have something to report (`readable`). EINTR is not
+    /// an error: nothing is ready (0).
+    ///
+    /// No pass clearing `revents` first: on success poll(2) writes every entry's `revents`,
+    /// zero for those with nothing to report (POSIX; Linux's do_sys_poll copies them all
+    /// back). Only after EINTR are they cleared here, so that `readable` never reports a
+    /// stale event.
+    pub fn wait(&mut self, timeout_ms: i32) -> io::Result<usize> {
         // SAFETY: the pointer and length describe `self.fds`, an initialised slice of pollfd
         // that lives across the call and is not otherwise borrowed meanwhile; poll(2) writes
         // only the revents fields inside it. An fd number that was closed since `push` is
@@ -59,8 +62,13 @@ impl PollSet {
             )
         };
         match cvt(r) {
-            Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
+            Ok(n) => Ok(n as usize),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
+                for p in &mut self.fds {
+                    p.revents = 0;
+                }
+                Ok(0)
+            }
             Err(e) => Err(e),
         }
     }
@@ -74,6 +82,11 @@ impl PollSet {
 
     pub fn readable(&self, k: usize) -> bool {
         self.fds.get(k).is_some_and(|p| p.revents != 0)
+    }
+
+    /// `readable` of every entry, in order.
+    pub fn events(&self) -> impl DoubleEndedIterator<Item = bool> + ExactSizeIterator + '_ {
+        self.fds.iter().map(|p| p.revents != 0)
     }
 
     pub fn len(&self) -> usize {
@@ -99,26 +112,40 @@ mod tests {
         let mut set = PollSet::default();
         set.push(a.as_fd());
         set.push(c.as_fd());
-        set.wait(0).unwrap();
+        assert_eq!(set.wait(0).unwrap(), 0);
         assert!(!set.readable(0) && !set.readable(1));
         b.write_all(b"x").unwrap();
-        set.wait(1000).unwrap();
+        assert_eq!(
+            set.wait(1000).unwrap(),
+            1,
+            "the count of entries to look at"
+        );
         assert!(set.readable(0), "data waits on a");
         assert!(!set.readable(1));
         assert!(!set.readable(2), "no such entry");
+        assert_eq!(set.events().collect::<Vec<_>>(), [true, false]);
         let cap = set.fds.capacity();
         set.clear();
         assert!(set.is_empty());
         set.push(c.as_fd());
         set.push(a.as_fd());
         assert_eq!(set.fds.capacity(), cap, "the buffer is kept");
-        set.wait(0).unwrap();
+        assert_eq!(set.wait(0).unwrap(), 1);
         assert!(!set.readable(0) && set.readable(1));
         // Writable when asked for: c's send buffer has room, nothing waits to be read on it.
         set.clear();
         set.push(c.as_fd());
         set.push_writable(c.as_fd());
-        set.wait(0).unwrap();
+        assert_eq!(set.wait(0).unwrap(), 1);
         assert!(!set.readable(0) && set.readable(1));
+        // Nothing ready after something was: every entry's event is written anew, none is
+        // left over from the last wait.
+        set.clear();
+        set.push(a.as_fd());
+        set.push(c.as_fd());
+        let mut byte = [0u8; 1];
+        std::io::Read::read_exact(&mut &a, &mut byte).unwrap();
+        assert_eq!(set.wait(0).unwrap(), 0);
+        assert!(!set.readable(0) && !set.readable(1));
     }
 }
