@@ -138,6 +138,7 @@ impl L2Probe {
     /// A round of this family starts: the previous round's result is done with. When a
     /// probe is wanted and `asker` says whom to ask (None: no gateway, not Ethernet, no
     /// socket), returns the request to send; its answer is awaited until `now + timeout`.
+    #[inline]
     pub fn start(
         &mut self,
         now: Instant,

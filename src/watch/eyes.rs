@@ -197,6 +197,7 @@ impl Uplink {
     }
 
     /// The interface's index: what the kernel said, or (before the first sync) an ioctl.
+    #[inline]
     pub(super) fn kernel_index(&self) -> Option<u32> {
         if self.kernel.synced {
             self.kernel.index
@@ -207,6 +208,7 @@ impl Uplink {
 
     /// The default gateway through this interface (IPv4 first, then IPv6) from the cache:
     /// every routing table unless one is pinned, lowest metric first. O(1): no table is read.
+    #[inline]
     pub(super) fn kernel_gateway(&self) -> Option<IpAddr> {
         [Family::V4, Family::V6]
             .into_iter()

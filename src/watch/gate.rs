@@ -97,6 +97,7 @@ impl Gate {
 }
 
 impl Uplink {
+    #[inline]
     fn has_reboot_step(&self) -> bool {
         self.cfg.heal.iter().any(|s| matches!(s, HealStep::Reboot))
     }
@@ -338,6 +339,7 @@ impl Uplink {
 
     /// Reads the budget for the reports (at most once a minute), and says when the
     /// degraded state begins or ends.
+    #[inline]
     pub(super) fn refresh_budget(&mut self, now: Instant, log: &mut Log) {
         if !self.has_reboot_step()
             || self

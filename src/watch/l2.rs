@@ -439,6 +439,7 @@ impl Layer2 {
     }
 
     /// Ends the probes whose deadline has come (Dead when a request went unanswered).
+    #[inline]
     pub fn handle_timeout(&mut self, now: Instant, iface: &str, log: &mut Log) {
         for family in [Family::V4, Family::V6] {
             let f = family as usize;

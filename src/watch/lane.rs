@@ -172,6 +172,7 @@ pub(super) struct KernelView {
 
 /// Whether `gateway` answered echo this round; None when it was not an echo target (a
 /// `tcp:` or `dns:` target at its address says nothing about whether it answers ICMP).
+#[inline]
 pub(super) fn gateway_echo(slots: &[Slot], gateway: Option<IpAddr>) -> Option<bool> {
     let g = gateway?;
     slots
