@@ -678,15 +678,17 @@ impl Prober {
         src: IpAddr,
         icmp: &[u8],
     ) -> Received {
-        let r = match Echo::parse(family, icmp) {
+        match Echo::parse(family, icmp) {
             Ok(echo) => self.classify_reply(now, family, src, echo),
-            Err(_) => match QuotedEcho::parse(family, icmp) {
-                Ok(q) => self.classify_error(family, src, q),
-                Err(_) => Received::Foreign,
-            },
-        };
-        self.count(r);
-        r
+            Err(_) => {
+                let r = match QuotedEcho::parse(family, icmp) {
+                    Ok(q) => self.classify_error(family, src, q),
+                    Err(_) => Received::Foreign,
+                };
+                self.count(r);
+                r
+            }
+        }
     }
 
     /// An ICMP error about one of our echoes that a datagram socket's error queue gave
@@ -698,28 +700,49 @@ impl Prober {
     }
 
     fn count(&mut self, r: Received) {
-        let st = &mut self.stats;
         match r {
-            Received::Reply { rtt, .. } => {
-                bump(&mut st.replies);
-                st.rtt_sum = st.rtt_sum.saturating_add(rtt);
-                // Compared as plain branches: the Option combinators and Ord::min/max are
-                // calls in the size-optimised build.
-                match st.rtt_min {
-                    Some(m) if m <= rtt => {}
-                    _ => st.rtt_min = Some(rtt),
-                }
-                match st.rtt_max {
-                    Some(m) if m >= rtt => {}
-                    _ => st.rtt_max = Some(rtt),
-                }
-            }
-            Received::Unreachable { .. } => bump(&mut st.icmp_errors),
-            Received::Foreign => bump(&mut st.foreign),
-            Received::Late => bump(&mut st.late),
+            Received::Reply { rtt, .. } => self.count_reply(rtt),
+            Received::Unreachable { .. } => bump(&mut self.stats.icmp_errors),
+            Received::Foreign => bump(&mut self.stats.foreign),
+            Received::Late => bump(&mut self.stats.late),
         }
     }
 
+    #[inline(always)]
+    fn count_reply(&mut self, rtt: Duration) {
+        let st = &mut self.stats;
+        bump(&mut st.replies);
+        st.rtt_sum = st.rtt_sum.saturating_add(rtt);
+        // Compared as plain branches: the Option combinators and Ord::min/max are calls in
+        // the size-optimised build.
+        match st.rtt_min {
+            Some(m) if m <= rtt => {}
+            _ => st.rtt_min = Some(rtt),
+        }
+        match st.rtt_max {
+            Some(m) if m >= rtt => {}
+            _ => st.rtt_max = Some(rtt),
+        }
+    }
+
+    /// `Received::Foreign`, counted.
+    #[inline(always)]
+    fn foreign(&mut self) -> Received {
+        bump(&mut self.stats.foreign);
+        Received::Foreign
+    }
+
+    /// `Received::Late`, counted.
+    #[inline(always)]
+    fn late(&mut self) -> Received {
+        bump(&mut self.stats.late);
+        Received::Late
+    }
+
+    /// Classifies an echo message, and counts what it was (as `count` would): inlined into
+    /// `handle_packet`, each outcome bumps its counter where it is decided, so that the reply
+    /// of a healthy round is not built, returned and matched again by `count` (issue 9).
+    #[inline(always)]
     fn classify_reply(
         &mut self,
         now: Instant,
@@ -728,34 +751,44 @@ impl Prober {
         echo: Echo,
     ) -> Received {
         if echo.kind != EchoKind::Reply || echo.ident != self.idents[family as usize] {
-            return Received::Foreign;
+            return self.foreign();
         }
         // Only exactly MAC_LEN bytes of data can be one of our MACs.
         let Ok(&mac) = <&[u8; MAC_LEN]>::try_from(echo.payload) else {
-            return Received::Foreign;
+            return self.foreign();
         };
-        let genuine = |s: &Sent| s.seq == echo.seq && s.dest == src && s.mac == mac;
+        // The MAC first: one comparison of eight bytes rules out nearly every echo that is
+        // not the one (the order of the tests does not change what matches).
+        let genuine = |s: &Sent| s.mac == mac && s.seq == echo.seq && s.dest == src;
         let Some(i) = position(&self.sent, genuine) else {
             return match self.find_retired(genuine) {
                 Some(s) => {
                     s.fate = Fate::Answered;
-                    Received::Late
+                    self.late()
                 }
-                None => Received::Foreign,
+                None => self.foreign(),
             };
         };
         let Some(s) = self.sent.get_mut(i) else {
-            return Received::Foreign;
+            return self.foreign();
         };
         let was = s.fate;
         s.fate = Fate::Answered;
         let (target, sent_at) = (s.target as usize, s.sent_at);
-        let first = was != Fate::Answered && self.slots[target].rtt.is_none();
-        if !first {
-            return Received::Late;
+        let slot = &mut self.slots[target];
+        if was == Fate::Answered || slot.rtt.is_some() {
+            return self.late();
         }
         let rtt = now.saturating_duration_since(sent_at);
-        self.update_slot(target, |slot| slot.rtt = Some(rtt));
+        // `update_slot`, spelled out for this one change: the slot gains its RTT (it had
+        // none), so it stops being pending if it was.
+        let was_pending = slot.pending();
+        slot.rtt = Some(rtt);
+        if was_pending {
+            self.open -= 1;
+        }
+        self.answered += 1;
+        self.count_reply(rtt);
         Received::Reply { target, rtt }
     }
 
