@@ -128,13 +128,19 @@ impl Stats {
     }
 }
 
-/// Where the oldest retired echo is, how many of the oldest have expired, and when the
-/// first after those expires: what `push_retired` keeps right as it fills the ring.
+/// Where the oldest retired echo is, how many of the oldest have expired, when the first
+/// after those expires, and how many are still unanswered and not yet counted lost: what
+/// `push_retired` keeps right as it fills the ring.
 #[derive(Debug)]
 struct RingState {
     oldest: usize,
     expired: usize,
     quiet_until: Option<Instant>,
+    /// Retired echoes whose fate is `Outstanding`. When there are none, `retire` has nothing
+    /// to count lost and does not walk at all (a healthy round answers every echo, so this
+    /// is most rounds; issue 9). `expired` then stays as it is, too low: it only says how
+    /// many are known to be expired, and the next walk goes on from there.
+    outstanding: usize,
 }
 
 /// Keeps a copy of `s` as the newest retired echo; when the ring is full it takes the
@@ -144,6 +150,9 @@ struct RingState {
 fn push_retired(retired: &mut Vec<Sent>, ring: &mut RingState, s: &Sent, lost: &mut u64) {
     if retired.len() < RETIRED_MAX {
         retired.push(*s);
+        if s.fate == Fate::Outstanding {
+            ring.outstanding += 1;
+        }
         return;
     }
     let Some(old) = retired.get_mut(ring.oldest) else {
@@ -151,6 +160,10 @@ fn push_retired(retired: &mut Vec<Sent>, ring: &mut RingState, s: &Sent, lost: &
     };
     if old.fate == Fate::Outstanding {
         bump(lost);
+        ring.outstanding -= 1;
+    }
+    if s.fate == Fate::Outstanding {
+        ring.outstanding += 1;
     }
     *old = *s;
     ring.oldest += 1;
@@ -403,6 +416,7 @@ impl Prober {
                 oldest: 0,
                 expired: 0,
                 quiet_until: None,
+                outstanding: 0,
             },
             round: None,
             stats: Stats::default(),
@@ -782,7 +796,11 @@ impl Prober {
         let Some(i) = position(&self.sent, genuine) else {
             return match self.find_retired(genuine) {
                 Some(s) => {
+                    let was = s.fate;
                     s.fate = Fate::Answered;
+                    if was == Fate::Outstanding {
+                        self.ring.outstanding -= 1;
+                    }
                     self.late()
                 }
                 None => self.foreign(),
@@ -915,14 +933,13 @@ impl Prober {
         self.round = None;
         // Echoes to a target that gave no answer are lost now; those to a target that did
         // (sent before or after the echo that answered) get their full timeout: `retire`.
-        for s in &mut self.sent {
+        // Then each is retired, in the same walk.
+        let mut i = 0;
+        while let Some(s) = self.sent.get_mut(i) {
             if s.fate == Fate::Outstanding && self.slots[s.target as usize].rtt.is_none() {
                 s.fate = Fate::Lost;
                 bump(&mut self.stats.lost);
             }
-        }
-        let mut i = 0;
-        while let Some(s) = self.sent.get(i) {
             push_retired(&mut self.retired, &mut self.ring, s, &mut self.stats.lost);
             i += 1;
         }
@@ -962,7 +979,14 @@ impl Prober {
     /// most find nothing to do.
     #[inline(always)]
     fn retire(&mut self, now: Instant) {
-        if self.ring.quiet_until.is_some_and(|t| now < t) {
+        debug_assert_eq!(
+            self.ring.outstanding,
+            self.retired
+                .iter()
+                .filter(|s| s.fate == Fate::Outstanding)
+                .count()
+        );
+        if self.ring.outstanding == 0 || self.ring.quiet_until.is_some_and(|t| now < t) {
             return;
         }
         self.retire_walk(now);
@@ -981,6 +1005,7 @@ impl Prober {
             if s.fate == Fate::Outstanding {
                 s.fate = Fate::Lost;
                 bump(&mut self.stats.lost);
+                self.ring.outstanding -= 1;
             }
             self.ring.expired += 1;
         }
@@ -1450,6 +1475,84 @@ mod tests {
             p.start_round(end, [Some(ip(T1))]);
             assert_eq!(p.stats().lost, 8 * u64::from(n), "spacing {spacing:?}");
             assert_eq!(p.stats().replies, 8 * u64::from(n));
+        }
+    }
+
+    /// Issue 9: `retire` does not walk while no retired echo is unanswered. The walks skipped
+    /// over a long healthy stretch change nothing: an unanswered echo to a target that
+    /// answered another is lost once, at the first retire a timeout after it was sent, and a
+    /// reply to it is late (and takes the loss back from nothing) whenever it comes.
+    #[test]
+    fn an_unanswered_echo_after_a_healthy_stretch_is_lost_once_at_its_timeout() {
+        fn healthy(p: &mut Prober, t: Instant) {
+            p.start_round(t, [Some(ip(T1))]);
+            let tx = sends(p, t);
+            assert_eq!(tx.len(), 1);
+            let r = p.handle_packet(
+                t + ms(1),
+                Family::V4,
+                ip(T1),
+                &reply_to(Family::V4, &tx[0].1),
+            );
+            assert!(matches!(r, Received::Reply { .. }));
+            assert!(p.poll_round_end(t + ms(1)).unwrap().good);
+        }
+        for answer_before_timeout in [false, true] {
+            // Timeout 2 s, echoes 500 ms apart.
+            let mut p = prober(2, 1);
+            let mut t = Instant::now();
+            for _ in 0..100 {
+                healthy(&mut p, t);
+                t += ms(100);
+            }
+            // This round's first echo goes unanswered, its second is answered.
+            let sent_at = t;
+            p.start_round(t, [Some(ip(T1))]);
+            let first = sends(&mut p, t);
+            let second = sends(&mut p, t + ms(500));
+            assert_eq!((first.len(), second.len()), (1, 1));
+            let r = p.handle_packet(
+                t + ms(501),
+                Family::V4,
+                ip(T1),
+                &reply_to(Family::V4, &second[0].1),
+            );
+            assert!(matches!(r, Received::Reply { .. }));
+            assert!(p.poll_round_end(t + ms(501)).unwrap().good);
+            t += ms(600);
+            while t + ms(100) < sent_at + ms(2000) {
+                healthy(&mut p, t);
+                t += ms(100);
+            }
+            assert_eq!(p.stats().lost, 0);
+            let reply = reply_to(Family::V4, &first[0].1);
+            if answer_before_timeout {
+                let r = p.handle_packet(t, Family::V4, ip(T1), &reply);
+                assert_eq!(r, Received::Late);
+            }
+            assert_eq!(t + ms(100), sent_at + ms(2000));
+            healthy(&mut p, t);
+            t += ms(100);
+            assert_eq!(p.stats().lost, 0, "not before its timeout");
+            // The round at the timeout itself counts it, at its start.
+            p.start_round(t, [Some(ip(T1))]);
+            let lost = u64::from(!answer_before_timeout);
+            assert_eq!(p.stats().lost, lost);
+            if !answer_before_timeout {
+                // Lost and late, as the module comment says.
+                let r = p.handle_packet(t, Family::V4, ip(T1), &reply);
+                assert_eq!(r, Received::Late);
+                assert_eq!(p.stats().lost, 1);
+            }
+            let _ = sends(&mut p, t);
+            assert!(p.poll_round_end(t + ms(2000)).is_some());
+            for _ in 0..100 {
+                t += ms(2100);
+                healthy(&mut p, t);
+            }
+            let r = p.handle_packet(t, Family::V4, ip(T1), &reply);
+            assert_eq!(r, Received::Foreign, "pushed out of the ring by now");
+            assert_eq!(p.stats().lost, lost + 1, "and the silent round's echo");
         }
     }
 
