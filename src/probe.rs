@@ -295,15 +295,23 @@ enum Fate {
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     seq: u16,
-    /// The slot's index (u32, so that the record stays 64 bytes: copied with four moves).
+    /// The slot's index (u32, so that the record stays 40 bytes: copied with three moves).
     target: u32,
     dest: IpAddr,
+    /// A timeout after it (`expires`), an unanswered echo counts as lost.
     sent_at: Instant,
-    /// A timeout after `sent_at` (None: past the clock's range, so at once): when an
-    /// unanswered echo counts as lost. Kept so that `retire` only compares.
-    expires: Option<Instant>,
     mac: [u8; MAC_LEN],
     fate: Fate,
+}
+
+impl Sent {
+    /// When an unanswered echo counts as lost; None: past the clock's range, so at once.
+    /// Worked out by `retire_walk`, which a healthy round no longer runs, rather than kept
+    /// with every echo sent (issue 9).
+    #[inline(always)]
+    fn expires(&self, timeout: Duration) -> Option<Instant> {
+        self.sent_at.checked_add(timeout)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -688,7 +696,6 @@ impl Prober {
             target: target as u32,
             dest,
             sent_at: now,
-            expires: now.checked_add(self.timeout),
             mac,
             fate: Fate::Outstanding,
         });
@@ -995,8 +1002,9 @@ impl Prober {
     #[inline(never)]
     fn retire_walk(&mut self, now: Instant) {
         self.ring.quiet_until = None;
+        let timeout = self.timeout;
         while let Some(s) = self.retired_mut(self.ring.expired) {
-            if let Some(t) = s.expires {
+            if let Some(t) = s.expires(timeout) {
                 if t > now {
                     self.ring.quiet_until = Some(t);
                     break;
