@@ -43,7 +43,7 @@ use std::time::Duration;
 use crate::decide::Verdict;
 use crate::mono::Instant;
 use crate::wire::{
-    echo_request, siphash24_words, Echo, EchoKind, ErrorKind, Family, QuotedEcho, ECHO_HEADER_LEN,
+    echo_request, Echo, EchoKind, ErrorKind, Family, QuotedEcho, SipKey, ECHO_HEADER_LEN,
 };
 
 /// The MAC carried as every echo's data.
@@ -323,7 +323,8 @@ struct Round {
 #[derive(Debug)]
 pub struct Prober {
     idents: [u16; 2],
-    key: [u8; KEY_LEN],
+    /// The per-process key, as the state SipHash starts from.
+    key: SipKey,
     /// Send times enter the MAC as nanoseconds since this instant (the first round's start).
     epoch: Option<Instant>,
     count: u32,
@@ -399,7 +400,7 @@ impl Prober {
         let count = count.max(1);
         Prober {
             idents: [ident; 2],
-            key,
+            key: SipKey::new(&key),
             epoch: None,
             count,
             timeout,
@@ -615,7 +616,7 @@ impl Prober {
             u64::from(d2) | t << 32,
         ];
         let last = t >> 32 | 28 << 56;
-        siphash24_words(&self.key, &words, last).to_be_bytes()
+        self.key.hash_words(&words, last).to_be_bytes()
     }
 
     /// The send time as it enters the MAC: nanoseconds since `epoch`, modulo 2^64.
