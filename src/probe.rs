@@ -655,8 +655,10 @@ impl Prober {
             return false;
         }
         let count = self.count;
+        // The time first: after a send, the slot's next echo is later, and that one
+        // comparison says so (the order of the tests does not change the answer).
         self.slots.iter().any(|s| {
-            !s.stream && s.pending() && s.sent < count && s.next_send <= now && s.addr.is_some()
+            s.next_send <= now && s.sent < count && !s.stream && s.pending() && s.addr.is_some()
         })
     }
 
