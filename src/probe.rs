@@ -37,13 +37,13 @@
 //! `send_errors`; a DNS response that is not for our query in `foreign`.
 #![forbid(unsafe_code)]
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::decide::Verdict;
 use crate::mono::Instant;
 use crate::wire::{
-    echo_request, siphash24_words, Echo, EchoKind, ErrorKind, Family, QuotedEcho, ECHO_HEADER_LEN,
+    echo_request, Echo, EchoKind, ErrorKind, Family, QuotedEcho, SipKey, ECHO_HEADER_LEN,
 };
 
 /// The MAC carried as every echo's data.
@@ -128,13 +128,19 @@ impl Stats {
     }
 }
 
-/// Where the oldest retired echo is, how many of the oldest have expired, and when the
-/// first after those expires: what `push_retired` keeps right as it fills the ring.
+/// Where the oldest retired echo is, how many of the oldest have expired, when the first
+/// after those expires, and how many are still unanswered and not yet counted lost: what
+/// `push_retired` keeps right as it fills the ring.
 #[derive(Debug)]
 struct RingState {
     oldest: usize,
     expired: usize,
     quiet_until: Option<Instant>,
+    /// Retired echoes whose fate is `Outstanding`. When there are none, `retire` has nothing
+    /// to count lost and does not walk at all (a healthy round answers every echo, so this
+    /// is most rounds; issue 9). `expired` then stays as it is, too low: it only says how
+    /// many are known to be expired, and the next walk goes on from there.
+    outstanding: usize,
 }
 
 /// Keeps a copy of `s` as the newest retired echo; when the ring is full it takes the
@@ -144,6 +150,9 @@ struct RingState {
 fn push_retired(retired: &mut Vec<Sent>, ring: &mut RingState, s: &Sent, lost: &mut u64) {
     if retired.len() < RETIRED_MAX {
         retired.push(*s);
+        if s.fate == Fate::Outstanding {
+            ring.outstanding += 1;
+        }
         return;
     }
     let Some(old) = retired.get_mut(ring.oldest) else {
@@ -151,6 +160,10 @@ fn push_retired(retired: &mut Vec<Sent>, ring: &mut RingState, s: &Sent, lost: &
     };
     if old.fate == Fate::Outstanding {
         bump(lost);
+        ring.outstanding -= 1;
+    }
+    if s.fate == Fate::Outstanding {
+        ring.outstanding += 1;
     }
     *old = *s;
     ring.oldest += 1;
@@ -164,11 +177,28 @@ fn push_retired(retired: &mut Vec<Sent>, ring: &mut RingState, s: &Sent, lost: &
     ring.expired = ring.expired.saturating_sub(1);
 }
 
-/// The address as the MAC has it: IPv6, an IPv4 one in its IPv4-mapped form.
-fn mapped(dest: IpAddr) -> Ipv6Addr {
+/// The address as the MAC has it: IPv6, an IPv4 one in its IPv4-mapped form (`mac` takes
+/// it as `mapped_words`; this is what the tests check those against).
+#[cfg(test)]
+fn mapped(dest: IpAddr) -> std::net::Ipv6Addr {
     match dest {
         IpAddr::V4(a) => a.to_ipv6_mapped(),
         IpAddr::V6(a) => a,
+    }
+}
+
+/// `mapped(dest)`'s 16 bytes read as little-endian numbers, as the MAC's words take them:
+/// bytes 0..4, 4..12 and 12..16. An IPv4 address is only its last four (::ffff:a.b.c.d:
+/// ten zero bytes, two 0xff), so it is not put in its mapped form first: the IpAddr's bytes
+/// one at a time and the 128-bit shifts cost ~20 instructions an echo (issue 9).
+#[inline(always)]
+fn mapped_words(dest: IpAddr) -> (u32, u64, u32) {
+    match dest {
+        IpAddr::V4(a) => (0, 0xffff << 48, a.to_bits().swap_bytes()),
+        IpAddr::V6(a) => {
+            let d = a.to_bits().swap_bytes();
+            (d as u32, (d >> 32) as u64, (d >> 96) as u32)
+        }
     }
 }
 
@@ -265,15 +295,23 @@ enum Fate {
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     seq: u16,
-    /// The slot's index (u32, so that the record stays 64 bytes: copied with four moves).
+    /// The slot's index (u32, so that the record stays 40 bytes: copied with three moves).
     target: u32,
     dest: IpAddr,
+    /// A timeout after it (`expires`), an unanswered echo counts as lost.
     sent_at: Instant,
-    /// A timeout after `sent_at` (None: past the clock's range, so at once): when an
-    /// unanswered echo counts as lost. Kept so that `retire` only compares.
-    expires: Option<Instant>,
     mac: [u8; MAC_LEN],
     fate: Fate,
+}
+
+impl Sent {
+    /// When an unanswered echo counts as lost; None: past the clock's range, so at once.
+    /// Worked out by `retire_walk`, which a healthy round no longer runs, rather than kept
+    /// with every echo sent (issue 9).
+    #[inline(always)]
+    fn expires(&self, timeout: Duration) -> Option<Instant> {
+        self.sent_at.checked_add(timeout)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -285,7 +323,8 @@ struct Round {
 #[derive(Debug)]
 pub struct Prober {
     idents: [u16; 2],
-    key: [u8; KEY_LEN],
+    /// The per-process key, as the state SipHash starts from.
+    key: SipKey,
     /// Send times enter the MAC as nanoseconds since this instant (the first round's start).
     epoch: Option<Instant>,
     count: u32,
@@ -361,7 +400,7 @@ impl Prober {
         let count = count.max(1);
         Prober {
             idents: [ident; 2],
-            key,
+            key: SipKey::new(&key),
             epoch: None,
             count,
             timeout,
@@ -386,6 +425,7 @@ impl Prober {
                 oldest: 0,
                 expired: 0,
                 quiet_until: None,
+                outstanding: 0,
             },
             round: None,
             stats: Stats::default(),
@@ -560,21 +600,23 @@ impl Prober {
     /// the send time in nanoseconds since `epoch`, all big-endian: 28 bytes (`mac_message`),
     /// handed to SipHash as the four words it reads them as, put together from the fields
     /// (no bytes laid out, no slice copies: the size-optimised build makes each a call).
+    ///
+    /// Inlined into its one caller, `poll_transmit` (the call passed the address through
+    /// memory).
+    #[inline(always)]
     fn mac(&self, ident: u16, seq: u16, dest: IpAddr, at: Instant) -> [u8; MAC_LEN] {
         let t = self.mac_time(at);
         // The bytes read as little-endian words: a big-endian field read so is its value
         // with the bytes swapped.
-        let d = mapped(dest).to_bits().swap_bytes();
+        let (d0, d1, d2) = mapped_words(dest);
         let t = t.swap_bytes();
         let words = [
-            u64::from(ident.swap_bytes())
-                | u64::from(seq.swap_bytes()) << 16
-                | u64::from(d as u32) << 32,
-            (d >> 32) as u64,
-            u64::from((d >> 96) as u32) | t << 32,
+            u64::from(ident.swap_bytes()) | u64::from(seq.swap_bytes()) << 16 | u64::from(d0) << 32,
+            d1,
+            u64::from(d2) | t << 32,
         ];
         let last = t >> 32 | 28 << 56;
-        siphash24_words(&self.key, &words, last).to_be_bytes()
+        self.key.hash_words(&words, last).to_be_bytes()
     }
 
     /// The send time as it enters the MAC: nanoseconds since `epoch`, modulo 2^64.
@@ -613,8 +655,10 @@ impl Prober {
             return false;
         }
         let count = self.count;
+        // The time first: after a send, the slot's next echo is later, and that one
+        // comparison says so (the order of the tests does not change the answer).
         self.slots.iter().any(|s| {
-            !s.stream && s.pending() && s.sent < count && s.next_send <= now && s.addr.is_some()
+            s.next_send <= now && s.sent < count && !s.stream && s.pending() && s.addr.is_some()
         })
     }
 
@@ -655,7 +699,6 @@ impl Prober {
             target: target as u32,
             dest,
             sent_at: now,
-            expires: now.checked_add(self.timeout),
             mac,
             fate: Fate::Outstanding,
         });
@@ -678,15 +721,17 @@ impl Prober {
         src: IpAddr,
         icmp: &[u8],
     ) -> Received {
-        let r = match Echo::parse(family, icmp) {
+        match Echo::parse(family, icmp) {
             Ok(echo) => self.classify_reply(now, family, src, echo),
-            Err(_) => match QuotedEcho::parse(family, icmp) {
-                Ok(q) => self.classify_error(family, src, q),
-                Err(_) => Received::Foreign,
-            },
-        };
-        self.count(r);
-        r
+            Err(_) => {
+                let r = match QuotedEcho::parse(family, icmp) {
+                    Ok(q) => self.classify_error(family, src, q),
+                    Err(_) => Received::Foreign,
+                };
+                self.count(r);
+                r
+            }
+        }
     }
 
     /// An ICMP error about one of our echoes that a datagram socket's error queue gave
@@ -698,28 +743,49 @@ impl Prober {
     }
 
     fn count(&mut self, r: Received) {
-        let st = &mut self.stats;
         match r {
-            Received::Reply { rtt, .. } => {
-                bump(&mut st.replies);
-                st.rtt_sum = st.rtt_sum.saturating_add(rtt);
-                // Compared as plain branches: the Option combinators and Ord::min/max are
-                // calls in the size-optimised build.
-                match st.rtt_min {
-                    Some(m) if m <= rtt => {}
-                    _ => st.rtt_min = Some(rtt),
-                }
-                match st.rtt_max {
-                    Some(m) if m >= rtt => {}
-                    _ => st.rtt_max = Some(rtt),
-                }
-            }
-            Received::Unreachable { .. } => bump(&mut st.icmp_errors),
-            Received::Foreign => bump(&mut st.foreign),
-            Received::Late => bump(&mut st.late),
+            Received::Reply { rtt, .. } => self.count_reply(rtt),
+            Received::Unreachable { .. } => bump(&mut self.stats.icmp_errors),
+            Received::Foreign => bump(&mut self.stats.foreign),
+            Received::Late => bump(&mut self.stats.late),
         }
     }
 
+    #[inline(always)]
+    fn count_reply(&mut self, rtt: Duration) {
+        let st = &mut self.stats;
+        bump(&mut st.replies);
+        st.rtt_sum = st.rtt_sum.saturating_add(rtt);
+        // Compared as plain branches: the Option combinators and Ord::min/max are calls in
+        // the size-optimised build.
+        match st.rtt_min {
+            Some(m) if m <= rtt => {}
+            _ => st.rtt_min = Some(rtt),
+        }
+        match st.rtt_max {
+            Some(m) if m >= rtt => {}
+            _ => st.rtt_max = Some(rtt),
+        }
+    }
+
+    /// `Received::Foreign`, counted.
+    #[inline(always)]
+    fn foreign(&mut self) -> Received {
+        bump(&mut self.stats.foreign);
+        Received::Foreign
+    }
+
+    /// `Received::Late`, counted.
+    #[inline(always)]
+    fn late(&mut self) -> Received {
+        bump(&mut self.stats.late);
+        Received::Late
+    }
+
+    /// Classifies an echo message, and counts what it was (as `count` would): inlined into
+    /// `handle_packet`, each outcome bumps its counter where it is decided, so that the reply
+    /// of a healthy round is not built, returned and matched again by `count` (issue 9).
+    #[inline(always)]
     fn classify_reply(
         &mut self,
         now: Instant,
@@ -728,34 +794,48 @@ impl Prober {
         echo: Echo,
     ) -> Received {
         if echo.kind != EchoKind::Reply || echo.ident != self.idents[family as usize] {
-            return Received::Foreign;
+            return self.foreign();
         }
         // Only exactly MAC_LEN bytes of data can be one of our MACs.
         let Ok(&mac) = <&[u8; MAC_LEN]>::try_from(echo.payload) else {
-            return Received::Foreign;
+            return self.foreign();
         };
-        let genuine = |s: &Sent| s.seq == echo.seq && s.dest == src && s.mac == mac;
+        // The MAC first: one comparison of eight bytes rules out nearly every echo that is
+        // not the one (the order of the tests does not change what matches).
+        let genuine = |s: &Sent| s.mac == mac && s.seq == echo.seq && s.dest == src;
         let Some(i) = position(&self.sent, genuine) else {
             return match self.find_retired(genuine) {
                 Some(s) => {
+                    let was = s.fate;
                     s.fate = Fate::Answered;
-                    Received::Late
+                    if was == Fate::Outstanding {
+                        self.ring.outstanding -= 1;
+                    }
+                    self.late()
                 }
-                None => Received::Foreign,
+                None => self.foreign(),
             };
         };
         let Some(s) = self.sent.get_mut(i) else {
-            return Received::Foreign;
+            return self.foreign();
         };
         let was = s.fate;
         s.fate = Fate::Answered;
         let (target, sent_at) = (s.target as usize, s.sent_at);
-        let first = was != Fate::Answered && self.slots[target].rtt.is_none();
-        if !first {
-            return Received::Late;
+        let slot = &mut self.slots[target];
+        if was == Fate::Answered || slot.rtt.is_some() {
+            return self.late();
         }
         let rtt = now.saturating_duration_since(sent_at);
-        self.update_slot(target, |slot| slot.rtt = Some(rtt));
+        // `update_slot`, spelled out for this one change: the slot gains its RTT (it had
+        // none), so it stops being pending if it was.
+        let was_pending = slot.pending();
+        slot.rtt = Some(rtt);
+        if was_pending {
+            self.open -= 1;
+        }
+        self.answered += 1;
+        self.count_reply(rtt);
         Received::Reply { target, rtt }
     }
 
@@ -863,14 +943,13 @@ impl Prober {
         self.round = None;
         // Echoes to a target that gave no answer are lost now; those to a target that did
         // (sent before or after the echo that answered) get their full timeout: `retire`.
-        for s in &mut self.sent {
+        // Then each is retired, in the same walk.
+        let mut i = 0;
+        while let Some(s) = self.sent.get_mut(i) {
             if s.fate == Fate::Outstanding && self.slots[s.target as usize].rtt.is_none() {
                 s.fate = Fate::Lost;
                 bump(&mut self.stats.lost);
             }
-        }
-        let mut i = 0;
-        while let Some(s) = self.sent.get(i) {
             push_retired(&mut self.retired, &mut self.ring, s, &mut self.stats.lost);
             i += 1;
         }
@@ -910,7 +989,14 @@ impl Prober {
     /// most find nothing to do.
     #[inline(always)]
     fn retire(&mut self, now: Instant) {
-        if self.ring.quiet_until.is_some_and(|t| now < t) {
+        debug_assert_eq!(
+            self.ring.outstanding,
+            self.retired
+                .iter()
+                .filter(|s| s.fate == Fate::Outstanding)
+                .count()
+        );
+        if self.ring.outstanding == 0 || self.ring.quiet_until.is_some_and(|t| now < t) {
             return;
         }
         self.retire_walk(now);
@@ -919,8 +1005,9 @@ impl Prober {
     #[inline(never)]
     fn retire_walk(&mut self, now: Instant) {
         self.ring.quiet_until = None;
+        let timeout = self.timeout;
         while let Some(s) = self.retired_mut(self.ring.expired) {
-            if let Some(t) = s.expires {
+            if let Some(t) = s.expires(timeout) {
                 if t > now {
                     self.ring.quiet_until = Some(t);
                     break;
@@ -929,6 +1016,7 @@ impl Prober {
             if s.fate == Fate::Outstanding {
                 s.fate = Fate::Lost;
                 bump(&mut self.stats.lost);
+                self.ring.outstanding -= 1;
             }
             self.ring.expired += 1;
         }
@@ -992,6 +1080,29 @@ mod tests {
             out.push((t, buf[..t.len].to_vec()));
         }
         out
+    }
+
+    #[test]
+    fn the_mac_words_of_an_address_are_its_mapped_bytes() {
+        for a in [
+            T1,
+            T2,
+            ROUTER,
+            "0.0.0.0",
+            "255.255.255.255",
+            "::",
+            "::ffff:198.51.100.1",
+        ] {
+            let d = mapped(ip(a)).to_bits().swap_bytes();
+            let want = (d as u32, (d >> 32) as u64, (d >> 96) as u32);
+            assert_eq!(mapped_words(ip(a)), want, "{a}");
+        }
+        let all = ip("2001:db8:ffff:eeee:dddd:cccc:bbbb:aaaa");
+        let d = mapped(all).to_bits().swap_bytes();
+        assert_eq!(
+            mapped_words(all),
+            (d as u32, (d >> 32) as u64, (d >> 96) as u32)
+        );
     }
 
     #[test]
@@ -1375,6 +1486,84 @@ mod tests {
             p.start_round(end, [Some(ip(T1))]);
             assert_eq!(p.stats().lost, 8 * u64::from(n), "spacing {spacing:?}");
             assert_eq!(p.stats().replies, 8 * u64::from(n));
+        }
+    }
+
+    /// Issue 9: `retire` does not walk while no retired echo is unanswered. The walks skipped
+    /// over a long healthy stretch change nothing: an unanswered echo to a target that
+    /// answered another is lost once, at the first retire a timeout after it was sent, and a
+    /// reply to it is late (and takes the loss back from nothing) whenever it comes.
+    #[test]
+    fn an_unanswered_echo_after_a_healthy_stretch_is_lost_once_at_its_timeout() {
+        fn healthy(p: &mut Prober, t: Instant) {
+            p.start_round(t, [Some(ip(T1))]);
+            let tx = sends(p, t);
+            assert_eq!(tx.len(), 1);
+            let r = p.handle_packet(
+                t + ms(1),
+                Family::V4,
+                ip(T1),
+                &reply_to(Family::V4, &tx[0].1),
+            );
+            assert!(matches!(r, Received::Reply { .. }));
+            assert!(p.poll_round_end(t + ms(1)).unwrap().good);
+        }
+        for answer_before_timeout in [false, true] {
+            // Timeout 2 s, echoes 500 ms apart.
+            let mut p = prober(2, 1);
+            let mut t = Instant::now();
+            for _ in 0..100 {
+                healthy(&mut p, t);
+                t += ms(100);
+            }
+            // This round's first echo goes unanswered, its second is answered.
+            let sent_at = t;
+            p.start_round(t, [Some(ip(T1))]);
+            let first = sends(&mut p, t);
+            let second = sends(&mut p, t + ms(500));
+            assert_eq!((first.len(), second.len()), (1, 1));
+            let r = p.handle_packet(
+                t + ms(501),
+                Family::V4,
+                ip(T1),
+                &reply_to(Family::V4, &second[0].1),
+            );
+            assert!(matches!(r, Received::Reply { .. }));
+            assert!(p.poll_round_end(t + ms(501)).unwrap().good);
+            t += ms(600);
+            while t + ms(100) < sent_at + ms(2000) {
+                healthy(&mut p, t);
+                t += ms(100);
+            }
+            assert_eq!(p.stats().lost, 0);
+            let reply = reply_to(Family::V4, &first[0].1);
+            if answer_before_timeout {
+                let r = p.handle_packet(t, Family::V4, ip(T1), &reply);
+                assert_eq!(r, Received::Late);
+            }
+            assert_eq!(t + ms(100), sent_at + ms(2000));
+            healthy(&mut p, t);
+            t += ms(100);
+            assert_eq!(p.stats().lost, 0, "not before its timeout");
+            // The round at the timeout itself counts it, at its start.
+            p.start_round(t, [Some(ip(T1))]);
+            let lost = u64::from(!answer_before_timeout);
+            assert_eq!(p.stats().lost, lost);
+            if !answer_before_timeout {
+                // Lost and late, as the module comment says.
+                let r = p.handle_packet(t, Family::V4, ip(T1), &reply);
+                assert_eq!(r, Received::Late);
+                assert_eq!(p.stats().lost, 1);
+            }
+            let _ = sends(&mut p, t);
+            assert!(p.poll_round_end(t + ms(2000)).is_some());
+            for _ in 0..100 {
+                t += ms(2100);
+                healthy(&mut p, t);
+            }
+            let r = p.handle_packet(t, Family::V4, ip(T1), &reply);
+            assert_eq!(r, Received::Foreign, "pushed out of the ring by now");
+            assert_eq!(p.stats().lost, lost + 1, "and the silent round's echo");
         }
     }
 

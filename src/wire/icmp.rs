@@ -6,7 +6,7 @@
 //! it on send and verifies it on receive for ICMPv6 sockets (RFC 3542 section 3.1), so we
 //! leave it zero on emit and do not check it on parse.
 
-use super::{checksum, checksum_16, checksum_ok, WireError};
+use super::{checksum, checksum_ok, checksum_words, WireError};
 
 /// Type + code + checksum + identifier + sequence.
 pub const ECHO_HEADER_LEN: usize = 8;
@@ -109,19 +109,23 @@ impl<'a> Echo<'a> {
 /// An echo request carrying exactly `data` (the prober's MAC), as `Echo::emit` writes it but
 /// built as one fixed-size array: no length checks to make and no byte-slice copies, which
 /// the size-optimised build keeps as calls (issue 9). The ICMPv4 checksum is filled in.
-#[inline]
+///
+/// Put together as the message's two big-endian words (type, code, checksum, identifier,
+/// sequence number; the data), which are also what the checksum sums: inlined into the
+/// prober, a dozen instructions where the call over the bytes was forty.
+#[inline(always)]
 pub fn echo_request(family: Family, ident: u16, seq: u16, data: [u8; 8]) -> [u8; 16] {
-    let [i0, i1] = ident.to_be_bytes();
-    let [s0, s1] = seq.to_be_bytes();
-    let [d0, d1, d2, d3, d4, d5, d6, d7] = data;
     let t = family.echo_type(EchoKind::Request);
-    let mut m = [t, 0, 0, 0, i0, i1, s0, s1, d0, d1, d2, d3, d4, d5, d6, d7];
+    let mut hi = u64::from(t) << 56 | u64::from(ident) << 16 | u64::from(seq);
+    let lo = u64::from_be_bytes(data);
     if family == Family::V4 {
-        let [c0, c1] = checksum_16(&m).to_be_bytes();
-        m[2] = c0;
-        m[3] = c1;
+        hi |= u64::from(checksum_words(hi, lo)) << 32;
     }
-    m
+    let [h0, h1, h2, h3, h4, h5, h6, h7] = hi.to_be_bytes();
+    let [l0, l1, l2, l3, l4, l5, l6, l7] = lo.to_be_bytes();
+    [
+        h0, h1, h2, h3, h4, h5, h6, h7, l0, l1, l2, l3, l4, l5, l6, l7,
+    ]
 }
 
 #[cfg(test)]

@@ -21,11 +21,11 @@ mod netlink_fixtures;
 mod siphash;
 
 pub use checksum::checksum;
-use checksum::{checksum_16, checksum_ok};
+use checksum::{checksum_ok, checksum_words};
 pub use error::{ErrorKind, QuotedEcho};
 pub use icmp::{echo_request, Echo, EchoKind, Family, ECHO_HEADER_LEN};
 pub use ipv4::strip_ipv4_header;
-pub use siphash::{siphash24, siphash24_words};
+pub use siphash::{siphash24, siphash24_words, SipKey};
 
 /// Why a received packet was not an echo reply we can read. Each is counted, never fatal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -43,13 +43,30 @@ pub fn siphash24(key: &[u8; 16], msg: &[u8]) -> u64 {
 /// whose words the caller can put together without laying the bytes out first.
 #[inline(always)]
 pub fn siphash24_words(key: &[u8; 16], words: &[u64], last: u64) -> u64 {
-    let mut v = init(key);
-    let mut i = 0;
-    while let Some(&m) = words.get(i) {
-        compress(&mut v, m);
-        i += 1;
+    SipKey::new(key).hash_words(words, last)
+}
+
+/// A key as the state SipHash starts from: for a caller that hashes many messages under one
+/// key (the prober: every echo), the key is read and mixed with the constants once.
+#[derive(Debug, Clone, Copy)]
+pub struct SipKey([u64; 4]);
+
+impl SipKey {
+    pub fn new(key: &[u8; 16]) -> SipKey {
+        SipKey(init(key))
     }
-    finish(v, last)
+
+    /// `siphash24_words` under this key.
+    #[inline(always)]
+    pub fn hash_words(&self, words: &[u64], last: u64) -> u64 {
+        let mut v = self.0;
+        let mut i = 0;
+        while let Some(&m) = words.get(i) {
+            compress(&mut v, m);
+            i += 1;
+        }
+        finish(v, last)
+    }
 }
 
 /// The state after the key (the paper's initialisation, section 2).
@@ -103,7 +120,7 @@ fn round(v: &mut [u64; 4]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{siphash24, siphash24_words};
+    use super::{siphash24, siphash24_words, SipKey};
 
     /// Key 00 01 .. 0f, as in the paper's appendix A and the reference `vectors.h`.
     const KEY: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
@@ -183,6 +200,11 @@ mod tests {
             let last = u64::from_le_bytes(tail);
             assert_eq!(
                 siphash24_words(&key, &words, last),
+                siphash24(&key, m),
+                "length {len}"
+            );
+            assert_eq!(
+                SipKey::new(&key).hash_words(&words, last),
                 siphash24(&key, m),
                 "length {len}"
             );
