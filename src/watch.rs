@@ -125,8 +125,8 @@ fn unix_time_of(then: Instant, now: Instant) -> i64 {
 /// be opened is an error; so is having no socket at all.
 fn open_sockets(
     cfg: &IfaceConfig,
-    open: impl Fn(Family) -> io::Result<Box<dyn Sock>>,
-) -> Result<[Option<Box<dyn Sock>>; 2], NoSocket> {
+    open: impl Fn(Family) -> io::Result<EchoSock>,
+) -> Result<[Option<EchoSock>; 2], NoSocket> {
     let needs = |fam: Family| {
         cfg.targets.iter().any(|t| match t {
             Target::Gateway => true,
@@ -167,7 +167,7 @@ fn open_sockets(
 
 pub struct Uplink {
     pub cfg: IfaceConfig,
-    socks: [Option<Box<dyn Sock>>; 2],
+    socks: [Option<EchoSock>; 2],
     /// The interface index the sockets are bound to; None while it is missing.
     bound: Option<u32>,
     absent_logged: bool,
@@ -250,9 +250,7 @@ struct Chores {
 impl Uplink {
     /// Opens the sockets this interface's targets need. Fails only when probing is impossible.
     pub fn open(cfg: IfaceConfig, now: Instant) -> Result<Uplink, NoSocket> {
-        let socks = open_sockets(&cfg, |fam| {
-            IcmpSocket::open(fam).map(|s| Box::new(s) as Box<dyn Sock>)
-        })?;
+        let socks = open_sockets(&cfg, |fam| IcmpSocket::open(fam).map(EchoSock::Icmp))?;
         let control = iface::Control::open()
             .map_err(|e| NoSocket(format!("control socket: {e}"), e.raw_os_error()))?;
         Ok(Uplink::assemble(
@@ -277,7 +275,7 @@ impl Uplink {
     fn assemble(
         cfg: IfaceConfig,
         now: Instant,
-        socks: [Option<Box<dyn Sock>>; 2],
+        socks: [Option<EchoSock>; 2],
         sys: Box<dyn System>,
     ) -> Uplink {
         let streamed = |f: Family| {
@@ -683,7 +681,7 @@ impl Uplink {
         if !self.only_sockets() {
             return None;
         }
-        let fd = |s: &Option<Box<dyn Sock>>| s.as_ref().map_or(-1, |s| s.fd().as_raw_fd());
+        let fd = |s: &Option<EchoSock>| s.as_ref().map_or(-1, |s| s.fd().as_raw_fd());
         Some([fd(&self.socks[0]), fd(&self.socks[1])])
     }
 
@@ -1422,7 +1420,7 @@ impl Uplink {
         let Some(lane) = self.lanes.iter_mut().find(|l| l.family == family) else {
             return;
         };
-        if let Err(e) = drain(&**sock, &mut lane.prober, now, buf) {
+        if let Err(e) = drain(sock, &mut lane.prober, now, buf) {
             self.say_limited(log, now, Level::Error, format!("receive: {e}"));
         }
     }
@@ -1595,39 +1593,13 @@ trait RecvSocket {
     }
 }
 
-impl RecvSocket for IcmpSocket {
-    fn family(&self) -> Family {
-        IcmpSocket::family(self)
-    }
-    fn recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, IpAddr)>> {
-        IcmpSocket::recv_from(self, buf)
-    }
-    fn icmp_part<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], WireError> {
-        IcmpSocket::icmp_part(self, datagram)
-    }
-    fn recv_error(&self, buf: &mut [u8]) -> io::Result<Queued> {
-        IcmpSocket::recv_error(self, buf)
-    }
-}
-
 /// What `send_due` needs from a socket; the seam for the send-stamp test.
 trait SendSocket {
     fn send_to(&self, msg: &[u8], dest: IpAddr, scope: u32) -> io::Result<()>;
 }
 
-impl SendSocket for IcmpSocket {
-    fn send_to(&self, msg: &[u8], dest: IpAddr, scope: u32) -> io::Result<()> {
-        IcmpSocket::send_to(self, msg, dest, scope)
-    }
-}
-
-impl<T: SendSocket + ?Sized> SendSocket for Box<T> {
-    fn send_to(&self, msg: &[u8], dest: IpAddr, scope: u32) -> io::Result<()> {
-        (**self).send_to(msg, dest, scope)
-    }
-}
-
-/// One ICMP socket as the glue uses it: a real `IcmpSocket`, or the tests' fake.
+/// One ICMP socket as the tests' fake is: what the glue needs besides sending and receiving.
+#[cfg(test)]
 trait Sock: RecvSocket + SendSocket {
     fn kind(&self) -> Kind;
     fn fd(&self) -> BorrowedFd<'_>;
@@ -1635,18 +1607,64 @@ trait Sock: RecvSocket + SendSocket {
     fn bind_ident(&self) -> io::Result<Option<u16>>;
 }
 
-impl Sock for IcmpSocket {
+/// One echo socket of an uplink: a real `IcmpSocket`, or (in the unit tests) a fake. An enum,
+/// not a `Box<dyn Sock>`: the release build has one variant, so each round's receive, send
+/// and poll-set calls go straight to `IcmpSocket` and its small methods inline, where the
+/// trait object made four or five indirect calls a round (issue 9).
+enum EchoSock {
+    Icmp(IcmpSocket),
+    #[cfg(test)]
+    Fake(Box<dyn Sock>),
+}
+
+/// Calls `$m` on whichever socket `$s` holds.
+macro_rules! echo_sock {
+    ($s:expr, $x:ident => $e:expr) => {
+        match $s {
+            EchoSock::Icmp($x) => $e,
+            #[cfg(test)]
+            EchoSock::Fake($x) => $e,
+        }
+    };
+}
+
+impl EchoSock {
     fn kind(&self) -> Kind {
-        IcmpSocket::kind(self)
+        echo_sock!(self, s => s.kind())
     }
     fn fd(&self) -> BorrowedFd<'_> {
-        self.as_fd()
+        match self {
+            EchoSock::Icmp(s) => s.as_fd(),
+            #[cfg(test)]
+            EchoSock::Fake(s) => s.fd(),
+        }
     }
     fn bind_to_device(&self, iface: &str) -> io::Result<()> {
-        IcmpSocket::bind_to_device(self, iface)
+        echo_sock!(self, s => s.bind_to_device(iface))
     }
     fn bind_ident(&self) -> io::Result<Option<u16>> {
-        IcmpSocket::bind_ident(self)
+        echo_sock!(self, s => s.bind_ident())
+    }
+}
+
+impl RecvSocket for EchoSock {
+    fn family(&self) -> Family {
+        echo_sock!(self, s => s.family())
+    }
+    fn recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, IpAddr)>> {
+        echo_sock!(self, s => s.recv_from(buf))
+    }
+    fn icmp_part<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], WireError> {
+        echo_sock!(self, s => s.icmp_part(datagram))
+    }
+    fn recv_error(&self, buf: &mut [u8]) -> io::Result<Queued> {
+        echo_sock!(self, s => s.recv_error(buf))
+    }
+}
+
+impl SendSocket for EchoSock {
+    fn send_to(&self, msg: &[u8], dest: IpAddr, scope: u32) -> io::Result<()> {
+        echo_sock!(self, s => s.send_to(msg, dest, scope))
     }
 }
 
@@ -1654,7 +1672,7 @@ impl Sock for IcmpSocket {
 /// netlink cache has synced, and the host's own addresses. Facts and events from netlink come
 /// in through `kernel_facts` / `kernel_event`; heal steps through `Supervisor`.
 trait System {
-    fn open(&self, family: Family) -> io::Result<Box<dyn Sock>>;
+    fn open(&self, family: Family) -> io::Result<EchoSock>;
     fn index(&self, iface: &str) -> Option<u32>;
     fn host_addresses(&self) -> io::Result<Vec<IpAddr>>;
     /// The clock each echo's send stamp is read from, right before its sendto.
@@ -1671,8 +1689,8 @@ struct Host {
 }
 
 impl System for Host {
-    fn open(&self, family: Family) -> io::Result<Box<dyn Sock>> {
-        Ok(Box::new(IcmpSocket::open(family)?))
+    fn open(&self, family: Family) -> io::Result<EchoSock> {
+        IcmpSocket::open(family).map(EchoSock::Icmp)
     }
     fn index(&self, iface: &str) -> Option<u32> {
         self.control.index(iface)
@@ -1971,13 +1989,13 @@ mod tests {
     }
 
     impl System for FakeSys {
-        fn open(&self, family: Family) -> io::Result<Box<dyn Sock>> {
+        fn open(&self, family: Family) -> io::Result<EchoSock> {
             self.0.borrow_mut().opened += 1;
-            Ok(Box::new(FakeSock {
+            Ok(EchoSock::Fake(Box::new(FakeSock {
                 family,
                 w: self.0.clone(),
                 fd: std::fs::File::open("/dev/null")?,
-            }))
+            })))
         }
         fn index(&self, _: &str) -> Option<u32> {
             self.0.borrow().index
