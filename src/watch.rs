@@ -1427,23 +1427,22 @@ impl Uplink {
 
     fn transmit(&mut self, now: Instant, log: &mut Log, buf: &mut [u8]) {
         let sys = &self.sys;
-        for lane in &mut self.lanes {
-            // Most rounds have no tcp:/dns: target: then start_due would only read the
-            // clock (a system call's worth of instructions, twice a round) to learn so.
-            if !lane.prober.may_stream() {
-                continue;
-            }
-            let (fam, targets) = (lane.family, &lane.slot_targets);
-            self.streams
-                .start_due(fam, &mut lane.prober, targets, self.bound, log, || {
-                    sys.now()
-                });
-        }
         let mut failed = Vec::new();
         for lane in &mut self.lanes {
-            let p = &mut lane.prober;
+            if !lane.prober.round_running() {
+                continue; // half the turns of a healthy round, and a parked lane's every turn
+            }
+            // Most rounds have no tcp:/dns: target: then start_due would only read the
+            // clock (a system call's worth of instructions, twice a round) to learn so.
+            if lane.prober.may_stream() {
+                let (fam, targets) = (lane.family, &lane.slot_targets);
+                self.streams
+                    .start_due(fam, &mut lane.prober, targets, self.bound, log, || {
+                        sys.now()
+                    });
+            }
             send_due(
-                p,
+                &mut lane.prober,
                 &self.socks,
                 self.bound,
                 buf,
