@@ -41,7 +41,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::decide::Verdict;
-use crate::mono::Instant;
+use crate::mono::{self, Instant};
 use crate::wire::{
     echo_request, Echo, EchoKind, ErrorKind, Family, QuotedEcho, SipKey, ECHO_HEADER_LEN,
 };
@@ -216,6 +216,12 @@ fn position<T>(list: &[T], f: impl Fn(&T) -> bool) -> Option<usize> {
     None
 }
 
+/// `t.checked_add(d)` for the `d` whose nanoseconds are `ns` (`mono::nanos(d)`).
+#[inline(always)]
+fn add_nanos(t: Instant, ns: Option<u64>) -> Option<Instant> {
+    t.checked_add_nanos(ns?)
+}
+
 fn bump(counter: &mut u64) {
     *counter = counter.saturating_add(1);
 }
@@ -329,7 +335,11 @@ pub struct Prober {
     epoch: Option<Instant>,
     count: u32,
     timeout: Duration,
-    gap: Duration,
+    /// `timeout` and the gap between a target's echoes in nanoseconds (`mono::nanos`;
+    /// None: past u64), worked out once: every round adds the one to its start, every echo
+    /// the other to its send time (issue 9).
+    timeout_ns: Option<u64>,
+    gap_ns: Option<u64>,
     quorum: usize,
     next_seq: u16,
     slots: Vec<Slot>,
@@ -404,13 +414,14 @@ impl Prober {
             epoch: None,
             count,
             timeout,
+            timeout_ns: mono::nanos(timeout),
             // Echo k (0-based) leaves at start + k * gap, so the last one has at least half
             // the timeout to come back.
-            gap: if count > 1 {
+            gap_ns: mono::nanos(if count > 1 {
                 timeout / (2 * count)
             } else {
                 timeout
-            },
+            }),
             quorum,
             next_seq: 0,
             slots: Vec::new(),
@@ -490,7 +501,7 @@ impl Prober {
                 next_send: now,
             });
         }
-        let deadline = now.checked_add(self.timeout).unwrap_or(now);
+        let deadline = add_nanos(now, self.timeout_ns).unwrap_or(now);
         self.round = Some(Round {
             start: now,
             deadline,
@@ -690,10 +701,7 @@ impl Prober {
         slot.sent = slot.sent.saturating_add(1);
         // start + sent * gap, one gap at a time (a Duration product is dear in the z build):
         // next_send began at the round's start, and never comes near the clock's end.
-        slot.next_send = slot
-            .next_send
-            .checked_add(self.gap)
-            .unwrap_or(round.deadline);
+        slot.next_send = add_nanos(slot.next_send, self.gap_ns).unwrap_or(round.deadline);
         self.sent.push(Sent {
             seq,
             target: target as u32,
