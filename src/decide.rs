@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::config::human;
 use crate::diagnose::{self, Act, Layer};
-use crate::mono::Instant;
+use crate::mono::{self, Instant};
 
 /// What the state machine needs from the configuration.
 #[derive(Debug, Clone)]
@@ -198,7 +198,15 @@ pub struct Decider {
     /// While in an outage and not healing: the earliest time for the next attempt.
     next_heal: Option<Instant>,
     rng: u64,
+    /// `policy.interval` and `policy.timeout` in nanoseconds (`mono::nanos`), worked out
+    /// once for the round schedule every round end makes (issue 9).
+    interval_ns: Option<u64>,
+    timeout_ns: Option<u64>,
     actions: VecDeque<Action>,
+    /// A `StartRound` follows what `actions` holds: kept out of the queue while it is the
+    /// last action, so that a healthy round (whose only action it is) makes no push and pop
+    /// (issue 9). `push` puts it in the queue first when another action comes after it.
+    start_queued: bool,
     /// Heals are held back (boot grace, an inhibit, no good round yet): rounds and states go
     /// on, attempts wait without being used up.
     held: bool,
@@ -230,6 +238,8 @@ impl Decider {
     pub fn new(policy: Policy, now: Instant, seed: u64) -> Self {
         assert!(policy.steps >= 1 && policy.fail_after >= 1 && policy.up_after >= 1);
         Decider {
+            interval_ns: mono::nanos(policy.interval),
+            timeout_ns: mono::nanos(policy.timeout),
             policy,
             impossible: None,
             last_round: None,
@@ -247,6 +257,7 @@ impl Decider {
             next_heal: None,
             rng: jitter_state(seed),
             actions: VecDeque::new(),
+            start_queued: false,
             held: false,
             heal_pending: false,
             last_layer: Layer::Ok,
@@ -310,20 +321,45 @@ impl Decider {
     }
 
     /// Whether `poll_action` has one.
+    #[inline]
     pub fn has_actions(&self) -> bool {
-        !self.actions.is_empty()
+        self.start_queued || !self.actions.is_empty()
     }
 
+    /// The next action, in the order they were asked for.
+    #[inline]
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        if let Some(a) = self.actions.pop_front() {
+            return Some(a);
+        }
+        // not `then_some`: its value is built, and dropped by a call, also when not taken
+        if std::mem::take(&mut self.start_queued) {
+            Some(Action::StartRound)
+        } else {
+            None
+        }
+    }
+
+    /// Queues `a` after every action asked for before it (a `StartRound` kept aside
+    /// included).
+    fn push(&mut self, a: Action) {
+        if std::mem::take(&mut self.start_queued) {
+            self.actions.push_back(Action::StartRound);
+        }
+        if matches!(a, Action::StartRound) {
+            self.start_queued = true;
+        } else {
+            self.actions.push_back(a);
+        }
     }
 
     /// The next instant at which `handle_timeout` has work, if any.
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let heal = self
-            .next_heal
-            .filter(|_| self.state == State::Down && self.healable);
-        match (self.next_round, heal) {
+        if self.state != State::Down || !self.healable {
+            return self.next_round; // no attempt can come due: the usual answer, at once
+        }
+        match (self.next_round, self.next_heal) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -334,7 +370,11 @@ impl Decider {
             self.next_round = None;
             self.round_start = Some(now);
             self.last_round = Some(now);
-            self.actions.push_back(Action::StartRound);
+            // `push(StartRound)` without the call: most rounds it is the only action.
+            if self.start_queued {
+                self.actions.push_back(Action::StartRound);
+            }
+            self.start_queued = true;
         }
         if self.state == State::Down && self.healable && self.next_heal.is_some_and(|t| t <= now) {
             self.start_heal(now);
@@ -479,7 +519,7 @@ impl Decider {
                 // lane's step): then the rounds judge it like any failure.
                 if self.policy.layers.act(Layer::AdminDown) == Act::LinkUp && !self.held {
                     self.heals = self.heals.saturating_add(1);
-                    self.actions.push_back(Action::LinkUp { attempt: 0 });
+                    self.push(Action::LinkUp { attempt: 0 });
                 }
                 // after the link-up: the fix first, then the news
                 self.kernel_says(now, Layer::AdminDown, "link set down");
@@ -538,7 +578,7 @@ impl Decider {
     /// diagnosis cannot run steps back to back).
     fn start_over(&mut self, now: Instant, old: Layer, new: Layer, r: &Round) {
         let fam = self.fam();
-        self.actions.push_back(Action::Announce(format!(
+        self.push(Action::Announce(format!(
             "{fam}failing layer now {new} (was {old}): ladder starts over"
         )));
         self.outage_layer = Some(new);
@@ -558,7 +598,7 @@ impl Decider {
     /// outage at attempt 1 for ever: the last rung, a reboot, would never come).
     fn back_to(&mut self, old: Layer, new: Layer) {
         let fam = self.fam();
-        self.actions.push_back(Action::Announce(format!(
+        self.push(Action::Announce(format!(
             "{fam}failing layer now {new} (was {old}) again: the ladder goes on"
         )));
         self.outage_layer = Some(new);
@@ -702,7 +742,7 @@ impl Decider {
         self.enter(now, State::Healing, format!("heal attempt {attempt}{on}"));
         let link_up = self.outage_layer == Some(Layer::AdminDown)
             && self.policy.layers.act(Layer::AdminDown) == Act::LinkUp;
-        self.actions.push_back(if link_up {
+        self.push(if link_up {
             Action::LinkUp { attempt }
         } else {
             Action::RunHeal {
@@ -741,7 +781,7 @@ impl Decider {
         self.state = to;
         self.since = now;
         let attempt = self.attempts;
-        self.actions.push_back(Action::Transition {
+        self.push(Action::Transition {
             from,
             to,
             reason,
@@ -755,11 +795,13 @@ impl Decider {
         // follow each other at once, and good rounds during recovery (which end after one
         // round-trip) do not turn into a flood.
         let spacing = if matches!(self.state, State::Up | State::Starting) {
-            self.policy.interval
+            self.interval_ns
         } else {
-            self.policy.timeout
+            self.timeout_ns
         };
-        self.next_round = Some(later(started, spacing).max(now));
+        // `later(started, spacing)`, from the nanoseconds
+        let next = spacing.and_then(|ns| started.checked_add_nanos(ns));
+        self.next_round = Some(next.unwrap_or(started).max(now));
     }
 
     /// min(MIN * 2^(k-1), MAX), then +/-10% jitter so a fleet that lost the same uplink does
@@ -999,6 +1041,48 @@ mod tests {
                 .map(|h| h.0 + self.heal_len.as_secs_f64())
                 .collect()
         }
+    }
+
+    /// The actions come out in the order they were asked for, a `StartRound` kept out of the
+    /// queue (`start_queued`) included: before what follows it, after what came before.
+    #[test]
+    fn actions_come_out_in_the_order_asked_for() {
+        let good = Round::plain(Verdict {
+            good: true,
+            answered: 1,
+            targets: 1,
+        });
+        let t0 = Instant::now();
+        let mut wd = Decider::new(policy(), t0, 1);
+        assert!(!wd.has_actions());
+        wd.handle_timeout(t0);
+        assert!(wd.has_actions());
+        // the round's end judged before its StartRound was taken: the transition after it
+        wd.judged(t0, good);
+        let t1 = t0 + policy().interval;
+        wd.handle_timeout(t1);
+        let got: Vec<Action> = std::iter::from_fn(|| wd.poll_action()).collect();
+        assert!(
+            matches!(
+                got[..],
+                [
+                    Action::StartRound,
+                    Action::Transition { to: State::Up, .. },
+                    Action::StartRound
+                ]
+            ),
+            "{got:?}"
+        );
+        assert!(!wd.has_actions());
+        // two StartRounds in a row, none taken in between
+        wd.round_skipped(t1);
+        let t2 = t1 + policy().interval;
+        wd.handle_timeout(t2);
+        wd.round_skipped(t2);
+        wd.handle_timeout(t2 + policy().interval);
+        let got: Vec<Action> = std::iter::from_fn(|| wd.poll_action()).collect();
+        assert_eq!(got, [Action::StartRound, Action::StartRound]);
+        assert!(!wd.has_actions() && wd.poll_action().is_none());
     }
 
     #[test]

@@ -35,7 +35,7 @@ const ZERO: u64 = 1 << 63;
 
 /// `d` in nanoseconds, None above u64::MAX (584 years).
 #[inline(always)]
-fn nanos(d: Duration) -> Option<u64> {
+pub fn nanos(d: Duration) -> Option<u64> {
     d.as_secs()
         .checked_mul(NANOS_PER_SEC)?
         .checked_add(u64::from(d.subsec_nanos()))
@@ -64,6 +64,13 @@ impl Instant {
     #[inline(always)]
     pub fn checked_add(self, d: Duration) -> Option<Instant> {
         self.0.checked_add(nanos(d)?).map(Instant)
+    }
+
+    /// `self + ns` nanoseconds, None if that is out of range: `checked_add` of a duration
+    /// whose nanoseconds (`nanos`) were worked out once.
+    #[inline(always)]
+    pub fn checked_add_nanos(self, ns: u64) -> Option<Instant> {
+        self.0.checked_add(ns).map(Instant)
     }
 
     /// `self - d`, None if that is out of range.

@@ -41,7 +41,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::decide::Verdict;
-use crate::mono::Instant;
+use crate::mono::{self, Instant};
 use crate::wire::{
     echo_request, Echo, EchoKind, ErrorKind, Family, QuotedEcho, SipKey, ECHO_HEADER_LEN,
 };
@@ -125,6 +125,105 @@ impl Stats {
     pub fn rtt_avg(&self) -> Option<Duration> {
         let n = u32::try_from(self.replies).ok().filter(|&n| n > 0)?;
         Some(self.rtt_sum / n)
+    }
+}
+
+/// A prober's counters as it keeps them (`Prober::stats`): `Stats`' counts, and the round
+/// trips as nanoseconds, so that a reply's sum, minimum and maximum are one integer
+/// operation each, where a `Duration` is two fields with a carry (issue 9). `Stats::from`
+/// reads them as the reports do, the same values `Stats` kept itself: an RTT is a
+/// difference of two instants (u64 nanoseconds), their sum a u128 that cannot reach
+/// `Duration::MAX` before it saturates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counters {
+    pub rounds: u64,
+    pub good_rounds: u64,
+    pub sent: u64,
+    pub send_errors: u64,
+    pub replies: u64,
+    /// See the module comment.
+    pub lost: u64,
+    pub foreign: u64,
+    pub late: u64,
+    pub icmp_errors: u64,
+    /// The shortest and the longest round trip (nanoseconds) and their sum, once `replies`
+    /// is not 0 (the shortest starts at u64::MAX, the longest at 0).
+    rtt_min_ns: u64,
+    rtt_max_ns: u64,
+    rtt_sum_ns: u128,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            rounds: 0,
+            good_rounds: 0,
+            sent: 0,
+            send_errors: 0,
+            replies: 0,
+            lost: 0,
+            foreign: 0,
+            late: 0,
+            icmp_errors: 0,
+            rtt_min_ns: u64::MAX,
+            rtt_max_ns: 0,
+            rtt_sum_ns: 0,
+        }
+    }
+}
+
+impl Counters {
+    /// Counts a reply with a round trip of `ns` nanoseconds.
+    #[inline(always)]
+    pub(crate) fn reply(&mut self, ns: u64) {
+        bump(&mut self.replies);
+        self.rtt_sum_ns = self.rtt_sum_ns.saturating_add(u128::from(ns));
+        if ns < self.rtt_min_ns {
+            self.rtt_min_ns = ns;
+        }
+        if ns > self.rtt_max_ns {
+            self.rtt_max_ns = ns;
+        }
+    }
+
+    pub fn rtt_min(&self) -> Option<Duration> {
+        (self.replies > 0).then(|| Duration::from_nanos(self.rtt_min_ns))
+    }
+
+    pub fn rtt_max(&self) -> Option<Duration> {
+        (self.replies > 0).then(|| Duration::from_nanos(self.rtt_max_ns))
+    }
+
+    /// The sum of the round trips (`Duration::MAX` past it, as `Duration::saturating_add`).
+    pub fn rtt_sum(&self) -> Duration {
+        const NANOS_PER_SEC: u128 = 1_000_000_000;
+        match u64::try_from(self.rtt_sum_ns / NANOS_PER_SEC) {
+            Ok(secs) => Duration::new(secs, (self.rtt_sum_ns % NANOS_PER_SEC) as u32),
+            Err(_) => Duration::MAX,
+        }
+    }
+
+    pub fn rtt_avg(&self) -> Option<Duration> {
+        Stats::from(self).rtt_avg()
+    }
+}
+
+impl From<&Counters> for Stats {
+    fn from(c: &Counters) -> Stats {
+        Stats {
+            rounds: c.rounds,
+            good_rounds: c.good_rounds,
+            sent: c.sent,
+            send_errors: c.send_errors,
+            replies: c.replies,
+            lost: c.lost,
+            foreign: c.foreign,
+            late: c.late,
+            icmp_errors: c.icmp_errors,
+            rtt_min: c.rtt_min(),
+            rtt_max: c.rtt_max(),
+            rtt_sum: c.rtt_sum(),
+        }
     }
 }
 
@@ -214,6 +313,12 @@ fn position<T>(list: &[T], f: impl Fn(&T) -> bool) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// `t.checked_add(d)` for the `d` whose nanoseconds are `ns` (`mono::nanos(d)`).
+#[inline(always)]
+fn add_nanos(t: Instant, ns: Option<u64>) -> Option<Instant> {
+    t.checked_add_nanos(ns?)
 }
 
 fn bump(counter: &mut u64) {
@@ -329,7 +434,11 @@ pub struct Prober {
     epoch: Option<Instant>,
     count: u32,
     timeout: Duration,
-    gap: Duration,
+    /// `timeout` and the gap between a target's echoes in nanoseconds (`mono::nanos`;
+    /// None: past u64), worked out once: every round adds the one to its start, every echo
+    /// the other to its send time (issue 9).
+    timeout_ns: Option<u64>,
+    gap_ns: Option<u64>,
     quorum: usize,
     next_seq: u16,
     slots: Vec<Slot>,
@@ -353,7 +462,7 @@ pub struct Prober {
     /// known, or none).
     ring: RingState,
     round: Option<Round>,
-    stats: Stats,
+    stats: Counters,
 }
 
 /// Is `target` one of `own` (this host's addresses)? Such a target answers from the host
@@ -404,13 +513,14 @@ impl Prober {
             epoch: None,
             count,
             timeout,
+            timeout_ns: mono::nanos(timeout),
             // Echo k (0-based) leaves at start + k * gap, so the last one has at least half
             // the timeout to come back.
-            gap: if count > 1 {
+            gap_ns: mono::nanos(if count > 1 {
                 timeout / (2 * count)
             } else {
                 timeout
-            },
+            }),
             quorum,
             next_seq: 0,
             slots: Vec::new(),
@@ -428,7 +538,7 @@ impl Prober {
                 outstanding: 0,
             },
             round: None,
-            stats: Stats::default(),
+            stats: Counters::default(),
         }
     }
 
@@ -442,7 +552,7 @@ impl Prober {
         self.idents[family as usize]
     }
 
-    pub fn stats(&self) -> &Stats {
+    pub fn stats(&self) -> &Counters {
         &self.stats
     }
 
@@ -490,7 +600,7 @@ impl Prober {
                 next_send: now,
             });
         }
-        let deadline = now.checked_add(self.timeout).unwrap_or(now);
+        let deadline = add_nanos(now, self.timeout_ns).unwrap_or(now);
         self.round = Some(Round {
             start: now,
             deadline,
@@ -690,10 +800,7 @@ impl Prober {
         slot.sent = slot.sent.saturating_add(1);
         // start + sent * gap, one gap at a time (a Duration product is dear in the z build):
         // next_send began at the round's start, and never comes near the clock's end.
-        slot.next_send = slot
-            .next_send
-            .checked_add(self.gap)
-            .unwrap_or(round.deadline);
+        slot.next_send = add_nanos(slot.next_send, self.gap_ns).unwrap_or(round.deadline);
         self.sent.push(Sent {
             seq,
             target: target as u32,
@@ -744,27 +851,11 @@ impl Prober {
 
     fn count(&mut self, r: Received) {
         match r {
-            Received::Reply { rtt, .. } => self.count_reply(rtt),
+            // an RTT is made from u64 nanoseconds (`saturating_duration_since`)
+            Received::Reply { rtt, .. } => self.stats.reply(mono::nanos(rtt).unwrap_or(u64::MAX)),
             Received::Unreachable { .. } => bump(&mut self.stats.icmp_errors),
             Received::Foreign => bump(&mut self.stats.foreign),
             Received::Late => bump(&mut self.stats.late),
-        }
-    }
-
-    #[inline(always)]
-    fn count_reply(&mut self, rtt: Duration) {
-        let st = &mut self.stats;
-        bump(&mut st.replies);
-        st.rtt_sum = st.rtt_sum.saturating_add(rtt);
-        // Compared as plain branches: the Option combinators and Ord::min/max are calls in
-        // the size-optimised build.
-        match st.rtt_min {
-            Some(m) if m <= rtt => {}
-            _ => st.rtt_min = Some(rtt),
-        }
-        match st.rtt_max {
-            Some(m) if m >= rtt => {}
-            _ => st.rtt_max = Some(rtt),
         }
     }
 
@@ -826,16 +917,17 @@ impl Prober {
         if was == Fate::Answered || slot.rtt.is_some() {
             return self.late();
         }
-        let rtt = now.saturating_duration_since(sent_at);
-        // `update_slot`, spelled out for this one change: the slot gains its RTT (it had
-        // none), so it stops being pending if it was.
+        let ns = now.saturating_nanos_since(sent_at);
+        let rtt = Duration::from_nanos(ns); // `saturating_duration_since`
+                                            // `update_slot`, spelled out for this one change: the slot gains its RTT (it had
+                                            // none), so it stops being pending if it was.
         let was_pending = slot.pending();
         slot.rtt = Some(rtt);
         if was_pending {
             self.open -= 1;
         }
         self.answered += 1;
-        self.count_reply(rtt);
+        self.stats.reply(ns);
         Received::Reply { target, rtt }
     }
 
@@ -1082,6 +1174,39 @@ mod tests {
         out
     }
 
+    /// The counters in nanoseconds read as the `Duration` sum, minimum and maximum that
+    /// `Stats` kept itself reply by reply (saturating at `Duration::MAX`).
+    #[test]
+    fn counters_read_as_the_durations_they_replace() {
+        let mut c = Counters::default();
+        assert_eq!(Stats::from(&c), Stats::default());
+        let mut want = Stats::default();
+        for ns in [
+            5_000_123,
+            1_999_999_999,
+            0,
+            7,
+            3_000_000_001,
+            u64::MAX / 2,
+            250,
+        ] {
+            c.reply(ns);
+            let rtt = Duration::from_nanos(ns);
+            want.replies += 1;
+            want.rtt_sum = want.rtt_sum.saturating_add(rtt);
+            want.rtt_min = Some(want.rtt_min.map_or(rtt, |m| m.min(rtt)));
+            want.rtt_max = Some(want.rtt_max.map_or(rtt, |m| m.max(rtt)));
+            assert_eq!(Stats::from(&c), want, "after {ns}");
+            assert_eq!(c.rtt_avg(), want.rtt_avg());
+        }
+        c.rtt_sum_ns = u128::MAX;
+        assert_eq!(c.rtt_sum(), Duration::MAX);
+        c.rtt_sum_ns = u128::from(u64::MAX) * 1_000_000_000 + 999_999_999;
+        assert_eq!(c.rtt_sum(), Duration::MAX);
+        c.rtt_sum_ns += 1;
+        assert_eq!(c.rtt_sum(), Duration::MAX);
+    }
+
     #[test]
     fn the_mac_words_of_an_address_are_its_mapped_bytes() {
         for a in [
@@ -1148,7 +1273,7 @@ mod tests {
             (2, 2, 0, 1, 1)
         );
         assert_eq!(
-            (st.rtt_min, st.rtt_max, st.rtt_avg()),
+            (st.rtt_min(), st.rtt_max(), st.rtt_avg()),
             (Some(ms(3)), Some(ms(5)), Some(ms(4)))
         );
     }

@@ -33,7 +33,7 @@ use crate::config::human;
 use crate::kernel::Iface;
 use crate::l2::{source_v4, Asker, L2Probe, Request, L2};
 use crate::log::{Level, Log};
-use crate::mono::Instant;
+use crate::mono::{self, Instant};
 use crate::probe::Slot;
 use crate::sys::l2::{is_ethernet, ArpSocket, NdpSocket};
 use crate::wire::arp::Mac;
@@ -138,8 +138,12 @@ pub struct Layer2 {
     /// "not possible" was said for this family since the last bind.
     refused: [bool; 2],
     /// A round that asked nothing at its start asks at this instant if an echo of it is
-    /// still unanswered, with what is left of its timeout (see `ask_late`).
+    /// still unanswered, with what is left of its timeout, the one kept here (see
+    /// `ask_late`).
     late: [Option<(Instant, Duration)>; 2],
+    /// The earlier of the two `late` instants, kept as they change (`set_late`): the loop
+    /// asks `late_due` twice a turn (issue 9).
+    late_next: Option<Instant>,
 }
 
 impl Layer2 {
@@ -162,6 +166,7 @@ impl Layer2 {
             timeout: Duration::ZERO,
             refused: [false; 2],
             late: [None, None],
+            late_next: None,
         }
     }
 
@@ -216,13 +221,9 @@ impl Layer2 {
         if self.always {
             self.probes[f].note_round(true);
         }
-        self.late[f] = None;
         if !self.probes[f].wanted() {
             self.probes[f].start(now, timeout, None);
-            let half = timeout / 2; // the same floor of nanoseconds, without u128 arithmetic
-            self.late[f] = now
-                .checked_add(half)
-                .map(|at| (at, timeout.saturating_sub(half)));
+            self.set_late(f, half_way(now, timeout).map(|at| (at, timeout)));
             // Healthy: close what an outage opened; the next outage reads the hardware
             // address again (it may have changed: a bond's, a MAC set by hand).
             if self.socks[f].is_some() {
@@ -236,6 +237,7 @@ impl Layer2 {
             }
             return;
         }
+        self.set_late(f, None);
         let asker = self.asker(family, iface, log);
         let Some(req) = self.probes[f].start(now, timeout, asker) else {
             return;
@@ -401,7 +403,19 @@ impl Layer2 {
     /// by its end, so asked apart from the chores.
     #[inline(always)]
     pub fn late_due(&self) -> Option<Instant> {
-        earliest(self.late[0].map(|l| l.0), self.late[1].map(|l| l.0))
+        debug_assert_eq!(
+            self.late_next,
+            earliest(self.late[0].map(|l| l.0), self.late[1].map(|l| l.0))
+        );
+        self.late_next
+    }
+
+    /// Arms (Some) or disarms `family`'s late ask, keeping `late_next` right.
+    #[inline(always)]
+    fn set_late(&mut self, f: usize, late: Option<(Instant, Duration)>) {
+        self.late[f] = late;
+        let other = self.late[f ^ 1].map(|l| l.0);
+        self.late_next = earliest(late.map(|l| l.0), other);
     }
 
     /// Half a timeout into a round of `family` that asked nothing at its start (the round
@@ -421,20 +435,21 @@ impl Layer2 {
         clock: impl Fn() -> Instant,
     ) {
         let f = family as usize;
-        let Some((at, left)) = self.late[f] else {
+        let Some((at, round_timeout)) = self.late[f] else {
             return;
         };
         if now < at {
             return;
         }
-        self.late[f] = None; // disarmed before acting on it
+        self.set_late(f, None); // disarmed before acting on it
         if !pending || self.probes[f].result() != L2::Unknown {
             return; // answered, or the kernel has confirmed the gateway meanwhile
         }
         let timeout = self.timeout;
+        let left = round_timeout.saturating_sub(round_timeout / 2);
         self.probes[f].note_round(true);
         self.start_round(now, left, family, index, iface, log, clock);
-        self.late[f] = None;
+        self.set_late(f, None);
         self.timeout = timeout; // the log line names the round's timeout
     }
 
@@ -457,7 +472,7 @@ impl Layer2 {
     /// A round of `family` has ended; `failed`: it failed, or its gateway did not answer
     /// (the next round then probes). Call after `handle_timeout`.
     pub fn end_round(&mut self, family: Family, failed: bool, iface: &str, log: &mut Log) {
-        self.late[family as usize] = None;
+        self.set_late(family as usize, None);
         let p = &mut self.probes[family as usize];
         let before = p.result();
         p.round_ended();
@@ -522,6 +537,17 @@ impl Layer2 {
             log.log(level, &format!("{iface}: {line}"));
             self.logged[f] = result;
         }
+    }
+}
+
+/// Half a round's `timeout` into it, from `now` (None past the clock's range): through the
+/// nanoseconds, which every timeout from the configuration has, their floor halved being
+/// what `Duration / 2` gives, without its division and carry (issue 9).
+#[inline(always)]
+fn half_way(now: Instant, timeout: Duration) -> Option<Instant> {
+    match mono::nanos(timeout) {
+        Some(ns) => now.checked_add_nanos(ns / 2),
+        None => now.checked_add(timeout / 2),
     }
 }
 
@@ -875,6 +901,65 @@ mod tests {
 
     /// The first failing round of an outage asks too, half a timeout in, when its echo is
     /// late; a round whose echoes were all answered by then asks nothing.
+    /// Half a timeout through the nanoseconds is `Duration / 2`, odd seconds and nanoseconds
+    /// alike; a timeout past u64 nanoseconds takes the `Duration` way.
+    #[test]
+    fn half_way_is_half_the_timeout() {
+        let now = Instant::now();
+        for t in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(3),
+            Duration::from_millis(1500),
+            Duration::new(3, 1),
+            Duration::new(7, 999_999_999),
+            Duration::from_secs(86_400),
+        ] {
+            assert_eq!(half_way(now, t), now.checked_add(t / 2), "{t:?}");
+        }
+        assert_eq!(
+            half_way(now, Duration::MAX),
+            now.checked_add(Duration::MAX / 2)
+        );
+    }
+
+    /// `late_due` is the earlier family's late ask while both are armed, and the other's
+    /// once that one is disarmed (by its round's end, or its ask).
+    #[test]
+    fn late_due_follows_both_families() {
+        let mut r = rig("late2");
+        let start = r.now;
+        let v6 = start + Duration::from_millis(1);
+        assert_eq!(r.l2.late_due(), None);
+        for (family, at) in [(Family::V4, start), (Family::V6, v6)] {
+            r.l2.start_round(at, T, family, Some(r.index), "nh0", &mut r.log, || at);
+        }
+        assert_eq!(r.l2.late_due(), Some(start + T / 2));
+        r.l2.end_round(Family::V4, false, "nh0", &mut r.log);
+        assert_eq!(r.l2.late_due(), Some(v6 + T / 2));
+        let half = v6 + T / 2;
+        r.l2.ask_late(
+            half,
+            Family::V6,
+            false,
+            Some(r.index),
+            "nh0",
+            &mut r.log,
+            || half,
+        );
+        assert_eq!(r.l2.late_due(), None);
+        r.l2.start_round(
+            half,
+            T,
+            Family::V4,
+            Some(r.index),
+            "nh0",
+            &mut r.log,
+            || half,
+        );
+        assert_eq!(r.l2.late_due(), Some(half + T / 2));
+    }
+
     #[test]
     fn a_late_echo_asks_within_the_same_round() {
         let mut r = rig("late");

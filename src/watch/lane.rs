@@ -12,7 +12,7 @@ use crate::config::{IfaceConfig, Target, MAX_TARGETS};
 use crate::decide::{Decider, Policy, State};
 use crate::diagnose::{Evidence, Layer, Link, L2};
 use crate::mono::Instant;
-use crate::probe::{Prober, Slot, Stats};
+use crate::probe::{Counters, Prober, Slot, Stats};
 use crate::wire::Family;
 
 /// The name of a family in logs, labels, status keys and NETHEAL_FAMILY.
@@ -247,7 +247,8 @@ pub(super) fn worst<'a>(lanes: impl IntoIterator<Item = &'a Lane>) -> State {
 }
 
 /// The counters of two lanes together, for the interface's status line and file.
-pub(super) fn merged(a: &Stats, b: &Stats) -> Stats {
+pub(super) fn merged(a: &Stats, b: &Counters) -> Stats {
+    let b = &Stats::from(b);
     let opt =
         |x: Option<Duration>, y: Option<Duration>, f: fn(Duration, Duration) -> Duration| match (
             x, y,
@@ -455,18 +456,13 @@ mod tests {
             rtt_sum: ms(7),
             ..Stats::default()
         };
-        let b = Stats {
-            rounds: 1,
-            replies: 1,
-            rtt_min: Some(ms(1)),
-            rtt_max: Some(ms(1)),
-            rtt_sum: ms(1),
-            ..Stats::default()
-        };
+        let mut b = Counters::default();
+        b.rounds = 1;
+        b.reply(1_000_000); // 1 ms
         let m = merged(&a, &b);
         assert_eq!((m.rounds, m.replies), (4, 3));
         assert_eq!((m.rtt_min, m.rtt_max), (Some(ms(1)), Some(ms(5))));
         assert_eq!(m.rtt_avg(), Some(ms(8) / 3));
-        assert_eq!(merged(&a, &Stats::default()), a);
+        assert_eq!(merged(&a, &Counters::default()), a);
     }
 }
