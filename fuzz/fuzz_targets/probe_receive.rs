@@ -339,7 +339,7 @@ fuzz_target!(|s: Script| {
             assert_eq!(st.send_errors, send_failures);
             assert!(st.replies + st.lost <= st.sent, "{st:?}");
             assert!(st.good_rounds <= st.rounds);
-            assert!(st.rtt_min <= st.rtt_max);
+            assert!(st.rtt_min() <= st.rtt_max());
             match p.poll_timeout() {
                 Some(t) => {
                     assert!(m.running);
