@@ -805,6 +805,7 @@ impl Uplink {
         }
         self.report_hold(now, log);
         self.transmit(now, log, buf);
+        self.l2.close_retired(); // after the echoes: a close can take the kernel ~10 ms
         if chores || self.chores.moved {
             self.chores.moved = false;
             self.chores.due = self.chores_due();
